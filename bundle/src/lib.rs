@@ -1,1 +1,19 @@
-//! (being written)
+//! Signed generation bundles for Liminix.
+//!
+//! A bundle carries a Liminix system closure (Nix store paths serialised as NARs) and, for image
+//! boards, flash images. It is one stream that is verified while it is read: a manifest signed with
+//! ed25519 comes first, so the receiver rejects an untrusted bundle before it reads any payload, and
+//! every payload entry is checked against the sha256 the manifest records before it is used.
+//! See `docs/bundle-format.md` for the byte layout.
+#![forbid(unsafe_code)]
+
+pub mod nar;
+pub mod storepath;
+pub mod manifest;
+pub mod sign;
+pub mod stream;
+pub mod wire;
+
+pub use manifest::{Manifest, PathEntry};
+pub use sign::{PublicKey, SecretKey, Signature};
+pub use stream::{Encoding, EntryHeader, Header};

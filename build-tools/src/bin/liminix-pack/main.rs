@@ -1,0 +1,58 @@
+//! `liminix-pack`: keys, signed bundles and the `update.sh` output, on the build host.
+
+mod bundle;
+mod inspect;
+mod keygen;
+mod updater;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "liminix-pack", version, about = "Make keys, signed Liminix bundles and update.sh outputs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make an ed25519 signing key pair (the public file goes into /etc/liminix/trusted-keys/)
+    Keygen(keygen::Args),
+    /// Pack a system configuration's closure into a signed bundle
+    Bundle(bundle::Args),
+    /// Check a bundle completely: signature by the given key, every payload hash
+    Verify(verify::Args),
+    /// Show what a bundle contains
+    Inspect(inspect::Args),
+    /// Write DIR/bin/update.sh with the signed bundle baked in (the shape of outputs.updater)
+    Updater(updater::Args),
+}
+
+type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r: Result = match cli.command {
+        Command::Keygen(a) => keygen::run(a),
+        Command::Bundle(a) => bundle::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Updater(a) => updater::run(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("liminix-pack: error: {e}");
+            let mut src = e.source();
+            while let Some(s) = src {
+                eprint!("\n  caused by: {s}");
+                src = s.source();
+            }
+            eprintln!();
+            ExitCode::FAILURE
+        }
+    }
+}

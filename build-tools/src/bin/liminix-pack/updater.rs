@@ -1,0 +1,40 @@
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use super::bundle::{pack, Common};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// Output directory (gets bin/update.sh, bin/liminix-update, share/liminix/system.bundle)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+pub fn run(a: Args) -> super::Result {
+    let bin = a.out.join("bin");
+    let share = a.out.join("share/liminix");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::create_dir_all(&share)?;
+    pack(&a.common, &share.join("system.bundle"))?;
+    let client = std::env::current_exe()?.with_file_name("liminix-update");
+    if !client.exists() {
+        return Err(format!("{} not found next to liminix-pack: build both binaries of liminix-build-tools", client.display()).into());
+    }
+    std::fs::copy(&client, bin.join("liminix-update"))?;
+    let script = format!(
+        "#!/bin/sh\n\
+         # Installs {top} (board {board}) on a Liminix device over ssh.\n\
+         # Usage: update.sh [--fast|--no-reboot] [--root DIR] [--agent PATH] [--json] user@host\n\
+         here=$(cd \"$(dirname \"$0\")\" && pwd)\n\
+         exec \"$here/liminix-update\" --bundle \"$here/../share/liminix/system.bundle\" \"$@\"\n",
+        top = a.common.toplevel,
+        board = a.common.board
+    );
+    let path = bin.join("update.sh");
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}

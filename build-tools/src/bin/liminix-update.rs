@@ -1,0 +1,135 @@
+//! `liminix-update` — what `update.sh` runs: sends a signed bundle to a Liminix device over ssh.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use liminix_build_tools::client::{update, After, Report, UpdateOptions};
+use liminix_bundle::wire::AgentEvent;
+
+#[derive(Parser)]
+#[command(
+    name = "update.sh",
+    version,
+    about = "Install this system configuration on a Liminix device over ssh",
+    long_about = "Install this system configuration on a Liminix device over ssh.\n\n\
+        Sends only the store paths the device lacks (one ssh connection, one round trip to ask), signed\n\
+        and compressed; the device verifies everything before it switches generations atomically.\n\
+        By default the device then reboots; --fast restarts only the services that changed.\n\n\
+        SSH_COMMAND replaces `ssh` and may carry options, e.g. SSH_COMMAND=\"ssh -p 2222\".",
+    after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
+        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch),\n  5 no space on the device, 6 device busy, 7 activation failed, 8 ssh or agent unreachable."
+)]
+struct Args {
+    /// user@host of the device
+    host: String,
+    /// Activate now, restarting only changed services, instead of rebooting
+    #[arg(long, conflicts_with = "no_reboot")]
+    fast: bool,
+    /// Install only; the new generation runs from the next boot
+    #[arg(long)]
+    no_reboot: bool,
+    /// Root of the target system on the device (e.g. /dest/@ from a recovery system)
+    #[arg(long, value_name = "DIR")]
+    root: Option<String>,
+    /// The agent program on the device
+    #[arg(long, value_name = "PATH", default_value = "liminix-agent")]
+    agent: String,
+    /// Bundle file to send (update.sh passes the one built with it)
+    #[arg(long, value_name = "FILE", env = "LIMINIX_BUNDLE")]
+    bundle: PathBuf,
+    /// Print events as JSON lines on stdout instead of a progress bar
+    #[arg(long)]
+    json: bool,
+}
+
+struct Human {
+    bar: Option<ProgressBar>,
+}
+
+impl Report for Human {
+    fn event(&mut self, e: &AgentEvent) {
+        match e {
+            AgentEvent::Installed { generation, toplevel, link, copied_paths, .. } => {
+                eprintln!("installed generation {generation}: {toplevel} ({copied_paths} paths copied, /persist/{link})")
+            }
+            AgentEvent::Unchanged { generation, .. } => eprintln!("generation {generation} is already installed: nothing to do"),
+            AgentEvent::Activated { restarted } => eprintln!("activated; restarted services: {}", if restarted.is_empty() { "none".into() } else { restarted.join(" ") }),
+            AgentEvent::Rebooting => eprintln!("device is rebooting"),
+            _ => {}
+        }
+    }
+    fn sending(&mut self, total: u64, paths: usize) {
+        if paths == 0 {
+            eprintln!("device has every store path already");
+            return;
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}").expect("template").progress_chars("=> "));
+            bar.set_message(format!("sending {paths} paths"));
+            self.bar = Some(bar);
+        }
+    }
+    fn sent(&mut self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+    fn done_sending(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+struct Json;
+
+impl Report for Json {
+    fn event(&mut self, e: &AgentEvent) {
+        print!("{}", e.to_line());
+    }
+    fn sending(&mut self, total: u64, paths: usize) {
+        println!("{}", serde_json::json!({"event": "sending", "paths": paths, "bytes": total}));
+    }
+    fn sent(&mut self, _: u64) {}
+    fn done_sending(&mut self) {}
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let opts = UpdateOptions {
+        bundle: a.bundle,
+        host: a.host,
+        after: if a.fast { After::Fast } else if a.no_reboot { After::NoReboot } else { After::Reboot },
+        root: a.root,
+        agent: a.agent,
+        ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
+    };
+    let mut report: Box<dyn Report> = if a.json { Box::new(Json) } else { Box::new(Human { bar: None }) };
+    match update(&opts, report.as_mut()) {
+        Ok(o) => {
+            if a.json {
+                println!("{}", serde_json::json!({"event": "done", "sent_paths": o.sent_paths, "sent_bytes": o.sent_bytes}));
+            } else {
+                eprintln!("sent {} paths, {} bytes", o.sent_paths, o.sent_bytes);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let mut msg = format!("update.sh: error: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!("\n  caused by: {s}"));
+                src = s.source();
+            }
+            if a.json {
+                println!("{}", serde_json::json!({"event": "failed", "message": e.to_string()}));
+            }
+            eprintln!("{msg}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The update client behind `update.sh`: one ssh connection, one round trip to learn what the
+//! device lacks, then only those entries, already zstd-compressed, straight from the bundle file.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use liminix_bundle::stream;
+use liminix_bundle::wire::AgentEvent;
+
+use crate::pack::{index, EntryLocation, PackError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Reboot,
+    Fast,
+    NoReboot,
+}
+
+pub struct UpdateOptions {
+    pub bundle: PathBuf,
+    pub host: String,
+    pub after: After,
+    pub root: Option<String>,
+    pub agent: String,
+    /// The ssh program and its options, from `SSH_COMMAND` (default `ssh`).
+    pub ssh_command: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(transparent)]
+    Bundle(#[from] PackError),
+    #[error("cannot start {cmd:?}: {source}")]
+    Spawn { cmd: String, source: io::Error },
+    #[error("{host} has no `{agent}` on its PATH (is liminix-agent in the running system? try --agent PATH)")]
+    NoAgent { host: String, agent: String },
+    #[error("ssh to {host} failed before the agent answered (exit status {status})")]
+    Ssh { host: String, status: String },
+    #[error("the device refused the update ({kind}): {message}")]
+    Agent { kind: String, message: String },
+    #[error("talking to the agent: {0}")]
+    Protocol(String),
+    #[error("sending the bundle: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl UpdateError {
+    /// Exit code of `update.sh`, mirroring the agent's codes where the agent decided.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UpdateError::Agent { kind, .. } => match kind.as_str() {
+                "corrupt" | "untrusted" | "payload" | "incomplete" => 3,
+                "wrong_board" | "epoch" => 4,
+                "no_space" => 5,
+                "busy" => 6,
+                "activation" => 7,
+                _ => 1,
+            },
+            UpdateError::Bundle(_) => 3,
+            UpdateError::NoAgent { .. } | UpdateError::Ssh { .. } => 8,
+            _ => 1,
+        }
+    }
+}
+
+/// What the user sees as the update proceeds.
+pub trait Report {
+    fn event(&mut self, e: &AgentEvent);
+    fn sending(&mut self, total_bytes: u64, paths: usize);
+    fn sent(&mut self, bytes: u64);
+    fn done_sending(&mut self);
+}
+
+pub struct Outcome {
+    pub sent_paths: usize,
+    pub sent_bytes: u64,
+    pub events: Vec<AgentEvent>,
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn remote_command(o: &UpdateOptions) -> String {
+    let mut cmd = format!("{} receive", shell_quote(&o.agent));
+    if let Some(root) = &o.root {
+        cmd.push_str(&format!(" --root {}", shell_quote(root)));
+    }
+    cmd.push_str(match o.after {
+        After::Reboot => "",
+        After::Fast => " --fast",
+        After::NoReboot => " --no-reboot",
+    });
+    cmd
+}
+
+fn spawn_ssh(o: &UpdateOptions) -> Result<Child, UpdateError> {
+    let mut words = o.ssh_command.split_whitespace();
+    let program = words.next().unwrap_or("ssh");
+    Command::new(program)
+        .args(words)
+        .arg(&o.host)
+        .arg(remote_command(o))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|source| UpdateError::Spawn { cmd: o.ssh_command.clone(), source })
+}
+
+struct Agent {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Agent {
+    fn next_event(&mut self) -> Result<Option<AgentEvent>, UpdateError> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        AgentEvent::from_line(&line).map(Some).map_err(|e| UpdateError::Protocol(format!("{e}: {line:?}")))
+    }
+
+    fn failed_before_answer(&mut self, o: &UpdateOptions) -> UpdateError {
+        drop(self.stdin.take());
+        let status = self.child.wait().map(|s| s.code()).ok().flatten();
+        match status {
+            Some(127) => UpdateError::NoAgent { host: o.host.clone(), agent: o.agent.clone() },
+            s => UpdateError::Ssh { host: o.host.clone(), status: s.map_or("killed".into(), |c| c.to_string()) },
+        }
+    }
+}
+
+/// Runs one update; returns what was sent and what the agent said.
+pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, UpdateError> {
+    let (header, entries) = index(&o.bundle)?;
+    let mut child = spawn_ssh(o)?;
+    let stdin = child.stdin.take();
+    let stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut agent = Agent { child, stdin, stdout };
+    let mut events = Vec::new();
+    match agent.next_event()? {
+        Some(e @ AgentEvent::Hello { .. }) => report.event(&e),
+        Some(other) => return Err(UpdateError::Protocol(format!("expected hello, got {other:?}"))),
+        None => return Err(agent.failed_before_answer(o)),
+    }
+    let mut header_bytes = Vec::new();
+    header.write(&mut header_bytes)?;
+    let _ = agent.stdin.as_mut().expect("open").write_all(&header_bytes);
+    let want = match agent.next_event()? {
+        Some(AgentEvent::Want { paths, .. }) => paths,
+        Some(AgentEvent::Error { kind, message }) => return Err(UpdateError::Agent { kind, message }),
+        Some(other) => return Err(UpdateError::Protocol(format!("expected want, got {other:?}"))),
+        None => return Err(agent.failed_before_answer(o)),
+    };
+    let (sent_paths, sent_bytes) = send_entries(&o.bundle, &entries, &want, agent.stdin.take().expect("open"), report)?;
+    let mut finished = false;
+    while let Some(e) = agent.next_event()? {
+        report.event(&e);
+        if let AgentEvent::Error { kind, message } = &e {
+            let _ = agent.child.wait();
+            return Err(UpdateError::Agent { kind: kind.clone(), message: message.clone() });
+        }
+        finished |= matches!(e, AgentEvent::Rebooting | AgentEvent::Unchanged { .. });
+        events.push(e);
+    }
+    let status = agent.child.wait()?;
+    // After `Rebooting` the connection may drop with the device; anything else must end cleanly.
+    if !status.success() && !finished {
+        return Err(UpdateError::Ssh { host: o.host.clone(), status: status.to_string() });
+    }
+    Ok(Outcome { sent_paths, sent_bytes, events })
+}
+
+/// Copies the wanted entries' framed bytes from the bundle file, then the end marker.
+fn send_entries(bundle: &Path, entries: &[EntryLocation], want: &[u32], mut stdin: ChildStdin, report: &mut dyn Report) -> Result<(usize, u64), UpdateError> {
+    let want: BTreeSet<u32> = want.iter().copied().collect();
+    let chosen: Vec<&EntryLocation> = entries.iter().filter(|e| want.contains(&e.header.index)).collect();
+    let total: u64 = chosen.iter().map(|e| e.len).sum();
+    report.sending(total, chosen.len());
+    let mut file = File::open(bundle)?;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut sent = 0u64;
+    let result = (|| -> io::Result<()> {
+        for e in &chosen {
+            file.seek(SeekFrom::Start(e.offset))?;
+            let mut left = e.len;
+            while left > 0 {
+                let n = buf.len().min(left as usize);
+                file.read_exact(&mut buf[..n])?;
+                stdin.write_all(&buf[..n])?;
+                left -= n as u64;
+                sent += n as u64;
+                report.sent(n as u64);
+            }
+        }
+        stream::write_end(&mut stdin)?;
+        stdin.flush()
+    })();
+    report.done_sending();
+    match result {
+        Ok(()) => Ok((chosen.len(), sent)),
+        // The agent stopped reading; its error event explains why, read by the caller.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok((chosen.len(), sent)),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,347 @@
+//! The bundle byte stream: header, manifest, signatures, then payload entries.
+//!
+//! ```text
+//! "LIMINIXB"  u32le version
+//! u32le len   manifest JSON (signed bytes)
+//! u32le len   signatures JSON
+//! entries:    u8 kind (0 = end, 1 = store path NAR)  u32le manifest index  u8 encoding
+//!             [encoding 2: u16le len, base store path name]
+//!             chunks: u32le len, bytes … terminated by a zero length
+//! ```
+//! Chunked entries let a writer stream compressed data of unknown length and let a reader skip an
+//! entry without decoding it. The same framing is the wire protocol between `update.sh` and the
+//! agent: the client sends only the entries the agent asked for.
+
+use std::io::{self, Read, Write};
+
+use crate::manifest::{Manifest, ManifestError, MAX_MANIFEST_BYTES};
+use crate::sign::Signature;
+
+pub const MAGIC: &[u8; 8] = b"LIMINIXB";
+pub const STREAM_VERSION: u32 = 1;
+/// Largest chunk a writer emits and a reader accepts.
+pub const MAX_CHUNK: u32 = 1 << 20;
+const MAX_SIGNATURES_BYTES: u32 = 64 << 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    StorePath,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// The NAR as is.
+    Raw,
+    /// One zstd frame holding the NAR.
+    Zstd,
+    /// One zstd frame made with the NAR of `base` (a store path the receiver has) as reference
+    /// prefix: a rebuilt package costs only its differences.
+    ZstdDelta { base: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryHeader {
+    pub kind: EntryKind,
+    pub index: u32,
+    pub encoding: Encoding,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("reading bundle stream: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a Liminix bundle (bad magic)")]
+    Magic,
+    #[error("bundle stream version {0} is not supported (this program reads {STREAM_VERSION})")]
+    Version(u32),
+    #[error("{what} of {len} bytes is larger than the limit of {limit}")]
+    TooLarge {
+        what: &'static str,
+        len: u32,
+        limit: u32,
+    },
+    #[error("bundle stream is truncated (ended inside the {0})")]
+    Truncated(&'static str),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("signature block is malformed: {0}")]
+    Signatures(serde_json::Error),
+    #[error("unknown entry kind {0}")]
+    Kind(u8),
+    #[error("unknown entry encoding {0}")]
+    EncodingCode(u8),
+    #[error("entry index {index} is outside the manifest ({len} paths)")]
+    Index { index: u32, len: usize },
+    #[error("delta base name is not valid UTF-8")]
+    BaseName,
+}
+
+fn read_exact_or(r: &mut impl Read, buf: &mut [u8], what: &'static str) -> Result<(), StreamError> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => StreamError::Truncated(what),
+        _ => StreamError::Io(e),
+    })
+}
+
+fn read_u32(r: &mut impl Read, what: &'static str) -> Result<u32, StreamError> {
+    let mut b = [0u8; 4];
+    read_exact_or(r, &mut b, what)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_block(r: &mut impl Read, what: &'static str, limit: u32) -> Result<Vec<u8>, StreamError> {
+    let len = read_u32(r, what)?;
+    if len > limit {
+        return Err(StreamError::TooLarge { what, len, limit });
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact_or(r, &mut buf, what)?;
+    Ok(buf)
+}
+
+/// The signed part of a bundle.
+#[derive(Clone, Debug)]
+pub struct Header {
+    /// The manifest exactly as signed.
+    pub manifest_bytes: Vec<u8>,
+    pub manifest: Manifest,
+    pub signatures: Vec<Signature>,
+}
+
+impl Header {
+    pub fn read(r: &mut impl Read) -> Result<Header, StreamError> {
+        let mut magic = [0u8; 8];
+        read_exact_or(r, &mut magic, "header")?;
+        if &magic != MAGIC {
+            return Err(StreamError::Magic);
+        }
+        let version = read_u32(r, "header")?;
+        if version != STREAM_VERSION {
+            return Err(StreamError::Version(version));
+        }
+        let manifest_bytes = read_block(r, "manifest", MAX_MANIFEST_BYTES)?;
+        let sig_bytes = read_block(r, "signatures", MAX_SIGNATURES_BYTES)?;
+        let manifest = Manifest::from_bytes(&manifest_bytes)?;
+        let signatures = serde_json::from_slice(&sig_bytes).map_err(StreamError::Signatures)?;
+        Ok(Header {
+            manifest_bytes,
+            manifest,
+            signatures,
+        })
+    }
+
+    pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(MAGIC)?;
+        w.write_all(&STREAM_VERSION.to_le_bytes())?;
+        let sigs = serde_json::to_vec(&self.signatures).expect("signatures serialise");
+        for block in [&self.manifest_bytes, &sigs] {
+            let len = u32::try_from(block.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+            w.write_all(&len.to_le_bytes())?;
+            w.write_all(block)?;
+        }
+        Ok(())
+    }
+}
+
+impl EntryHeader {
+    /// Reads the next entry header; `None` at the end marker.
+    pub fn read(r: &mut impl Read, manifest: &Manifest) -> Result<Option<EntryHeader>, StreamError> {
+        let mut kind = [0u8; 1];
+        read_exact_or(r, &mut kind, "entry list")?;
+        let kind = match kind[0] {
+            0 => return Ok(None),
+            1 => EntryKind::StorePath,
+            k => return Err(StreamError::Kind(k)),
+        };
+        let index = read_u32(r, "entry header")?;
+        if index as usize >= manifest.paths.len() {
+            return Err(StreamError::Index {
+                index,
+                len: manifest.paths.len(),
+            });
+        }
+        let mut enc = [0u8; 1];
+        read_exact_or(r, &mut enc, "entry header")?;
+        let encoding = match enc[0] {
+            0 => Encoding::Raw,
+            1 => Encoding::Zstd,
+            2 => {
+                let mut len = [0u8; 2];
+                read_exact_or(r, &mut len, "entry header")?;
+                let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
+                read_exact_or(r, &mut name, "entry header")?;
+                let base = String::from_utf8(name).map_err(|_| StreamError::BaseName)?;
+                Encoding::ZstdDelta { base }
+            }
+            e => return Err(StreamError::EncodingCode(e)),
+        };
+        Ok(Some(EntryHeader {
+            kind,
+            index,
+            encoding,
+        }))
+    }
+
+    pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
+        let code = match self.encoding {
+            Encoding::Raw => 0u8,
+            Encoding::Zstd => 1,
+            Encoding::ZstdDelta { .. } => 2,
+        };
+        w.write_all(&[1])?;
+        w.write_all(&self.index.to_le_bytes())?;
+        w.write_all(&[code])?;
+        if let Encoding::ZstdDelta { base } = &self.encoding {
+            let len = u16::try_from(base.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+            w.write_all(&len.to_le_bytes())?;
+            w.write_all(base.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the end-of-entries marker.
+pub fn write_end(w: &mut impl Write) -> io::Result<()> {
+    w.write_all(&[0])
+}
+
+/// `Write` adapter that frames everything written to it as chunks.
+pub struct ChunkWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> ChunkWriter<W> {
+    pub fn new(inner: W) -> Self {
+        ChunkWriter {
+            inner,
+            buf: Vec::with_capacity(64 << 10),
+        }
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let len = self.buf.len() as u32;
+            self.inner.write_all(&len.to_le_bytes())?;
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the last chunk and the terminator, and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.flush_chunk()?;
+        self.inner.write_all(&0u32.to_le_bytes())?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ChunkWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = self.buf.capacity() - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == self.buf.capacity() {
+            self.flush_chunk()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_chunk()?;
+        self.inner.flush()
+    }
+}
+
+/// `Read` adapter over one entry's chunks; returns EOF at the terminator.
+pub struct ChunkReader<'a, R: Read> {
+    inner: &'a mut R,
+    left: u32,
+    done: bool,
+    /// Framed bytes consumed from the inner stream (chunk headers included).
+    pub wire_bytes: u64,
+}
+
+impl<'a, R: Read> ChunkReader<'a, R> {
+    pub fn new(inner: &'a mut R) -> Self {
+        ChunkReader {
+            inner,
+            left: 0,
+            done: false,
+            wire_bytes: 0,
+        }
+    }
+
+    /// Reads and discards the rest of the entry; returns how many payload bytes were left.
+    pub fn drain(&mut self) -> io::Result<u64> {
+        io::copy(self, &mut io::sink())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl<R: Read> Read for ChunkReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut len = [0u8; 4];
+            self.inner.read_exact(&mut len)?;
+            self.wire_bytes += 4;
+            let len = u32::from_le_bytes(len);
+            if len > MAX_CHUNK {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("entry chunk of {len} bytes exceeds the {MAX_CHUNK} limit"),
+                ));
+            }
+            if len == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+            self.left = len;
+        }
+        let want = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u32;
+        self.wire_bytes += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_roundtrip_and_stop_at_terminator() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = ChunkWriter::new(Vec::new());
+        w.write_all(&data).unwrap();
+        let mut framed = w.finish().unwrap();
+        framed.extend_from_slice(b"after");
+        let mut cursor = io::Cursor::new(framed);
+        let mut out = Vec::new();
+        ChunkReader::new(&mut cursor).read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        let mut rest = Vec::new();
+        cursor.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"after");
+    }
+
+    #[test]
+    fn oversized_chunk_is_refused() {
+        let mut framed = (MAX_CHUNK + 1).to_le_bytes().to_vec();
+        framed.extend_from_slice(&[0; 16]);
+        let mut cursor = io::Cursor::new(framed);
+        let err = ChunkReader::new(&mut cursor).drain().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -1,0 +1,81 @@
+//! Command-line definition of the agent.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use liminix_agent::error::{exit, AgentError};
+
+use crate::cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "liminix-agent",
+    version,
+    about = "Installs signed Liminix bundles on this device and manages its generations",
+    long_about = "Installs signed Liminix bundles on this device and manages its generations.\n\n\
+        Normally driven over ssh by `update.sh root@router`. Bundles must carry a signature by a key\n\
+        in /etc/liminix/trusted-keys/ and be built for the board named in /etc/liminix/board.",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch),\n\
+        5 no space, 6 busy, 7 activation or reboot failed."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// The device's root directory (e.g. /dest/@ when installing from a recovery system)
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Machine-readable output (JSON)
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Read a bundle from stdin, store the missing paths, install the generation
+    Receive(cmd::receive::ReceiveArgs),
+    /// Show generations (current, previous, booted) and store usage
+    Status,
+    /// Switch back to the previous generation, or to GENERATION
+    Rollback(cmd::rollback::RollbackArgs),
+    /// Delete store paths no kept generation references
+    Gc(cmd::gc::GcArgs),
+}
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
+    let result = match &cli.command {
+        Command::Receive(a) => cmd::receive::run(&cli.global, a),
+        Command::Status => cmd::status::run(&cli.global),
+        Command::Rollback(a) => cmd::rollback::run(&cli.global, a),
+        Command::Gc(a) => cmd::gc::run(&cli.global, a),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints the error with its whole chain of causes.
+pub fn report(e: &AgentError) -> i32 {
+    let mut msg = format!("liminix-agent: error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    eprintln!("{msg}");
+    e.exit_code()
+}

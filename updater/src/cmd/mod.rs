@@ -1,0 +1,14 @@
+//! One module per subcommand.
+
+pub mod gc;
+pub mod receive;
+pub mod rollback;
+pub mod status;
+
+/// Seconds since the epoch from the device clock.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,51 @@
+use clap::Args;
+use liminix_agent::error::Result;
+use liminix_agent::receive::{receive, Events};
+use liminix_agent::root::DeviceRoot;
+use liminix_agent::{activate, error::AgentError};
+use liminix_bundle::wire::{AgentEvent, PROTOCOL};
+
+use crate::cli::Global;
+
+#[derive(Args)]
+pub struct ReceiveArgs {
+    /// After installing, activate live through s6-rc instead of rebooting
+    #[arg(long, conflicts_with = "no_reboot")]
+    pub fast: bool,
+    /// After installing, do nothing more (the new generation runs from the next boot)
+    #[arg(long)]
+    pub no_reboot: bool,
+}
+
+pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
+    let root = DeviceRoot::new(&g.root);
+    let mut stdout = std::io::stdout().lock();
+    let mut events = Events { out: &mut stdout };
+    events.send(&AgentEvent::Hello { agent_version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL })?;
+    let result = receive_and_act(&root, a, &mut events);
+    if let Err(e) = &result {
+        let _ = events.send(&AgentEvent::Error { kind: e.kind().into(), message: e.to_string() });
+    }
+    result
+}
+
+fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> Result<()> {
+    if a.fast && !root.is_live_system() {
+        return Err(AgentError::Usage("--fast activates the running system; with --root use --no-reboot".into()));
+    }
+    let r = receive(root, &mut std::io::stdin().lock(), events, super::now())?;
+    let top = &r.manifest.generation.toplevel;
+    if !r.changed {
+        eprintln!("generation {} ({top}) is already installed: nothing to do", r.generation);
+        return Ok(());
+    }
+    eprintln!("installed generation {} ({top})", r.generation);
+    if a.fast {
+        let restarted = activate::fast(root, top)?;
+        events.send(&AgentEvent::Activated { restarted })?;
+    } else if !a.no_reboot {
+        events.send(&AgentEvent::Rebooting)?;
+        activate::reboot()?;
+    }
+    Ok(())
+}

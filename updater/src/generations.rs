@@ -1,0 +1,379 @@
+//! Generations: the installed systems a device can boot, recorded under `/persist/generations`.
+//!
+//! ```text
+//! /persist/generations/N/{activate,init,nix-store-paths,toplevel,info.json}
+//! /persist/generations/current  -> N          (one rename switches generations)
+//! /persist/generations/previous -> M          (the rollback target)
+//! /persist/generations/epoch                  (highest security epoch ever installed)
+//! /persist/activate        -> generations/current/activate   (a regular file behind the link)
+//! /persist/init            -> generations/current/init
+//! /persist/nix-store-paths -> generations/current/nix-store-paths
+//! /persist/YYYYmmddTHHMMSS.configuration -> nix/store/<toplevel>
+//! ```
+//! All links are relative so that preinit, which mounts the persist filesystem at `/target/persist`
+//! and runs `/target/persist/activate` before it chroots, finds a regular file behind them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AgentError, Result};
+use crate::root::DeviceRoot;
+use crate::store::{symlink_atomic, sync_dir, write_atomic};
+
+const FIXED_LINKS: [&str; 3] = ["activate", "init", "nix-store-paths"];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationInfo {
+    pub number: u32,
+    /// `None` for a generation adopted from a factory image that recorded no toplevel.
+    pub toplevel: Option<String>,
+    pub board: Option<String>,
+    pub epoch: u64,
+    pub build_time: Option<u64>,
+    pub installed_at: u64,
+    /// Name of the `/persist/*.configuration` link made for it, if any.
+    pub link: Option<String>,
+    /// "bundle" or "adopted".
+    pub origin: String,
+}
+
+pub struct Generations {
+    root: DeviceRoot,
+    dir: PathBuf,
+}
+
+/// What a new generation is made from.
+pub struct NewGeneration<'a> {
+    pub toplevel: &'a str,
+    pub board: &'a str,
+    pub epoch: u64,
+    pub build_time: u64,
+    pub now: u64,
+}
+
+impl Generations {
+    pub fn new(root: &DeviceRoot) -> Self {
+        Generations {
+            root: root.clone(),
+            dir: root.generations(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn list(&self) -> Result<Vec<GenerationInfo>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(AgentError::io("listing", &self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let Some(n) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            out.push(self.info(n)?);
+        }
+        out.sort_by_key(|g| g.number);
+        Ok(out)
+    }
+
+    pub fn info(&self, n: u32) -> Result<GenerationInfo> {
+        let path = self.dir.join(n.to_string()).join("info.json");
+        let bytes = fs::read(&path).map_err(AgentError::io("reading", &path))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::State(format!("{}: {e}", path.display())))
+    }
+
+    fn read_pointer(&self, name: &str) -> Option<u32> {
+        fs::read_link(self.dir.join(name)).ok()?.to_str()?.parse().ok()
+    }
+
+    pub fn current(&self) -> Option<u32> {
+        self.read_pointer("current")
+    }
+
+    pub fn previous(&self) -> Option<u32> {
+        self.read_pointer("previous")
+    }
+
+    /// Highest security epoch installed; it never goes down, even when generations are collected.
+    pub fn highest_epoch(&self) -> Result<u64> {
+        let recorded = fs::read_to_string(self.dir.join("epoch"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let listed = self.list()?.iter().map(|g| g.epoch).max().unwrap_or(0);
+        Ok(recorded.max(listed))
+    }
+
+    /// Store paths (device form) a generation needs: its list plus its toplevel.
+    pub fn closure(&self, n: u32) -> Result<Vec<String>> {
+        let path = self.dir.join(n.to_string()).join("nix-store-paths");
+        let text = fs::read_to_string(&path).map_err(AgentError::io("reading", &path))?;
+        let mut paths: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        if let Some(top) = self.info(n)?.toplevel {
+            paths.push(top);
+        }
+        Ok(paths)
+    }
+
+    fn next_number(&self) -> Result<u32> {
+        Ok(self.list()?.last().map_or(1, |g| g.number + 1))
+    }
+
+    /// Records a factory-installed system (plain files in /persist, as the image builder leaves
+    /// them) as a generation, so the first update is an ordinary, atomic switch with a way back.
+    pub fn adopt_existing(&self, now: u64, store_paths: &[String]) -> Result<Option<u32>> {
+        let persist = self.root.persist();
+        let activate = persist.join("activate");
+        if self.current().is_some() || fs::symlink_metadata(&activate).is_err() {
+            return Ok(None);
+        }
+        let n = self.next_number()?.max(1) - 1;
+        let tmp = self.dir.join(format!(".new-{n}"));
+        let _ = liminix_bundle::nar::remove_tree(&tmp);
+        fs::create_dir_all(&tmp).map_err(AgentError::io("creating", &tmp))?;
+        for name in ["activate", "init"] {
+            copy_entry(&persist.join(name), &tmp.join(name))?;
+        }
+        // Without a recorded closure, everything present now is assumed to belong to it, so that
+        // garbage collection can never remove what the factory system needs.
+        let listed = fs::read_to_string(persist.join("nix-store-paths"))
+            .unwrap_or_else(|_| store_paths.join("\n") + "\n");
+        write_atomic(&tmp.join("nix-store-paths"), listed.as_bytes())?;
+        let info = GenerationInfo {
+            number: n,
+            toplevel: newest_configuration_link(&self.root),
+            board: None,
+            epoch: 0,
+            build_time: None,
+            installed_at: now,
+            link: None,
+            origin: "adopted".into(),
+        };
+        self.finish_record(&tmp, &info)?;
+        self.set_pointer("current", n)?;
+        self.ensure_fixed_links()?;
+        Ok(Some(n))
+    }
+
+    /// Writes generation files for an installed closure; does not make it current.
+    pub fn create(&self, new: &NewGeneration) -> Result<u32> {
+        fs::create_dir_all(&self.dir).map_err(AgentError::io("creating", &self.dir))?;
+        let n = self.next_number()?;
+        let tmp = self.dir.join(format!(".new-{n}"));
+        let _ = liminix_bundle::nar::remove_tree(&tmp);
+        fs::create_dir(&tmp).map_err(AgentError::io("creating", &tmp))?;
+        let top = new.toplevel;
+        let activate = self.root.resolve(&format!("{top}/bin/activate")).map_err(AgentError::io("resolving", top))?;
+        self.require_in_store(&activate, "bin/activate")?;
+        let bytes = fs::read(&activate).map_err(AgentError::io("reading", &activate))?;
+        write_atomic(&tmp.join("activate"), &bytes)?;
+        set_mode(&tmp.join("activate"), 0o555)?;
+        self.install_init(top, &tmp.join("init"))?;
+        let list = self.root.resolve(&format!("{top}/etc/nix-store-paths")).map_err(AgentError::io("resolving", top))?;
+        self.require_in_store(&list, "etc/nix-store-paths")?;
+        let list = fs::read(&list).map_err(AgentError::io("reading", &list))?;
+        write_atomic(&tmp.join("nix-store-paths"), &list)?;
+        let link = self.make_configuration_link(top, new.now.max(new.build_time))?;
+        let info = GenerationInfo {
+            number: n,
+            toplevel: Some(top.to_owned()),
+            board: Some(new.board.to_owned()),
+            epoch: new.epoch,
+            build_time: Some(new.build_time),
+            installed_at: new.now,
+            link: Some(link),
+            origin: "bundle".into(),
+        };
+        self.finish_record(&tmp, &info)?;
+        Ok(n)
+    }
+
+    fn require_in_store(&self, host: &Path, what: &str) -> Result<()> {
+        if host.starts_with(self.root.store()) && host.is_file() {
+            Ok(())
+        } else {
+            Err(AgentError::State(format!(
+                "the toplevel's {what} is not a file in the store (resolves to {})",
+                host.display()
+            )))
+        }
+    }
+
+    /// `init` keeps the toplevel's form: a link into the store (resolved to an absolute store path,
+    /// valid once preinit has chrooted) or a copy of a regular file.
+    fn install_init(&self, top: &str, dest: &Path) -> Result<()> {
+        let src = self.root.join(&format!("{top}/bin/init"));
+        let meta = fs::symlink_metadata(&src).map_err(AgentError::io("reading", &src))?;
+        if meta.file_type().is_symlink() {
+            let host = self.root.resolve(&format!("{top}/bin/init")).map_err(AgentError::io("resolving", &src))?;
+            let device = self.root.device_path(&host).unwrap_or_default();
+            std::os::unix::fs::symlink(&device, dest).map_err(AgentError::io("linking", dest))
+        } else {
+            copy_entry(&src, dest)
+        }
+    }
+
+    fn make_configuration_link(&self, top: &str, when: u64) -> Result<String> {
+        let persist = self.root.persist();
+        let target = format!("nix/store/{}", top.trim_start_matches("/nix/store/"));
+        for bump in 0..3600 {
+            let name = format!("{}.configuration", timestamp(when + bump));
+            let path = persist.join(&name);
+            match fs::read_link(&path) {
+                Ok(existing) if existing.to_str() == Some(target.as_str()) => return Ok(name),
+                Ok(_) => continue,
+                Err(_) if fs::symlink_metadata(&path).is_ok() => continue,
+                Err(_) => {
+                    symlink_atomic(&target, &path)?;
+                    return Ok(name);
+                }
+            }
+        }
+        Err(AgentError::State("no free configuration link name".into()))
+    }
+
+    fn finish_record(&self, tmp: &Path, info: &GenerationInfo) -> Result<()> {
+        let json = serde_json::to_vec_pretty(info).expect("info serialises");
+        write_atomic(&tmp.join("info.json"), &json)?;
+        let top = info.toplevel.as_deref().unwrap_or_default();
+        if !top.is_empty() {
+            let rel = format!("../../nix/store/{}", top.trim_start_matches("/nix/store/"));
+            std::os::unix::fs::symlink(rel, tmp.join("toplevel")).map_err(AgentError::io("linking", tmp))?;
+        }
+        sync_dir(tmp)?;
+        let fin = self.dir.join(info.number.to_string());
+        fs::rename(tmp, &fin).map_err(AgentError::io("renaming", &fin))?;
+        let epoch = self.highest_epoch()?.max(info.epoch);
+        write_atomic(&self.dir.join("epoch"), format!("{epoch}\n").as_bytes())?;
+        sync_dir(&self.dir)
+    }
+
+    fn set_pointer(&self, name: &str, n: u32) -> Result<()> {
+        symlink_atomic(&n.to_string(), &self.dir.join(name))
+    }
+
+    /// Makes `n` the generation the next boot runs; the current one becomes the rollback target.
+    pub fn switch_to(&self, n: u32) -> Result<()> {
+        self.info(n)?;
+        if let Some(cur) = self.current().filter(|c| *c != n) {
+            self.set_pointer("previous", cur)?;
+        }
+        self.set_pointer("current", n)?;
+        self.ensure_fixed_links()
+    }
+
+    /// `/persist/{activate,init,nix-store-paths}` as relative links through `current`.
+    pub fn ensure_fixed_links(&self) -> Result<()> {
+        let persist = self.root.persist();
+        for name in FIXED_LINKS {
+            let target = format!("generations/current/{name}");
+            let path = persist.join(name);
+            if fs::read_link(&path).ok().and_then(|t| t.to_str().map(str::to_owned)) != Some(target.clone()) {
+                symlink_atomic(&target, &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a generation's record and its configuration link (not its store paths).
+    pub fn remove(&self, n: u32) -> Result<()> {
+        let info = self.info(n)?;
+        if let Some(link) = &info.link {
+            let _ = fs::remove_file(self.root.persist().join(link));
+        }
+        let from = self.dir.join(n.to_string());
+        let parked = self.dir.join(format!(".old-{n}"));
+        fs::rename(&from, &parked).map_err(AgentError::io("removing", &from))?;
+        liminix_bundle::nar::remove_tree(&parked).map_err(AgentError::io("removing", &parked))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Cleans records a crash left half-made or half-removed.
+    pub fn tidy(&self) -> Result<()> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Ok(());
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".new-") || name.starts_with(".old-") {
+                liminix_bundle::nar::remove_tree(&e.path()).map_err(AgentError::io("removing", e.path()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn newest_configuration_link(root: &DeviceRoot) -> Option<String> {
+    let mut links: Vec<(String, String)> = fs::read_dir(root.persist())
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let target = fs::read_link(e.path()).ok()?.to_str()?.to_owned();
+            name.ends_with(".configuration").then_some((name, target))
+        })
+        .collect();
+    links.sort();
+    let (_, target) = links.pop()?;
+    let base = target.rsplit('/').next()?;
+    Some(format!("/nix/store/{base}"))
+}
+
+fn copy_entry(src: &Path, dest: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(AgentError::io("reading", src))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(src).map_err(AgentError::io("reading", src))?;
+        std::os::unix::fs::symlink(target, dest).map_err(AgentError::io("linking", dest))
+    } else {
+        let bytes = fs::read(src).map_err(AgentError::io("reading", src))?;
+        write_atomic(dest, &bytes)?;
+        set_mode(dest, 0o555)
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(AgentError::io("chmod", path))
+}
+
+/// `YYYYmmddTHHMMSS` in UTC, the form Liminix's configuration links use.
+pub fn timestamp(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(0), "19700101T000000");
+        assert_eq!(timestamp(1_795_000_000), "20261118T110640");
+        assert_eq!(timestamp(951_782_400), "20000229T000000");
+    }
+}

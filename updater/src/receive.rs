@@ -1,0 +1,215 @@
+//! `receive`: read a bundle stream, store what the device lacks, install the generation.
+//!
+//! Order of checks, all before the first write: stream header and manifest syntax, a trusted
+//! signature, the board, the security epoch, free space. Then entries are restored into staging,
+//! each verified against the manifest's NAR hash and size before it is renamed into the store.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use liminix_bundle::nar::{self, RestoreOptions};
+use liminix_bundle::sign;
+use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, Header};
+use liminix_bundle::storepath::StorePath;
+use liminix_bundle::wire::AgentEvent;
+use liminix_bundle::Manifest;
+
+use crate::error::{AgentError, Result};
+use crate::generations::{Generations, NewGeneration};
+use crate::root::DeviceRoot;
+use crate::store::{free_space, Store};
+
+/// Staged paths are committed in batches so an interrupted transfer keeps most of its work.
+const BATCH_BYTES: u64 = 4 << 20;
+/// Room for generation records and directory growth on top of the payload.
+const SPACE_MARGIN: u64 = 1 << 20;
+
+pub struct Received {
+    pub manifest: Manifest,
+    pub generation: u32,
+    pub changed: bool,
+}
+
+/// Sends protocol events to the client (stdout) and progress words to a human (stderr).
+pub struct Events<'a> {
+    pub out: &'a mut dyn Write,
+}
+
+impl Events<'_> {
+    pub fn send(&mut self, e: &AgentEvent) -> Result<()> {
+        let line = e.to_line();
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|_| self.out.flush())
+            .map_err(AgentError::io("writing to", "stdout"))
+    }
+}
+
+pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, now: u64) -> Result<Received> {
+    let store = Store::open_locked(&root.store())?;
+    let gens = Generations::new(root);
+    gens.tidy()?;
+    store.empty_trash()?;
+    let mut input = std::io::BufReader::with_capacity(128 << 10, input);
+    let header = Header::read(&mut input)?;
+    check_trust(root, &header)?;
+    let m = &header.manifest;
+    check_board(root, m)?;
+    let installed = gens.highest_epoch()?;
+    if m.epoch < installed {
+        return Err(AgentError::Epoch { bundle: m.epoch, installed });
+    }
+    let want: Vec<u32> = (0..m.paths.len() as u32)
+        .filter(|&i| !store.has(&m.paths[i as usize].store_path()))
+        .collect();
+    check_space(&store, m, &want)?;
+    let bytes = want.iter().map(|&i| m.paths[i as usize].nar_size).sum();
+    events.send(&AgentEvent::Want { paths: want.clone(), bytes, bases: Vec::new() })?;
+    let copied = receive_entries(&store, m, &want, &mut input)?;
+    for e in &m.paths {
+        if !store.has(&e.store_path()) {
+            return Err(AgentError::Incomplete { missing: 1, example: e.path.clone() });
+        }
+    }
+    install(&store, &gens, m, now, copied, events)
+}
+
+fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
+    let dir = root.trusted_keys();
+    let trusted = sign::load_trusted_dir(&dir)?;
+    if sign::trusted_signature(&h.manifest_bytes, &h.signatures, &trusted).is_some() {
+        return Ok(());
+    }
+    let signers = if h.signatures.is_empty() {
+        "nobody".to_owned()
+    } else {
+        h.signatures.iter().map(|s| format!("key {}", &s.key[..16.min(s.key.len())])).collect::<Vec<_>>().join(", ")
+    };
+    Err(AgentError::Untrusted { signers, dir, trusted: trusted.len() })
+}
+
+fn check_board(root: &DeviceRoot, m: &Manifest) -> Result<()> {
+    let file = root.board_file();
+    let device = std::fs::read_to_string(&file).map_err(AgentError::io("reading the board name from", &file))?;
+    let device = device.trim();
+    if device != m.board {
+        return Err(AgentError::WrongBoard { bundle: m.board.clone(), device: device.to_owned(), file });
+    }
+    Ok(())
+}
+
+fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
+    let (available, block, inodes) = free_space(store.dir())?;
+    let entries: u64 = want.iter().map(|&i| m.paths[i as usize].entries).sum();
+    let needed = want
+        .iter()
+        .map(|&i| m.paths[i as usize].nar_size + m.paths[i as usize].entries * block)
+        .sum::<u64>()
+        + SPACE_MARGIN;
+    if needed > available || inodes.is_some_and(|free| free < entries + 64) {
+        return Err(AgentError::NoSpace { dir: store.dir().to_owned(), needed, available });
+    }
+    Ok(())
+}
+
+fn receive_entries(store: &Store, m: &Manifest, want: &[u32], input: &mut impl Read) -> Result<(u32, u64)> {
+    let staging = store.reset_staging()?;
+    let mut pending: BTreeSet<u32> = want.iter().copied().collect();
+    let mut batch: Vec<StorePath> = Vec::new();
+    let mut batch_bytes = 0u64;
+    let mut copied = (0u32, 0u64);
+    while let Some(entry) = EntryHeader::read(input, m)? {
+        let mut chunks = ChunkReader::new(input);
+        if !pending.remove(&entry.index) {
+            chunks.drain().map_err(|e| AgentError::Stream(e.into()))?;
+            continue;
+        }
+        let pe = &m.paths[entry.index as usize];
+        let sp = pe.store_path();
+        let dest = staging.join(sp.base_name());
+        if let Err(e) = restore_entry(&entry.encoding, &mut chunks, &dest, pe) {
+            let _ = nar::remove_tree(&dest);
+            return Err(e);
+        }
+        copied.0 += 1;
+        copied.1 += pe.nar_size;
+        batch_bytes += pe.nar_size;
+        batch.push(sp);
+        if batch_bytes >= BATCH_BYTES {
+            store.commit_staged(&batch)?;
+            batch.clear();
+            batch_bytes = 0;
+        }
+    }
+    store.commit_staged(&batch)?;
+    if let Some(first) = pending.first() {
+        return Err(AgentError::Incomplete { missing: pending.len(), example: m.paths[*first as usize].path.clone() });
+    }
+    Ok(copied)
+}
+
+fn restore_entry(enc: &Encoding, chunks: &mut ChunkReader<'_, impl Read>, dest: &std::path::Path, pe: &liminix_bundle::PathEntry) -> Result<()> {
+    let opts = RestoreOptions { max_size: Some(pe.nar_size) };
+    let bad = |detail: String| AgentError::Payload { path: pe.path.clone(), detail };
+    let got = match enc {
+        Encoding::Raw => {
+            let h = nar::restore(chunks, dest, &opts).map_err(|e| bad(e.to_string()))?;
+            expect_end(chunks).map_err(bad)?;
+            h
+        }
+        Encoding::Zstd => {
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks).map_err(|e| bad(format!("zstd: {e}")))?;
+            let h = nar::restore(&mut dec, dest, &opts).map_err(|e| bad(e.to_string()))?;
+            expect_end(&mut dec).map_err(bad)?;
+            drop(dec);
+            expect_end(chunks).map_err(bad)?;
+            h
+        }
+        Encoding::ZstdDelta { base } => {
+            return Err(bad(format!("delta against {base} was not offered by this agent")));
+        }
+    };
+    if got.sha256 != pe.sha256() || got.size != pe.nar_size {
+        return Err(bad(format!(
+            "NAR sha256 {} ({} bytes) does not match the signed manifest's {} ({} bytes)",
+            hex::encode(got.sha256), got.size, pe.nar_sha256, pe.nar_size
+        )));
+    }
+    Ok(())
+}
+
+/// The entry must hold exactly one NAR: trailing bytes mean a corrupt or crafted stream.
+fn expect_end(r: &mut impl Read) -> std::result::Result<(), String> {
+    let mut probe = [0u8; 1];
+    loop {
+        match r.read(&mut probe) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err("trailing data after the NAR".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading entry: {e}")),
+        }
+    }
+}
+
+fn install(store: &Store, gens: &Generations, m: &Manifest, now: u64, copied: (u32, u64), events: &mut Events) -> Result<Received> {
+    let present: Vec<String> = store.list()?.iter().map(|p| p.to_string()).collect();
+    gens.adopt_existing(now, &present)?;
+    let top = &m.generation.toplevel;
+    if let Some(cur) = gens.current() {
+        if gens.info(cur)?.toplevel.as_deref() == Some(top.as_str()) {
+            events.send(&AgentEvent::Unchanged { generation: cur, toplevel: top.clone() })?;
+            return Ok(Received { manifest: m.clone(), generation: cur, changed: false });
+        }
+    }
+    let n = gens.create(&NewGeneration { toplevel: top, board: &m.board, epoch: m.epoch, build_time: m.generation.build_time, now })?;
+    gens.switch_to(n)?;
+    let info = gens.info(n)?;
+    events.send(&AgentEvent::Installed {
+        generation: n,
+        toplevel: top.clone(),
+        link: info.link.unwrap_or_default(),
+        copied_paths: copied.0,
+        copied_bytes: copied.1,
+    })?;
+    Ok(Received { manifest: m.clone(), generation: n, changed: true })
+}

@@ -1,0 +1,89 @@
+//! `status`: generations, which one is current, previous and booted, and store usage.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::gc::{booted_generations, disk_usage};
+use crate::generations::{GenerationInfo, Generations};
+use crate::root::DeviceRoot;
+use crate::store::free_space;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub board: Option<String>,
+    pub current: Option<u32>,
+    pub previous: Option<u32>,
+    pub booted: Vec<u32>,
+    pub highest_epoch: u64,
+    pub generations: Vec<GenerationInfo>,
+    pub store: StoreUsage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreUsage {
+    pub paths: usize,
+    pub bytes: u64,
+    pub free_bytes: u64,
+}
+
+pub fn status(root: &DeviceRoot) -> Result<Status> {
+    let gens = Generations::new(root);
+    let store_dir = root.store();
+    let paths: Vec<_> = std::fs::read_dir(&store_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| liminix_bundle::storepath::StorePath::from_base_name(&e.file_name().to_string_lossy()).is_ok())
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    let free_bytes = free_space(&store_dir).map(|(b, _, _)| b).unwrap_or(0);
+    Ok(Status {
+        board: std::fs::read_to_string(root.board_file()).ok().map(|s| s.trim().to_owned()),
+        current: gens.current(),
+        previous: gens.previous(),
+        booted: booted_generations(root, &gens)?,
+        highest_epoch: gens.highest_epoch()?,
+        generations: gens.list()?,
+        store: StoreUsage {
+            paths: paths.len(),
+            bytes: paths.iter().map(|p| disk_usage(p)).sum(),
+            free_bytes,
+        },
+    })
+}
+
+/// The human form of `status`.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("board: {}\n", s.board.as_deref().unwrap_or("(unknown)")));
+    out.push_str("generations:\n");
+    for g in &s.generations {
+        let mut marks = Vec::new();
+        if s.current == Some(g.number) {
+            marks.push("current");
+        }
+        if s.previous == Some(g.number) {
+            marks.push("previous");
+        }
+        if s.booted.contains(&g.number) {
+            marks.push("booted");
+        }
+        out.push_str(&format!(
+            "  {:>3}  {}  epoch {}  {}{}\n",
+            g.number,
+            crate::generations::timestamp(g.installed_at),
+            g.epoch,
+            g.toplevel.as_deref().unwrap_or("(adopted factory system)"),
+            if marks.is_empty() { String::new() } else { format!("  [{}]", marks.join(", ")) }
+        ));
+    }
+    if s.generations.is_empty() {
+        out.push_str("  (none recorded)\n");
+    }
+    out.push_str(&format!(
+        "store: {} paths, {} bytes used, {} bytes free; highest security epoch {}\n",
+        s.store.paths, s.store.bytes, s.store.free_bytes, s.highest_epoch
+    ));
+    out
+}

@@ -1,0 +1,167 @@
+//! The device's Nix store as the agent manages it: no Nix database, just directories.
+//!
+//! A store path is only ever given its final name by a `rename` from the staging directory after its
+//! NAR hash matched the signed manifest and its data was synced, so a path that exists is complete;
+//! deletion renames into a trash directory first, so a half-deleted path never keeps its name.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use liminix_bundle::nar;
+use liminix_bundle::storepath::StorePath;
+use rustix::fs::{flock, FlockOperation};
+
+use crate::error::{AgentError, Result};
+
+const STAGING: &str = ".liminix-staging";
+const TRASH: &str = ".liminix-trash";
+const LOCK: &str = ".liminix.lock";
+
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `dir` and takes the agent's exclusive lock.
+    pub fn open_locked(dir: &Path) -> Result<Store> {
+        fs::create_dir_all(dir).map_err(AgentError::io("creating store", dir))?;
+        let lock_path = dir.join(LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(AgentError::io("opening lock", &lock_path))?;
+        flock(&lock, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|_| AgentError::Busy(dir.to_owned()))?;
+        Ok(Store {
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path_of(&self, p: &StorePath) -> PathBuf {
+        self.dir.join(p.base_name())
+    }
+
+    pub fn has(&self, p: &StorePath) -> bool {
+        fs::symlink_metadata(self.path_of(p)).is_ok()
+    }
+
+    pub fn staging_dir(&self) -> PathBuf {
+        self.dir.join(STAGING)
+    }
+
+    /// Empties the staging directory: whatever an interrupted run left there was never verified.
+    pub fn reset_staging(&self) -> Result<PathBuf> {
+        let staging = self.staging_dir();
+        nar::remove_tree(&staging).map_err(AgentError::io("clearing staging", &staging))?;
+        fs::create_dir(&staging).map_err(AgentError::io("creating staging", &staging))?;
+        Ok(staging)
+    }
+
+    /// Moves verified, synced paths from staging to their final names.
+    pub fn commit_staged(&self, paths: &[StorePath]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        sync_fs(&self.dir)?;
+        for p in paths {
+            let from = self.staging_dir().join(p.base_name());
+            let to = self.path_of(p);
+            fs::rename(&from, &to).map_err(AgentError::io("renaming into the store", &to))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Every valid store path present (not the agent's own bookkeeping entries).
+    pub fn list(&self) -> Result<Vec<StorePath>> {
+        let entries = fs::read_dir(&self.dir).map_err(AgentError::io("listing", &self.dir))?;
+        let mut out: Vec<StorePath> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| StorePath::from_base_name(e.file_name().to_str()?).ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes a store path so that it is either whole under its name or gone.
+    pub fn delete(&self, p: &StorePath) -> Result<()> {
+        let trash = self.dir.join(TRASH);
+        fs::create_dir_all(&trash).map_err(AgentError::io("creating", &trash))?;
+        let parked = trash.join(p.base_name());
+        nar::remove_tree(&parked).map_err(AgentError::io("removing", &parked))?;
+        fs::rename(self.path_of(p), &parked).map_err(AgentError::io("moving to trash", &parked))?;
+        nar::remove_tree(&parked).map_err(AgentError::io("removing", &parked))
+    }
+
+    /// Finishes deletions a crash interrupted.
+    pub fn empty_trash(&self) -> Result<()> {
+        let trash = self.dir.join(TRASH);
+        nar::remove_tree(&trash).map_err(AgentError::io("removing", &trash))
+    }
+
+    /// Store paths with the same package name as `p` (other hashes): candidate delta bases.
+    pub fn same_name(&self, p: &StorePath, all: &[StorePath]) -> Option<StorePath> {
+        all.iter().find(|q| q.name() == p.name() && *q != p).cloned()
+    }
+}
+
+/// Space on the filesystem holding `dir`: (available bytes, block size, available inodes or None).
+pub fn free_space(dir: &Path) -> Result<(u64, u64, Option<u64>)> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| AgentError::Io {
+        what: "statvfs",
+        path: dir.to_owned(),
+        source: e.into(),
+    })?;
+    let inodes = (st.f_files > 0).then_some(st.f_favail);
+    Ok((st.f_bavail * st.f_frsize, st.f_bsize.max(512), inodes))
+}
+
+pub fn sync_fs(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(AgentError::io("opening", dir))?;
+    rustix::fs::syncfs(&f).map_err(|e| AgentError::Io {
+        what: "syncing filesystem of",
+        path: dir.to_owned(),
+        source: e.into(),
+    })
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(AgentError::io("opening", dir))?;
+    f.sync_all().map_err(AgentError::io("syncing", dir))
+}
+
+/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let tmp = tmp_name(path);
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        io::Write::write_all(&mut f, data)?;
+        f.sync_all()
+    };
+    write().map_err(AgentError::io("writing", &tmp))?;
+    fs::rename(&tmp, path).map_err(AgentError::io("renaming", path))?;
+    sync_dir(dir)
+}
+
+/// Points the symlink `path` at `target` atomically (replacing whatever `path` was).
+pub fn symlink_atomic(target: &str, path: &Path) -> Result<()> {
+    let tmp = tmp_name(path);
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(AgentError::io("creating link", &tmp))?;
+    fs::rename(&tmp, path).map_err(AgentError::io("replacing", path))?;
+    sync_dir(path.parent().unwrap_or(Path::new("/")))
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
