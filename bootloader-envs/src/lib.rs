@@ -1,1 +1,29 @@
-//! (being written)
+//! Boot-loader state for Liminix: U-Boot environments and the Zyxel NWA50AX bootconfig.
+//!
+//! * [`env`], [`layout`], [`store`]: parse and write U-Boot environments (single or
+//!   redundant, either CRC byte order), choosing the current copy by U-Boot's rule and
+//!   storing changes so that a power cut leaves the old or the new environment.
+//! * [`config`], [`storage`], [`flash`]: fw_env.config and the devices copies live on.
+//! * [`fwtool`]: drop-in `fw_printenv` / `fw_setenv` with libubootenv 0.3.2's behaviour.
+//! * [`zyxel`]: the Zyxel dual-image bootconfig, the `zyxel-bootconfig` tool and a model
+//!   of the vendor U-Boot's slot decision.
+
+pub mod config;
+pub mod devices;
+pub mod env;
+pub mod error;
+pub mod flash;
+pub mod fwtool;
+pub mod layout;
+pub mod mkenv;
+pub mod storage;
+pub mod store;
+pub mod zyxel;
+
+pub use config::FwEnvConfig;
+pub use env::Env;
+pub use error::{EnvError, Result};
+pub use fwtool::{fw_printenv_main, fw_setenv_main};
+pub use layout::{Endian, FlagScheme, Layout, SelectRule};
+pub use store::EnvStore;
+pub use zyxel::{vendor_boot_decision, zyxel_bootconfig_main, Bootconfig, ImageStatus};
