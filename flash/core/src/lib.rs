@@ -1,1 +1,37 @@
-//! (being written)
+//! liminix-flash: how images get onto router flash safely.
+//!
+//! * [`flash::Flash`] abstracts a raw MTD partition; [`ubi::Ubi`] a UBI device.
+//!   Both are implemented by in-memory simulators ([`sim`]) with fault and
+//!   power-cut injection, and by the real `/dev/mtdN` and `/dev/ubiX` devices.
+//! * [`raw`] writes a raw partition incrementally (flashcp/nandwrite
+//!   semantics, compare first, skip bad blocks, verify).
+//! * [`ubi_update`] updates a UBI volume by staging + atomic rename, or in place.
+//! * [`journal`] and [`txn`] make each image write a transaction that
+//!   [`txn::recover`] completes or rolls back after a crash.
+//! * [`mounts`] tells whether a UBI volume is mounted.
+//!
+//! The strategies only see the traits, so the code proven against the
+//! simulator is the code that runs on the device.
+
+pub mod flash;
+pub mod image;
+pub mod journal;
+pub mod mounts;
+pub mod power;
+pub mod progress;
+pub mod raw;
+pub mod sim;
+pub mod txn;
+pub mod ubi;
+pub mod ubi_update;
+
+pub use flash::{Flash, FlashError, Geometry};
+pub use image::{FileImage, ImageSource, MemImage};
+pub use journal::{FileJournal, JournalStore, Phase, SimJournal, Strategy, TxRecord};
+pub use power::PowerRail;
+pub use progress::{NoProgress, Progress, Stage};
+pub use raw::{write_raw, RawError, RawOptions, RawReport};
+pub use sim::{SimFlash, SimUbi};
+pub use txn::{recover, update_raw, update_ubi, Outcome, RecoveryEnv, TxError};
+pub use ubi::{Ubi, UbiError, UbiVolume, VolumeUpdate};
+pub use ubi_update::UbiOptions;

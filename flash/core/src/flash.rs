@@ -1,0 +1,119 @@
+//! The `Flash` trait: the handful of MTD operations the write strategies use,
+//! implemented by the simulator and by real `/dev/mtdN` devices.
+
+use std::io;
+
+/// Shape of a flash partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Partition size in bytes.
+    pub size: u64,
+    /// Erase block size in bytes.
+    pub erase_size: u32,
+    /// Smallest programmable unit (NAND page; 1 on NOR).
+    pub write_size: u32,
+    /// NAND semantics: bad blocks, pages programmable once per erase.
+    pub is_nand: bool,
+}
+
+impl Geometry {
+    /// Number of erase blocks in the partition.
+    pub fn blocks(&self) -> u64 {
+        self.size / u64::from(self.erase_size)
+    }
+
+    /// Offset of the erase block containing `off`.
+    pub fn block_start(&self, off: u64) -> u64 {
+        off - off % u64::from(self.erase_size)
+    }
+}
+
+/// Failure of one flash operation.
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    /// The (simulated) power failed during or before this operation.
+    #[error("power cut during {op} at {off:#x}")]
+    PowerCut { op: &'static str, off: u64 },
+    /// Offset or length outside the partition or not aligned to the unit.
+    #[error("{op} at {off:#x}+{len:#x}: out of range or misaligned")]
+    Range {
+        op: &'static str,
+        off: u64,
+        len: u64,
+    },
+    /// NAND page programmed twice without an erase in between.
+    #[error("program at {off:#x}: page already programmed since last erase")]
+    NotErased { off: u64 },
+    /// The device reported an erase failure (block is wearing out).
+    #[error("erase of block {off:#x} failed")]
+    EraseFailed { off: u64 },
+    /// The device reported a program failure.
+    #[error("program at {off:#x} failed")]
+    ProgramFailed { off: u64 },
+    /// Uncorrectable ECC error while reading.
+    #[error("uncorrectable ECC error reading {off:#x}")]
+    Ecc { off: u64 },
+    /// Operating-system error from a real device.
+    #[error("{op} at {off:#x}: {source}")]
+    Io {
+        op: &'static str,
+        off: u64,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FlashError {
+    /// Whether this error means the power went away (simulation only).
+    pub fn is_power_cut(&self) -> bool {
+        matches!(self, FlashError::PowerCut { .. })
+    }
+}
+
+/// Raw flash access as used by the strategies. Offsets are partition-relative.
+pub trait Flash {
+    /// Partition geometry.
+    fn geometry(&self) -> Geometry;
+    /// Read `buf.len()` bytes at `off` (ECC-corrected data).
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError>;
+    /// Erase the block starting at `off` (block-aligned).
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError>;
+    /// Program `data` at `off`; offset and length are multiples of `write_size`.
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError>;
+    /// Whether the block at `off` is marked bad (always false on NOR).
+    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError>;
+    /// Mark the block at `off` bad.
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError>;
+    /// Total bitflips corrected by ECC so far (monotonic counter).
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError>;
+}
+
+/// Physical offsets of the good blocks, in order, as a bootloader that skips
+/// bad blocks (U-Boot `nand read`) would visit them.
+pub fn good_blocks(flash: &mut dyn Flash) -> Result<Vec<u64>, FlashError> {
+    let g = flash.geometry();
+    let mut out = Vec::new();
+    for b in 0..g.blocks() {
+        let off = b * u64::from(g.erase_size);
+        if !(g.is_nand && flash.is_bad(off)?) {
+            out.push(off);
+        }
+    }
+    Ok(out)
+}
+
+/// Read `len` bytes of a raw image the way the bootloader sees it: linearly on
+/// NOR, skipping bad blocks on NAND. Returns `None` if the good blocks cannot
+/// hold `len` bytes.
+pub fn read_image(flash: &mut dyn Flash, len: u64) -> Result<Option<Vec<u8>>, FlashError> {
+    let eb = u64::from(flash.geometry().erase_size);
+    let blocks = good_blocks(flash)?;
+    if (blocks.len() as u64) * eb < len {
+        return Ok(None);
+    }
+    let mut out = vec![0u8; len as usize];
+    for (chunk, off) in out.chunks_mut(eb as usize).zip(blocks) {
+        flash.read(off, chunk)?;
+    }
+    Ok(Some(out))
+}

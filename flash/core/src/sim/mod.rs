@@ -1,0 +1,8 @@
+//! In-memory simulators of NOR/NAND flash, of a UBI device and of the journal
+//! store, all driven by one [`PowerRail`](crate::power::PowerRail).
+
+pub mod flash;
+pub mod ubi;
+
+pub use flash::{OpStats, SimFlash};
+pub use ubi::{SimUbi, VtblTear};

@@ -1,0 +1,416 @@
+//! `SimUbi`: an in-memory UBI device with the kernel's user-visible semantics.
+//!
+//! * Volumes reserve whole LEBs from a pool; removal returns them.
+//! * `rename_volumes` is one atomic volume-table write; a target name held by
+//!   a volume that is not itself renamed deletes that volume (as `UBI_IOCRNVOL`).
+//! * A volume update sets the update marker and unmaps every LEB (one
+//!   volume-table operation), then writes LEB by LEB (one operation per mapped
+//!   LEB; trailing 0xFF bytes are not written and all-0xFF LEBs stay unmapped),
+//!   then clears the marker (one operation). While the marker is set the
+//!   volume cannot be read; an update dropped early leaves it set.
+//! * Operations counted on the power rail: make, remove, rename, update start,
+//!   each LEB write, update finish. A torn LEB write stores half the LEB.
+//!   A torn volume-table write (make/remove/rename/marker) either does not take
+//!   effect or takes full effect, chosen with [`VtblTear`] (UBI keeps two
+//!   copies of the table, so both outcomes occur on real devices).
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use crate::power::{PowerRail, Tick};
+use crate::ubi::{Ubi, UbiError, UbiVolume, VolumeUpdate};
+
+/// Outcome of a volume-table write interrupted by a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VtblTear {
+    /// The old table survives: the torn operation did not happen.
+    #[default]
+    OldWins,
+    /// The new table was complete: the operation happened, then power failed.
+    NewWins,
+}
+
+#[derive(Debug, Clone)]
+struct SimVol {
+    name: String,
+    reserved_lebs: u64,
+    lebs: Vec<Option<Vec<u8>>>,
+    upd_marker: bool,
+}
+
+/// In-memory UBI device.
+#[derive(Debug)]
+pub struct SimUbi {
+    leb_size: u64,
+    total_lebs: u64,
+    vols: BTreeMap<u32, SimVol>,
+    rail: PowerRail,
+    tear: VtblTear,
+    leb_writes: u64,
+}
+
+impl SimUbi {
+    /// A device with `total_lebs` LEBs of `leb_size` usable bytes available for volumes.
+    pub fn new(total_lebs: u64, leb_size: u64) -> Self {
+        SimUbi {
+            leb_size,
+            total_lebs,
+            vols: BTreeMap::new(),
+            rail: PowerRail::new(),
+            tear: VtblTear::default(),
+            leb_writes: 0,
+        }
+    }
+
+    /// Share `rail` with other simulated parts.
+    pub fn with_rail(mut self, rail: PowerRail) -> Self {
+        self.rail = rail;
+        self
+    }
+
+    /// Choose what a torn volume-table write leaves behind.
+    pub fn set_vtbl_tear(&mut self, tear: VtblTear) {
+        self.tear = tear;
+    }
+
+    /// The power rail.
+    pub fn rail(&self) -> &PowerRail {
+        &self.rail
+    }
+
+    /// Number of completed LEB writes (for benches).
+    pub fn leb_writes(&self) -> u64 {
+        self.leb_writes
+    }
+
+    /// Create a volume holding `data`, without counting operations (factory image).
+    pub fn load_volume(&mut self, name: &str, bytes: u64, data: &[u8]) -> u32 {
+        let id = self
+            .alloc_volume(name, bytes)
+            .expect("factory volume must fit");
+        let leb = self.leb_size as usize;
+        let vol = self.vols.get_mut(&id).expect("just created");
+        for (i, chunk) in data.chunks(leb).enumerate() {
+            vol.lebs[i] = Some(chunk.to_vec());
+        }
+        id
+    }
+
+    fn used_lebs(&self) -> u64 {
+        self.vols.values().map(|v| v.reserved_lebs).sum()
+    }
+
+    fn alloc_volume(&mut self, name: &str, bytes: u64) -> Result<u32, UbiError> {
+        if name.is_empty() || name.len() > 127 {
+            return Err(UbiError::Invalid(format!("bad volume name {name:?}")));
+        }
+        if self.vols.values().any(|v| v.name == name) {
+            return Err(UbiError::NameExists(name.to_string()));
+        }
+        let lebs = bytes.div_ceil(self.leb_size).max(1);
+        let avail = self.total_lebs - self.used_lebs();
+        if lebs > avail {
+            return Err(UbiError::NoSpace {
+                need: lebs * self.leb_size,
+                avail: avail * self.leb_size,
+            });
+        }
+        let id = (0..)
+            .find(|i| !self.vols.contains_key(i))
+            .expect("ids are plentiful");
+        let vol = SimVol {
+            name: name.to_string(),
+            reserved_lebs: lebs,
+            lebs: vec![None; lebs as usize],
+            upd_marker: false,
+        };
+        self.vols.insert(id, vol);
+        Ok(id)
+    }
+
+    /// Run a volume-table change under the power rail.
+    fn vtbl_op<T>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&mut Self) -> Result<T, UbiError>,
+    ) -> Result<T, UbiError> {
+        match self.rail.tick() {
+            Tick::Run => f(self),
+            Tick::Dead => Err(UbiError::PowerCut { op }),
+            Tick::Tear => {
+                if self.tear == VtblTear::NewWins {
+                    f(self)?;
+                }
+                Err(UbiError::PowerCut { op })
+            }
+        }
+    }
+
+    fn vol_mut(&mut self, id: u32) -> Result<&mut SimVol, UbiError> {
+        self.vols.get_mut(&id).ok_or(UbiError::NoVolume(id))
+    }
+
+    fn apply_renames(&mut self, renames: &[(u32, &str)]) -> Result<(), UbiError> {
+        for (i, (id, name)) in renames.iter().enumerate() {
+            if !self.vols.contains_key(id) {
+                return Err(UbiError::NoVolume(*id));
+            }
+            let dup = renames[..i].iter().any(|(j, n)| j == id || n == name);
+            if dup || name.is_empty() || name.len() > 127 {
+                return Err(UbiError::Invalid(format!("rename of {id} to {name:?}")));
+            }
+        }
+        let renamed: Vec<u32> = renames.iter().map(|r| r.0).collect();
+        let victims: Vec<u32> = self
+            .vols
+            .iter()
+            .filter(|(id, v)| !renamed.contains(id) && renames.iter().any(|r| r.1 == v.name))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in victims {
+            self.vols.remove(&id);
+        }
+        for (id, name) in renames {
+            self.vol_mut(*id)?.name = name.to_string();
+        }
+        Ok(())
+    }
+
+    fn write_leb(&mut self, id: u32, lnum: usize, data: &[u8]) -> Result<(), UbiError> {
+        let keep = data.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1);
+        if keep == 0 {
+            return Ok(());
+        }
+        let tick = self.rail.tick();
+        let stored = match tick {
+            Tick::Dead => return Err(UbiError::PowerCut { op: "LEB write" }),
+            Tick::Tear => &data[..keep / 2],
+            Tick::Run => &data[..keep],
+        };
+        self.vol_mut(id)?.lebs[lnum] = Some(stored.to_vec());
+        if tick == Tick::Tear {
+            return Err(UbiError::PowerCut { op: "LEB write" });
+        }
+        self.leb_writes += 1;
+        Ok(())
+    }
+}
+
+impl Ubi for SimUbi {
+    fn leb_size(&mut self) -> Result<u64, UbiError> {
+        Ok(self.leb_size)
+    }
+
+    fn avail_bytes(&mut self) -> Result<u64, UbiError> {
+        Ok((self.total_lebs - self.used_lebs()) * self.leb_size)
+    }
+
+    fn volumes(&mut self) -> Result<Vec<UbiVolume>, UbiError> {
+        let leb = self.leb_size;
+        Ok(self
+            .vols
+            .iter()
+            .map(|(id, v)| UbiVolume {
+                id: *id,
+                name: v.name.clone(),
+                reserved_bytes: v.reserved_lebs * leb,
+                corrupted: v.upd_marker,
+            })
+            .collect())
+    }
+
+    fn make_volume(&mut self, name: &str, bytes: u64) -> Result<u32, UbiError> {
+        // Validate before the operation so a refused request costs no op.
+        let probe = self.vols.clone();
+        self.alloc_volume(name, bytes)?;
+        self.vols = probe;
+        self.vtbl_op("make volume", |s| s.alloc_volume(name, bytes))
+    }
+
+    fn remove_volume(&mut self, id: u32) -> Result<(), UbiError> {
+        self.vol_mut(id)?;
+        self.vtbl_op("remove volume", |s| {
+            s.vols.remove(&id);
+            Ok(())
+        })
+    }
+
+    fn rename_volumes(&mut self, renames: &[(u32, &str)]) -> Result<(), UbiError> {
+        let probe = self.vols.clone();
+        self.apply_renames(renames)?;
+        self.vols = probe;
+        self.vtbl_op("rename volumes", |s| s.apply_renames(renames))
+    }
+
+    fn start_update(
+        &mut self,
+        id: u32,
+        total: u64,
+    ) -> Result<Box<dyn VolumeUpdate + '_>, UbiError> {
+        let max = self.vol_mut(id)?.reserved_lebs * self.leb_size;
+        if total > max {
+            return Err(UbiError::TooLarge {
+                id,
+                len: total,
+                max,
+            });
+        }
+        self.vtbl_op("start volume update", |s| {
+            let v = s.vol_mut(id)?;
+            v.upd_marker = true;
+            v.lebs.iter_mut().for_each(|l| *l = None);
+            Ok(())
+        })?;
+        Ok(Box::new(SimUpdate {
+            ubi: self,
+            id,
+            total,
+            written: 0,
+            buf: Vec::new(),
+        }))
+    }
+
+    fn open_read(&mut self, id: u32) -> Result<Box<dyn Read + '_>, UbiError> {
+        let leb = self.leb_size as usize;
+        let v = self.vols.get(&id).ok_or(UbiError::NoVolume(id))?;
+        if v.upd_marker {
+            return Err(UbiError::Corrupted(id));
+        }
+        let mut data = Vec::with_capacity(v.lebs.len() * leb);
+        for l in &v.lebs {
+            let start = data.len();
+            data.extend_from_slice(l.as_deref().unwrap_or(&[]));
+            data.resize(start + leb, 0xFF);
+        }
+        Ok(Box::new(io::Cursor::new(data)))
+    }
+}
+
+struct SimUpdate<'a> {
+    ubi: &'a mut SimUbi,
+    id: u32,
+    total: u64,
+    written: u64,
+    buf: Vec<u8>,
+}
+
+impl SimUpdate<'_> {
+    fn flush_leb(&mut self, len: usize) -> Result<(), UbiError> {
+        let lnum = ((self.written - self.buf.len() as u64) / self.ubi.leb_size) as usize;
+        let chunk: Vec<u8> = self.buf.drain(..len).collect();
+        self.ubi.write_leb(self.id, lnum, &chunk)
+    }
+}
+
+impl VolumeUpdate for SimUpdate<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), UbiError> {
+        if self.written + data.len() as u64 > self.total {
+            return Err(UbiError::ShortUpdate {
+                id: self.id,
+                written: self.written + data.len() as u64,
+                total: self.total,
+            });
+        }
+        self.buf.extend_from_slice(data);
+        self.written += data.len() as u64;
+        let leb = self.ubi.leb_size as usize;
+        while self.buf.len() >= leb {
+            self.flush_leb(leb)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), UbiError> {
+        if self.written != self.total {
+            return Err(UbiError::ShortUpdate {
+                id: self.id,
+                written: self.written,
+                total: self.total,
+            });
+        }
+        if !self.buf.is_empty() {
+            let n = self.buf.len();
+            self.flush_leb(n)?;
+        }
+        let id = self.id;
+        self.ubi.vtbl_op("finish volume update", |s| {
+            s.vol_mut(id)?.upd_marker = false;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ubi::read_volume;
+
+    #[test]
+    fn update_skips_ff_and_marks_until_finished() {
+        let mut u = SimUbi::new(10, 16);
+        let id = u.make_volume("a", 40).unwrap();
+        assert_eq!(u.volumes().unwrap()[0].reserved_bytes, 48);
+        let mut data = vec![1u8; 16];
+        data.extend([0xFF; 16]);
+        data.extend([2u8, 0xFF, 3]);
+        let before = u.rail().ops();
+        let mut w = u.start_update(id, data.len() as u64).unwrap();
+        w.write(&data).unwrap();
+        drop(w);
+        assert!(u.volumes().unwrap()[0].corrupted);
+        assert!(matches!(u.open_read(id), Err(UbiError::Corrupted(_))));
+        let mut w = u.start_update(id, data.len() as u64).unwrap();
+        w.write(&data[..5]).unwrap();
+        w.write(&data[5..]).unwrap();
+        w.finish().unwrap();
+        // Dropped update: start + first LEB (the partial last LEB was still
+        // buffered). Completed one: start + 2 mapped LEBs + finish.
+        assert_eq!(u.rail().ops() - before, 2 + 4);
+        assert_eq!(read_volume(&mut u, id, 35).unwrap().unwrap(), data);
+    }
+
+    #[test]
+    fn rename_onto_existing_name_deletes_it_and_swap_keeps_both() {
+        let mut u = SimUbi::new(10, 16);
+        let a = u.load_volume("a", 16, b"old");
+        let b = u.load_volume("a.new", 16, b"new");
+        u.rename_volumes(&[(b, "a"), (a, "a.old")]).unwrap();
+        assert_eq!(u.volume_by_name("a").unwrap().unwrap().id, b);
+        assert_eq!(u.volume_by_name("a.old").unwrap().unwrap().id, a);
+        u.rename_volumes(&[(a, "a")]).unwrap();
+        assert_eq!(u.volumes().unwrap().len(), 1);
+        assert_eq!(u.avail_bytes().unwrap(), 9 * 16);
+    }
+
+    #[test]
+    fn refused_requests_cost_no_op_and_space_is_checked() {
+        let mut u = SimUbi::new(4, 16);
+        u.make_volume("a", 48).unwrap();
+        let ops = u.rail().ops();
+        assert!(matches!(
+            u.make_volume("b", 32),
+            Err(UbiError::NoSpace { .. })
+        ));
+        assert!(matches!(
+            u.make_volume("a", 1),
+            Err(UbiError::NameExists(_))
+        ));
+        assert!(matches!(
+            u.start_update(0, 49),
+            Err(UbiError::TooLarge { .. })
+        ));
+        assert_eq!(u.rail().ops(), ops);
+    }
+
+    #[test]
+    fn torn_vtbl_ops_follow_the_tear_mode() {
+        for (tear, exists) in [(VtblTear::OldWins, false), (VtblTear::NewWins, true)] {
+            let mut u = SimUbi::new(4, 16);
+            u.set_vtbl_tear(tear);
+            u.rail().cut_after(0);
+            assert!(u.make_volume("x", 16).unwrap_err().is_power_cut());
+            u.rail().reboot();
+            assert_eq!(u.volume_by_name("x").unwrap().is_some(), exists);
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Journalled image transactions and crash recovery.
+//!
+//! Every transaction stores a [`TxRecord`] before the first change to the
+//! target and clears it only after the new image has been read back and
+//! verified. [`recover`] (run by the agent at every start, before anything
+//! else touches the targets) looks at each pending record and:
+//!
+//! | strategy | phase | action |
+//! |---|---|---|
+//! | raw | writing | if the partition already verifies → done; else re-run the writer from the image source (completes); **without a source the partition is reported torn** and the record is kept |
+//! | UBI swap | writing | remove the half-written `<name>.new` (rolls back; `<name>` was never touched) |
+//! | UBI swap | switching | if `<name>.new` still exists and verifies → the atomic rename (completes); if it is gone, `<name>` must verify |
+//! | UBI in place | writing | if the volume verifies → done; else re-run the volume update from the source; without a source an intact (unmarked) volume is kept, a marked one is reported torn |
+//!
+//! Recovery steps are idempotent, so a crash during recovery is handled by
+//! running it again.
+
+use std::io;
+
+use crate::flash::{read_image, Flash};
+use crate::image::{sha256, ImageSource};
+use crate::journal::{JournalError, JournalStore, Phase, Strategy, TxRecord};
+use crate::progress::{Progress, Stage};
+use crate::raw::{check_fits, write_raw, RawError, RawOptions, RawReport};
+use crate::ubi::{Ubi, UbiError};
+use crate::ubi_update::{
+    new_name, old_name, plan, volume_matches, write_volume, PlanError, UbiOptions, UbiPlan,
+    VolumeWriteError,
+};
+
+/// Failure of a transaction or of recovery.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    /// A previous transaction on this target has not been recovered yet.
+    #[error("transaction {0:?} is still pending; run recovery first")]
+    Pending(String),
+    /// Reading or hashing the image source failed.
+    #[error("image source {what}: {source}")]
+    Source {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Refused before any write (size, space).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Raw writer failure.
+    #[error(transparent)]
+    Raw(#[from] RawError),
+    /// Volume write failure.
+    #[error(transparent)]
+    VolumeWrite(#[from] VolumeWriteError),
+    /// UBI failure.
+    #[error(transparent)]
+    Ubi(#[from] UbiError),
+    /// Journal failure.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The new volume did not read back as the image.
+    #[error("UBI volume {volume:?} does not read back as the image")]
+    Verify { volume: String },
+    /// The target named by a journal record could not be opened.
+    #[error("cannot open target {target:?}: {reason}")]
+    Target { target: String, reason: String },
+}
+
+impl TxError {
+    /// Whether the (simulated) power failed.
+    pub fn is_power_cut(&self) -> bool {
+        match self {
+            TxError::Raw(e) => e.is_power_cut(),
+            TxError::VolumeWrite(VolumeWriteError::Ubi(e)) | TxError::Ubi(e) => e.is_power_cut(),
+            TxError::Plan(PlanError::Ubi(e)) => e.is_power_cut(),
+            TxError::Journal(JournalError::PowerCut) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What recovery did with one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new image is in place and verified.
+    Completed,
+    /// The old image is in place; the partial new one was removed.
+    RolledBack,
+    /// The target holds neither image completely and cannot be repaired
+    /// without the image source; the record is kept.
+    Torn { reason: String },
+}
+
+/// Result of a UBI transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UbiReport {
+    /// Strategy used.
+    pub strategy: Strategy,
+    /// Id of the volume now called `<name>`.
+    pub volume_id: u32,
+    /// Name under which the previous image is kept, if it is.
+    pub old_kept_as: Option<String>,
+    /// SHA-256 of the image.
+    pub sha256: [u8; 32],
+}
+
+fn hash_source(src: &dyn ImageSource) -> Result<[u8; 32], TxError> {
+    src.sha256().map_err(|source| TxError::Source {
+        what: src.describe(),
+        source,
+    })
+}
+
+fn record(
+    target: &str,
+    volume: Option<&str>,
+    strategy: Strategy,
+    sha: &[u8; 32],
+    src: &dyn ImageSource,
+) -> TxRecord {
+    TxRecord {
+        target: target.to_string(),
+        volume: volume.map(str::to_string),
+        strategy,
+        image_sha256: hex::encode(sha),
+        image_size: src.len(),
+        phase: Phase::Writing,
+        source_hint: Some(src.describe()),
+    }
+}
+
+fn ensure_idle(journal: &mut dyn JournalStore, key: &str) -> Result<(), TxError> {
+    match journal.load(key)? {
+        Some(_) => Err(TxError::Pending(key.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Write `src` to raw partition `flash` (known to the agent as `target`) as a
+/// journalled transaction.
+pub fn update_raw(
+    flash: &mut dyn Flash,
+    journal: &mut dyn JournalStore,
+    target: &str,
+    src: &dyn ImageSource,
+    opts: &RawOptions,
+    progress: &mut dyn Progress,
+) -> Result<RawReport, TxError> {
+    ensure_idle(journal, target)?;
+    check_fits(flash, src.len())?;
+    progress.begin(Stage::Hashing, src.len());
+    let sha = hash_source(src)?;
+    let rec = record(target, None, Strategy::Raw, &sha, src);
+    journal.store(&rec)?;
+    let report = write_raw(flash, src, opts, progress)?;
+    if report.sha256 != sha {
+        // The source changed between hashing and writing; keep the record so
+        // recovery re-checks the partition against the recorded hash.
+        return Err(RawError::Digest {
+            expected: rec.image_sha256,
+            got: hex::encode(report.sha256),
+        }
+        .into());
+    }
+    journal.clear(&rec.key())?;
+    Ok(report)
+}
+
+/// Update UBI volume `volume` on device `ubi` (known to the agent as
+/// `target`) as a journalled transaction, by swap or in place per [`plan`].
+pub fn update_ubi(
+    ubi: &mut dyn Ubi,
+    journal: &mut dyn JournalStore,
+    target: &str,
+    volume: &str,
+    src: &dyn ImageSource,
+    opts: &UbiOptions,
+    progress: &mut dyn Progress,
+) -> Result<UbiReport, TxError> {
+    ensure_idle(journal, &format!("{target}:{volume}"))?;
+    let plan = plan(ubi, volume, src.len(), opts)?;
+    progress.begin(Stage::Hashing, src.len());
+    let sha = hash_source(src)?;
+    match plan {
+        UbiPlan::Swap {
+            volume_bytes,
+            current,
+            remove_first,
+        } => {
+            for v in remove_first {
+                ubi.remove_volume(v.id)?;
+            }
+            let mut rec = record(target, Some(volume), Strategy::UbiSwap, &sha, src);
+            journal.store(&rec)?;
+            let staged = new_name(volume);
+            let id = ubi.make_volume(&staged, volume_bytes)?;
+            write_volume(ubi, id, src, progress)?;
+            progress.begin(Stage::Verifying, src.len());
+            if !volume_matches(ubi, id, src.len(), &sha)? {
+                ubi.remove_volume(id)?;
+                journal.clear(&rec.key())?;
+                return Err(TxError::Verify { volume: staged });
+            }
+            rec.phase = Phase::Switching;
+            journal.store(&rec)?;
+            let old_kept_as = switch(ubi, volume, id, current.map(|c| c.id))?;
+            journal.clear(&rec.key())?;
+            Ok(UbiReport {
+                strategy: Strategy::UbiSwap,
+                volume_id: id,
+                old_kept_as,
+                sha256: sha,
+            })
+        }
+        UbiPlan::InPlace { current } => {
+            let rec = record(target, Some(volume), Strategy::UbiInPlace, &sha, src);
+            journal.store(&rec)?;
+            write_volume(ubi, current.id, src, progress)?;
+            progress.begin(Stage::Verifying, src.len());
+            if !volume_matches(ubi, current.id, src.len(), &sha)? {
+                return Err(TxError::Verify {
+                    volume: current.name,
+                });
+            }
+            journal.clear(&rec.key())?;
+            Ok(UbiReport {
+                strategy: Strategy::UbiInPlace,
+                volume_id: current.id,
+                old_kept_as: None,
+                sha256: sha,
+            })
+        }
+    }
+}
+
+/// The one atomic rename that makes the staged volume current.
+fn switch(
+    ubi: &mut dyn Ubi,
+    volume: &str,
+    staged: u32,
+    current: Option<u32>,
+) -> Result<Option<String>, UbiError> {
+    let old = old_name(volume);
+    match current {
+        Some(cur) => {
+            ubi.rename_volumes(&[(staged, volume), (cur, &old)])?;
+            Ok(Some(old))
+        }
+        None => {
+            ubi.rename_volumes(&[(staged, volume)])?;
+            Ok(None)
+        }
+    }
+}
+
+/// Opens what a journal record refers to; implemented by the agent (real
+/// devices, staging files) and by tests (simulators).
+pub trait RecoveryEnv {
+    /// The verified image for `rec`, if it is still available.
+    fn source(&mut self, rec: &TxRecord) -> Option<Box<dyn ImageSource>>;
+    /// The raw partition `rec.target`.
+    fn flash(&mut self, rec: &TxRecord) -> Result<&mut dyn Flash, TxError>;
+    /// The UBI device `rec.target`.
+    fn ubi(&mut self, rec: &TxRecord) -> Result<&mut dyn Ubi, TxError>;
+}
+
+/// Recover every pending transaction. Records that end torn are kept.
+pub fn recover(
+    journal: &mut dyn JournalStore,
+    env: &mut dyn RecoveryEnv,
+    progress: &mut dyn Progress,
+) -> Result<Vec<(TxRecord, Outcome)>, TxError> {
+    let mut out = Vec::new();
+    for rec in journal.load_all()? {
+        let src = env.source(&rec);
+        let src = src.as_deref().filter(|s| source_matches(*s, &rec));
+        let outcome = match rec.strategy {
+            Strategy::Raw => recover_raw(env.flash(&rec)?, journal, &rec, src, progress)?,
+            Strategy::UbiSwap | Strategy::UbiInPlace => {
+                recover_ubi(env.ubi(&rec)?, journal, &rec, src, progress)?
+            }
+        };
+        out.push((rec, outcome));
+    }
+    Ok(out)
+}
+
+/// A source is only usable if it is exactly the recorded image.
+fn source_matches(src: &dyn ImageSource, rec: &TxRecord) -> bool {
+    src.len() == rec.image_size
+        && src.sha256().ok().map(hex::encode).as_deref() == Some(rec.image_sha256.as_str())
+}
+
+/// Recover one raw-partition record; `src` must be the recorded image.
+pub fn recover_raw(
+    flash: &mut dyn Flash,
+    journal: &mut dyn JournalStore,
+    rec: &TxRecord,
+    src: Option<&dyn ImageSource>,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, TxError> {
+    let sha = rec.sha256()?;
+    let current = read_image(flash, rec.image_size).map_err(RawError::from)?;
+    if current.is_some_and(|d| sha256(&d) == sha) {
+        journal.clear(&rec.key())?;
+        return Ok(Outcome::Completed);
+    }
+    let Some(src) = src else {
+        return Ok(Outcome::Torn {
+            reason: format!(
+                "raw partition {} was interrupted mid-write and the image source is gone; it holds neither image",
+                rec.target
+            ),
+        });
+    };
+    let report = write_raw(flash, src, &RawOptions::default(), progress)?;
+    if report.sha256 != sha {
+        return Err(RawError::Digest {
+            expected: rec.image_sha256.clone(),
+            got: hex::encode(report.sha256),
+        }
+        .into());
+    }
+    journal.clear(&rec.key())?;
+    Ok(Outcome::Completed)
+}
+
+/// Recover one UBI record; `src` must be the recorded image.
+pub fn recover_ubi(
+    ubi: &mut dyn Ubi,
+    journal: &mut dyn JournalStore,
+    rec: &TxRecord,
+    src: Option<&dyn ImageSource>,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, TxError> {
+    let name = rec.volume.clone().ok_or_else(|| JournalError::Corrupt {
+        key: rec.key(),
+        reason: "UBI record without a volume name".into(),
+    })?;
+    let outcome = match (rec.strategy, rec.phase) {
+        (Strategy::UbiSwap, Phase::Writing) => {
+            if let Some(v) = ubi.volume_by_name(&new_name(&name))? {
+                ubi.remove_volume(v.id)?;
+            }
+            Outcome::RolledBack
+        }
+        (Strategy::UbiSwap, Phase::Switching) => finish_switch(ubi, rec, &name)?,
+        (_, _) => return recover_in_place(ubi, journal, rec, &name, src, progress),
+    };
+    journal.clear(&rec.key())?;
+    Ok(outcome)
+}
+
+fn finish_switch(ubi: &mut dyn Ubi, rec: &TxRecord, name: &str) -> Result<Outcome, TxError> {
+    let sha = rec.sha256()?;
+    if let Some(staged) = ubi.volume_by_name(&new_name(name))? {
+        if volume_matches(ubi, staged.id, rec.image_size, &sha)? {
+            let current = ubi.volume_by_name(name)?.map(|v| v.id);
+            switch(ubi, name, staged.id, current)?;
+            return Ok(Outcome::Completed);
+        }
+        ubi.remove_volume(staged.id)?;
+        return Ok(Outcome::RolledBack);
+    }
+    match ubi.volume_by_name(name)? {
+        Some(v) if volume_matches(ubi, v.id, rec.image_size, &sha)? => Ok(Outcome::Completed),
+        _ => Err(TxError::Verify {
+            volume: name.to_string(),
+        }),
+    }
+}
+
+fn recover_in_place(
+    ubi: &mut dyn Ubi,
+    journal: &mut dyn JournalStore,
+    rec: &TxRecord,
+    name: &str,
+    src: Option<&dyn ImageSource>,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, TxError> {
+    let sha = rec.sha256()?;
+    let vol = ubi.volume_by_name(name)?.ok_or_else(|| TxError::Verify {
+        volume: name.to_string(),
+    })?;
+    let outcome = if volume_matches(ubi, vol.id, rec.image_size, &sha)? {
+        Outcome::Completed
+    } else if let Some(src) = src {
+        write_volume(ubi, vol.id, src, progress)?;
+        if !volume_matches(ubi, vol.id, rec.image_size, &sha)? {
+            return Err(TxError::Verify {
+                volume: name.to_string(),
+            });
+        }
+        Outcome::Completed
+    } else if !vol.corrupted {
+        // The update marker is clear, so the update never started: the old
+        // image is intact.
+        Outcome::RolledBack
+    } else {
+        return Ok(Outcome::Torn {
+            reason: format!(
+                "UBI volume {name:?} has an interrupted update and the image source is gone"
+            ),
+        });
+    };
+    journal.clear(&rec.key())?;
+    Ok(outcome)
+}
