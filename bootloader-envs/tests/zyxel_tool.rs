@@ -1,0 +1,107 @@
+//! zyxel-bootconfig on a partition image in a regular file: OpenWrt's output strings,
+//! write only on change, every other byte of the block kept.
+
+use std::ffi::OsString;
+
+use liminix_bootenv::zyxel_bootconfig_main;
+
+fn run(args: &[&str]) -> (String, String, i32) {
+    let a: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let code = zyxel_bootconfig_main(&a, &mut o, &mut e);
+    (
+        String::from_utf8(o).unwrap(),
+        String::from_utf8(e).unwrap(),
+        code,
+    )
+}
+
+#[test]
+fn get_set_and_keep_other_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bootconfig.bin");
+    // 512 KiB partition: block 0 with vendor data after byte 32, rest erased
+    let mut img = vec![0xFFu8; 0x80000];
+    img[0] = 0xC8;
+    img[1] = 0x00;
+    img[2..32].fill(0);
+    for (i, b) in img[32..0x20000].iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    std::fs::write(&p, &img).unwrap();
+    let dev = p.to_str().unwrap();
+
+    assert_eq!(
+        run(&[dev, "get-status"]),
+        (
+            "Active Image: 0\nImage 0 Status: valid\nImage 1 Status: invalid\n".into(),
+            String::new(),
+            0
+        )
+    );
+    let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+    assert_eq!(run(&[dev, "set-image-status", "0", "valid"]).2, 0);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().modified().unwrap(),
+        mtime,
+        "no write without change"
+    );
+
+    assert_eq!(run(&[dev, "set-image-status", "1", "new"]).2, 0);
+    assert_eq!(run(&[dev, "set-active-image", "1"]).2, 0);
+    let after = std::fs::read(&p).unwrap();
+    assert_eq!(&after[..2], &[0x48, 0x01]);
+    assert!(after[2..] == img[2..], "only the two bytes may change");
+    assert_eq!(
+        run(&[dev, "get-status"]).0,
+        "Active Image: 1\nImage 0 Status: valid\nImage 1 Status: new\n"
+    );
+}
+
+#[test]
+fn errors_and_usage() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bc.bin");
+    std::fs::write(&p, [0xFFu8; 4096]).unwrap();
+    let dev = p.to_str().unwrap();
+    let (o, _, c) = run(&[dev]);
+    assert_eq!(c, 1);
+    assert!(o.starts_with("Usage: zyxel-bootconfig <mtd-device>[:<offset>] <command> [args]\n"));
+    assert_eq!(
+        run(&[dev, "set-image-status", "2", "new"]),
+        (String::new(), "Invalid image-slot set!\n".into(), 1)
+    );
+    assert_eq!(
+        run(&[dev, "set-image-status", "0", "bogus"]),
+        (String::new(), "Invalid image-status!\n".into(), 1)
+    );
+    assert_eq!(run(&[dev, "set-active-image"]).2, 1);
+    let missing = d.path().join("nope");
+    let m = missing.to_str().unwrap();
+    let (_, e, c) = run(&[m, "get-status"]);
+    assert_eq!(c, 1);
+    assert_eq!(
+        e,
+        format!("Could not open mtd device: {m}\nError opening {m}!\n")
+    );
+    // erased block decodes as both invalid, active 1
+    assert_eq!(
+        run(&[dev, "get-status"]).0,
+        "Active Image: 1\nImage 0 Status: invalid\nImage 1 Status: invalid\n"
+    );
+    // an offset inside the block moves the two bytes
+    assert_eq!(
+        run(&[&format!("{dev}:0x100"), "set-active-image", "0"]).2,
+        0
+    );
+    let b = std::fs::read(&p).unwrap();
+    assert_eq!(&b[0x100..0x102], &[0xCC, 0x00]);
+    assert_eq!(&b[..2], &[0xFF, 0xFF]);
+    let (_, e, c) = run(&[&format!("{dev}:5000"), "get-status"]);
+    assert_eq!(
+        (c, e.lines().next().unwrap().to_string()),
+        (1, format!("Offset 5000 beyond size of MTD device {dev}"))
+    );
+    // unknown command: silently nothing, like the C tool
+    assert_eq!(run(&[dev, "frobnicate"]), (String::new(), String::new(), 0));
+}
