@@ -1,0 +1,150 @@
+//! Finding the host's Debian kernel and the modules a guest needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::VmError;
+
+/// A bootable kernel image and its module tree.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub image: PathBuf,
+    pub version: String,
+    pub modules_dir: PathBuf,
+}
+
+/// Splits "6.1.0-56-amd64" into numbers for ordering ("6.1.0-9" < "6.1.0-56").
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The newest `/boot/vmlinuz-*-amd64` that has a module tree.
+pub fn find_kernel() -> Result<Kernel, VmError> {
+    let rd = std::fs::read_dir("/boot").map_err(|e| VmError::Setup(format!("/boot: {e}")))?;
+    let mut found: Vec<Kernel> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let version = name.strip_prefix("vmlinuz-")?.to_string();
+            let modules_dir = Path::new("/lib/modules").join(&version);
+            (version.ends_with("-amd64") && modules_dir.join("modules.dep").exists()).then(|| {
+                Kernel {
+                    image: e.path(),
+                    version,
+                    modules_dir,
+                }
+            })
+        })
+        .collect();
+    found.sort_by_key(|k| version_key(&k.version));
+    found.pop().ok_or_else(|| {
+        VmError::Setup("no /boot/vmlinuz-*-amd64 with modules (install linux-image-amd64)".into())
+    })
+}
+
+/// modules.dep as a map from normalised module name to (path, dependency paths).
+pub struct ModuleDeps {
+    by_name: BTreeMap<String, (String, Vec<String>)>,
+}
+
+/// Module names treat '-' and '_' alike.
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.split(".ko").next().unwrap_or(file).replace('-', "_")
+}
+
+impl ModuleDeps {
+    pub fn load(kernel: &Kernel) -> Result<Self, VmError> {
+        let p = kernel.modules_dir.join("modules.dep");
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| VmError::Setup(format!("{}: {e}", p.display())))?;
+        let by_name = text
+            .lines()
+            .filter_map(|l| {
+                let (path, deps) = l.split_once(':')?;
+                let deps = deps.split_whitespace().map(str::to_string).collect();
+                Some((module_name(path), (path.to_string(), deps)))
+            })
+            .collect();
+        Ok(Self { by_name })
+    }
+
+    /// Module paths (relative to the module dir) of `names` and all they need.
+    pub fn closure(&self, names: &[String]) -> Result<BTreeSet<String>, VmError> {
+        let mut out = BTreeSet::new();
+        for name in names {
+            let (path, deps) = self
+                .by_name
+                .get(&name.replace('-', "_"))
+                .ok_or_else(|| VmError::Setup(format!("kernel has no module {name}")))?;
+            out.insert(path.clone());
+            out.extend(deps.iter().cloned());
+        }
+        Ok(out)
+    }
+
+    /// A modules.dep restricted to `paths`, with compressed names rewritten to `.ko`.
+    pub fn filtered(&self, paths: &BTreeSet<String>) -> String {
+        let mut text = String::new();
+        for (path, deps) in self.by_name.values().filter(|(p, _)| paths.contains(p)) {
+            let deps: Vec<String> = deps.iter().map(|d| plain_ko(d)).collect();
+            text.push_str(&format!("{}: {}\n", plain_ko(path), deps.join(" ")));
+        }
+        text
+    }
+}
+
+/// The in-initramfs name of a module file: always uncompressed.
+pub fn plain_ko(path: &str) -> String {
+    match path.find(".ko") {
+        Some(i) => format!("{}.ko", &path[..i]),
+        None => path.to_string(),
+    }
+}
+
+/// Reads a module file, decompressing `.ko.xz` / `.ko.zst` / `.ko.gz` with the
+/// host tools so busybox modprobe in the guest needs no decompressor.
+pub fn read_module(kernel: &Kernel, rel: &str) -> Result<Vec<u8>, VmError> {
+    let path = kernel.modules_dir.join(rel);
+    let tool = match path.extension().and_then(|e| e.to_str()) {
+        Some("xz") => Some("xz"),
+        Some("zst") => Some("zstd"),
+        Some("gz") => Some("gzip"),
+        _ => None,
+    };
+    let Some(tool) = tool else {
+        return std::fs::read(&path)
+            .map_err(|e| VmError::Setup(format!("{}: {e}", path.display())));
+    };
+    let out = Command::new(tool)
+        .arg("-dc")
+        .arg(&path)
+        .output()
+        .map_err(|e| VmError::Setup(format!("{tool}: {e}")))?;
+    if !out.status.success() {
+        return Err(VmError::Setup(format!(
+            "{tool} -dc {} failed",
+            path.display()
+        )));
+    }
+    Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_versions() {
+        assert_eq!(
+            module_name("kernel/drivers/mtd/nand/raw/nandsim.ko.xz"),
+            "nandsim"
+        );
+        assert_eq!(module_name("kernel/x/virtio-blk.ko"), "virtio_blk");
+        assert_eq!(plain_ko("a/b.ko.zst"), "a/b.ko");
+        assert!(version_key("6.1.0-9-amd64") < version_key("6.1.0-56-amd64"));
+    }
+}

@@ -1,0 +1,260 @@
+//! A QEMU test bed with real Linux flash drivers.
+//!
+//! Boots the host's Debian x86_64 kernel under TCG with an initramfs built here
+//! (busybox, the requested kernel modules and their dependencies, chosen
+//! mtd-utils binaries with their shared libraries, test files) whose /init runs
+//! a shell script and reports the script's exit status after a per-run marker
+//! on the serial console. Raw disk images become virtio disks, so block2mtd
+//! gives guests flash that outlives them; `kill_on` cuts the power (SIGKILL to
+//! QEMU) when a line appears, for interrupted-update tests.
+
+mod build;
+mod cpio;
+mod initramfs;
+mod kernel;
+mod qemu;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub use build::{build_static, StaticTarget};
+pub use kernel::{find_kernel, Kernel};
+
+/// Why a guest could not be run.
+#[derive(Debug)]
+pub enum VmError {
+    /// Preparing kernel, initramfs, binaries or QEMU failed.
+    Setup(String),
+    /// QEMU exited abnormally without reporting a status.
+    Qemu(VmOutput),
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Setup(m) => write!(f, "VM setup: {m}"),
+            Self::Qemu(o) => write!(f, "QEMU failed: {}\nserial:\n{}", o.qemu_stderr, o.serial),
+        }
+    }
+}
+
+impl std::error::Error for VmError {}
+
+/// What a guest run produced.
+#[derive(Debug, Clone)]
+pub struct VmOutput {
+    /// Everything printed on the serial console (kernel and script), CRs removed.
+    pub serial: String,
+    /// The test script's exit status; None if the guest never reported one
+    /// (killed, crashed or timed out).
+    pub status: Option<i32>,
+    /// QEMU was killed because the `kill_on` line appeared.
+    pub killed_at_marker: bool,
+    /// QEMU was killed at the timeout.
+    pub timed_out: bool,
+    /// Wall time from QEMU start to its exit.
+    pub elapsed: Duration,
+    pub qemu_stderr: String,
+}
+
+impl VmOutput {
+    /// Serial lines starting with `prefix`.
+    pub fn lines_starting(&self, prefix: &str) -> Vec<&str> {
+        self.serial
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+
+    /// The value of `key=` in the first serial line starting with `prefix`.
+    pub fn field(&self, prefix: &str, key: &str) -> Option<&str> {
+        let line = self.lines_starting(prefix).into_iter().next()?;
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// Panics with the whole console unless the script exited 0.
+    pub fn assert_success(&self) {
+        assert_eq!(
+            self.status,
+            Some(0),
+            "guest script failed; serial console:\n{}",
+            self.serial
+        );
+    }
+}
+
+/// Configures one guest boot.
+#[derive(Debug, Clone)]
+pub struct VmBuilder {
+    modules: Vec<String>,
+    files: Vec<(PathBuf, String)>,
+    host_tools: Vec<String>,
+    disks: Vec<PathBuf>,
+    script: String,
+    timeout: Duration,
+    memory_mb: u32,
+    append: String,
+    kill_on: Option<String>,
+}
+
+impl Default for VmBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl VmBuilder {
+    pub fn new() -> Self {
+        Self {
+            modules: Vec::new(),
+            files: Vec::new(),
+            host_tools: Vec::new(),
+            disks: Vec::new(),
+            script: String::new(),
+            timeout: Duration::from_secs(120),
+            memory_mb: 512,
+            append: String::new(),
+            kill_on: None,
+        }
+    }
+
+    /// Ships a kernel module and its dependencies; the script loads it with
+    /// `modprobe NAME params…` (busybox modprobe reads the shipped modules.dep).
+    pub fn module(mut self, name: &str) -> Self {
+        self.modules.push(name.to_string());
+        self
+    }
+
+    /// Copies a host file into the guest at `guest` (absolute path).
+    pub fn file(mut self, host: impl AsRef<Path>, guest: &str) -> Self {
+        self.files
+            .push((host.as_ref().to_path_buf(), guest.to_string()));
+        self
+    }
+
+    /// Ships a host executable (e.g. mtd-utils' `ubinfo`) as /usr/sbin/NAME,
+    /// with the shared libraries `ldd` lists for it.
+    pub fn host_tool(mut self, name: &str) -> Self {
+        self.host_tools.push(name.to_string());
+        self
+    }
+
+    /// Attaches a raw image as the next virtio disk (/dev/vda, /dev/vdb, …).
+    pub fn disk(mut self, raw_image: impl AsRef<Path>) -> Self {
+        self.disks.push(raw_image.as_ref().to_path_buf());
+        self
+    }
+
+    /// The test script, run by busybox `sh -e` in /tmp with output on the console.
+    pub fn script(mut self, sh: &str) -> Self {
+        self.script = sh.to_string();
+        self
+    }
+
+    /// Hard limit for the whole boot, in seconds.
+    pub fn timeout(mut self, secs: u64) -> Self {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    pub fn memory_mb(mut self, mb: u32) -> Self {
+        self.memory_mb = mb;
+        self
+    }
+
+    /// Extra kernel command-line arguments.
+    pub fn append(mut self, args: &str) -> Self {
+        self.append = args.to_string();
+        self
+    }
+
+    /// Kills QEMU (SIGKILL, no guest shutdown) as soon as a console line contains `line`.
+    pub fn kill_on(mut self, line: &str) -> Self {
+        self.kill_on = Some(line.to_string());
+        self
+    }
+
+    /// Like `kill_on(marker).run()`.
+    pub fn run_until(self, marker: &str) -> Result<VmOutput, VmError> {
+        self.kill_on(marker).run()
+    }
+
+    /// Builds the initramfs, boots, and waits for the guest to finish.
+    pub fn run(self) -> Result<VmOutput, VmError> {
+        let kernel = find_kernel()?;
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{n}", std::process::id());
+        let end_marker = format!("LIMINIX-VM-END-{tag}");
+        let image = initramfs::build(&initramfs::Contents {
+            kernel: &kernel,
+            modules: &self.modules,
+            files: &self.files,
+            host_tools: &self.host_tools,
+            script: &self.script,
+            end_marker: &end_marker,
+            with_disks: !self.disks.is_empty(),
+        })?;
+        let initrd = std::env::temp_dir().join(format!("liminix-vm-{tag}.cpio"));
+        std::fs::write(&initrd, image)
+            .map_err(|e| VmError::Setup(format!("{}: {e}", initrd.display())))?;
+        let result = qemu::run(&qemu::Launch {
+            args: self.qemu_args(&kernel, &initrd),
+            end_marker: &end_marker,
+            kill_marker: self.kill_on.as_deref(),
+            timeout: self.timeout,
+        });
+        let _ = std::fs::remove_file(&initrd);
+        result
+    }
+
+    fn qemu_args(&self, kernel: &Kernel, initrd: &Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "-accel",
+            "tcg",
+            "-nographic",
+            "-no-reboot",
+            "-nic",
+            "none",
+            "-m",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(self.memory_mb.to_string());
+        args.extend([
+            "-kernel".into(),
+            kernel.image.to_string_lossy().into_owned(),
+        ]);
+        args.extend(["-initrd".into(), initrd.to_string_lossy().into_owned()]);
+        let cmdline = format!("console=ttyS0 quiet panic=-1 {}", self.append);
+        args.extend(["-append".into(), cmdline.trim().to_string()]);
+        for d in &self.disks {
+            args.push("-drive".into());
+            args.push(format!("file={},format=raw,if=virtio", d.display()));
+        }
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_parsed_from_result_lines() {
+        let out = VmOutput {
+            serial: "noise\ninfo kind=Nand size=268435456\n".into(),
+            status: Some(0),
+            killed_at_marker: false,
+            timed_out: false,
+            elapsed: Duration::ZERO,
+            qemu_stderr: String::new(),
+        };
+        assert_eq!(out.field("info ", "size"), Some("268435456"));
+        assert_eq!(out.field("info ", "missing"), None);
+    }
+}
