@@ -1,2 +1,3 @@
 //! (being written)
+pub mod closure;
 pub mod vm;
