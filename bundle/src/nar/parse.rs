@@ -183,9 +183,12 @@ impl Parser<'_> {
             return Err(self.unexpected(offset, "executable or contents", &tag));
         }
         let len = self.read_u64()?;
-        // Refuse an oversized file before creating it.
-        let padded = len.saturating_add(7) & !7;
-        self.r.reserve(padded).map_err(|f| self.read_err(f))?;
+        // Refuse an oversized file before creating it: the padded contents and the node's
+        // closing ")" (16 bytes) must all fit.
+        let needed = len.saturating_add(7) & !7;
+        self.r
+            .reserve(needed.saturating_add(16))
+            .map_err(|f| self.read_err(f))?;
         let at = self.r.offset();
         self.sink
             .begin_file(name, executable, len)
