@@ -407,3 +407,27 @@ fn remove_tree_handles_read_only_trees_without_following_links() {
     remove_tree(&l).unwrap();
     assert!(keep.join("precious").exists());
 }
+
+#[test]
+fn corrupted_bytes_never_panic_or_escape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let good = nar(&dir_node(&[
+        (b"a", file_node(b"hello")),
+        (b"b", symlink_node(outside.to_str().unwrap().as_bytes())),
+        (b"c", dir_node(&[(b"d", file_node(b""))])),
+    ]));
+    for pos in 0..good.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut bytes = good.clone();
+            bytes[pos] ^= flip;
+            let dest = tmp.path().join("dest");
+            let restored = restore(&mut Cursor::new(&bytes), &dest, &NO_LIMIT);
+            let verified = verify_stream(&mut Cursor::new(&bytes), &NO_LIMIT);
+            assert_eq!(restored.is_ok(), verified.is_ok(), "byte {pos} ^ {flip:#x}");
+            remove_tree(&dest).unwrap();
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        }
+    }
+}
