@@ -65,8 +65,12 @@ fn tool_number(out: &VmOutput, label: &str) -> u64 {
         .unwrap_or_else(|_| panic!("bad number in {line:?}"))
 }
 
+/// Prints the boot time; with LIMINIX_VM_SERIAL set, the whole console too.
 fn report(name: &str, out: &VmOutput) {
     eprintln!("{name}: guest ran {:.1} s", out.elapsed.as_secs_f64());
+    if std::env::var_os("LIMINIX_VM_SERIAL").is_some() {
+        eprintln!("{}", out.serial);
+    }
 }
 
 const NAND_SCRIPT: &str = r#"
@@ -119,8 +123,10 @@ ubi-probe detach 0
 [ ! -e /sys/class/ubi/ubi0 ] && echo "detached gone=1"
 
 rmmod nandsim
-$NANDSIM bitflips=1
+# Page 384 (block 6) returns garbage after 3 reads.
+$NANDSIM bitflips=1 gravepages=384:3
 mtd-probe eccstress mtd0 5 3000
+mtd-probe eccfail mtd0 6 20
 
 modprobe mtdram total_size=4096 erase_size=64
 mtd-probe info "mtd:mtdram test device" | sed 's/^info/nor-info/'
@@ -194,6 +200,13 @@ fn check_nand(out: &VmOutput) {
         "nandsim bitflips=1 must produce corrected bitflips"
     );
     assert_eq!(field(out, "eccstress ", "failed"), "0");
+    assert_eq!(
+        field(out, "eccfail ", "detected"),
+        "1",
+        "uncorrectable error reported"
+    );
+    let failed: u32 = field(out, "eccfail ", "failed_after").parse().unwrap();
+    assert!(failed > 0);
 }
 
 fn vol_line<'a>(out: &'a VmOutput, prefix: &str, name: &str) -> Option<&'a str> {

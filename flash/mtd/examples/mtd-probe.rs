@@ -182,6 +182,37 @@ fn ecc_stress(spec: &str, block: u64, max_reads: u64) -> Res {
     Ok(())
 }
 
+/// Reads a block whose page nandsim turns to garbage after a few reads
+/// (`gravepages=`): read_at must report the uncorrectable ECC error that
+/// read(2) itself hides.
+fn ecc_fail(spec: &str, block: u64, max_reads: u64) -> Res {
+    rw(spec, block, 78, None)?;
+    let dev = open(spec, false)?;
+    let eb = u64::from(dev.info().erase_size);
+    let before = dev.ecc_stats().map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; eb as usize];
+    let mut ok_reads = 0;
+    let mut detected = false;
+    while ok_reads < max_reads {
+        match dev.read_at(block * eb, &mut buf) {
+            Ok(()) => ok_reads += 1,
+            Err(MtdError::EccFailed { .. }) => {
+                detected = true;
+                break;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let after = dev.ecc_stats().map_err(|e| e.to_string())?;
+    println!(
+        "eccfail ok_reads={ok_reads} detected={} failed_before={} failed_after={}",
+        u8::from(detected),
+        before.failed,
+        after.failed
+    );
+    Ok(())
+}
+
 /// Compares flash contents at `offset` with a file (written by flashcp/nandwrite).
 fn compare(spec: &str, offset: u64, file: &str) -> Res {
     let want = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
@@ -219,6 +250,7 @@ fn run(args: &[String]) -> Res {
         "markbad" => mark_bad(a(1)?, num(a(2)?)?),
         "ecc" => ecc(a(1)?),
         "eccstress" => ecc_stress(a(1)?, num(a(2)?)?, num(a(3)?)?),
+        "eccfail" => ecc_fail(a(1)?, num(a(2)?)?, num(a(3)?)?),
         "compare" => compare(a(1)?, num(a(2)?)?, a(3)?),
         "gen" => gen(num(a(1)?)?, num(a(2)?)?, a(3)?),
         other => Err(format!("unknown command {other}")),
