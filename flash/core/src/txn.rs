@@ -306,7 +306,7 @@ pub fn recover_raw(
     let Some(src) = src else {
         return Ok(Outcome::Torn {
             reason: format!(
-                "raw partition {} was interrupted mid-write and the image source is gone; it holds neither image",
+                "raw partition {} was interrupted mid-write and the image source is gone; it is torn (neither image can be verified)",
                 rec.target
             ),
         });

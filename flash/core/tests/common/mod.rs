@@ -1,0 +1,108 @@
+//! Shared helpers for the integration tests: deterministic images, factory
+//! loading around bad blocks, and a recovery environment over simulators.
+#![allow(dead_code)]
+
+use liminix_flash::flash::good_blocks;
+use liminix_flash::image::sha256;
+use liminix_flash::txn::{RecoveryEnv, TxError};
+use liminix_flash::{Flash, ImageSource, MemImage, SimFlash, SimUbi, TxRecord, Ubi};
+
+/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `base` with one byte changed in each of the erase blocks listed.
+pub fn change_blocks(base: &[u8], erase: usize, blocks: &[usize]) -> Vec<u8> {
+    let mut v = base.to_vec();
+    for &b in blocks {
+        v[b * erase + 7] ^= 0x5A;
+    }
+    v
+}
+
+/// Put `data` on the good blocks of `flash` like a factory programmer that
+/// skips bad blocks (no operations counted).
+pub fn factory_load(flash: &mut SimFlash, data: &[u8]) {
+    let eb = flash.geometry().erase_size as usize;
+    let blocks = good_blocks(flash).unwrap();
+    for (chunk, off) in data.chunks(eb).zip(blocks) {
+        flash.load(off, chunk);
+    }
+}
+
+/// What the bootloader would load from a raw partition: `Some("old")`,
+/// `Some("new")` or `None` (neither, verified by SHA-256).
+pub fn raw_boots(flash: &mut dyn Flash, old: &[u8], new: &[u8]) -> Option<&'static str> {
+    let is = |flash: &mut dyn Flash, img: &[u8]| {
+        liminix_flash::flash::read_image(flash, img.len() as u64)
+            .unwrap()
+            .is_some_and(|d| sha256(&d) == sha256(img))
+    };
+    if is(flash, new) {
+        Some("new")
+    } else if is(flash, old) {
+        Some("old")
+    } else {
+        None
+    }
+}
+
+/// The same for UBI volume `name`.
+pub fn ubi_boots(ubi: &mut dyn Ubi, name: &str, old: &[u8], new: &[u8]) -> Option<&'static str> {
+    let is = |ubi: &mut dyn Ubi, img: &[u8]| {
+        liminix_flash::ubi_update::read_named(ubi, name, img.len() as u64)
+            .unwrap()
+            .is_some_and(|d| sha256(&d) == sha256(img))
+    };
+    if is(ubi, new) {
+        Some("new")
+    } else if is(ubi, old) {
+        Some("old")
+    } else {
+        None
+    }
+}
+
+/// Recovery environment over simulators; `image` is the staged image, if kept.
+pub struct SimEnv<'a> {
+    pub flash: Option<&'a mut SimFlash>,
+    pub ubi: Option<&'a mut SimUbi>,
+    pub image: Option<Vec<u8>>,
+}
+
+impl RecoveryEnv for SimEnv<'_> {
+    fn source(&mut self, _rec: &TxRecord) -> Option<Box<dyn ImageSource>> {
+        self.image
+            .clone()
+            .map(|v| Box::new(MemImage(v)) as Box<dyn ImageSource>)
+    }
+
+    fn flash(&mut self, rec: &TxRecord) -> Result<&mut dyn Flash, TxError> {
+        match self.flash.as_deref_mut() {
+            Some(f) => Ok(f),
+            None => Err(TxError::Target {
+                target: rec.target.clone(),
+                reason: "no flash in this test".into(),
+            }),
+        }
+    }
+
+    fn ubi(&mut self, rec: &TxRecord) -> Result<&mut dyn Ubi, TxError> {
+        match self.ubi.as_deref_mut() {
+            Some(u) => Ok(u),
+            None => Err(TxError::Target {
+                target: rec.target.clone(),
+                reason: "no UBI in this test".into(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! UBI update strategies on the simulator: swap with rollback copy, in-place
+//! fallback, size and space checks before any write, journal interlock.
+
+mod common;
+
+use common::{pattern, ubi_boots};
+use liminix_flash::journal::{Phase, Strategy};
+use liminix_flash::ubi_update::{gc_old, plan, rollback, PlanError, UbiPlan};
+use liminix_flash::{
+    update_ubi, JournalStore, MemImage, NoProgress, PowerRail, SimJournal, SimUbi, TxError, Ubi,
+    UbiOptions,
+};
+
+const LEB: u64 = 1024;
+
+fn device(total_lebs: u64, old: &[u8], reserved: u64) -> (SimUbi, SimJournal, PowerRail) {
+    let rail = PowerRail::new();
+    let mut ubi = SimUbi::new(total_lebs, LEB).with_rail(rail.clone());
+    ubi.load_volume("rootfs", reserved, old);
+    (ubi, SimJournal::new(rail.clone()), rail)
+}
+
+fn run(
+    ubi: &mut SimUbi,
+    j: &mut SimJournal,
+    img: &[u8],
+    opts: &UbiOptions,
+) -> Result<liminix_flash::txn::UbiReport, TxError> {
+    update_ubi(
+        ubi,
+        j,
+        "ubi0",
+        "rootfs",
+        &MemImage(img.to_vec()),
+        opts,
+        &mut NoProgress,
+    )
+}
+
+#[test]
+fn swap_keeps_old_for_rollback_until_gc() {
+    let old = pattern(10 * LEB as usize, 1);
+    let new = pattern(12 * LEB as usize - 5, 2);
+    let (mut ubi, mut j, _) = device(40, &old, 16 * LEB);
+    let r = run(&mut ubi, &mut j, &new, &UbiOptions::default()).unwrap();
+    assert_eq!(r.strategy, Strategy::UbiSwap);
+    assert_eq!(r.old_kept_as.as_deref(), Some("rootfs.old"));
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
+    assert_eq!(ubi_boots(&mut ubi, "rootfs.old", &old, &new), Some("old"));
+    assert_eq!(
+        ubi.volume_by_name("rootfs")
+            .unwrap()
+            .unwrap()
+            .reserved_bytes,
+        16 * LEB,
+        "size kept"
+    );
+    assert!(j.load_all().unwrap().is_empty());
+    assert!(rollback(&mut ubi, "rootfs").unwrap());
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("old"));
+    assert_eq!(ubi_boots(&mut ubi, "rootfs.old", &old, &new), Some("new"));
+    assert!(gc_old(&mut ubi, "rootfs").unwrap());
+    assert!(!gc_old(&mut ubi, "rootfs").unwrap());
+    assert_eq!(ubi.avail_bytes().unwrap(), 24 * LEB);
+}
+
+#[test]
+fn second_update_replaces_the_previous_rollback_copy() {
+    let v1 = pattern(4 * LEB as usize, 1);
+    let v2 = pattern(4 * LEB as usize, 2);
+    let v3 = pattern(4 * LEB as usize, 3);
+    let (mut ubi, mut j, _) = device(20, &v1, 5 * LEB);
+    run(&mut ubi, &mut j, &v2, &UbiOptions::default()).unwrap();
+    run(&mut ubi, &mut j, &v3, &UbiOptions::default()).unwrap();
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &v2, &v3), Some("new"));
+    assert_eq!(ubi_boots(&mut ubi, "rootfs.old", &v1, &v2), Some("new"));
+    assert_eq!(ubi.volumes().unwrap().len(), 2, "v1 is gone");
+}
+
+#[test]
+fn tight_space_removes_stale_old_copy_first() {
+    let v1 = pattern(4 * LEB as usize, 1);
+    let v2 = pattern(4 * LEB as usize, 2);
+    let v3 = pattern(4 * LEB as usize, 3);
+    // 5 (rootfs) + 5 (.old) + 1 free after the first update: not room for another 5.
+    let (mut ubi, mut j, _) = device(11, &v1, 5 * LEB);
+    run(&mut ubi, &mut j, &v2, &UbiOptions::default()).unwrap();
+    let p = plan(&mut ubi, "rootfs", v3.len() as u64, &UbiOptions::default()).unwrap();
+    assert!(matches!(&p, UbiPlan::Swap { remove_first, .. } if remove_first.len() == 1));
+    run(&mut ubi, &mut j, &v3, &UbiOptions::default()).unwrap();
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &v2, &v3), Some("new"));
+    assert_eq!(ubi_boots(&mut ubi, "rootfs.old", &v1, &v2), Some("new"));
+}
+
+#[test]
+fn no_space_refused_without_in_place_and_used_with_it() {
+    let old = pattern(6 * LEB as usize, 1);
+    let new = pattern(7 * LEB as usize, 2);
+    let (mut ubi, mut j, rail) = device(12, &old, 8 * LEB);
+    let err = run(&mut ubi, &mut j, &new, &UbiOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, TxError::Plan(PlanError::NoSpace { .. })),
+        "{err}"
+    );
+    assert_eq!(rail.ops(), 0, "refused before any write");
+    let opts = UbiOptions {
+        allow_in_place: true,
+        ..UbiOptions::default()
+    };
+    let r = run(&mut ubi, &mut j, &new, &opts).unwrap();
+    assert_eq!(r.strategy, Strategy::UbiInPlace);
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
+    assert_eq!(ubi.volumes().unwrap().len(), 1);
+}
+
+#[test]
+fn too_large_for_volume_is_refused_before_any_write() {
+    let old = pattern(2 * LEB as usize, 1);
+    let (mut ubi, mut j, rail) = device(40, &old, 4 * LEB);
+    let big = pattern(5 * LEB as usize, 2);
+    let opts = UbiOptions {
+        force_in_place: true,
+        ..UbiOptions::default()
+    };
+    let err = run(&mut ubi, &mut j, &big, &opts).unwrap_err();
+    assert!(
+        matches!(err, TxError::Plan(PlanError::TooLarge { .. })),
+        "{err}"
+    );
+    let fixed = UbiOptions {
+        volume_bytes: Some(4 * LEB),
+        ..UbiOptions::default()
+    };
+    let err = run(&mut ubi, &mut j, &big, &fixed).unwrap_err();
+    assert!(
+        matches!(err, TxError::Plan(PlanError::TooLarge { .. })),
+        "{err}"
+    );
+    assert_eq!(rail.ops(), 0);
+    // Without a fixed size the swap grows the new volume to fit.
+    run(&mut ubi, &mut j, &big, &UbiOptions::default()).unwrap();
+    assert_eq!(
+        ubi.volume_by_name("rootfs")
+            .unwrap()
+            .unwrap()
+            .reserved_bytes,
+        5 * LEB
+    );
+}
+
+#[test]
+fn first_install_without_existing_volume() {
+    let rail = PowerRail::new();
+    let mut ubi = SimUbi::new(10, LEB).with_rail(rail.clone());
+    let mut j = SimJournal::new(rail);
+    let img = pattern(3 * LEB as usize + 1, 9);
+    let r = run(&mut ubi, &mut j, &img, &UbiOptions::default()).unwrap();
+    assert_eq!(r.old_kept_as, None);
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &[], &img), Some("new"));
+}
+
+#[test]
+fn pending_record_blocks_a_new_transaction() {
+    let old = pattern(2 * LEB as usize, 1);
+    let (mut ubi, mut j, rail) = device(20, &old, 4 * LEB);
+    let rec = liminix_flash::TxRecord {
+        target: "ubi0".into(),
+        volume: Some("rootfs".into()),
+        strategy: Strategy::UbiSwap,
+        image_sha256: hex::encode([0u8; 32]),
+        image_size: 1,
+        phase: Phase::Writing,
+        source_hint: None,
+    };
+    j.store(&rec).unwrap();
+    let before = rail.ops();
+    let err = run(&mut ubi, &mut j, &old, &UbiOptions::default()).unwrap_err();
+    assert!(matches!(err, TxError::Pending(_)));
+    assert_eq!(rail.ops(), before);
+}
+
+#[test]
+fn leftover_staging_volume_is_cleared_first() {
+    let old = pattern(2 * LEB as usize, 1);
+    let new = pattern(2 * LEB as usize, 2);
+    let (mut ubi, mut j, _) = device(20, &old, 4 * LEB);
+    ubi.load_volume("rootfs.new", 4 * LEB, b"junk");
+    run(&mut ubi, &mut j, &new, &UbiOptions::default()).unwrap();
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
+    assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
+}
