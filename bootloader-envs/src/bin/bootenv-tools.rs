@@ -1,4 +1,4 @@
-//! Multi-call binary for manual testing: run as `fw_printenv`, `fw_setenv` or
+//! Multi-call binary (tests and manual use): run as `fw_printenv`, `fw_setenv` or
 //! `zyxel-bootconfig` (by symlink name), or `bootenv-tools TOOL ARGS…`.
 
 use std::ffi::OsString;
