@@ -432,3 +432,18 @@ fn block2mtd_keeps_data_across_power_cut() {
         "0"
     );
 }
+
+/// The harness itself: a failing command stops the script (`sh -e`, pipefail)
+/// and its status reaches the host.
+#[test]
+fn harness_reports_guest_failure() {
+    let out = VmBuilder::new()
+        .timeout(120)
+        .script("echo before-failure\ntrue | false | cat\necho after-failure\n")
+        .run()
+        .unwrap();
+    report("harness_failure_boot", &out);
+    assert_eq!(out.status, Some(1), "serial:\n{}", out.serial);
+    assert!(out.serial.contains("before-failure") && !out.serial.contains("after-failure"));
+    assert!(!out.killed_at_marker && !out.timed_out);
+}

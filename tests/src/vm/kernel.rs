@@ -147,4 +147,41 @@ mod tests {
         assert_eq!(plain_ko("a/b.ko.zst"), "a/b.ko");
         assert!(version_key("6.1.0-9-amd64") < version_key("6.1.0-56-amd64"));
     }
+
+    /// Distributions ship .ko.xz / .ko.zst; the guest gets them decompressed.
+    #[test]
+    fn compressed_modules_are_unpacked() {
+        let dir = std::env::temp_dir().join(format!("vm-kmod-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("kernel")).unwrap();
+        let k = Kernel {
+            image: PathBuf::new(),
+            version: "test".into(),
+            modules_dir: dir.clone(),
+        };
+        let payload = b"\x7fELF pretend module".repeat(100);
+        for (tool, ext) in [("xz", "xz"), ("zstd", "zst"), ("gzip", "gz")] {
+            let plain = dir.join("kernel/m.ko");
+            std::fs::write(&plain, &payload).unwrap();
+            let st = Command::new(tool)
+                .args(["-q", "-f"])
+                .arg(&plain)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{tool}");
+            let rel = format!("kernel/m.ko.{ext}");
+            assert_eq!(read_module(&k, &rel).unwrap(), payload, "{tool}");
+            std::fs::remove_file(dir.join(&rel)).unwrap();
+        }
+        let deps = ModuleDeps {
+            by_name: [(
+                "m".to_string(),
+                ("kernel/m.ko.xz".to_string(), vec!["kernel/d.ko.xz".into()]),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let paths = deps.closure(&["m".into()]).unwrap();
+        assert_eq!(deps.filtered(&paths), "kernel/m.ko: kernel/d.ko\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
