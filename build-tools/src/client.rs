@@ -7,8 +7,10 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use liminix_bundle::stream;
-use liminix_bundle::wire::AgentEvent;
+use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
+use liminix_bundle::storepath::StorePath;
+use liminix_bundle::wire::{AgentEvent, DeltaBase};
+use liminix_bundle::{delta, nar};
 
 use crate::pack::{index, EntryLocation, PackError};
 
@@ -27,6 +29,8 @@ pub struct UpdateOptions {
     pub agent: String,
     /// The ssh program and its options, from `SSH_COMMAND` (default `ssh`).
     pub ssh_command: String,
+    /// Directory holding `nix/store` with older builds to make deltas from (`None`: no deltas).
+    pub store_root: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,13 +155,14 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     let mut header_bytes = Vec::new();
     header.write(&mut header_bytes)?;
     let _ = agent.stdin.as_mut().expect("open").write_all(&header_bytes);
-    let want = match agent.next_event()? {
-        Some(AgentEvent::Want { paths, .. }) => paths,
+    let (want, bases) = match agent.next_event()? {
+        Some(AgentEvent::Want { paths, bases, .. }) => (paths, bases),
         Some(AgentEvent::Error { kind, message }) => return Err(UpdateError::Agent { kind, message }),
         Some(other) => return Err(UpdateError::Protocol(format!("expected want, got {other:?}"))),
         None => return Err(agent.failed_before_answer(o)),
     };
-    let (sent_paths, sent_bytes) = send_entries(&o.bundle, &entries, &want, agent.stdin.take().expect("open"), report)?;
+    let plan = plan_entries(o, &entries, &want, &bases)?;
+    let (sent_paths, sent_bytes) = send_entries(&o.bundle, &plan, agent.stdin.take().expect("open"), report)?;
     let mut finished = false;
     while let Some(e) = agent.next_event()? {
         report.event(&e);
@@ -176,26 +181,109 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     Ok(Outcome { sent_paths, sent_bytes, events })
 }
 
-/// Copies the wanted entries' framed bytes from the bundle file, then the end marker.
-fn send_entries(bundle: &Path, entries: &[EntryLocation], want: &[u32], mut stdin: ChildStdin, report: &mut dyn Report) -> Result<(usize, u64), UpdateError> {
+/// What goes on the wire for one wanted path.
+enum Outgoing<'a> {
+    /// The entry's bytes as they are in the bundle file.
+    File(&'a EntryLocation),
+    /// A delta entry made for this device (header and framed body).
+    Delta(Vec<u8>),
+}
+
+impl Outgoing<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Outgoing::File(e) => e.len,
+            Outgoing::Delta(d) => d.len() as u64,
+        }
+    }
+}
+
+/// Chooses, per wanted path, the bundle's entry or a smaller delta against a base the device offered.
+fn plan_entries<'a>(o: &UpdateOptions, entries: &'a [EntryLocation], want: &[u32], bases: &[DeltaBase]) -> Result<Vec<Outgoing<'a>>, UpdateError> {
     let want: BTreeSet<u32> = want.iter().copied().collect();
-    let chosen: Vec<&EntryLocation> = entries.iter().filter(|e| want.contains(&e.header.index)).collect();
-    let total: u64 = chosen.iter().map(|e| e.len).sum();
-    report.sending(total, chosen.len());
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| want.contains(&e.header.index)) {
+        let base = bases.iter().find(|b| b.index == e.header.index);
+        let delta = match (base, &o.store_root) {
+            (Some(b), Some(root)) => delta_entry(&o.bundle, e, root, &b.base)?,
+            _ => None,
+        };
+        out.push(match delta {
+            Some(d) if (d.len() as u64) < e.len => Outgoing::Delta(d),
+            _ => Outgoing::File(e),
+        });
+    }
+    Ok(out)
+}
+
+/// A delta entry against `base`, if this machine has that base in its store.
+fn delta_entry(bundle: &Path, e: &EntryLocation, store_root: &Path, base: &str) -> Result<Option<Vec<u8>>, UpdateError> {
+    let Ok(base_path) = StorePath::from_base_name(base) else { return Ok(None) };
+    let host = store_root.join("nix/store").join(base_path.base_name());
+    if std::fs::symlink_metadata(&host).is_err() {
+        return Ok(None);
+    }
+    let mut base_nar = Vec::new();
+    if nar::dump(&host, &mut base_nar).is_err() {
+        return Ok(None);
+    }
+    let target = read_entry_nar(bundle, e)?;
+    let ops = delta::encode(&base_nar, &target);
+    let mut framed = Vec::new();
+    EntryHeader { kind: EntryKind::StorePath, index: e.header.index, encoding: Encoding::ZstdDelta { base: base.to_owned() } }.write(&mut framed)?;
+    let mut chunks = ChunkWriter::new(framed);
+    zstd::stream::copy_encode(&ops[..], &mut chunks, 19)?;
+    Ok(Some(chunks.finish()?))
+}
+
+/// Decodes one entry of the bundle file back to its NAR.
+fn read_entry_nar(bundle: &Path, e: &EntryLocation) -> Result<Vec<u8>, UpdateError> {
+    let mut file = BufReader::new(File::open(bundle)?);
+    file.seek(SeekFrom::Start(e.offset))?;
+    let mut skip = Vec::new();
+    e.header.write(&mut skip)?;
+    file.seek(SeekFrom::Current(skip.len() as i64))?;
+    let mut chunks = ChunkReader::new(&mut file);
+    let mut nar = Vec::new();
+    match e.header.encoding {
+        Encoding::Raw => {
+            chunks.read_to_end(&mut nar)?;
+        }
+        Encoding::Zstd => {
+            zstd::stream::copy_decode(&mut chunks, &mut nar)?;
+        }
+        Encoding::ZstdDelta { .. } => return Err(UpdateError::Protocol("bundle files hold no delta entries".into())),
+    }
+    Ok(nar)
+}
+
+/// Sends the planned entries, then the end marker.
+fn send_entries(bundle: &Path, plan: &[Outgoing], mut stdin: ChildStdin, report: &mut dyn Report) -> Result<(usize, u64), UpdateError> {
+    let total: u64 = plan.iter().map(Outgoing::len).sum();
+    report.sending(total, plan.len());
     let mut file = File::open(bundle)?;
     let mut buf = vec![0u8; 256 << 10];
     let mut sent = 0u64;
     let result = (|| -> io::Result<()> {
-        for e in &chosen {
-            file.seek(SeekFrom::Start(e.offset))?;
-            let mut left = e.len;
-            while left > 0 {
-                let n = buf.len().min(left as usize);
-                file.read_exact(&mut buf[..n])?;
-                stdin.write_all(&buf[..n])?;
-                left -= n as u64;
-                sent += n as u64;
-                report.sent(n as u64);
+        for item in plan {
+            match item {
+                Outgoing::Delta(d) => {
+                    stdin.write_all(d)?;
+                    sent += d.len() as u64;
+                    report.sent(d.len() as u64);
+                }
+                Outgoing::File(e) => {
+                    file.seek(SeekFrom::Start(e.offset))?;
+                    let mut left = e.len;
+                    while left > 0 {
+                        let n = buf.len().min(left as usize);
+                        file.read_exact(&mut buf[..n])?;
+                        stdin.write_all(&buf[..n])?;
+                        left -= n as u64;
+                        sent += n as u64;
+                        report.sent(n as u64);
+                    }
+                }
             }
         }
         stream::write_end(&mut stdin)?;
@@ -203,9 +291,9 @@ fn send_entries(bundle: &Path, entries: &[EntryLocation], want: &[u32], mut stdi
     })();
     report.done_sending();
     match result {
-        Ok(()) => Ok((chosen.len(), sent)),
+        Ok(()) => Ok((plan.len(), sent)),
         // The agent stopped reading; its error event explains why, read by the caller.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok((chosen.len(), sent)),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok((plan.len(), sent)),
         Err(e) => Err(e.into()),
     }
 }

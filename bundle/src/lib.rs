@@ -9,6 +9,7 @@
 
 pub mod nar;
 pub mod storepath;
+pub mod delta;
 pub mod manifest;
 pub mod sign;
 pub mod stream;

@@ -7,11 +7,12 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
+use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::sign;
 use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, Header};
 use liminix_bundle::storepath::StorePath;
-use liminix_bundle::wire::AgentEvent;
+use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
 use crate::error::{AgentError, Result};
@@ -23,6 +24,9 @@ use crate::store::{free_space, Store};
 const BATCH_BYTES: u64 = 4 << 20;
 /// Room for generation records and directory growth on top of the payload.
 const SPACE_MARGIN: u64 = 1 << 20;
+/// Largest store path offered as a delta base by default: its NAR is held in memory while the
+/// new path is decoded against it.
+pub const DEFAULT_DELTA_MAX: u64 = 8 << 20;
 
 pub struct Received {
     pub manifest: Manifest,
@@ -45,7 +49,14 @@ impl Events<'_> {
     }
 }
 
-pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, now: u64) -> Result<Received> {
+pub struct ReceiveOptions {
+    pub now: u64,
+    /// Offer delta bases up to this size (0: never).
+    pub delta_max: u64,
+}
+
+pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, o: &ReceiveOptions) -> Result<Received> {
+    let now = o.now;
     let store = Store::open_locked(&root.store())?;
     let gens = Generations::new(root);
     gens.tidy()?;
@@ -64,8 +75,9 @@ pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, now
         .collect();
     check_space(&store, m, &want)?;
     let bytes = want.iter().map(|&i| m.paths[i as usize].nar_size).sum();
-    events.send(&AgentEvent::Want { paths: want.clone(), bytes, bases: Vec::new() })?;
-    let copied = receive_entries(&store, m, &want, &mut input)?;
+    let bases = delta_bases(&store, m, &want, o.delta_max)?;
+    events.send(&AgentEvent::Want { paths: want.clone(), bytes, bases: bases.clone() })?;
+    let copied = receive_entries(&store, m, &want, &bases, &mut input)?;
     for e in &m.paths {
         if !store.has(&e.store_path()) {
             return Err(AgentError::Incomplete { missing: 1, example: e.path.clone() });
@@ -112,7 +124,23 @@ fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
     Ok(())
 }
 
-fn receive_entries(store: &Store, m: &Manifest, want: &[u32], input: &mut impl Read) -> Result<(u32, u64)> {
+/// For each wanted path, an older build of the same package that is here and small enough.
+fn delta_bases(store: &Store, m: &Manifest, want: &[u32], delta_max: u64) -> Result<Vec<DeltaBase>> {
+    if delta_max == 0 {
+        return Ok(Vec::new());
+    }
+    let present = store.list()?;
+    Ok(want
+        .iter()
+        .filter_map(|&i| {
+            let sp = m.paths[i as usize].store_path();
+            let base = present.iter().find(|q| q.name() == sp.name() && **q != sp)?;
+            (crate::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase { index: i, base: base.base_name() })
+        })
+        .collect())
+}
+
+fn receive_entries(store: &Store, m: &Manifest, want: &[u32], bases: &[DeltaBase], input: &mut impl Read) -> Result<(u32, u64)> {
     let staging = store.reset_staging()?;
     let mut pending: BTreeSet<u32> = want.iter().copied().collect();
     let mut batch: Vec<StorePath> = Vec::new();
@@ -127,7 +155,8 @@ fn receive_entries(store: &Store, m: &Manifest, want: &[u32], input: &mut impl R
         let pe = &m.paths[entry.index as usize];
         let sp = pe.store_path();
         let dest = staging.join(sp.base_name());
-        if let Err(e) = restore_entry(&entry.encoding, &mut chunks, &dest, pe) {
+        let offered = bases.iter().find(|b| b.index == entry.index).map(|b| b.base.as_str());
+        if let Err(e) = restore_entry(store, offered, &entry.encoding, &mut chunks, &dest, pe) {
             let _ = nar::remove_tree(&dest);
             return Err(e);
         }
@@ -148,7 +177,14 @@ fn receive_entries(store: &Store, m: &Manifest, want: &[u32], input: &mut impl R
     Ok(copied)
 }
 
-fn restore_entry(enc: &Encoding, chunks: &mut ChunkReader<'_, impl Read>, dest: &std::path::Path, pe: &liminix_bundle::PathEntry) -> Result<()> {
+fn restore_entry(
+    store: &Store,
+    offered: Option<&str>,
+    enc: &Encoding,
+    chunks: &mut ChunkReader<'_, impl Read>,
+    dest: &std::path::Path,
+    pe: &liminix_bundle::PathEntry,
+) -> Result<()> {
     let opts = RestoreOptions { max_size: Some(pe.nar_size) };
     let bad = |detail: String| AgentError::Payload { path: pe.path.clone(), detail };
     let got = match enc {
@@ -166,7 +202,21 @@ fn restore_entry(enc: &Encoding, chunks: &mut ChunkReader<'_, impl Read>, dest: 
             h
         }
         Encoding::ZstdDelta { base } => {
-            return Err(bad(format!("delta against {base} was not offered by this agent")));
+            if offered != Some(base.as_str()) {
+                return Err(bad(format!("delta against {base}, which this agent did not offer")));
+            }
+            let base_path = store.path_of(&StorePath::from_base_name(base).map_err(|e| bad(e.to_string()))?);
+            let mut base_nar = Vec::new();
+            nar::dump(&base_path, &mut base_nar).map_err(|e| bad(format!("reading delta base {base}: {e}")))?;
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks).map_err(|e| bad(format!("zstd: {e}")))?;
+            let mut delta = delta::DeltaReader::new(&base_nar, &mut dec).map_err(|e| bad(e.to_string()))?;
+            let h = nar::restore(&mut delta, dest, &opts).map_err(|e| bad(e.to_string()))?;
+            expect_end(&mut delta).map_err(&bad)?;
+            drop(delta);
+            expect_end(&mut dec).map_err(&bad)?;
+            drop(dec);
+            expect_end(chunks).map_err(bad)?;
+            h
         }
     };
     if got.sha256 != pe.sha256() || got.size != pe.nar_size {

@@ -12,6 +12,7 @@ use liminix_bundle::wire::AgentEvent;
 #[derive(Parser)]
 #[command(
     name = "update.sh",
+    args_override_self = true,
     version,
     about = "Install this system configuration on a Liminix device over ssh",
     long_about = "Install this system configuration on a Liminix device over ssh.\n\n\
@@ -43,6 +44,13 @@ struct Args {
     /// Print events as JSON lines on stdout instead of a progress bar
     #[arg(long)]
     json: bool,
+    /// Directory holding nix/store with the builds the device already runs: changed paths are
+    /// then sent as deltas against them
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    store_root: PathBuf,
+    /// Send whole paths even where a delta would be smaller
+    #[arg(long)]
+    no_delta: bool,
 }
 
 struct Human {
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
         root: a.root,
         agent: a.agent,
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
+        store_root: (!a.no_delta).then_some(a.store_root),
     };
     let mut report: Box<dyn Report> = if a.json { Box::new(Json) } else { Box::new(Human { bar: None }) };
     match update(&opts, report.as_mut()) {

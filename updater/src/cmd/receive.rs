@@ -1,6 +1,6 @@
 use clap::Args;
 use liminix_agent::error::Result;
-use liminix_agent::receive::{receive, Events};
+use liminix_agent::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
 use liminix_agent::root::DeviceRoot;
 use liminix_agent::{activate, error::AgentError};
 use liminix_bundle::wire::{AgentEvent, PROTOCOL};
@@ -15,6 +15,9 @@ pub struct ReceiveArgs {
     /// After installing, do nothing more (the new generation runs from the next boot)
     #[arg(long)]
     pub no_reboot: bool,
+    /// Offer older builds up to this many bytes as delta bases (held in memory; 0 disables deltas)
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_DELTA_MAX)]
+    pub delta_max: u64,
 }
 
 pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
@@ -33,7 +36,8 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
     if a.fast && !root.is_live_system() {
         return Err(AgentError::Usage("--fast activates the running system; with --root use --no-reboot".into()));
     }
-    let r = receive(root, &mut std::io::stdin().lock(), events, super::now())?;
+    let opts = ReceiveOptions { now: super::now(), delta_max: a.delta_max };
+    let r = receive(root, &mut std::io::stdin().lock(), events, &opts)?;
     let top = &r.manifest.generation.toplevel;
     if !r.changed {
         eprintln!("generation {} ({top}) is already installed: nothing to do", r.generation);

@@ -28,7 +28,8 @@ pub fn run(a: Args) -> super::Result {
          # Installs {top} (board {board}) on a Liminix device over ssh.\n\
          # Usage: update.sh [--fast|--no-reboot] [--root DIR] [--agent PATH] [--json] user@host\n\
          here=$(cd \"$(dirname \"$0\")\" && pwd)\n\
-         exec \"$here/liminix-update\" --bundle \"$here/../share/liminix/system.bundle\" \"$@\"\n",
+         exec \"$here/liminix-update\" --bundle \"$here/../share/liminix/system.bundle\" --store-root {root} \"$@\"\n",
+        root = shell_quote(&a.common.store_root.to_string_lossy()),
         top = a.common.toplevel,
         board = a.common.board
     );
@@ -37,4 +38,8 @@ pub fn run(a: Args) -> super::Result {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
