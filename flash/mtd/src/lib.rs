@@ -78,6 +78,16 @@ pub struct EccStats {
     pub bbtblocks: u32,
 }
 
+/// The 64-bit size from `/sys/dev/char/MAJ:MIN/size` of the opened node;
+/// MEMGETINFO truncates sizes ≥ 4 GiB. None (use MEMGETINFO) when sysfs is
+/// not mounted or the node is an `mtdNro` alias without attributes.
+fn sysfs_size(fd: &OwnedFd) -> Option<u64> {
+    let rdev = rustix::fs::fstat(fd).ok()?.st_rdev;
+    let (maj, min) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let text = std::fs::read_to_string(format!("/sys/dev/char/{maj}:{min}/size")).ok()?;
+    text.trim().parse().ok()
+}
+
 /// An open `/dev/mtdN`.
 #[derive(Debug)]
 pub struct MtdDevice {
@@ -110,7 +120,7 @@ impl MtdDevice {
         })?;
         let info = MtdInfo {
             kind: MtdKind::from_raw(raw.kind),
-            size: u64::from(raw.size),
+            size: sysfs_size(&fd).unwrap_or(u64::from(raw.size)),
             erase_size: raw.erasesize,
             write_size: raw.writesize.max(1),
             oob_size: raw.oobsize,
