@@ -7,8 +7,8 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
 use liminix_bundle::storepath::StorePath;
+use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::{delta, nar};
 
@@ -111,7 +111,10 @@ fn spawn_ssh(o: &UpdateOptions) -> Result<Child, UpdateError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|source| UpdateError::Spawn { cmd: o.ssh_command.clone(), source })
+        .map_err(|source| UpdateError::Spawn {
+            cmd: o.ssh_command.clone(),
+            source,
+        })
 }
 
 struct Agent {
@@ -126,15 +129,23 @@ impl Agent {
         if self.stdout.read_line(&mut line)? == 0 {
             return Ok(None);
         }
-        AgentEvent::from_line(&line).map(Some).map_err(|e| UpdateError::Protocol(format!("{e}: {line:?}")))
+        AgentEvent::from_line(&line)
+            .map(Some)
+            .map_err(|e| UpdateError::Protocol(format!("{e}: {line:?}")))
     }
 
     fn failed_before_answer(&mut self, o: &UpdateOptions) -> UpdateError {
         drop(self.stdin.take());
         let status = self.child.wait().map(|s| s.code()).ok().flatten();
         match status {
-            Some(127) => UpdateError::NoAgent { host: o.host.clone(), agent: o.agent.clone() },
-            s => UpdateError::Ssh { host: o.host.clone(), status: s.map_or("killed".into(), |c| c.to_string()) },
+            Some(127) => UpdateError::NoAgent {
+                host: o.host.clone(),
+                agent: o.agent.clone(),
+            },
+            s => UpdateError::Ssh {
+                host: o.host.clone(),
+                status: s.map_or("killed".into(), |c| c.to_string()),
+            },
         }
     }
 }
@@ -145,11 +156,19 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     let mut child = spawn_ssh(o)?;
     let stdin = child.stdin.take();
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
-    let mut agent = Agent { child, stdin, stdout };
+    let mut agent = Agent {
+        child,
+        stdin,
+        stdout,
+    };
     let mut events = Vec::new();
     match agent.next_event()? {
         Some(e @ AgentEvent::Hello { .. }) => report.event(&e),
-        Some(other) => return Err(UpdateError::Protocol(format!("expected hello, got {other:?}"))),
+        Some(other) => {
+            return Err(UpdateError::Protocol(format!(
+                "expected hello, got {other:?}"
+            )))
+        }
         None => return Err(agent.failed_before_answer(o)),
     }
     let mut header_bytes = Vec::new();
@@ -157,18 +176,28 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     let _ = agent.stdin.as_mut().expect("open").write_all(&header_bytes);
     let (want, bases) = match agent.next_event()? {
         Some(AgentEvent::Want { paths, bases, .. }) => (paths, bases),
-        Some(AgentEvent::Error { kind, message }) => return Err(UpdateError::Agent { kind, message }),
-        Some(other) => return Err(UpdateError::Protocol(format!("expected want, got {other:?}"))),
+        Some(AgentEvent::Error { kind, message }) => {
+            return Err(UpdateError::Agent { kind, message })
+        }
+        Some(other) => {
+            return Err(UpdateError::Protocol(format!(
+                "expected want, got {other:?}"
+            )))
+        }
         None => return Err(agent.failed_before_answer(o)),
     };
     let plan = plan_entries(o, &entries, &want, &bases)?;
-    let (sent_paths, sent_bytes) = send_entries(&o.bundle, &plan, agent.stdin.take().expect("open"), report)?;
+    let (sent_paths, sent_bytes) =
+        send_entries(&o.bundle, &plan, agent.stdin.take().expect("open"), report)?;
     let mut finished = false;
     while let Some(e) = agent.next_event()? {
         report.event(&e);
         if let AgentEvent::Error { kind, message } = &e {
             let _ = agent.child.wait();
-            return Err(UpdateError::Agent { kind: kind.clone(), message: message.clone() });
+            return Err(UpdateError::Agent {
+                kind: kind.clone(),
+                message: message.clone(),
+            });
         }
         finished |= matches!(e, AgentEvent::Rebooting | AgentEvent::Unchanged { .. });
         events.push(e);
@@ -176,9 +205,16 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     let status = agent.child.wait()?;
     // After `Rebooting` the connection may drop with the device; anything else must end cleanly.
     if !status.success() && !finished {
-        return Err(UpdateError::Ssh { host: o.host.clone(), status: status.to_string() });
+        return Err(UpdateError::Ssh {
+            host: o.host.clone(),
+            status: status.to_string(),
+        });
     }
-    Ok(Outcome { sent_paths, sent_bytes, events })
+    Ok(Outcome {
+        sent_paths,
+        sent_bytes,
+        events,
+    })
 }
 
 /// What goes on the wire for one wanted path.
@@ -199,7 +235,12 @@ impl Outgoing<'_> {
 }
 
 /// Chooses, per wanted path, the bundle's entry or a smaller delta against a base the device offered.
-fn plan_entries<'a>(o: &UpdateOptions, entries: &'a [EntryLocation], want: &[u32], bases: &[DeltaBase]) -> Result<Vec<Outgoing<'a>>, UpdateError> {
+fn plan_entries<'a>(
+    o: &UpdateOptions,
+    entries: &'a [EntryLocation],
+    want: &[u32],
+    bases: &[DeltaBase],
+) -> Result<Vec<Outgoing<'a>>, UpdateError> {
     let want: BTreeSet<u32> = want.iter().copied().collect();
     let mut out = Vec::new();
     for e in entries.iter().filter(|e| want.contains(&e.header.index)) {
@@ -217,8 +258,15 @@ fn plan_entries<'a>(o: &UpdateOptions, entries: &'a [EntryLocation], want: &[u32
 }
 
 /// A delta entry against `base`, if this machine has that base in its store.
-fn delta_entry(bundle: &Path, e: &EntryLocation, store_root: &Path, base: &str) -> Result<Option<Vec<u8>>, UpdateError> {
-    let Ok(base_path) = StorePath::from_base_name(base) else { return Ok(None) };
+fn delta_entry(
+    bundle: &Path,
+    e: &EntryLocation,
+    store_root: &Path,
+    base: &str,
+) -> Result<Option<Vec<u8>>, UpdateError> {
+    let Ok(base_path) = StorePath::from_base_name(base) else {
+        return Ok(None);
+    };
     let host = store_root.join("nix/store").join(base_path.base_name());
     if std::fs::symlink_metadata(&host).is_err() {
         return Ok(None);
@@ -230,7 +278,14 @@ fn delta_entry(bundle: &Path, e: &EntryLocation, store_root: &Path, base: &str) 
     let target = read_entry_nar(bundle, e)?;
     let ops = delta::encode(&base_nar, &target);
     let mut framed = Vec::new();
-    EntryHeader { kind: EntryKind::StorePath, index: e.header.index, encoding: Encoding::ZstdDelta { base: base.to_owned() } }.write(&mut framed)?;
+    EntryHeader {
+        kind: EntryKind::StorePath,
+        index: e.header.index,
+        encoding: Encoding::ZstdDelta {
+            base: base.to_owned(),
+        },
+    }
+    .write(&mut framed)?;
     let mut chunks = ChunkWriter::new(framed);
     zstd::stream::copy_encode(&ops[..], &mut chunks, 19)?;
     Ok(Some(chunks.finish()?))
@@ -252,13 +307,22 @@ fn read_entry_nar(bundle: &Path, e: &EntryLocation) -> Result<Vec<u8>, UpdateErr
         Encoding::Zstd => {
             zstd::stream::copy_decode(&mut chunks, &mut nar)?;
         }
-        Encoding::ZstdDelta { .. } => return Err(UpdateError::Protocol("bundle files hold no delta entries".into())),
+        Encoding::ZstdDelta { .. } => {
+            return Err(UpdateError::Protocol(
+                "bundle files hold no delta entries".into(),
+            ))
+        }
     }
     Ok(nar)
 }
 
 /// Sends the planned entries, then the end marker.
-fn send_entries(bundle: &Path, plan: &[Outgoing], mut stdin: ChildStdin, report: &mut dyn Report) -> Result<(usize, u64), UpdateError> {
+fn send_entries(
+    bundle: &Path,
+    plan: &[Outgoing],
+    mut stdin: ChildStdin,
+    report: &mut dyn Report,
+) -> Result<(usize, u64), UpdateError> {
     let total: u64 = plan.iter().map(Outgoing::len).sum();
     report.sending(total, plan.len());
     let mut file = File::open(bundle)?;

@@ -12,7 +12,10 @@ pub enum ClosureError {
     #[error("{path} is missing: is {toplevel} a Liminix system configuration (outputs.systemConfiguration)?")]
     NotAToplevel { toplevel: String, path: PathBuf },
     #[error("reading {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{list} names {entry:?}, which is not a store path: {source}")]
     BadEntry {
         list: PathBuf,
@@ -33,9 +36,15 @@ pub fn closure(store_root: &Path, toplevel: &str) -> Result<Vec<StorePath>, Clos
     let top = StorePath::parse(toplevel.trim_end_matches('/'))?;
     let list = host_path(store_root, &top).join("etc/nix-store-paths");
     if !list.exists() {
-        return Err(ClosureError::NotAToplevel { toplevel: toplevel.into(), path: list });
+        return Err(ClosureError::NotAToplevel {
+            toplevel: toplevel.into(),
+            path: list,
+        });
     }
-    let text = fs::read_to_string(&list).map_err(|source| ClosureError::Io { path: list.clone(), source })?;
+    let text = fs::read_to_string(&list).map_err(|source| ClosureError::Io {
+        path: list.clone(),
+        source,
+    })?;
     let mut paths = vec![top];
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let p = StorePath::parse(line).map_err(|source| ClosureError::BadEntry {
@@ -65,6 +74,10 @@ pub fn count_entries(path: &Path) -> u64 {
         return 1;
     }
     1 + fs::read_dir(path)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| count_entries(&e.path())).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| count_entries(&e.path()))
+                .sum()
+        })
         .unwrap_or(0)
 }

@@ -17,9 +17,16 @@ pub enum PackError {
     #[error(transparent)]
     Closure(#[from] ClosureError),
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("serialising {path}: {source}")]
-    Nar { path: PathBuf, source: nar::NarError },
+    Nar {
+        path: PathBuf,
+        source: nar::NarError,
+    },
     #[error(transparent)]
     Stream(#[from] stream::StreamError),
     #[error("not signed by the trusted key {0}")]
@@ -31,7 +38,11 @@ pub enum PackError {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PackError + 'a {
-    move |source| PackError::Io { what, path: path.to_owned(), source }
+    move |source| PackError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 pub struct PackOptions<'a> {
@@ -50,13 +61,24 @@ pub fn manifest(o: &PackOptions) -> Result<Manifest, PackError> {
     let mut entries = Vec::with_capacity(paths.len());
     for p in &paths {
         let host = host_path(o.store_root, p);
-        let h = nar::hash_path(&host).map_err(|source| PackError::Nar { path: host.clone(), source })?;
-        entries.push(PathEntry { path: p.to_string(), nar_sha256: hex::encode(h.sha256), nar_size: h.size, entries: count_entries(&host) });
+        let h = nar::hash_path(&host).map_err(|source| PackError::Nar {
+            path: host.clone(),
+            source,
+        })?;
+        entries.push(PathEntry {
+            path: p.to_string(),
+            nar_sha256: hex::encode(h.sha256),
+            nar_size: h.size,
+            entries: count_entries(&host),
+        });
     }
     let m = Manifest {
         format: FORMAT_VERSION,
         board: o.board.to_owned(),
-        generation: Generation { toplevel: o.toplevel.trim_end_matches('/').to_owned(), build_time: o.build_time },
+        generation: Generation {
+            toplevel: o.toplevel.trim_end_matches('/').to_owned(),
+            build_time: o.build_time,
+        },
         epoch: o.epoch,
         paths: entries,
     };
@@ -68,18 +90,32 @@ pub fn manifest(o: &PackOptions) -> Result<Manifest, PackError> {
 fn compress_entry(store_root: &Path, e: &PathEntry, level: i32) -> Result<Vec<u8>, PackError> {
     let host = host_path(store_root, &e.store_path());
     let framed = ChunkWriter::new(Vec::new());
-    let mut enc = zstd::stream::write::Encoder::new(framed, level).map_err(io_err("compressing", &host))?;
-    enc.include_checksum(false).map_err(io_err("compressing", &host))?;
-    nar::dump(&host, &mut enc).map_err(|source| PackError::Nar { path: host.clone(), source })?;
+    let mut enc =
+        zstd::stream::write::Encoder::new(framed, level).map_err(io_err("compressing", &host))?;
+    enc.include_checksum(false)
+        .map_err(io_err("compressing", &host))?;
+    nar::dump(&host, &mut enc).map_err(|source| PackError::Nar {
+        path: host.clone(),
+        source,
+    })?;
     let framed = enc.finish().map_err(io_err("compressing", &host))?;
     framed.finish().map_err(io_err("compressing", &host))
 }
 
 /// Writes a signed bundle of the closure to `out`; `progress(done, total)` after each path.
-pub fn write_bundle(o: &PackOptions, key: &SecretKey, out: &Path, progress: &dyn Fn(usize, usize)) -> Result<Manifest, PackError> {
+pub fn write_bundle(
+    o: &PackOptions,
+    key: &SecretKey,
+    out: &Path,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Manifest, PackError> {
     let m = manifest(o)?;
     let manifest_bytes = m.to_bytes();
-    let header = Header { signatures: vec![key.sign_manifest(&manifest_bytes)], manifest_bytes, manifest: m.clone() };
+    let header = Header {
+        signatures: vec![key.sign_manifest(&manifest_bytes)],
+        manifest_bytes,
+        manifest: m.clone(),
+    };
     let tmp = out.with_extension("partial");
     let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
     let mut w = BufWriter::new(file);
@@ -87,18 +123,40 @@ pub fn write_bundle(o: &PackOptions, key: &SecretKey, out: &Path, progress: &dyn
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (batch_no, batch) in m.paths.chunks(threads * 4).enumerate() {
         let bodies: Vec<Result<Vec<u8>, PackError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch.chunks(4).map(|part| s.spawn(move || part.iter().map(|e| compress_entry(o.store_root, e, o.level)).collect::<Vec<_>>())).collect();
-            handles.into_iter().flat_map(|h| h.join().expect("compression thread")).collect()
+            let handles: Vec<_> = batch
+                .chunks(4)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|e| compress_entry(o.store_root, e, o.level))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("compression thread"))
+                .collect()
         });
         for (i, body) in bodies.into_iter().enumerate() {
             let index = (batch_no * threads * 4 + i) as u32;
-            EntryHeader { kind: stream::EntryKind::StorePath, index, encoding: Encoding::Zstd }.write(&mut w).map_err(io_err("writing", &tmp))?;
+            EntryHeader {
+                kind: stream::EntryKind::StorePath,
+                index,
+                encoding: Encoding::Zstd,
+            }
+            .write(&mut w)
+            .map_err(io_err("writing", &tmp))?;
             w.write_all(&body?).map_err(io_err("writing", &tmp))?;
             progress(index as usize + 1, m.paths.len());
         }
     }
     stream::write_end(&mut w).map_err(io_err("writing", &tmp))?;
-    let file = w.into_inner().map_err(|e| PackError::Io { what: "writing", path: tmp.clone(), source: e.into_error() })?;
+    let file = w.into_inner().map_err(|e| PackError::Io {
+        what: "writing",
+        path: tmp.clone(),
+        source: e.into_error(),
+    })?;
     file.sync_all().map_err(io_err("syncing", &tmp))?;
     std::fs::rename(&tmp, out).map_err(io_err("renaming", out))?;
     Ok(m)
@@ -122,18 +180,26 @@ pub fn index(path: &Path) -> Result<(Header, Vec<EntryLocation>), PackError> {
     let mut out = Vec::new();
     loop {
         let offset = r.stream_position().map_err(io_err("reading", path))?;
-        let Some(h) = EntryHeader::read(&mut r, &header.manifest)? else { break };
+        let Some(h) = EntryHeader::read(&mut r, &header.manifest)? else {
+            break;
+        };
         loop {
             let mut len = [0u8; 4];
-            r.read_exact(&mut len).map_err(|_| stream::StreamError::Truncated("entry"))?;
+            r.read_exact(&mut len)
+                .map_err(|_| stream::StreamError::Truncated("entry"))?;
             let len = u32::from_le_bytes(len);
             if len == 0 {
                 break;
             }
-            r.seek(SeekFrom::Current(i64::from(len))).map_err(io_err("reading", path))?;
+            r.seek(SeekFrom::Current(i64::from(len)))
+                .map_err(io_err("reading", path))?;
         }
         let end = r.stream_position().map_err(io_err("reading", path))?;
-        out.push(EntryLocation { header: h, offset, len: end - offset });
+        out.push(EntryLocation {
+            header: h,
+            offset,
+            len: end - offset,
+        });
     }
     Ok((header, out))
 }
@@ -149,45 +215,88 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
     let file = File::open(path).map_err(io_err("opening", path))?;
     let mut r = BufReader::new(file);
     let header = Header::read(&mut r)?;
-    let Some(sig) = header.signatures.iter().find(|s| trusted.verifies(&header.manifest_bytes, s)) else {
+    let Some(sig) = header
+        .signatures
+        .iter()
+        .find(|s| trusted.verifies(&header.manifest_bytes, s))
+    else {
         return Err(PackError::Untrusted(trusted.to_hex()));
     };
     let m = &header.manifest;
     let mut seen = BTreeSet::new();
     while let Some(h) = EntryHeader::read(&mut r, m)? {
         let e = &m.paths[h.index as usize];
-        let corrupt = |detail: String| PackError::Corrupt { path: e.path.clone(), detail };
+        let corrupt = |detail: String| PackError::Corrupt {
+            path: e.path.clone(),
+            detail,
+        };
         let mut chunks = ChunkReader::new(&mut r);
-        let opts = RestoreOptions { max_size: Some(e.nar_size) };
+        let opts = RestoreOptions {
+            max_size: Some(e.nar_size),
+        };
         let got = match &h.encoding {
             Encoding::Raw => nar::verify_stream(&mut chunks, &opts),
             Encoding::Zstd => {
-                let mut dec = zstd::stream::read::Decoder::new(&mut chunks).map_err(|e| corrupt(e.to_string()))?.single_frame();
+                let mut dec = zstd::stream::read::Decoder::new(&mut chunks)
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .single_frame();
                 nar::verify_stream(&mut dec, &opts)
             }
-            Encoding::ZstdDelta { base } => return Err(corrupt(format!("delta entry against {base} cannot be verified standalone"))),
+            Encoding::ZstdDelta { base } => {
+                return Err(corrupt(format!(
+                    "delta entry against {base} cannot be verified standalone"
+                )))
+            }
         }
         .map_err(|err| corrupt(err.to_string()))?;
         chunks.drain().map_err(|err| corrupt(err.to_string()))?;
         if got.sha256 != e.sha256() || got.size != e.nar_size {
-            return Err(corrupt(format!("NAR sha256 {} does not match the manifest's {}", hex::encode(got.sha256), e.nar_sha256)));
+            return Err(corrupt(format!(
+                "NAR sha256 {} does not match the manifest's {}",
+                hex::encode(got.sha256),
+                e.nar_sha256
+            )));
         }
         seen.insert(h.index);
     }
     if seen.len() != m.paths.len() {
-        let missing: Vec<&PathEntry> = m.paths.iter().enumerate().filter(|(i, _)| !seen.contains(&(*i as u32))).map(|(_, e)| e).collect();
-        return Err(PackError::MissingEntries(missing.len(), missing[0].path.clone()));
+        let missing: Vec<&PathEntry> = m
+            .paths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !seen.contains(&(*i as u32)))
+            .map(|(_, e)| e)
+            .collect();
+        return Err(PackError::MissingEntries(
+            missing.len(),
+            missing[0].path.clone(),
+        ));
     }
-    Ok(Verified { manifest: m.clone(), entries: seen.len(), signer: sig.key.clone() })
+    Ok(Verified {
+        manifest: m.clone(),
+        entries: seen.len(),
+        signer: sig.key.clone(),
+    })
 }
 
 /// Reads a secret key file, or makes a fresh key pair (refusing to overwrite).
 pub fn keygen(secret: &Path, public: &Path) -> Result<PublicKey, PackError> {
     use std::os::unix::fs::OpenOptionsExt;
     let key = SecretKey::generate();
-    let mut f = File::options().write(true).create_new(true).mode(0o600).open(secret).map_err(io_err("creating", secret))?;
-    f.write_all(key.to_file_text().as_bytes()).map_err(io_err("writing", secret))?;
-    let mut p = File::options().write(true).create_new(true).open(public).map_err(io_err("creating", public))?;
-    p.write_all(key.public().to_file_text().as_bytes()).map_err(io_err("writing", public))?;
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(secret)
+        .map_err(io_err("creating", secret))?;
+    f.write_all(key.to_file_text().as_bytes())
+        .map_err(io_err("writing", secret))?;
+    let mut p = File::options()
+        .write(true)
+        .create_new(true)
+        .open(public)
+        .map_err(io_err("creating", public))?;
+    p.write_all(key.public().to_file_text().as_bytes())
+        .map_err(io_err("writing", public))?;
     Ok(key.public())
 }

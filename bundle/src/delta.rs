@@ -41,17 +41,25 @@ fn block_key(b: &[u8]) -> u64 {
 pub fn encode(base: &[u8], target: &[u8]) -> Vec<u8> {
     let mut index: HashMap<u64, u32> = HashMap::with_capacity(base.len() / BLOCK + 1);
     for p in (0..base.len().saturating_sub(BLOCK - 1)).step_by(BLOCK) {
-        index.entry(block_key(&base[p..p + BLOCK])).or_insert(p as u32);
+        index
+            .entry(block_key(&base[p..p + BLOCK]))
+            .or_insert(p as u32);
     }
     let mut out = Vec::with_capacity(target.len() / 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(base.len() as u64).to_le_bytes());
     out.extend_from_slice(&Sha256::digest(base));
     out.extend_from_slice(&(target.len() as u64).to_le_bytes());
-    let mut enc = Encoder { out, literal_start: 0, prev_end: 0 };
+    let mut enc = Encoder {
+        out,
+        literal_start: 0,
+        prev_end: 0,
+    };
     let mut i = 0;
     while i + BLOCK <= target.len() {
-        let found = index.get(&block_key(&target[i..i + BLOCK])).map(|&p| p as usize);
+        let found = index
+            .get(&block_key(&target[i..i + BLOCK]))
+            .map(|&p| p as usize);
         match found.filter(|&p| base[p..p + BLOCK] == target[i..i + BLOCK]) {
             Some(p) => {
                 let back = common_suffix(&base[..p], &target[enc.literal_start..i]);
@@ -99,7 +107,11 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 }
 
 fn common_suffix(a: &[u8], b: &[u8]) -> usize {
-    a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count()
+    a.iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -128,10 +140,20 @@ impl<'a, R: Read> DeltaReader<'a, R> {
         }
         let base_len = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
         if base_len != base.len() as u64 || head[12..44] != Sha256::digest(base)[..] {
-            return Err(invalid("made against a different base than the one on this device"));
+            return Err(invalid(
+                "made against a different base than the one on this device",
+            ));
         }
         let target_len = u64::from_le_bytes(head[44..52].try_into().expect("8 bytes"));
-        Ok(DeltaReader { base, ops, pending: None, prev_end: 0, produced: 0, target_len, ended: false })
+        Ok(DeltaReader {
+            base,
+            ops,
+            pending: None,
+            prev_end: 0,
+            produced: 0,
+            target_len,
+            ended: false,
+        })
     }
 
     fn varint(&mut self) -> io::Result<u64> {
@@ -156,8 +178,12 @@ impl<'a, R: Read> DeltaReader<'a, R> {
                 let z = self.varint()?;
                 let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
                 let len = self.varint()?;
-                let from = usize::try_from(self.prev_end as i64 + delta).map_err(|_| invalid("copy before the base"))?;
-                let end = from.checked_add(len as usize).filter(|&e| e <= self.base.len()).ok_or_else(|| invalid("copy past the base"))?;
+                let from = usize::try_from(self.prev_end as i64 + delta)
+                    .map_err(|_| invalid("copy before the base"))?;
+                let end = from
+                    .checked_add(len as usize)
+                    .filter(|&e| e <= self.base.len())
+                    .ok_or_else(|| invalid("copy past the base"))?;
                 self.prev_end = end;
                 (Some(from), len)
             }
@@ -180,7 +206,7 @@ impl<'a, R: Read> DeltaReader<'a, R> {
 
 impl<R: Read> Read for DeltaReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while !self.ended && buf.len() > 0 {
+        while !self.ended && !buf.is_empty() {
             match self.pending {
                 None | Some((_, 0)) => self.next_op()?,
                 Some((src, left)) => {
@@ -237,13 +263,23 @@ mod tests {
         target.splice(5000..5000, pseudo(3000, 9));
         target.drain(150_000..151_000);
         let d = encode(&base, &target);
-        assert!(d.len() < target.len() / 10, "delta {} for {} bytes", d.len(), target.len());
+        assert!(
+            d.len() < target.len() / 10,
+            "delta {} for {} bytes",
+            d.len(),
+            target.len()
+        );
         assert_eq!(apply(&base, &d).unwrap(), target);
     }
 
     #[test]
     fn unrelated_and_tiny_inputs() {
-        for (b, t) in [(vec![], vec![]), (vec![], pseudo(100, 3)), (pseudo(10, 4), vec![]), (pseudo(5000, 5), pseudo(7000, 6))] {
+        for (b, t) in [
+            (vec![], vec![]),
+            (vec![], pseudo(100, 3)),
+            (pseudo(10, 4), vec![]),
+            (pseudo(5000, 5), pseudo(7000, 6)),
+        ] {
             assert_eq!(apply(&b, &encode(&b, &t)).unwrap(), t);
         }
     }

@@ -7,11 +7,11 @@
 //! See `docs/bundle-format.md` for the byte layout.
 #![forbid(unsafe_code)]
 
-pub mod nar;
-pub mod storepath;
 pub mod delta;
 pub mod manifest;
+pub mod nar;
 pub mod sign;
+pub mod storepath;
 pub mod stream;
 pub mod wire;
 

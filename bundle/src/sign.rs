@@ -187,7 +187,10 @@ mod tests {
         let mut forged = s.clone();
         forged.key = other.public().to_hex();
         assert!(!other.public().verifies(m, &forged));
-        assert_eq!(trusted_signature(m, &[s.clone()], &[other.public()]), None);
+        assert_eq!(
+            trusted_signature(m, std::slice::from_ref(&s), &[other.public()]),
+            None
+        );
         assert_eq!(
             trusted_signature(m, &[forged, s], &[other.public(), k.public()]),
             Some(1)

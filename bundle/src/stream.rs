@@ -145,7 +145,10 @@ impl Header {
 
 impl EntryHeader {
     /// Reads the next entry header; `None` at the end marker.
-    pub fn read(r: &mut impl Read, manifest: &Manifest) -> Result<Option<EntryHeader>, StreamError> {
+    pub fn read(
+        r: &mut impl Read,
+        manifest: &Manifest,
+    ) -> Result<Option<EntryHeader>, StreamError> {
         let mut kind = [0u8; 1];
         read_exact_or(r, &mut kind, "entry list")?;
         let kind = match kind[0] {

@@ -29,10 +29,16 @@ pub fn read_hashes(db: &Path) -> Result<BTreeMap<String, String>> {
 }
 
 /// Services of the old database to restart: changed, removed, or marked force-restart.
-pub fn services_to_restart(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+pub fn services_to_restart(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<String> {
     old.iter()
         .filter(|(name, hash)| {
-            *hash == "force-restart" || new.get(*name).is_none_or(|h| h != *hash || h == "force-restart")
+            *hash == "force-restart"
+                || new
+                    .get(*name)
+                    .is_none_or(|h| h != *hash || h == "force-restart")
         })
         .map(|(name, _)| name.clone())
         .collect()
@@ -61,14 +67,19 @@ pub fn fast(root: &DeviceRoot, toplevel: &str) -> Result<Vec<String>> {
         root.live_s6_db(),
     ))?;
     run(Command::new(root.join(&format!("{toplevel}/bin/activate"))).arg("/"))?;
-    let new_db = fs::canonicalize(root.etc_s6_db())
-        .map_err(AgentError::io("resolving the new s6-rc database", root.etc_s6_db()))?;
+    let new_db = fs::canonicalize(root.etc_s6_db()).map_err(AgentError::io(
+        "resolving the new s6-rc database",
+        root.etc_s6_db(),
+    ))?;
     let restarts = services_to_restart(&read_hashes(&old_db)?, &read_hashes(&new_db)?);
     fs::create_dir_all(root.run_dir()).map_err(AgentError::io("creating", root.run_dir()))?;
     let list = root.run_dir().join("restarts");
     let text: String = restarts.iter().map(|s| format!("{s} restart\n")).collect();
     write_atomic(&list, text.as_bytes())?;
-    run(Command::new("s6-rc-update").arg("-f").arg(&list).arg(&new_db))?;
+    run(Command::new("s6-rc-update")
+        .arg("-f")
+        .arg(&list)
+        .arg(&new_db))?;
     run(Command::new("s6-rc").args(["-u", "-p", "change", "default"]))?;
     Ok(restarts)
 }
@@ -84,13 +95,26 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn restart_set() {
-        let old = map(&[("a", "/nix/store/1-a"), ("b", "/nix/store/1-b"), ("c", "force-restart"), ("gone", "/nix/store/1-g")]);
-        let new = map(&[("a", "/nix/store/1-a"), ("b", "/nix/store/2-b"), ("c", "force-restart"), ("added", "/nix/store/1-n")]);
+        let old = map(&[
+            ("a", "/nix/store/1-a"),
+            ("b", "/nix/store/1-b"),
+            ("c", "force-restart"),
+            ("gone", "/nix/store/1-g"),
+        ]);
+        let new = map(&[
+            ("a", "/nix/store/1-a"),
+            ("b", "/nix/store/2-b"),
+            ("c", "force-restart"),
+            ("added", "/nix/store/1-n"),
+        ]);
         assert_eq!(services_to_restart(&old, &new), vec!["b", "c", "gone"]);
         assert!(services_to_restart(&new, &new).contains(&"c".to_string()));
         assert_eq!(services_to_restart(&new, &new).len(), 1);

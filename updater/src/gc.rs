@@ -34,13 +34,16 @@ pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u
     let Some(device) = root.device_path(&db) else {
         return Ok(Vec::new());
     };
-    let Some(base) = device.strip_prefix("/nix/store/").and_then(|r| r.split('/').next()) else {
+    let Some(base) = device
+        .strip_prefix("/nix/store/")
+        .and_then(|r| r.split('/').next())
+    else {
         return Ok(Vec::new());
     };
     let path = format!("/nix/store/{base}");
     let mut out = Vec::new();
     for g in gens.list()? {
-        if gens.closure(g.number)?.iter().any(|p| *p == path) {
+        if gens.closure(g.number)?.contains(&path) {
             out.push(g.number);
         }
     }
@@ -62,12 +65,20 @@ pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
     kept.extend(gens.previous());
     kept.extend(booted_generations(root, &gens)?);
     kept.extend(all.iter().rev().take(keep).map(|g| g.number));
-    let removed: Vec<u32> = all.iter().map(|g| g.number).filter(|n| !kept.contains(n)).collect();
+    let removed: Vec<u32> = all
+        .iter()
+        .map(|g| g.number)
+        .filter(|n| !kept.contains(n))
+        .collect();
     let mut live: BTreeSet<String> = BTreeSet::new();
     for n in &kept {
         live.extend(gens.closure(*n)?);
     }
-    let garbage: Vec<StorePath> = store.list()?.into_iter().filter(|p| !live.contains(&p.to_string())).collect();
+    let garbage: Vec<StorePath> = store
+        .list()?
+        .into_iter()
+        .filter(|p| !live.contains(&p.to_string()))
+        .collect();
     let freed_bytes = garbage.iter().map(|p| disk_usage(&store.path_of(p))).sum();
     if !dry_run {
         for n in &removed {
@@ -95,6 +106,10 @@ pub fn disk_usage(path: &Path) -> u64 {
         return meta.len();
     }
     fs::read_dir(path)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| disk_usage(&e.path())).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| disk_usage(&e.path()))
+                .sum()
+        })
         .unwrap_or(0)
 }

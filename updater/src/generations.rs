@@ -91,7 +91,11 @@ impl Generations {
     }
 
     fn read_pointer(&self, name: &str) -> Option<u32> {
-        fs::read_link(self.dir.join(name)).ok()?.to_str()?.parse().ok()
+        fs::read_link(self.dir.join(name))
+            .ok()?
+            .to_str()?
+            .parse()
+            .ok()
     }
 
     pub fn current(&self) -> Option<u32> {
@@ -116,7 +120,12 @@ impl Generations {
     pub fn closure(&self, n: u32) -> Result<Vec<String>> {
         let path = self.dir.join(n.to_string()).join("nix-store-paths");
         let text = fs::read_to_string(&path).map_err(AgentError::io("reading", &path))?;
-        let mut paths: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        let mut paths: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
         if let Some(top) = self.info(n)?.toplevel {
             paths.push(top);
         }
@@ -171,13 +180,19 @@ impl Generations {
         let _ = liminix_bundle::nar::remove_tree(&tmp);
         fs::create_dir(&tmp).map_err(AgentError::io("creating", &tmp))?;
         let top = new.toplevel;
-        let activate = self.root.resolve(&format!("{top}/bin/activate")).map_err(AgentError::io("resolving", top))?;
+        let activate = self
+            .root
+            .resolve(&format!("{top}/bin/activate"))
+            .map_err(AgentError::io("resolving", top))?;
         self.require_in_store(&activate, "bin/activate")?;
         let bytes = fs::read(&activate).map_err(AgentError::io("reading", &activate))?;
         write_atomic(&tmp.join("activate"), &bytes)?;
         set_mode(&tmp.join("activate"), 0o555)?;
         self.install_init(top, &tmp.join("init"))?;
-        let list = self.root.resolve(&format!("{top}/etc/nix-store-paths")).map_err(AgentError::io("resolving", top))?;
+        let list = self
+            .root
+            .resolve(&format!("{top}/etc/nix-store-paths"))
+            .map_err(AgentError::io("resolving", top))?;
         self.require_in_store(&list, "etc/nix-store-paths")?;
         let list = fs::read(&list).map_err(AgentError::io("reading", &list))?;
         write_atomic(&tmp.join("nix-store-paths"), &list)?;
@@ -213,7 +228,10 @@ impl Generations {
         let src = self.root.join(&format!("{top}/bin/init"));
         let meta = fs::symlink_metadata(&src).map_err(AgentError::io("reading", &src))?;
         if meta.file_type().is_symlink() {
-            let host = self.root.resolve(&format!("{top}/bin/init")).map_err(AgentError::io("resolving", &src))?;
+            let host = self
+                .root
+                .resolve(&format!("{top}/bin/init"))
+                .map_err(AgentError::io("resolving", &src))?;
             let device = self.root.device_path(&host).unwrap_or_default();
             std::os::unix::fs::symlink(&device, dest).map_err(AgentError::io("linking", dest))
         } else {
@@ -246,7 +264,8 @@ impl Generations {
         let top = info.toplevel.as_deref().unwrap_or_default();
         if !top.is_empty() {
             let rel = format!("../../nix/store/{}", top.trim_start_matches("/nix/store/"));
-            std::os::unix::fs::symlink(rel, tmp.join("toplevel")).map_err(AgentError::io("linking", tmp))?;
+            std::os::unix::fs::symlink(rel, tmp.join("toplevel"))
+                .map_err(AgentError::io("linking", tmp))?;
         }
         sync_dir(tmp)?;
         let fin = self.dir.join(info.number.to_string());
@@ -276,7 +295,11 @@ impl Generations {
         for name in FIXED_LINKS {
             let target = format!("generations/current/{name}");
             let path = persist.join(name);
-            if fs::read_link(&path).ok().and_then(|t| t.to_str().map(str::to_owned)) != Some(target.clone()) {
+            if fs::read_link(&path)
+                .ok()
+                .and_then(|t| t.to_str().map(str::to_owned))
+                != Some(target.clone())
+            {
                 symlink_atomic(&target, &path)?;
             }
         }
@@ -304,7 +327,8 @@ impl Generations {
         for e in entries.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(".new-") || name.starts_with(".old-") {
-                liminix_bundle::nar::remove_tree(&e.path()).map_err(AgentError::io("removing", e.path()))?;
+                liminix_bundle::nar::remove_tree(&e.path())
+                    .map_err(AgentError::io("removing", e.path()))?;
             }
         }
         Ok(())
@@ -341,7 +365,8 @@ fn copy_entry(src: &Path, dest: &Path) -> Result<()> {
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(AgentError::io("chmod", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(AgentError::io("chmod", path))
 }
 
 /// `YYYYmmddTHHMMSS` in UTC, the form Liminix's configuration links use.
@@ -349,7 +374,12 @@ pub fn timestamp(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).

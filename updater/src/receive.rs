@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::sign;
-use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, Header};
 use liminix_bundle::storepath::StorePath;
+use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, Header};
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
@@ -55,7 +55,12 @@ pub struct ReceiveOptions {
     pub delta_max: u64,
 }
 
-pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, o: &ReceiveOptions) -> Result<Received> {
+pub fn receive(
+    root: &DeviceRoot,
+    input: &mut dyn Read,
+    events: &mut Events,
+    o: &ReceiveOptions,
+) -> Result<Received> {
     let now = o.now;
     let store = Store::open_locked(&root.store())?;
     let gens = Generations::new(root);
@@ -68,7 +73,10 @@ pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, o: 
     check_board(root, m)?;
     let installed = gens.highest_epoch()?;
     if m.epoch < installed {
-        return Err(AgentError::Epoch { bundle: m.epoch, installed });
+        return Err(AgentError::Epoch {
+            bundle: m.epoch,
+            installed,
+        });
     }
     let want: Vec<u32> = (0..m.paths.len() as u32)
         .filter(|&i| !store.has(&m.paths[i as usize].store_path()))
@@ -76,11 +84,18 @@ pub fn receive(root: &DeviceRoot, input: &mut dyn Read, events: &mut Events, o: 
     check_space(&store, m, &want)?;
     let bytes = want.iter().map(|&i| m.paths[i as usize].nar_size).sum();
     let bases = delta_bases(&store, m, &want, o.delta_max)?;
-    events.send(&AgentEvent::Want { paths: want.clone(), bytes, bases: bases.clone() })?;
+    events.send(&AgentEvent::Want {
+        paths: want.clone(),
+        bytes,
+        bases: bases.clone(),
+    })?;
     let copied = receive_entries(&store, m, &want, &bases, &mut input)?;
     for e in &m.paths {
         if !store.has(&e.store_path()) {
-            return Err(AgentError::Incomplete { missing: 1, example: e.path.clone() });
+            return Err(AgentError::Incomplete {
+                missing: 1,
+                example: e.path.clone(),
+            });
         }
     }
     install(&store, &gens, m, now, copied, events)
@@ -95,17 +110,30 @@ fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
     let signers = if h.signatures.is_empty() {
         "nobody".to_owned()
     } else {
-        h.signatures.iter().map(|s| format!("key {}", &s.key[..16.min(s.key.len())])).collect::<Vec<_>>().join(", ")
+        h.signatures
+            .iter()
+            .map(|s| format!("key {}", &s.key[..16.min(s.key.len())]))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    Err(AgentError::Untrusted { signers, dir, trusted: trusted.len() })
+    Err(AgentError::Untrusted {
+        signers,
+        dir,
+        trusted: trusted.len(),
+    })
 }
 
 fn check_board(root: &DeviceRoot, m: &Manifest) -> Result<()> {
     let file = root.board_file();
-    let device = std::fs::read_to_string(&file).map_err(AgentError::io("reading the board name from", &file))?;
+    let device = std::fs::read_to_string(&file)
+        .map_err(AgentError::io("reading the board name from", &file))?;
     let device = device.trim();
     if device != m.board {
-        return Err(AgentError::WrongBoard { bundle: m.board.clone(), device: device.to_owned(), file });
+        return Err(AgentError::WrongBoard {
+            bundle: m.board.clone(),
+            device: device.to_owned(),
+            file,
+        });
     }
     Ok(())
 }
@@ -119,13 +147,22 @@ fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
         .sum::<u64>()
         + SPACE_MARGIN;
     if needed > available || inodes.is_some_and(|free| free < entries + 64) {
-        return Err(AgentError::NoSpace { dir: store.dir().to_owned(), needed, available });
+        return Err(AgentError::NoSpace {
+            dir: store.dir().to_owned(),
+            needed,
+            available,
+        });
     }
     Ok(())
 }
 
 /// For each wanted path, an older build of the same package that is here and small enough.
-fn delta_bases(store: &Store, m: &Manifest, want: &[u32], delta_max: u64) -> Result<Vec<DeltaBase>> {
+fn delta_bases(
+    store: &Store,
+    m: &Manifest,
+    want: &[u32],
+    delta_max: u64,
+) -> Result<Vec<DeltaBase>> {
     if delta_max == 0 {
         return Ok(Vec::new());
     }
@@ -134,13 +171,24 @@ fn delta_bases(store: &Store, m: &Manifest, want: &[u32], delta_max: u64) -> Res
         .iter()
         .filter_map(|&i| {
             let sp = m.paths[i as usize].store_path();
-            let base = present.iter().find(|q| q.name() == sp.name() && **q != sp)?;
-            (crate::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase { index: i, base: base.base_name() })
+            let base = present
+                .iter()
+                .find(|q| q.name() == sp.name() && **q != sp)?;
+            (crate::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase {
+                index: i,
+                base: base.base_name(),
+            })
         })
         .collect())
 }
 
-fn receive_entries(store: &Store, m: &Manifest, want: &[u32], bases: &[DeltaBase], input: &mut impl Read) -> Result<(u32, u64)> {
+fn receive_entries(
+    store: &Store,
+    m: &Manifest,
+    want: &[u32],
+    bases: &[DeltaBase],
+    input: &mut impl Read,
+) -> Result<(u32, u64)> {
     let staging = store.reset_staging()?;
     let mut pending: BTreeSet<u32> = want.iter().copied().collect();
     let mut batch: Vec<StorePath> = Vec::new();
@@ -155,7 +203,10 @@ fn receive_entries(store: &Store, m: &Manifest, want: &[u32], bases: &[DeltaBase
         let pe = &m.paths[entry.index as usize];
         let sp = pe.store_path();
         let dest = staging.join(sp.base_name());
-        let offered = bases.iter().find(|b| b.index == entry.index).map(|b| b.base.as_str());
+        let offered = bases
+            .iter()
+            .find(|b| b.index == entry.index)
+            .map(|b| b.base.as_str());
         if let Err(e) = restore_entry(store, offered, &entry.encoding, &mut chunks, &dest, pe) {
             let _ = nar::remove_tree(&dest);
             return Err(e);
@@ -172,7 +223,10 @@ fn receive_entries(store: &Store, m: &Manifest, want: &[u32], bases: &[DeltaBase
     }
     store.commit_staged(&batch)?;
     if let Some(first) = pending.first() {
-        return Err(AgentError::Incomplete { missing: pending.len(), example: m.paths[*first as usize].path.clone() });
+        return Err(AgentError::Incomplete {
+            missing: pending.len(),
+            example: m.paths[*first as usize].path.clone(),
+        });
     }
     Ok(copied)
 }
@@ -185,8 +239,13 @@ fn restore_entry(
     dest: &std::path::Path,
     pe: &liminix_bundle::PathEntry,
 ) -> Result<()> {
-    let opts = RestoreOptions { max_size: Some(pe.nar_size) };
-    let bad = |detail: String| AgentError::Payload { path: pe.path.clone(), detail };
+    let opts = RestoreOptions {
+        max_size: Some(pe.nar_size),
+    };
+    let bad = |detail: String| AgentError::Payload {
+        path: pe.path.clone(),
+        detail,
+    };
     let got = match enc {
         Encoding::Raw => {
             let h = nar::restore(chunks, dest, &opts).map_err(|e| bad(e.to_string()))?;
@@ -194,7 +253,8 @@ fn restore_entry(
             h
         }
         Encoding::Zstd => {
-            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks).map_err(|e| bad(format!("zstd: {e}")))?;
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
+                .map_err(|e| bad(format!("zstd: {e}")))?;
             let h = nar::restore(&mut dec, dest, &opts).map_err(|e| bad(e.to_string()))?;
             expect_end(&mut dec).map_err(bad)?;
             drop(dec);
@@ -203,16 +263,24 @@ fn restore_entry(
         }
         Encoding::ZstdDelta { base } => {
             if offered != Some(base.as_str()) {
-                return Err(bad(format!("delta against {base}, which this agent did not offer")));
+                return Err(bad(format!(
+                    "delta against {base}, which this agent did not offer"
+                )));
             }
-            let base_path = store.path_of(&StorePath::from_base_name(base).map_err(|e| bad(e.to_string()))?);
+            let base_path =
+                store.path_of(&StorePath::from_base_name(base).map_err(|e| bad(e.to_string()))?);
             let mut base_nar = Vec::new();
-            nar::dump(&base_path, &mut base_nar).map_err(|e| bad(format!("reading delta base {base}: {e}")))?;
-            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks).map_err(|e| bad(format!("zstd: {e}")))?;
-            let mut delta = delta::DeltaReader::new(&base_nar, &mut dec).map_err(|e| bad(e.to_string()))?;
-            let h = nar::restore(&mut delta, dest, &opts).map_err(|e| bad(e.to_string()))?;
-            expect_end(&mut delta).map_err(&bad)?;
-            drop(delta);
+            nar::dump(&base_path, &mut base_nar)
+                .map_err(|e| bad(format!("reading delta base {base}: {e}")))?;
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
+                .map_err(|e| bad(format!("zstd: {e}")))?;
+            let h = {
+                let mut delta =
+                    delta::DeltaReader::new(&base_nar, &mut dec).map_err(|e| bad(e.to_string()))?;
+                let h = nar::restore(&mut delta, dest, &opts).map_err(|e| bad(e.to_string()))?;
+                expect_end(&mut delta).map_err(&bad)?;
+                h
+            };
             expect_end(&mut dec).map_err(&bad)?;
             drop(dec);
             expect_end(chunks).map_err(bad)?;
@@ -222,7 +290,10 @@ fn restore_entry(
     if got.sha256 != pe.sha256() || got.size != pe.nar_size {
         return Err(bad(format!(
             "NAR sha256 {} ({} bytes) does not match the signed manifest's {} ({} bytes)",
-            hex::encode(got.sha256), got.size, pe.nar_sha256, pe.nar_size
+            hex::encode(got.sha256),
+            got.size,
+            pe.nar_sha256,
+            pe.nar_size
         )));
     }
     Ok(())
@@ -241,17 +312,37 @@ fn expect_end(r: &mut impl Read) -> std::result::Result<(), String> {
     }
 }
 
-fn install(store: &Store, gens: &Generations, m: &Manifest, now: u64, copied: (u32, u64), events: &mut Events) -> Result<Received> {
+fn install(
+    store: &Store,
+    gens: &Generations,
+    m: &Manifest,
+    now: u64,
+    copied: (u32, u64),
+    events: &mut Events,
+) -> Result<Received> {
     let present: Vec<String> = store.list()?.iter().map(|p| p.to_string()).collect();
     gens.adopt_existing(now, &present)?;
     let top = &m.generation.toplevel;
     if let Some(cur) = gens.current() {
         if gens.info(cur)?.toplevel.as_deref() == Some(top.as_str()) {
-            events.send(&AgentEvent::Unchanged { generation: cur, toplevel: top.clone() })?;
-            return Ok(Received { manifest: m.clone(), generation: cur, changed: false });
+            events.send(&AgentEvent::Unchanged {
+                generation: cur,
+                toplevel: top.clone(),
+            })?;
+            return Ok(Received {
+                manifest: m.clone(),
+                generation: cur,
+                changed: false,
+            });
         }
     }
-    let n = gens.create(&NewGeneration { toplevel: top, board: &m.board, epoch: m.epoch, build_time: m.generation.build_time, now })?;
+    let n = gens.create(&NewGeneration {
+        toplevel: top,
+        board: &m.board,
+        epoch: m.epoch,
+        build_time: m.generation.build_time,
+        now,
+    })?;
     gens.switch_to(n)?;
     let info = gens.info(n)?;
     events.send(&AgentEvent::Installed {
@@ -261,5 +352,9 @@ fn install(store: &Store, gens: &Generations, m: &Manifest, now: u64, copied: (u
         copied_paths: copied.0,
         copied_bytes: copied.1,
     })?;
-    Ok(Received { manifest: m.clone(), generation: n, changed: true })
+    Ok(Received {
+        manifest: m.clone(),
+        generation: n,
+        changed: true,
+    })
 }

@@ -10,21 +10,34 @@ pub struct RolledBack {
     pub to: u32,
 }
 
-pub fn rollback(root: &DeviceRoot, target: Option<u32>, allow_downgrade: bool) -> Result<RolledBack> {
+pub fn rollback(
+    root: &DeviceRoot,
+    target: Option<u32>,
+    allow_downgrade: bool,
+) -> Result<RolledBack> {
     let store = Store::open_locked(&root.store())?;
     let gens = Generations::new(root);
     gens.tidy()?;
     let from = gens.current();
     let to = target.or(gens.previous()).ok_or_else(|| {
-        AgentError::State("no previous generation to roll back to (see `liminix-agent status`)".into())
+        AgentError::State(
+            "no previous generation to roll back to (see `liminix-agent status`)".into(),
+        )
     })?;
     if Some(to) == from {
-        return Err(AgentError::State(format!("generation {to} is already current")));
+        return Err(AgentError::State(format!(
+            "generation {to} is already current"
+        )));
     }
-    let info = gens.info(to).map_err(|_| AgentError::State(format!("there is no generation {to}")))?;
+    let info = gens
+        .info(to)
+        .map_err(|_| AgentError::State(format!("there is no generation {to}")))?;
     let highest = gens.highest_epoch()?;
     if info.epoch < highest && !allow_downgrade {
-        return Err(AgentError::Epoch { bundle: info.epoch, installed: highest });
+        return Err(AgentError::Epoch {
+            bundle: info.epoch,
+            installed: highest,
+        });
     }
     for p in gens.closure(to)? {
         let sp = liminix_bundle::storepath::StorePath::parse(&p)

@@ -32,14 +32,21 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
     let paths: Vec<_> = std::fs::read_dir(&store_dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .filter(|e| liminix_bundle::storepath::StorePath::from_base_name(&e.file_name().to_string_lossy()).is_ok())
+                .filter(|e| {
+                    liminix_bundle::storepath::StorePath::from_base_name(
+                        &e.file_name().to_string_lossy(),
+                    )
+                    .is_ok()
+                })
                 .map(|e| e.path())
                 .collect()
         })
         .unwrap_or_default();
     let free_bytes = free_space(&store_dir).map(|(b, _, _)| b).unwrap_or(0);
     Ok(Status {
-        board: std::fs::read_to_string(root.board_file()).ok().map(|s| s.trim().to_owned()),
+        board: std::fs::read_to_string(root.board_file())
+            .ok()
+            .map(|s| s.trim().to_owned()),
         current: gens.current(),
         previous: gens.previous(),
         booted: booted_generations(root, &gens)?,
@@ -56,7 +63,10 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
 /// The human form of `status`.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
-    out.push_str(&format!("board: {}\n", s.board.as_deref().unwrap_or("(unknown)")));
+    out.push_str(&format!(
+        "board: {}\n",
+        s.board.as_deref().unwrap_or("(unknown)")
+    ));
     out.push_str("generations:\n");
     for g in &s.generations {
         let mut marks = Vec::new();
@@ -75,7 +85,11 @@ pub fn render(s: &Status) -> String {
             crate::generations::timestamp(g.installed_at),
             g.epoch,
             g.toplevel.as_deref().unwrap_or("(adopted factory system)"),
-            if marks.is_empty() { String::new() } else { format!("  [{}]", marks.join(", ")) }
+            if marks.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", marks.join(", "))
+            }
         ));
     }
     if s.generations.is_empty() {

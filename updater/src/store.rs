@@ -109,7 +109,9 @@ impl Store {
 
     /// Store paths with the same package name as `p` (other hashes): candidate delta bases.
     pub fn same_name(&self, p: &StorePath, all: &[StorePath]) -> Option<StorePath> {
-        all.iter().find(|q| q.name() == p.name() && *q != p).cloned()
+        all.iter()
+            .find(|q| q.name() == p.name() && *q != p)
+            .cloned()
     }
 }
 
@@ -162,6 +164,9 @@ pub fn symlink_atomic(target: &str, path: &Path) -> Result<()> {
 }
 
 fn tmp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

@@ -60,11 +60,26 @@ struct Human {
 impl Report for Human {
     fn event(&mut self, e: &AgentEvent) {
         match e {
-            AgentEvent::Installed { generation, toplevel, link, copied_paths, .. } => {
+            AgentEvent::Installed {
+                generation,
+                toplevel,
+                link,
+                copied_paths,
+                ..
+            } => {
                 eprintln!("installed generation {generation}: {toplevel} ({copied_paths} paths copied, /persist/{link})")
             }
-            AgentEvent::Unchanged { generation, .. } => eprintln!("generation {generation} is already installed: nothing to do"),
-            AgentEvent::Activated { restarted } => eprintln!("activated; restarted services: {}", if restarted.is_empty() { "none".into() } else { restarted.join(" ") }),
+            AgentEvent::Unchanged { generation, .. } => {
+                eprintln!("generation {generation} is already installed: nothing to do")
+            }
+            AgentEvent::Activated { restarted } => eprintln!(
+                "activated; restarted services: {}",
+                if restarted.is_empty() {
+                    "none".into()
+                } else {
+                    restarted.join(" ")
+                }
+            ),
             AgentEvent::Rebooting => eprintln!("device is rebooting"),
             _ => {}
         }
@@ -76,7 +91,13 @@ impl Report for Human {
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total);
-            bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}").expect("template").progress_chars("=> "));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
+            );
             bar.set_message(format!("sending {paths} paths"));
             self.bar = Some(bar);
         }
@@ -100,7 +121,10 @@ impl Report for Json {
         print!("{}", e.to_line());
     }
     fn sending(&mut self, total: u64, paths: usize) {
-        println!("{}", serde_json::json!({"event": "sending", "paths": paths, "bytes": total}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "sending", "paths": paths, "bytes": total})
+        );
     }
     fn sent(&mut self, _: u64) {}
     fn done_sending(&mut self) {}
@@ -111,17 +135,30 @@ fn main() -> ExitCode {
     let opts = UpdateOptions {
         bundle: a.bundle,
         host: a.host,
-        after: if a.fast { After::Fast } else if a.no_reboot { After::NoReboot } else { After::Reboot },
+        after: if a.fast {
+            After::Fast
+        } else if a.no_reboot {
+            After::NoReboot
+        } else {
+            After::Reboot
+        },
         root: a.root,
         agent: a.agent,
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
         store_root: (!a.no_delta).then_some(a.store_root),
     };
-    let mut report: Box<dyn Report> = if a.json { Box::new(Json) } else { Box::new(Human { bar: None }) };
+    let mut report: Box<dyn Report> = if a.json {
+        Box::new(Json)
+    } else {
+        Box::new(Human { bar: None })
+    };
     match update(&opts, report.as_mut()) {
         Ok(o) => {
             if a.json {
-                println!("{}", serde_json::json!({"event": "done", "sent_paths": o.sent_paths, "sent_bytes": o.sent_bytes}));
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "done", "sent_paths": o.sent_paths, "sent_bytes": o.sent_bytes})
+                );
             } else {
                 eprintln!("sent {} paths, {} bytes", o.sent_paths, o.sent_bytes);
             }
@@ -135,7 +172,10 @@ fn main() -> ExitCode {
                 src = s.source();
             }
             if a.json {
-                println!("{}", serde_json::json!({"event": "failed", "message": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "failed", "message": e.to_string()})
+                );
             }
             eprintln!("{msg}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))

@@ -17,10 +17,17 @@ pub struct GcArgs {
 pub fn run(g: &Global, a: &GcArgs) -> Result<()> {
     let plan = liminix_agent::gc::gc(&DeviceRoot::new(&g.root), a.keep, a.dry_run)?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&plan).expect("plan serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plan serialises")
+        );
         return Ok(());
     }
-    let verb = if plan.dry_run { "would delete" } else { "deleted" };
+    let verb = if plan.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
     for p in &plan.deleted_paths {
         println!("{verb} {p}");
     }

@@ -24,23 +24,37 @@ pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
     let root = DeviceRoot::new(&g.root);
     let mut stdout = std::io::stdout().lock();
     let mut events = Events { out: &mut stdout };
-    events.send(&AgentEvent::Hello { agent_version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL })?;
+    events.send(&AgentEvent::Hello {
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        protocol: PROTOCOL,
+    })?;
     let result = receive_and_act(&root, a, &mut events);
     if let Err(e) = &result {
-        let _ = events.send(&AgentEvent::Error { kind: e.kind().into(), message: e.to_string() });
+        let _ = events.send(&AgentEvent::Error {
+            kind: e.kind().into(),
+            message: e.to_string(),
+        });
     }
     result
 }
 
 fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> Result<()> {
     if a.fast && !root.is_live_system() {
-        return Err(AgentError::Usage("--fast activates the running system; with --root use --no-reboot".into()));
+        return Err(AgentError::Usage(
+            "--fast activates the running system; with --root use --no-reboot".into(),
+        ));
     }
-    let opts = ReceiveOptions { now: super::now(), delta_max: a.delta_max };
+    let opts = ReceiveOptions {
+        now: super::now(),
+        delta_max: a.delta_max,
+    };
     let r = receive(root, &mut std::io::stdin().lock(), events, &opts)?;
     let top = &r.manifest.generation.toplevel;
     if !r.changed {
-        eprintln!("generation {} ({top}) is already installed: nothing to do", r.generation);
+        eprintln!(
+            "generation {} ({top}) is already installed: nothing to do",
+            r.generation
+        );
         return Ok(());
     }
     eprintln!("installed generation {} ({top})", r.generation);

@@ -18,12 +18,19 @@ pub struct RollbackArgs {
 }
 
 pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
-    let r = liminix_agent::rollback::rollback(&DeviceRoot::new(&g.root), a.generation, a.allow_downgrade)?;
+    let r = liminix_agent::rollback::rollback(
+        &DeviceRoot::new(&g.root),
+        a.generation,
+        a.allow_downgrade,
+    )?;
     if g.json {
         println!("{}", serde_json::json!({"from": r.from, "to": r.to}));
     } else {
         let from = r.from.map_or("none".to_owned(), |f| f.to_string());
-        eprintln!("rolled back: generation {} is current (was {from}); it runs from the next boot", r.to);
+        eprintln!(
+            "rolled back: generation {} is current (was {from}); it runs from the next boot",
+            r.to
+        );
     }
     if a.reboot {
         activate::reboot()?;

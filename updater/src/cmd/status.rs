@@ -7,7 +7,10 @@ use crate::cli::Global;
 pub fn run(g: &Global) -> Result<()> {
     let s = status::status(&DeviceRoot::new(&g.root))?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&s).expect("status serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("status serialises")
+        );
     } else {
         print!("{}", status::render(&s));
     }

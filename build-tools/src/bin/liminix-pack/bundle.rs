@@ -39,14 +39,27 @@ pub struct Common {
 
 /// Build time: SOURCE_DATE_EPOCH for reproducible builds, else now.
 pub fn build_time() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-    })
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
 }
 
 pub fn pack(c: &Common, out: &std::path::Path) -> super::Result {
     let key = SecretKey::load(&c.key)?;
-    let opts = PackOptions { store_root: &c.store_root, toplevel: &c.toplevel, board: &c.board, epoch: c.epoch, build_time: build_time(), level: c.level };
+    let opts = PackOptions {
+        store_root: &c.store_root,
+        toplevel: &c.toplevel,
+        board: &c.board,
+        epoch: c.epoch,
+        build_time: build_time(),
+        level: c.level,
+    };
     let bar = std::io::stderr().is_terminal().then(|| ProgressBar::new(0));
     let progress = |done: usize, total: usize| {
         if let Some(b) = &bar {
@@ -59,7 +72,13 @@ pub fn pack(c: &Common, out: &std::path::Path) -> super::Result {
         b.finish_and_clear();
     }
     let size = std::fs::metadata(out)?.len();
-    eprintln!("{}: {} store paths, {} bytes of NAR, {} bytes bundled", out.display(), m.paths.len(), m.total_nar_size(), size);
+    eprintln!(
+        "{}: {} store paths, {} bytes of NAR, {} bytes bundled",
+        out.display(),
+        m.paths.len(),
+        m.total_nar_size(),
+        size
+    );
     Ok(())
 }
 

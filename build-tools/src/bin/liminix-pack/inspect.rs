@@ -13,9 +13,17 @@ pub fn run(a: Args) -> super::Result {
     let (h, entries) = liminix_build_tools::pack::index(&a.file)?;
     let m = &h.manifest;
     if a.json {
-        let sizes: Vec<_> = entries.iter().map(|e| serde_json::json!({"index": e.header.index, "bytes": e.len})).collect();
+        let sizes: Vec<_> = entries
+            .iter()
+            .map(|e| serde_json::json!({"index": e.header.index, "bytes": e.len}))
+            .collect();
         let signers: Vec<_> = h.signatures.iter().map(|s| s.key.clone()).collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"manifest": m, "signers": signers, "entries": sizes}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"manifest": m, "signers": signers, "entries": sizes})
+            )?
+        );
         return Ok(());
     }
     println!("board:     {}", m.board);
@@ -26,7 +34,12 @@ pub fn run(a: Args) -> super::Result {
         println!("signed by: {}", s.key);
     }
     let packed: u64 = entries.iter().map(|e| e.len).sum();
-    println!("paths:     {} ({} bytes of NAR, {} bytes packed)", m.paths.len(), m.total_nar_size(), packed);
+    println!(
+        "paths:     {} ({} bytes of NAR, {} bytes packed)",
+        m.paths.len(),
+        m.total_nar_size(),
+        packed
+    );
     for p in &m.paths {
         println!("  {}  {:>10}  {}", &p.nar_sha256[..12], p.nar_size, p.path);
     }

@@ -12,6 +12,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> super::Result {
     let public = liminix_build_tools::pack::keygen(&a.secret, &a.public)?;
-    eprintln!("public key {} written to {}", public.to_hex(), a.public.display());
+    eprintln!(
+        "public key {} written to {}",
+        public.to_hex(),
+        a.public.display()
+    );
     Ok(())
 }

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "liminix-pack", version, about = "Make keys, signed Liminix bundles and update.sh outputs")]
+#[command(
+    name = "liminix-pack",
+    version,
+    about = "Make keys, signed Liminix bundles and update.sh outputs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -20,7 +20,11 @@ pub fn run(a: Args) -> super::Result {
     pack(&a.common, &share.join("system.bundle"))?;
     let client = std::env::current_exe()?.with_file_name("liminix-update");
     if !client.exists() {
-        return Err(format!("{} not found next to liminix-pack: build both binaries of liminix-build-tools", client.display()).into());
+        return Err(format!(
+            "{} not found next to liminix-pack: build both binaries of liminix-build-tools",
+            client.display()
+        )
+        .into());
     }
     std::fs::copy(&client, bin.join("liminix-update"))?;
     let script = format!(

@@ -14,6 +14,11 @@ pub struct Args {
 pub fn run(a: Args) -> super::Result {
     let key = PublicKey::load(&a.trust)?;
     let v = liminix_build_tools::pack::verify(&a.file, &key)?;
-    eprintln!("{}: OK, {} store paths verified, signed by {}", a.file.display(), v.entries, v.signer);
+    eprintln!(
+        "{}: OK, {} store paths verified, signed by {}",
+        a.file.display(),
+        v.entries,
+        v.signer
+    );
     Ok(())
 }
