@@ -357,8 +357,6 @@ ubi-probe hang 0 1 1500000 700000
 "#;
 
 const AFTER_CUT_SCRIPT: &str = r#"
-modprobe ubi
-modprobe block2mtd block2mtd=/dev/vda,128KiB
 ubi-probe attach 0
 ubi-probe vols 0
 ubi-probe gen 51 600000 /tmp/good
@@ -405,8 +403,8 @@ fn block2mtd_keeps_data_across_power_cut() {
     );
 
     let out = guest()
-        .module("block2mtd")
-        .module("ubi")
+        .modprobe("ubi", "")
+        .modprobe("block2mtd", "block2mtd=/dev/vda,128KiB")
         .disk(&ubi.0) // now the only disk: /dev/vda
         .script(AFTER_CUT_SCRIPT)
         .run()

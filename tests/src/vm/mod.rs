@@ -90,6 +90,8 @@ impl VmOutput {
 #[derive(Debug, Clone)]
 pub struct VmBuilder {
     modules: Vec<String>,
+    /// `modprobe` lines run before the script.
+    loads: Vec<String>,
     files: Vec<(PathBuf, String)>,
     host_tools: Vec<String>,
     disks: Vec<PathBuf>,
@@ -112,6 +114,7 @@ impl VmBuilder {
     pub fn new() -> Self {
         Self {
             modules: Vec::new(),
+            loads: Vec::new(),
             files: Vec::new(),
             host_tools: Vec::new(),
             disks: Vec::new(),
@@ -128,6 +131,13 @@ impl VmBuilder {
     pub fn module(mut self, name: &str) -> Self {
         self.modules.push(name.to_string());
         self
+    }
+
+    /// Ships a module like [`module`](Self::module) and loads it with `params`
+    /// before the script starts (in call order).
+    pub fn modprobe(mut self, name: &str, params: &str) -> Self {
+        self.loads.push(format!("modprobe {name} {params}"));
+        self.module(name)
     }
 
     /// Copies a host file into the guest at `guest` (absolute path).
@@ -190,12 +200,13 @@ impl VmBuilder {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
         let end_marker = format!("LIMINIX-VM-END-{tag}");
+        let script = format!("{}\n{}", self.loads.join("\n"), self.script);
         let image = initramfs::build(&initramfs::Contents {
             kernel: &kernel,
             modules: &self.modules,
             files: &self.files,
             host_tools: &self.host_tools,
-            script: &self.script,
+            script: &script,
             end_marker: &end_marker,
             with_disks: !self.disks.is_empty(),
         })?;
