@@ -234,6 +234,8 @@ pub fn binary(seed: u64, len: usize, refs: &[String]) -> Vec<u8> {
         out.extend_from_slice(r.as_bytes());
         out.extend_from_slice(b"/lib\0");
     }
+    // References are never cut: a truncated store path is not a reference.
+    let header = out.len();
     while out.len() < len {
         match rng.below(100) {
             0..=65 => ctx.function(&mut rng, &mut out),
@@ -249,7 +251,7 @@ pub fn binary(seed: u64, len: usize, refs: &[String]) -> Vec<u8> {
             }
         }
     }
-    out.truncate(len.max(52));
+    out.truncate(len.max(header));
     out
 }
 
@@ -291,6 +293,7 @@ pub fn text(seed: u64, len: usize, refs: &[String]) -> Vec<u8> {
     for r in refs {
         out.extend_from_slice(format!("# uses {r}\n").as_bytes());
     }
+    let header = out.len();
     while out.len() < len {
         if rng.chance(0.2) {
             out.extend_from_slice(b"    ");
@@ -298,18 +301,34 @@ pub fn text(seed: u64, len: usize, refs: &[String]) -> Vec<u8> {
         phrase(&mut rng, &mut out);
         out.push(if rng.chance(0.3) { b'\n' } else { b' ' });
     }
-    out.truncate(len.max(1));
+    out.truncate(len.max(header).max(1));
     if out.last() != Some(&b'\n') {
         out.push(b'\n');
     }
     out
 }
 
-/// A rebuild with a small source change: a few regions re-generated in place
-/// and one short insertion that shifts everything after it, as relinking does.
+/// End of the leading bytes an edit must not touch: the ELF header and the
+/// embedded store paths (a half-overwritten path is no reference at all).
+fn protected_prefix(bytes: &[u8]) -> usize {
+    let needle = b"/nix/store/";
+    let last = bytes.windows(needle.len()).rposition(|w| w == needle);
+    let after = last.map_or(0, |i| {
+        bytes[i..]
+            .iter()
+            .position(|&c| c == 0 || c == b'\n')
+            .map_or(bytes.len(), |p| i + p + 1)
+    });
+    after.max(52)
+}
+
+/// A rebuild with a small source change: a few regions of code re-generated
+/// in place and one short insertion that shifts everything after it, as
+/// relinking does.
 pub fn edit(bytes: &mut Vec<u8>, seed: u64) {
     let mut rng = Rng::new(seed);
-    if bytes.len() < 64 {
+    let start = protected_prefix(bytes);
+    if bytes.len() < start + 64 {
         bytes.extend_from_slice(format!("# rebuilt {seed:x}\n").as_bytes());
         return;
     }
@@ -317,14 +336,31 @@ pub fn edit(bytes: &mut Vec<u8>, seed: u64) {
     for _ in 0..(1 + bytes.len() / 16384) {
         let mut patch = Vec::new();
         ctx.function(&mut rng, &mut patch);
-        let at = 52 + rng.index(bytes.len() - 52);
+        let at = start + rng.index(bytes.len() - start);
         let end = (at + patch.len()).min(bytes.len());
         bytes[at..end].copy_from_slice(&patch[..end - at]);
     }
     let mut insert = Vec::new();
     ctx.function(&mut rng, &mut insert);
-    let at = 52 + rng.index(bytes.len() - 52);
+    let at = start + rng.index(bytes.len() - start);
     bytes.splice(at..at, insert);
+}
+
+/// The text counterpart of [`edit`]: a changed line somewhere after the
+/// references.
+pub fn edit_text(bytes: &mut Vec<u8>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let start = protected_prefix(bytes).min(bytes.len());
+    let newlines: Vec<usize> = (start..bytes.len())
+        .filter(|&i| bytes[i] == b'\n')
+        .collect();
+    let at = if newlines.is_empty() {
+        bytes.len()
+    } else {
+        newlines[rng.index(newlines.len())] + 1
+    };
+    let line = format!("# rebuilt {seed:016x}\n");
+    bytes.splice(at..at, line.into_bytes());
 }
 
 #[cfg(test)]

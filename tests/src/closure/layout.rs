@@ -86,10 +86,10 @@ fn apply_edits(e: &mut Entry, edits: &[u64]) {
     if let Entry::File { rel, bytes, .. } = e {
         for &seed in edits {
             let s = seed ^ fnv1a(rel.as_bytes());
-            if bytes.first() == Some(&0x7f) || bytes.len() > 4096 {
-                content::edit(bytes, s);
+            if std::str::from_utf8(bytes).is_ok() {
+                content::edit_text(bytes, s);
             } else {
-                bytes.extend_from_slice(format!("# rebuilt {s:016x}\n").as_bytes());
+                content::edit(bytes, s);
             }
         }
     }
