@@ -1,5 +1,4 @@
 //! (being written)
 pub mod closure;
 pub mod device;
-pub mod lab;
 pub mod vm;
