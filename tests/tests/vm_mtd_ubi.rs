@@ -88,6 +88,7 @@ flash_erase -q /dev/mtd0 0x80000 1
 nandwrite -q -s 0x80000 /dev/mtd0 /tmp/p12
 mtd-probe compare /dev/mtd0 0x80000 /tmp/p12
 mtd-probe bad mtd0 0 3 9 10 11 20 21 30
+mtd-probe badat mtd0 0x141000
 mtd-probe markbad mtd0 30
 mtd-probe ecc mtd0
 echo "sysfs-bad bad_blocks=$(cat /sys/class/mtd/mtd0/bad_blocks)"
@@ -188,6 +189,11 @@ fn check_nand(out: &VmOutput) {
         "we read what nandwrite wrote"
     );
     assert_eq!(field(out, "bad ", "blocks"), "10,20");
+    assert_eq!(
+        field(out, "badat ", "bad"),
+        "true",
+        "offset inside bad block 10"
+    );
     assert_eq!(field(out, "markbad ", "now_bad"), "true");
     assert_eq!(field(out, "ecc ", "badblocks"), "3");
     assert_eq!(field(out, "sysfs-bad ", "bad_blocks"), "3");

@@ -247,6 +247,12 @@ fn run(args: &[String]) -> Res {
         ),
         "refusals" => refusals(a(1)?),
         "bad" => bad(a(1)?, &args[2..]),
+        "badat" => {
+            let off = num(a(2)?)?;
+            let bad = open(a(1)?, false)?.is_bad(off).map_err(|e| e.to_string())?;
+            println!("badat offset={off} bad={bad}");
+            Ok(())
+        }
         "markbad" => mark_bad(a(1)?, num(a(2)?)?),
         "ecc" => ecc(a(1)?),
         "eccstress" => ecc_stress(a(1)?, num(a(2)?)?, num(a(3)?)?),

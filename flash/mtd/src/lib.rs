@@ -201,7 +201,7 @@ impl MtdDevice {
     /// Whether the erase block containing `offset` is marked bad. Devices without
     /// bad-block support (NOR, RAM) are never bad.
     pub fn is_bad(&self, offset: u64) -> Result<bool, MtdError> {
-        self.check_range("is_bad", offset, 0, u64::from(self.info.erase_size))?;
+        let offset = self.block_start("is_bad", offset)?;
         match sys::get_bad_block(&self.fd, offset) {
             Ok(bad) => Ok(bad),
             Err(Errno::OPNOTSUPP) => Ok(false),
@@ -212,7 +212,7 @@ impl MtdDevice {
     /// Marks the erase block containing `offset` bad (persistently, on NAND).
     pub fn mark_bad(&self, offset: u64) -> Result<(), MtdError> {
         self.check_writable()?;
-        self.check_range("mark_bad", offset, 0, u64::from(self.info.erase_size))?;
+        let offset = self.block_start("mark_bad", offset)?;
         sys::set_bad_block(&self.fd, offset)
             .map_err(|e| self.ioctl_err("MEMSETBADBLOCK", offset, e))
     }
@@ -235,6 +235,13 @@ impl MtdDevice {
         } else {
             Ok(None)
         }
+    }
+
+    /// Start of the erase block holding `offset`, which must be inside the device.
+    fn block_start(&self, op: &'static str, offset: u64) -> Result<u64, MtdError> {
+        let start = offset - offset % u64::from(self.info.erase_size.max(1));
+        self.check_range(op, start, 0, 1)?;
+        Ok(start)
     }
 
     fn check_writable(&self) -> Result<(), MtdError> {
