@@ -2,7 +2,8 @@
 //! two partitions, each with its first block marked bad. libubootenv's fw_setenv edits
 //! a redundant environment on /dev/mtd0, ours the same on /dev/mtd1 (through
 //! liminix-mtd's ioctls, skipping the bad block); after every step the outputs and the
-//! good blocks of the two partitions must be identical (except after steps where
+//! good blocks of the two partitions must be identical; then the same with a redundant
+//! environment in two UBI volumes per side (UBI_IOCVOLUP through liminix-ubi) (except after steps where
 //! libubootenv reads a file through stdio and leaves heap garbage after the terminator).
 //! About 10 s.
 
@@ -42,25 +43,37 @@ fn copy_with_libs(bin: &Path, root: &Path, dest: &str) {
 }
 
 const SCRIPT: &str = r#"#!/bin/busybox sh
+export PATH=/bin:/usr/bin:/usr/sbin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /var/lock /tmp
 M=/modules
 insmod $M/mtd.ko; insmod $M/bch.ko; insmod $M/nandcore.ko; insmod $M/nand.ko
 # 256 MiB, 128 KiB blocks, 2 KiB pages; two 1 MiB partitions; block 0 of each bad
-insmod $M/nandsim.ko first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,8 badblocks=0,8
+insmod $M/nandsim.ko first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,8,32,32 badblocks=0,8
+insmod $M/ubi.ko
 cat /proc/mtd
 for n in 0 1; do
   printf '/dev/mtd%s 0x0 0x20000 0x20000 2\n/dev/mtd%s 0x40000 0x20000 0x20000 2\n' $n $n > /tmp/cfg$n
 done
 printf 'bootcmd=run boot_a\nbootdelay=3\nslot=a\n' > /tmp/defaults
 printf '# script\nslot=b\nupgrade_available=1\nbootcount=0\nbootdelay=\n' > /tmp/script
+A=/tmp/cfg0; B=/tmp/cfg1
+dump() { # $1 = real|mine
+  if [ $A = /tmp/cfg0 ]; then
+    n=0; [ $1 = mine ] && n=1
+    dd if=/dev/mtd$n bs=131072 skip=1 count=5 2>/dev/null
+  else
+    n=0; [ $1 = mine ] && n=1
+    cat /dev/ubi${n}_0 /dev/ubi${n}_1
+  fi
+}
 step() {
   name=$1; shift
-  fw_$name -c /tmp/cfg0 "$@" >/tmp/r.out 2>/tmp/r.err; rr=$?
-  /bin/bootenv-tools fw_$name -c /tmp/cfg1 "$@" >/tmp/m.out 2>/tmp/m.err; rm=$?
-  dd if=/dev/mtd0 bs=131072 skip=1 count=5 2>/dev/null >/tmp/r.img
-  dd if=/dev/mtd1 bs=131072 skip=1 count=5 2>/dev/null >/tmp/m.img
+  fw_$name -c $A "$@" >/tmp/r.out 2>/tmp/r.err; rr=$?
+  /bin/bootenv-tools fw_$name -c $B "$@" >/tmp/m.out 2>/tmp/m.err; rm=$?
+  dump real >/tmp/r.img
+  dump mine >/tmp/m.img
   o=same; cmp -s /tmp/r.out /tmp/m.out || o=DIFF
   e=same; cmp -s /tmp/r.err /tmp/m.err || e=DIFF
   i=same; cmp -s /tmp/r.img /tmp/m.img || i=DIFF
@@ -82,6 +95,22 @@ step printenv -n slot bootdelay
 echo LOOSE
 step setenv -s /tmp/script
 step printenv
+echo UBI
+# two UBI devices on mtd2 (real tool) and mtd3 (ours), two 128 KiB volumes each
+/usr/sbin/ubiattach -m 2 -d 0 -b 1 && /usr/sbin/ubiattach -m 3 -d 1 -b 1 || echo UBI-ATTACH-FAILED
+for d in 0 1; do
+  /usr/sbin/ubimkvol /dev/ubi$d -N env_a -s 0x20000 >/dev/null && /usr/sbin/ubimkvol /dev/ubi$d -N env_b -s 0x20000 >/dev/null || echo UBI-MKVOL-FAILED
+  printf '/dev/ubi%s:env_a 0x0 0x20000\n/dev/ubi%s:env_b 0x0 0x20000\n' $d $d > /tmp/ucfg$d
+done
+A=/tmp/ucfg0; B=/tmp/ucfg1
+step setenv -f /tmp/defaults slot a
+step setenv bootdelay 1
+echo STRICT
+step setenv slot b
+step setenv upgrade_available 1 bootcount 0
+step printenv
+step setenv upgrade_available
+step printenv
 echo VM-DONE
 poweroff -f
 "#;
@@ -98,6 +127,7 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
         .is_err()
         || !Path::new("/usr/bin/fw_setenv").exists()
         || !Path::new("/bin/busybox").exists()
+        || !Path::new("/usr/sbin/ubimkvol").exists()
         || Command::new("cpio").arg("--version").output().is_err()
     {
         eprintln!("qemu-system-x86_64, libubootenv-tool, busybox-static or cpio missing; skipping");
@@ -105,7 +135,9 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    for d in ["bin", "proc", "sys", "dev", "modules", "usr/bin"] {
+    for d in [
+        "bin", "proc", "sys", "dev", "modules", "usr/bin", "usr/sbin",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
@@ -114,12 +146,13 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
         &root,
         "/bin/bootenv-tools",
     );
-    for t in ["fw_printenv", "fw_setenv"] {
-        copy_with_libs(
-            Path::new(&format!("/usr/bin/{t}")),
-            &root,
-            &format!("/usr/bin/{t}"),
-        );
+    for t in [
+        "/usr/bin/fw_printenv",
+        "/usr/bin/fw_setenv",
+        "/usr/sbin/ubiattach",
+        "/usr/sbin/ubimkvol",
+    ] {
+        copy_with_libs(Path::new(t), &root, t);
     }
     for m in [
         "kernel/drivers/mtd/mtd.ko",
@@ -127,6 +160,7 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
         "kernel/drivers/mtd/nand/nandcore.ko",
         "kernel/drivers/mtd/nand/raw/nand.ko",
         "kernel/drivers/mtd/nand/raw/nandsim.ko",
+        "kernel/drivers/mtd/ubi/ubi.ko",
     ] {
         let src = moddir.join(m);
         std::fs::copy(&src, root.join("modules").join(src.file_name().unwrap())).unwrap();
@@ -176,7 +210,7 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
     for line in con.lines() {
         match line {
             "STRICT" => strict = true,
-            "LOOSE" => strict = false,
+            "LOOSE" | "UBI" => strict = false,
             _ => {}
         }
         let Some(rest) = line.strip_prefix("STEP ") else {
@@ -193,14 +227,19 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
         assert_eq!(f[1], f[2], "exit status differs: {line}");
         assert_eq!(f[4], "same", "stdout differs: {line}");
         assert_eq!(f[6], "same", "stderr differs: {line}");
+        assert_eq!(f[1], "0", "step failed: {line}\n{con}");
         if strict {
             assert_eq!(f[8], "same", "flash contents differ: {line}\n{con}");
         }
     }
-    assert_eq!(steps, 11, "{con}");
-    // the last printenv shows the script's effect
-    let tail = con.rsplit("STEP printenv  :: ").next().unwrap();
-    let tail = tail.split("VM-DONE").next().unwrap();
+    assert!(
+        !con.contains("UBI-ATTACH-FAILED") && !con.contains("UBI-MKVOL-FAILED"),
+        "{con}"
+    );
+    assert_eq!(steps, 18, "{con}");
+    // the printenv after the script shows its effect
+    let tail = con.split("\nUBI\n").next().unwrap();
+    let tail = tail.rsplit("STEP printenv  :: ").next().unwrap();
     let vars: Vec<&str> = tail.lines().skip(1).collect();
     assert_eq!(
         vars,
@@ -213,4 +252,19 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
         "{con}"
     );
     assert!(!tail.contains("bootdelay="), "{con}");
+    // and the UBI run ends with the expected variables
+    let ubi = con.split("\nUBI\n").nth(1).unwrap();
+    let last = ubi.rsplit("STEP printenv  :: ").next().unwrap();
+    let vars: Vec<&str> = last
+        .split("VM-DONE")
+        .next()
+        .unwrap()
+        .lines()
+        .skip(1)
+        .collect();
+    assert_eq!(
+        vars,
+        ["bootcmd=run boot_a", "bootcount=0", "bootdelay=1", "slot=b"],
+        "{con}"
+    );
 }
