@@ -145,6 +145,26 @@ fn boot_and_standins_record_calls() {
         )
     );
 
+    // activate honours its ROOT argument (preinit runs `activate /target`),
+    // and install copies bin/* etc/* into /persist like Liminix's.
+    let script = format!("/persist/activate /tmp/alt && {}/bin/install", c.toplevel);
+    let out = dev.run_in_chroot(&script).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_link(dev.path("/tmp/alt/etc/s6-rc/compiled")).unwrap(),
+        Path::new(&c.db)
+    );
+    let installed = fs::read_to_string(dev.path("/persist/nix-store-paths")).unwrap();
+    assert_eq!(
+        installed.lines().collect::<Vec<_>>(),
+        c.store_paths_file_entries()
+    );
+    assert!(dev.path("/persist/install").is_file());
+
     let sshd = SshServer::start(&dev).unwrap();
     let out = sshd.ssh_run(
         "printf 'ntp restart\\nfirewall restart\\n' > /tmp/restarts && \

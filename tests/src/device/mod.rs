@@ -191,6 +191,7 @@ impl Device {
     /// `/run/s6-rc/compiled` at the *realpath* of `/etc/s6-rc/compiled`, as
     /// rc.init's `s6-rc-init -d` does. `/run/recorded-calls` is kept.
     pub fn boot_as(&self, toplevel: &str) -> Result<(), DeviceError> {
+        let toplevel = format!("/{}", toplevel.trim_start_matches('/'));
         self.chroot_ok("activate", &format!("{toplevel}/bin/activate /"))?;
         let db = self.chroot_ok("resolve database", "readlink -f /etc/s6-rc/compiled")?;
         self.chroot_ok(
