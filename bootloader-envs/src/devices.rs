@@ -169,3 +169,8 @@ pub fn open_store(cfg: &crate::FwEnvConfig, writable: bool) -> Result<crate::Env
         .collect::<Result<Vec<_>>>()?;
     crate::EnvStore::new(layout, copies)
 }
+
+/// Reads an fw_env.config and opens its copies (the usual way to get an [`crate::EnvStore`]).
+pub fn open_config(path: &Path, writable: bool) -> Result<crate::EnvStore> {
+    open_store(&crate::FwEnvConfig::load(path)?, writable)
+}

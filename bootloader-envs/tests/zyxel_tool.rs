@@ -105,3 +105,40 @@ fn errors_and_usage() {
     // unknown command: silently nothing, like the C tool
     assert_eq!(run(&[dev, "frobnicate"]), (String::new(), String::new(), 0));
 }
+
+/// The A/B flow of formats.md §4.7 on a partition file, with the vendor U-Boot modelled
+/// between boots.
+#[test]
+fn agent_try_once_flow_through_the_device_api() {
+    use liminix_bootenv::zyxel::{vendor_boot_decision_block, BootconfigDevice, ImageStatus};
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bootconfig.bin");
+    let mut img = vec![0u8; 0x40000];
+    img[0] = 0x08; // image 0 valid, image 1 none, active 0
+    img[0x100..0x200].fill(0x5A);
+    std::fs::write(&p, &img).unwrap();
+
+    // updater wrote slot 1: mark it new, leave active alone
+    let mut dev = BootconfigDevice::open(&p, 0).unwrap();
+    let mut bc = dev.read().unwrap();
+    bc.status[1] = ImageStatus::New;
+    assert!(dev.write(&bc).unwrap());
+    assert!(!dev.write(&bc).unwrap(), "unchanged: no second write");
+
+    // reboot: vendor U-Boot tries slot 1 once and records it as invalid
+    let block = dev.read_block().unwrap();
+    let (slot, new_block) = vendor_boot_decision_block(&block).unwrap();
+    assert_eq!(slot, 1);
+    std::fs::write(&p, [new_block.unwrap(), img[0x20000..].to_vec()].concat()).unwrap();
+
+    // the new system is healthy: valid + active
+    let mut dev = BootconfigDevice::open(&p, 0).unwrap();
+    let mut bc = dev.read().unwrap();
+    assert_eq!(bc.status[1], ImageStatus::Invalid);
+    bc.status[1] = ImageStatus::Valid;
+    bc.active = 1;
+    assert!(dev.write(&bc).unwrap());
+    let block = dev.read_block().unwrap();
+    assert_eq!(vendor_boot_decision_block(&block).unwrap(), (1, None));
+    assert!(block[0x100..0x200].iter().all(|&b| b == 0x5A));
+}

@@ -6,12 +6,14 @@
 //! first image marked NEW after marking it INVALID ("try once"), else the active image,
 //! and appends `bootImage=<slot>` to the kernel command line.
 
+mod device;
 mod tool;
 
 use std::path::Path;
 
 use crate::error::{EnvError, Result};
 
+pub use device::{BootconfigDevice, FILE_BLOCK};
 pub use tool::zyxel_bootconfig_main;
 
 /// Status of one image slot.

@@ -8,17 +8,12 @@
 //! block 0 of the device, the block that is rewritten is the one that is erased.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{Bootconfig, ImageStatus};
-use crate::devices::MtdFlash;
-use crate::flash::Flash;
-
-/// Erase block assumed for partition images in regular files.
-const FILE_BLOCK: u64 = 0x20000;
+use super::device::BootconfigDevice;
+use super::ImageStatus;
+use crate::error::EnvError;
 
 /// Runs the tool; `args` without argv[0]. Returns the exit status.
 pub fn zyxel_bootconfig_main(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -38,18 +33,18 @@ pub fn zyxel_bootconfig_main(args: &[OsString], out: &mut dyn Write, err: &mut d
         }
         None => (args[0].clone(), 0),
     };
-    let mut part = match Partition::open(Path::new(&dev), offset, err) {
-        Some(p) => p,
-        None => {
+    let mut part = match BootconfigDevice::open(Path::new(&dev), offset) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = match e {
+                EnvError::Geometry(msg) => writeln!(err, "{msg}"),
+                _ => writeln!(err, "Could not open mtd device: {dev}"),
+            };
             let _ = writeln!(err, "Error opening {dev}!");
             return 1;
         }
     };
-    let Some(block) = part.read_block() else {
-        let _ = writeln!(err, "Error reading bootconfig!");
-        return 1;
-    };
-    let Ok(mut bc) = Bootconfig::parse(&block[part.in_block..]) else {
+    let Ok(mut bc) = part.read() else {
         let _ = writeln!(err, "Error reading bootconfig!");
         return 1;
     };
@@ -88,7 +83,7 @@ pub fn zyxel_bootconfig_main(args: &[OsString], out: &mut dyn Write, err: &mut d
         }
         _ => return 0,
     }
-    if part.write_if_changed(block, &bc).is_err() {
+    if part.write(&bc).is_err() {
         let _ = writeln!(err, "Error writing bootconfig!");
         return 1;
     }
@@ -124,86 +119,5 @@ fn slot_arg(s: &str, err: &mut dyn Write) -> Option<usize> {
     } else {
         let _ = writeln!(err, "Invalid image-slot set!");
         None
-    }
-}
-
-enum Backing {
-    Mtd(MtdFlash),
-    File(PathBuf),
-}
-
-struct Partition {
-    backing: Backing,
-    block_off: u64,
-    block_len: u64,
-    in_block: usize,
-}
-
-impl Partition {
-    fn open(path: &Path, offset: u64, err: &mut dyn Write) -> Option<Self> {
-        let name = path.display();
-        let (backing, size, erase) = if path.to_string_lossy().starts_with("/dev/mtd") {
-            let Ok(dev) = liminix_mtd::MtdDevice::open(path, true) else {
-                let _ = writeln!(err, "Could not open mtd device: {name}");
-                return None;
-            };
-            let f = MtdFlash(dev);
-            let info = f.info();
-            (Backing::Mtd(f), info.size, info.erase_size)
-        } else {
-            let Ok(meta) = std::fs::metadata(path) else {
-                let _ = writeln!(err, "Could not open mtd device: {name}");
-                return None;
-            };
-            let size = meta.len();
-            (
-                Backing::File(path.to_owned()),
-                size,
-                FILE_BLOCK.min(size).max(1),
-            )
-        };
-        if size < offset + 2 {
-            let _ = writeln!(err, "Offset {offset} beyond size of MTD device {name}");
-            return None;
-        }
-        let block_off = offset / erase * erase;
-        Some(Partition {
-            backing,
-            block_off,
-            block_len: erase.min(size - block_off),
-            in_block: (offset - block_off) as usize,
-        })
-    }
-
-    fn read_block(&mut self) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; self.block_len as usize];
-        match &mut self.backing {
-            Backing::Mtd(f) => f.read_at(self.block_off, &mut buf).ok()?,
-            Backing::File(p) => std::fs::File::open(p)
-                .ok()?
-                .read_exact_at(&mut buf, self.block_off)
-                .ok()?,
-        }
-        Some(buf)
-    }
-
-    fn write_if_changed(&mut self, mut block: Vec<u8>, bc: &Bootconfig) -> std::io::Result<()> {
-        let new = bc.encode_tool();
-        let at = self.in_block;
-        if block[at..at + 2] == new {
-            return Ok(());
-        }
-        block[at..at + 2].copy_from_slice(&new);
-        match &mut self.backing {
-            Backing::Mtd(f) => {
-                f.erase(self.block_off, self.block_len)?;
-                f.write_at(self.block_off, &block)
-            }
-            Backing::File(p) => {
-                let f = OpenOptions::new().write(true).open(p)?;
-                f.write_all_at(&block, self.block_off)?;
-                f.sync_all()
-            }
-        }
     }
 }
