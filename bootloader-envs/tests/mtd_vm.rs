@@ -5,7 +5,7 @@
 //! good blocks of the two partitions must be identical; then the same with a redundant
 //! environment in two UBI volumes per side (UBI_IOCVOLUP through liminix-ubi) (except after steps where
 //! libubootenv reads a file through stdio and leaves heap garbage after the terminator).
-//! About 10 s.
+//! Last, zyxel-bootconfig edits a bootconfig on a real MTD partition. About 20 s.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,7 +50,7 @@ mkdir -p /var/lock /tmp
 M=/modules
 insmod $M/mtd.ko; insmod $M/bch.ko; insmod $M/nandcore.ko; insmod $M/nand.ko
 # 256 MiB, 128 KiB blocks, 2 KiB pages; two 1 MiB partitions; block 0 of each bad
-insmod $M/nandsim.ko first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,8,32,32 badblocks=0,8
+insmod $M/nandsim.ko first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,8,32,32,4 badblocks=0,8
 insmod $M/ubi.ko
 cat /proc/mtd
 for n in 0 1; do
@@ -111,6 +111,12 @@ step setenv upgrade_available 1 bootcount 0
 step printenv
 step setenv upgrade_available
 step printenv
+echo ZYXEL
+Z="/bin/bootenv-tools zyxel-bootconfig /dev/mtd4"
+$Z get-status
+$Z set-image-status 0 valid && $Z set-active-image 0 && $Z set-image-status 1 new
+$Z get-status
+dd if=/dev/mtd4 bs=1 count=4 2>/dev/null | od -An -tx1
 echo VM-DONE
 poweroff -f
 "#;
@@ -252,11 +258,20 @@ fn fw_setenv_on_nandsim_matches_libubootenv() {
         "{con}"
     );
     assert!(!tail.contains("bootdelay="), "{con}");
+    // zyxel-bootconfig on a real MTD partition (erase + write through liminix-mtd)
+    let z = con.split("\nZYXEL\n").nth(1).unwrap();
+    assert!(
+        z.starts_with(
+            "Active Image: 1\nImage 0 Status: invalid\nImage 1 Status: invalid\n\
+             Active Image: 0\nImage 0 Status: valid\nImage 1 Status: new\n 48 00 ff ff\n"
+        ),
+        "{z}"
+    );
     // and the UBI run ends with the expected variables
     let ubi = con.split("\nUBI\n").nth(1).unwrap();
     let last = ubi.rsplit("STEP printenv  :: ").next().unwrap();
     let vars: Vec<&str> = last
-        .split("VM-DONE")
+        .split("\nZYXEL\n")
         .next()
         .unwrap()
         .lines()
