@@ -2,7 +2,7 @@
 //!
 //! `mkclosure gen --store-root DIR --seed N --packages N --bytes N [--json]`
 //! `mkclosure derive --store-root DIR --from TOPLEVEL --changed-fraction F
-//!     [--change-service NAME]… --seed N [--json]`
+//!     [--change-service NAME…]… --seed N [--json]`
 //! Prints the toplevel store path, or with `--json` the whole closure.
 
 use std::path::PathBuf;
@@ -44,7 +44,8 @@ enum Cmd {
         from: String,
         #[arg(long, default_value_t = 0.05)]
         changed_fraction: f64,
-        #[arg(long = "change-service")]
+        /// Services whose store path changes (repeat the flag or list several).
+        #[arg(long = "change-service", num_args = 1..)]
         change_service: Vec<String>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
