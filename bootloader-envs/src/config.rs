@@ -57,28 +57,8 @@ impl FwEnvConfig {
             if line.starts_with('#') {
                 continue;
             }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 3 {
+            let Some(entry) = scan_line(line) else {
                 continue;
-            }
-            let num = |s: &str, what: &str, hex: bool| {
-                let v = if hex { parse_hex(s) } else { parse_c_int(s) };
-                v.ok_or_else(|| err(i + 1, format!("bad {what} {s:?}")))
-            };
-            let entry = ConfigEntry {
-                device: PathBuf::from(f[0]),
-                offset: num(f[1], "offset", false)?,
-                env_size: num(f[2], "env size", true)? as u64,
-                sector_size: f
-                    .get(3)
-                    .map(|s| num(s, "sector size", true))
-                    .transpose()?
-                    .unwrap_or(0) as u64,
-                sectors: f
-                    .get(4)
-                    .map(|s| num(s, "sector count", true))
-                    .transpose()?
-                    .unwrap_or(0) as u64,
             };
             if entry.env_size == 0 {
                 return Err(err(i + 1, "env size is 0".into()));
@@ -98,30 +78,84 @@ impl FwEnvConfig {
     }
 }
 
-/// `%lx`: optional sign is not allowed for sizes; optional 0x; hex digits.
-fn parse_hex(s: &str) -> Option<i64> {
-    let d = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    i64::from_str_radix(d, 16).ok().filter(|v| *v >= 0)
+/// One line the way `sscanf(line, "%ms %lli %zx %zx %lx")` reads it: fields are taken
+/// in order and scanning stops at the first one that does not start with a number (a
+/// number followed by junk still counts, and ends the scan). Fewer than three fields:
+/// the line is ignored.
+fn scan_line(line: &str) -> Option<ConfigEntry> {
+    let mut tokens = line.split_whitespace();
+    let device = PathBuf::from(tokens.next()?);
+    let mut nums = [0i64; 4];
+    let mut got = 0;
+    for (k, tok) in tokens.take(4).enumerate() {
+        let Some((v, all)) = scan_int(tok, k == 0) else {
+            break;
+        };
+        nums[k] = v;
+        got += 1;
+        if !all {
+            break;
+        }
+    }
+    if got < 2 {
+        return None;
+    }
+    Some(ConfigEntry {
+        device,
+        offset: nums[0],
+        env_size: nums[1].unsigned_abs(),
+        sector_size: nums[2].unsigned_abs(),
+        sectors: nums[3].unsigned_abs(),
+    })
 }
 
-/// `%lli` / strtoll base 0: sign, then 0x hex, 0 octal, or decimal.
-pub fn parse_c_int(s: &str) -> Option<i64> {
-    let (neg, rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
+/// Longest numeric prefix: `base0` = strtoll base 0 (`%lli`), else hexadecimal (`%lx`).
+/// Returns the value and whether the whole token was consumed.
+fn scan_int(tok: &str, base0: bool) -> Option<(i64, bool)> {
+    let b = tok.as_bytes();
+    let mut i = 0;
+    let neg = match b.first() {
+        Some(b'-') if base0 => {
+            i = 1;
+            true
+        }
+        Some(b'+') => {
+            i = 1;
+            false
+        }
+        _ => false,
     };
-    let v = if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
-        i64::from_str_radix(h, 16).ok()?
-    } else if rest.len() > 1 && rest.starts_with('0') {
-        i64::from_str_radix(&rest[1..], 8).ok()?
+    let has_0x = b.len() > i + 2
+        && b[i] == b'0'
+        && (b[i + 1] | 0x20) == b'x'
+        && b[i + 2].is_ascii_hexdigit();
+    let radix = if has_0x || !base0 {
+        16
+    } else if b.get(i) == Some(&b'0') {
+        8
     } else {
-        rest.parse::<i64>().ok()?
+        10
     };
-    Some(if neg { -v } else { v })
+    if has_0x {
+        i += 2;
+    }
+    let digits = b[i..]
+        .iter()
+        .take_while(|c| (**c as char).is_digit(radix))
+        .count();
+    if digits == 0 {
+        return None;
+    }
+    let v = i64::from_str_radix(&tok[i..i + digits], radix).ok()?;
+    Some((if neg { -v } else { v }, i + digits == b.len()))
+}
+
+/// `%lli` / strtoll base 0 on a whole string: sign, then 0x hex, 0 octal, or decimal.
+pub fn parse_c_int(s: &str) -> Option<i64> {
+    match scan_int(s, true)? {
+        (v, true) => Some(v),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -204,3 +204,36 @@ fn config_errors_and_flags_attributes() {
     t.both("fw_setenv", &["-c", c, "ro"]);
     t.both("fw_printenv", &["-c", c]);
 }
+
+#[test]
+fn odd_config_lines_are_read_like_sscanf_does() {
+    if skip() {
+        return;
+    }
+    let t = Twins::new();
+    t.write("env.img", &mkenvimage(&["-s", "0x20000"], TEXT));
+    for (i, cfg) in [
+        // junk offset: line ignored, next one used
+        "{dir}/env.img zz 20000\n{dir}/env.img 0 20000\n",
+        // junk after the size: size still read, scan ends
+        "{dir}/env.img 0 20000junk 4000\n",
+        // indented '#' is not a comment, but its fields do not scan
+        "   # {dir}/env.img 0 20000\n{dir}/env.img 0x0 0x20000\n",
+        // too few fields everywhere
+        "{dir}/env.img 0\n",
+        // size 0
+        "{dir}/env.img 0 0\n",
+        // octal offset 0 and decimal offset
+        "{dir}/env.img 00 20000\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("c{i}.config");
+        t.write(&name, cfg.as_bytes());
+        t.both(
+            "fw_printenv",
+            &["-c", &format!("{{dir}}/{name}"), "bootdelay"],
+        );
+    }
+}
