@@ -194,10 +194,10 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
             let n = (ss - skip).min(data.len() - done);
             // Whole-block read-modify-write keeps bytes of the block outside this copy.
             let mut block = vec![0xFF; ss];
-            if skip > 0 || n < ss {
-                self.flash
-                    .read_at(blk, &mut block)
-                    .map_err(|e| EnvError::io(format!("read {}", self.describe()), e))?;
+            // Keep the rest of a shared block; if it cannot be read (torn page, ECC
+            // failure) it is lost either way, and the copy must still be rewritable.
+            if (skip > 0 || n < ss) && self.flash.read_at(blk, &mut block).is_err() {
+                block.fill(0xFF);
             }
             block[skip..skip + n].copy_from_slice(&data[done..done + n]);
             let desc = self.describe();

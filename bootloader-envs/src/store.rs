@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub states: Vec<CopyState>,
     /// Index of the current copy, `None` if no CRC is good.
     pub current: Option<usize>,
+    /// Copies that could not be read (they count as invalid).
+    pub read_errors: Vec<String>,
 }
 
 /// A successfully loaded environment.
@@ -105,14 +107,30 @@ impl EnvStore {
     }
 
     /// Reads every copy and decides which one is current.
+    ///
+    /// A copy that cannot be read (say, a torn NAND page with an uncorrectable ECC error)
+    /// counts as invalid, as in U-Boot, so the other copy is used and the unreadable one
+    /// is the next to be rewritten. Only when no copy can be read is that an error.
     pub fn snapshot(&mut self) -> Result<Snapshot> {
         let mut raw = Vec::new();
         let mut states = Vec::new();
+        let mut read_errors = Vec::new();
         for dev in &mut self.copies {
             let mut buf = vec![0u8; self.layout.env_size];
-            dev.read_copy(&mut buf)?;
-            states.push(self.layout.inspect(&buf));
+            match dev.read_copy(&mut buf) {
+                Ok(()) => states.push(self.layout.inspect(&buf)),
+                Err(e) => {
+                    states.push(CopyState {
+                        crc_ok: false,
+                        flags: None,
+                    });
+                    read_errors.push(e);
+                }
+            }
             raw.push(buf);
+        }
+        if read_errors.len() == self.copies.len() {
+            return Err(read_errors.remove(0));
         }
         let current = if self.layout.redundant {
             select_current([&states[0], &states[1]], self.flag_scheme(), self.rule)
@@ -123,6 +141,7 @@ impl EnvStore {
             raw,
             states,
             current,
+            read_errors: read_errors.iter().map(ToString::to_string).collect(),
         })
     }
 

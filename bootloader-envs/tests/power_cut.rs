@@ -248,3 +248,89 @@ fn single_copy_on_nor_is_lost_when_cut_between_erase_and_write() {
         Err(EnvError::BadCrc { copies: 1 })
     ));
 }
+
+/// A chip whose block 0 returns read errors (an uncorrectable ECC error after a torn
+/// program) until it is erased.
+struct EccFail {
+    ram: RamFlash,
+    broken: bool,
+}
+
+impl Flash for EccFail {
+    fn info(&self) -> FlashInfo {
+        self.ram.info()
+    }
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if self.broken && off < self.ram.info().erase_size {
+            return Err(std::io::Error::other("EBADMSG"));
+        }
+        self.ram.read_at(off, buf)
+    }
+    fn write_at(&mut self, off: u64, data: &[u8]) -> std::io::Result<()> {
+        self.ram.write_at(off, data)
+    }
+    fn erase(&mut self, off: u64, len: u64) -> std::io::Result<()> {
+        if off == 0 {
+            self.broken = false;
+        }
+        self.ram.erase(off, len)
+    }
+    fn is_bad(&mut self, off: u64) -> std::io::Result<bool> {
+        self.ram.is_bad(off)
+    }
+}
+
+#[test]
+fn unreadable_copy_counts_as_invalid_and_is_rewritten() {
+    let shared = Rc::new(RefCell::new(EccFail {
+        ram: RamFlash::new(FlashKind::Nand, 0x4000, 0x800, 0x200),
+        broken: false,
+    }));
+    #[derive(Clone)]
+    struct H(Rc<RefCell<EccFail>>);
+    impl Flash for H {
+        fn info(&self) -> FlashInfo {
+            self.0.borrow().info()
+        }
+        fn read_at(&mut self, o: u64, b: &mut [u8]) -> std::io::Result<()> {
+            self.0.borrow_mut().read_at(o, b)
+        }
+        fn write_at(&mut self, o: u64, d: &[u8]) -> std::io::Result<()> {
+            self.0.borrow_mut().write_at(o, d)
+        }
+        fn erase(&mut self, o: u64, l: u64) -> std::io::Result<()> {
+            self.0.borrow_mut().erase(o, l)
+        }
+        fn is_bad(&mut self, o: u64) -> std::io::Result<bool> {
+            self.0.borrow_mut().is_bad(o)
+        }
+    }
+    let store = || {
+        let copies: Vec<Box<dyn CopyDevice>> = vec![
+            Box::new(MtdCopy::new(H(shared.clone()), "nand", 0, 0x800, 1)),
+            Box::new(MtdCopy::new(H(shared.clone()), "nand", 0x1000, 0x800, 1)),
+        ];
+        EnvStore::new(Layout::new(0x400, true, Endian::Little).unwrap(), copies).unwrap()
+    };
+    store().save(&env_with(1)).unwrap(); // copy 1
+    store().save(&env_with(2)).unwrap(); // copy 0
+    shared.borrow_mut().broken = true;
+    let snap = store().snapshot().unwrap();
+    assert_eq!(snap.read_errors.len(), 1);
+    assert_eq!(store().load().unwrap().env, env_with(1));
+    // the next save goes to the unreadable copy (half a block: its rest is unreadable too)
+    assert_eq!(store().save(&env_with(3)).unwrap().copy, 0);
+    assert_eq!(store().load().unwrap().env, env_with(3));
+    // both unreadable: an error, not a silent default
+    shared.borrow_mut().broken = true;
+    let copies: Vec<Box<dyn CopyDevice>> = vec![Box::new(MtdCopy::new(
+        H(shared.clone()),
+        "nand",
+        0,
+        0x800,
+        1,
+    ))];
+    let mut single =
+        EnvStore::new(Layout::new(0x400, false, Endian::Little).unwrap(), copies).unwrap();
+    assert!(matches!(single.load(), Err(EnvError::Io { .. })));
+}

@@ -5,6 +5,8 @@
 //! config, 243 no default environment, 244 too large), same messages on stderr, and the
 //! same bytes on the device. Differences, all deliberate:
 //! * the new copy is read back and compared before it is made current;
+//! * a copy that cannot be read (I/O or ECC error) counts as invalid and the other copy
+//!   is used, as U-Boot does (libubootenv gives up and falls back to the defaults);
 //! * bytes after the terminator are always zero (libubootenv leaves whatever its heap
 //!   buffer held, which is zero only for environments of 128 KiB and more);
 //! * `-V` prints `0.3.2 (liminix-bootenv)`.
