@@ -43,7 +43,7 @@ fn status(errno: i32) -> i32 {
     (-errno) & 0xFF
 }
 
-/// `fw_printenv [OPTIONS] [NAME…]`; `args` without argv[0]. Returns the exit status.
+/// `fw_printenv [OPTIONS] [NAME…]`; `args` without `argv[0]`. Returns the exit status.
 pub fn fw_printenv_main(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     run(false, args, out, err)
 }

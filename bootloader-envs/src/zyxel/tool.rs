@@ -15,7 +15,7 @@ use super::device::BootconfigDevice;
 use super::ImageStatus;
 use crate::error::EnvError;
 
-/// Runs the tool; `args` without argv[0]. Returns the exit status.
+/// Runs the tool; `args` without `argv[0]`. Returns the exit status.
 pub fn zyxel_bootconfig_main(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let args: Vec<String> = args
         .iter()
