@@ -203,6 +203,20 @@ fn config_errors_and_flags_attributes() {
     t.both("fw_setenv", &["-c", c, "ro", "changed", "rw", "changed"]);
     t.both("fw_setenv", &["-c", c, "ro"]);
     t.both("fw_printenv", &["-c", c]);
+
+    // larger than the environment: "Error storing the env", status 244, nothing written
+    let mut big = Vec::new();
+    for i in 0..200 {
+        big.extend_from_slice(format!("v{i:03}={}\n", "x".repeat(900)).as_bytes());
+    }
+    t.write("big.txt", &big);
+    let before = std::fs::read(t.b.join("f.img")).unwrap();
+    let (_, err, code) = t.both("fw_setenv", &["-c", c, "-s", "{dir}/big.txt"]);
+    assert_eq!(
+        (code, String::from_utf8_lossy(&err).as_ref()),
+        (244, "Error storing the env\n")
+    );
+    assert!(std::fs::read(t.b.join("f.img")).unwrap() == before);
 }
 
 #[test]
