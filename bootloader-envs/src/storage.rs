@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{EnvError, Result};
 use crate::flash::{Flash, FlashKind};
@@ -229,9 +229,4 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
             .write_at(at, &[0])
             .map_err(|e| EnvError::io(format!("flag {}", self.describe()), e))
     }
-}
-
-/// Opens a path as the right backend: `/dev/mtd*` → MTD, anything else → file/block.
-pub fn is_mtd_path(path: &Path) -> bool {
-    path.to_str().is_some_and(|p| p.starts_with("/dev/mtd"))
 }
