@@ -163,8 +163,11 @@ fn cmd_recover(a: &[String]) -> Res {
         &mut HangAt(None, false),
     )?;
     println!("recover count={}", done.len());
-    for (rec, outcome) in done {
-        println!("recovered key={} outcome={outcome:?}", rec.key());
+    for (rec, result) in done {
+        match result {
+            Ok(outcome) => println!("recovered key={} outcome={outcome:?}", rec.key()),
+            Err(e) => println!("recovered key={} error={e}", rec.key()),
+        }
     }
     Ok(())
 }

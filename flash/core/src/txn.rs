@@ -189,26 +189,20 @@ pub fn update_ubi(
                 ubi.remove_volume(v.id)?;
             }
             let mut rec = record(target, Some(volume), Strategy::UbiSwap, &sha, src);
-            journal.store(&rec)?;
-            let staged = new_name(volume);
-            let id = ubi.make_volume(&staged, volume_bytes)?;
-            write_volume(ubi, id, src, progress)?;
-            progress.begin(Stage::Verifying, src.len());
-            if !volume_matches(ubi, id, src.len(), &sha)? {
-                ubi.remove_volume(id)?;
-                journal.clear(&rec.key())?;
-                return Err(TxError::Verify { volume: staged });
+            let job = SwapJob {
+                volume,
+                volume_bytes,
+                current: current.map(|c| c.id),
+                src,
+                sha,
+            };
+            let result = swap(ubi, journal, &mut rec, &job, progress);
+            if matches!(&result, Err(e) if !e.is_power_cut()) {
+                // Undo (or finish) right away instead of leaving it for the
+                // next start; if this fails too the record is still there.
+                let _ = recover_ubi(ubi, journal, &rec, None, progress);
             }
-            rec.phase = Phase::Switching;
-            journal.store(&rec)?;
-            let old_kept_as = switch(ubi, volume, id, current.map(|c| c.id))?;
-            journal.clear(&rec.key())?;
-            Ok(UbiReport {
-                strategy: Strategy::UbiSwap,
-                volume_id: id,
-                old_kept_as,
-                sha256: sha,
-            })
+            result
         }
         UbiPlan::InPlace { current } => {
             let rec = record(target, Some(volume), Strategy::UbiInPlace, &sha, src);
@@ -229,6 +223,43 @@ pub fn update_ubi(
             })
         }
     }
+}
+
+struct SwapJob<'a> {
+    volume: &'a str,
+    volume_bytes: u64,
+    current: Option<u32>,
+    src: &'a dyn ImageSource,
+    sha: [u8; 32],
+}
+
+/// Stage, verify, switch; `rec.phase` tells the caller how far it got.
+fn swap(
+    ubi: &mut dyn Ubi,
+    journal: &mut dyn JournalStore,
+    rec: &mut TxRecord,
+    job: &SwapJob<'_>,
+    progress: &mut dyn Progress,
+) -> Result<UbiReport, TxError> {
+    let len = job.src.len();
+    journal.store(rec)?;
+    let staged = new_name(job.volume);
+    let id = ubi.make_volume(&staged, job.volume_bytes)?;
+    write_volume(ubi, id, job.src, progress)?;
+    progress.begin(Stage::Verifying, len);
+    if !volume_matches(ubi, id, len, &job.sha)? {
+        return Err(TxError::Verify { volume: staged });
+    }
+    rec.phase = Phase::Switching;
+    journal.store(rec)?;
+    let old_kept_as = switch(ubi, job.volume, id, job.current)?;
+    journal.clear(&rec.key())?;
+    Ok(UbiReport {
+        strategy: Strategy::UbiSwap,
+        volume_id: id,
+        old_kept_as,
+        sha256: job.sha,
+    })
 }
 
 /// The one atomic rename that makes the staged volume current.
@@ -262,25 +293,40 @@ pub trait RecoveryEnv {
     fn ubi(&mut self, rec: &TxRecord) -> Result<&mut dyn Ubi, TxError>;
 }
 
-/// Recover every pending transaction. Records that end torn are kept.
+/// One record and what recovering it gave.
+pub type Recovered = (TxRecord, Result<Outcome, TxError>);
+
+/// Recover every pending transaction. Each record is handled on its own, so
+/// a target that cannot be opened does not hold up the others; only a journal
+/// that cannot be read fails the whole call. Records that end torn or in
+/// error are kept for the next attempt.
 pub fn recover(
     journal: &mut dyn JournalStore,
     env: &mut dyn RecoveryEnv,
     progress: &mut dyn Progress,
-) -> Result<Vec<(TxRecord, Outcome)>, TxError> {
+) -> Result<Vec<Recovered>, JournalError> {
     let mut out = Vec::new();
     for rec in journal.load_all()? {
-        let src = env.source(&rec);
-        let src = src.as_deref().filter(|s| source_matches(*s, &rec));
-        let outcome = match rec.strategy {
-            Strategy::Raw => recover_raw(env.flash(&rec)?, journal, &rec, src, progress)?,
-            Strategy::UbiSwap | Strategy::UbiInPlace => {
-                recover_ubi(env.ubi(&rec)?, journal, &rec, src, progress)?
-            }
-        };
-        out.push((rec, outcome));
+        let result = recover_one(journal, env, &rec, progress);
+        out.push((rec, result));
     }
     Ok(out)
+}
+
+fn recover_one(
+    journal: &mut dyn JournalStore,
+    env: &mut dyn RecoveryEnv,
+    rec: &TxRecord,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, TxError> {
+    let src = env.source(rec);
+    let src = src.as_deref().filter(|s| source_matches(*s, rec));
+    match rec.strategy {
+        Strategy::Raw => recover_raw(env.flash(rec)?, journal, rec, src, progress),
+        Strategy::UbiSwap | Strategy::UbiInPlace => {
+            recover_ubi(env.ubi(rec)?, journal, rec, src, progress)
+        }
+    }
 }
 
 /// A source is only usable if it is exactly the recorded image.

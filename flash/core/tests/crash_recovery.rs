@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{change_blocks, factory_load, pattern, raw_boots, SimEnv};
+use common::{change_blocks, factory_load, outcomes, pattern, raw_boots, SimEnv};
 use liminix_flash::txn::{recover, Outcome};
 use liminix_flash::{
     update_raw, JournalStore, MemImage, NoProgress, RawOptions, SimFlash, SimJournal,
@@ -55,11 +55,7 @@ fn raw_recover(f: &mut SimFlash, j: &mut SimJournal, image: Option<&[u8]>) -> Ve
         ubi: None,
         image: image.map(<[u8]>::to_vec),
     };
-    recover(j, &mut env, &mut NoProgress)
-        .unwrap()
-        .into_iter()
-        .map(|(_, o)| o)
-        .collect()
+    outcomes(recover(j, &mut env, &mut NoProgress).unwrap()).unwrap()
 }
 
 /// Cut the update after k ops, reboot. Returns the state ready for recovery.
@@ -141,7 +137,8 @@ fn raw_nested(case: &RawCase, k: u64) -> u64 {
             ubi: None,
             image: Some(case.new.clone()),
         };
-        let err = recover(&mut j, &mut env, &mut NoProgress).expect_err("recovery must be cut");
+        let err = outcomes(recover(&mut j, &mut env, &mut NoProgress).unwrap())
+            .expect_err("recovery must be cut");
         assert!(err.is_power_cut(), "{err}");
         f.reboot();
         let again = raw_recover(&mut f, &mut j, Some(&case.new));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{pattern, ubi_boots, SimEnv};
+use common::{outcomes, pattern, ubi_boots, SimEnv};
 use liminix_flash::sim::VtblTear;
 use liminix_flash::txn::{recover, Outcome};
 use liminix_flash::ubi_update::old_name;
@@ -70,10 +70,7 @@ fn do_recover(
         ubi: Some(u),
         image: image.map(<[u8]>::to_vec),
     };
-    Ok(recover(j, &mut env, &mut NoProgress)?
-        .into_iter()
-        .map(|(_, o)| o)
-        .collect())
+    outcomes(recover(j, &mut env, &mut NoProgress)?)
 }
 
 fn is_swap(c: &UbiCase) -> bool {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{factory_load, pattern, raw_boots};
+use common::{factory_load, outcomes, pattern, raw_boots};
 use liminix_flash::txn::{recover, Outcome, RecoveryEnv, TxError};
 use liminix_flash::{
     update_raw, FileImage, FileJournal, Flash, ImageSource, JournalStore, NoProgress, RawOptions,
@@ -87,8 +87,8 @@ fn restart(s: &mut Setup) -> (FileJournal, Vec<Outcome>) {
     let mut env = StagingEnv {
         flash: &mut s.flash,
     };
-    let out = recover(&mut journal, &mut env, &mut NoProgress).unwrap();
-    (journal, out.into_iter().map(|(_, o)| o).collect())
+    let out = outcomes(recover(&mut journal, &mut env, &mut NoProgress).unwrap()).unwrap();
+    (journal, out)
 }
 
 #[test]

@@ -189,3 +189,60 @@ fn leftover_staging_volume_is_cleared_first() {
     assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
     assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
 }
+
+/// Hashes fine on the first read, then fails half-way through the second.
+struct FlakySource {
+    data: Vec<u8>,
+    opens: std::cell::Cell<u32>,
+}
+
+impl liminix_flash::ImageSource for FlakySource {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn open(&self) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        self.opens.set(self.opens.get() + 1);
+        let cut = if self.opens.get() == 1 {
+            self.data.len()
+        } else {
+            self.data.len() / 2
+        };
+        let failing = std::io::Read::chain(&self.data[..cut], FailingReader);
+        Ok(Box::new(failing))
+    }
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+}
+
+struct FailingReader;
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("staging disk read error"))
+    }
+}
+
+#[test]
+fn ordinary_error_mid_swap_is_rolled_back_at_once() {
+    let old = pattern(4 * LEB as usize, 1);
+    let (mut ubi, mut j, _) = device(20, &old, 5 * LEB);
+    let src = FlakySource {
+        data: pattern(4 * LEB as usize, 2),
+        opens: Default::default(),
+    };
+    let err = update_ubi(
+        &mut ubi,
+        &mut j,
+        "ubi0",
+        "rootfs",
+        &src,
+        &UbiOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("staging disk read error"), "{err}");
+    assert!(j.load_all().unwrap().is_empty(), "nothing left to recover");
+    assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &src.data), Some("old"));
+}

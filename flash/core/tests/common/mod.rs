@@ -4,7 +4,7 @@
 
 use liminix_flash::flash::good_blocks;
 use liminix_flash::image::sha256;
-use liminix_flash::txn::{RecoveryEnv, TxError};
+use liminix_flash::txn::{Outcome, Recovered, RecoveryEnv, TxError};
 use liminix_flash::{Flash, ImageSource, MemImage, SimFlash, SimUbi, TxRecord, Ubi};
 
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
@@ -105,4 +105,9 @@ impl RecoveryEnv for SimEnv<'_> {
             }),
         }
     }
+}
+
+/// The outcomes of a recovery run, or the first per-record error.
+pub fn outcomes(done: Vec<Recovered>) -> Result<Vec<Outcome>, TxError> {
+    done.into_iter().map(|(_, r)| r).collect()
 }
