@@ -6,7 +6,8 @@
 //! retires a block whose erase or program fails (marks it bad, moves on), pads
 //! the last page with 0xFF and never programs all-0xFF pages (so the erased
 //! state stays writable for UBI/UBIFS). A block whose read needed ECC
-//! correction is rewritten even if it matches ("scrub"). The image must fit
+//! correction is rewritten even if it matches ("scrub"), and one with an
+//! uncorrectable ECC error counts as changed. The image must fit
 //! the good blocks, which is checked before the first erase. Finally the whole
 //! image is read back the way the bootloader reads it and hashed.
 //!
@@ -217,9 +218,13 @@ impl Writer<'_> {
 
     fn place_at(&mut self, off: u64, want: &[u8], used: usize) -> Result<Placed, RawError> {
         let flips = self.flash.corrected_bitflips()?;
-        self.flash.read(off, &mut self.have)?;
+        // Old data the ECC cannot fix is simply different data: rewrite it.
+        let readable = match self.flash.read(off, &mut self.have) {
+            Err(FlashError::Ecc { .. }) => false,
+            r => r.map(|()| true)?,
+        };
         let flipped = self.flash.corrected_bitflips()? > flips;
-        if self.have[..used] == want[..used] && !(flipped && self.opts.scrub_bitflips) {
+        if readable && self.have[..used] == want[..used] && !(flipped && self.opts.scrub_bitflips) {
             self.report.unchanged_blocks += 1;
             return Ok(Placed::Done);
         }

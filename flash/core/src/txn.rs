@@ -17,7 +17,7 @@
 
 use std::io;
 
-use crate::flash::{read_image, Flash};
+use crate::flash::{read_image, Flash, FlashError};
 use crate::image::{sha256, ImageSource};
 use crate::journal::{JournalError, JournalStore, Phase, Strategy, TxRecord};
 use crate::progress::{Progress, Stage};
@@ -344,8 +344,13 @@ pub fn recover_raw(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, TxError> {
     let sha = rec.sha256()?;
-    let current = read_image(flash, rec.image_size).map_err(RawError::from)?;
-    if current.is_some_and(|d| sha256(&d) == sha) {
+    let verified = match read_image(flash, rec.image_size) {
+        Ok(current) => current.is_some_and(|d| sha256(&d) == sha),
+        // Unreadable means not the new image; the writer rewrites such blocks.
+        Err(FlashError::Ecc { .. }) => false,
+        Err(e) => return Err(RawError::from(e).into()),
+    };
+    if verified {
         journal.clear(&rec.key())?;
         return Ok(Outcome::Completed);
     }

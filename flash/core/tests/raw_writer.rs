@@ -228,3 +228,19 @@ fn nor_program_chunk_is_configurable() {
     .unwrap();
     assert_eq!(flash.stats().programs, 8);
 }
+
+#[test]
+fn uncorrectable_old_block_is_rewritten() {
+    let mut flash = SimFlash::nand(8, EB as u32, 512);
+    let img = pattern(4 * EB, 9);
+    factory_load(&mut flash, &img);
+    flash.add_uncorrectable(EB as u64 + 600);
+    let mut buf = vec![0u8; EB];
+    assert!(flash.read(EB as u64, &mut buf).is_err());
+    let r = write(&mut flash, &img).unwrap();
+    assert_eq!((r.rewritten_blocks, r.unchanged_blocks), (1, 3));
+    assert_eq!(
+        read_image(&mut flash, img.len() as u64).unwrap().unwrap(),
+        img
+    );
+}

@@ -9,7 +9,8 @@
 //!   next erase ([`SimFlash::fail_erase`]; the caller is expected to mark them
 //!   bad), corrected bitflips ([`SimFlash::add_bitflip`]: reads covering the
 //!   offset return correct data and bump [`Flash::corrected_bitflips`]), and
-//!   silent corruption ([`SimFlash::corrupt_program`]: a program of that offset
+//!   uncorrectable ECC errors ([`SimFlash::add_uncorrectable`], until the
+//!   block is erased), silent corruption ([`SimFlash::corrupt_program`]: a program of that offset
 //!   stores one flipped bit and reports success).
 //! * Power cuts via the shared [`PowerRail`]. The torn patterns are
 //!   deterministic: a torn **program** stores only the first half of its data
@@ -43,6 +44,7 @@ pub struct SimFlash {
     bad: Vec<bool>,
     fail_erase: BTreeSet<u64>,
     bitflips: BTreeSet<u64>,
+    uncorrectable: BTreeSet<u64>,
     corrupt: BTreeSet<u64>,
     corrected: u64,
     stats: OpStats,
@@ -75,6 +77,7 @@ impl SimFlash {
             bad: vec![false; blocks as usize],
             fail_erase: BTreeSet::new(),
             bitflips: BTreeSet::new(),
+            uncorrectable: BTreeSet::new(),
             corrupt: BTreeSet::new(),
             corrected: 0,
             stats: OpStats::default(),
@@ -147,6 +150,12 @@ impl SimFlash {
         self.bitflips.insert(off);
     }
 
+    /// Reads covering byte `off` fail with an uncorrectable ECC error until
+    /// its block is erased.
+    pub fn add_uncorrectable(&mut self, off: u64) {
+        self.uncorrectable.insert(off);
+    }
+
     /// The next programs covering byte `off` store bit 0 of that byte flipped.
     pub fn corrupt_program(&mut self, off: u64) {
         self.corrupt.insert(off);
@@ -183,6 +192,10 @@ impl SimFlash {
 
     fn wipe(&mut self, off: u64, len: u64) {
         self.data[off as usize..(off + len) as usize].fill(0xFF);
+        let stale: Vec<u64> = self.uncorrectable.range(off..off + len).copied().collect();
+        stale.iter().for_each(|o| {
+            self.uncorrectable.remove(o);
+        });
         let pages = self.page_range(off, len as usize);
         self.programmed[pages].iter_mut().for_each(|p| *p = false);
     }
@@ -200,6 +213,9 @@ impl Flash for SimFlash {
 
     fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
         self.check("read", off, buf.len() as u64, 1)?;
+        if let Some(&bad) = self.uncorrectable.range(off..off + buf.len() as u64).next() {
+            return Err(FlashError::Ecc { off: bad });
+        }
         buf.copy_from_slice(&self.data[off as usize..off as usize + buf.len()]);
         let flips = self.bitflips.range(off..off + buf.len() as u64).count();
         self.corrected += flips as u64;
