@@ -36,6 +36,6 @@ pub use progress::{NoProgress, Progress, Stage};
 pub use raw::{write_raw, RawError, RawOptions, RawReport};
 pub use sim::{SimFlash, SimUbi};
 pub use txn::{recover, update_raw, update_ubi, Outcome, Recovered, RecoveryEnv, TxError};
-pub use ubi::{Ubi, UbiError, UbiVolume, VolumeUpdate};
+pub use ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};
 pub use ubi_backend::UbiDev;
 pub use ubi_update::UbiOptions;

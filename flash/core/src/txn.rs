@@ -22,7 +22,7 @@ use crate::image::{sha256, ImageSource};
 use crate::journal::{JournalError, JournalStore, Phase, Strategy, TxRecord};
 use crate::progress::{Progress, Stage};
 use crate::raw::{check_fits, write_raw, RawError, RawOptions, RawReport};
-use crate::ubi::{Ubi, UbiError};
+use crate::ubi::{Ubi, UbiError, VolKind};
 use crate::ubi_update::{
     new_name, old_name, plan, volume_matches, write_volume, PlanError, UbiOptions, UbiPlan,
     VolumeWriteError,
@@ -182,6 +182,7 @@ pub fn update_ubi(
     match plan {
         UbiPlan::Swap {
             volume_bytes,
+            kind,
             current,
             remove_first,
         } => {
@@ -192,6 +193,7 @@ pub fn update_ubi(
             let job = SwapJob {
                 volume,
                 volume_bytes,
+                kind,
                 current: current.map(|c| c.id),
                 src,
                 sha,
@@ -228,6 +230,7 @@ pub fn update_ubi(
 struct SwapJob<'a> {
     volume: &'a str,
     volume_bytes: u64,
+    kind: VolKind,
     current: Option<u32>,
     src: &'a dyn ImageSource,
     sha: [u8; 32],
@@ -244,7 +247,7 @@ fn swap(
     let len = job.src.len();
     journal.store(rec)?;
     let staged = new_name(job.volume);
-    let id = ubi.make_volume(&staged, job.volume_bytes)?;
+    let id = ubi.make_volume(&staged, job.volume_bytes, job.kind)?;
     write_volume(ubi, id, job.src, progress)?;
     progress.begin(Stage::Verifying, len);
     if !volume_matches(ubi, id, len, &job.sha)? {

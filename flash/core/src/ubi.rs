@@ -4,6 +4,16 @@
 
 use std::io::{self, Read};
 
+/// UBI volume type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VolKind {
+    /// Read-write block store (UBIFS); reads cover the whole reserved size.
+    #[default]
+    Dynamic,
+    /// One CRC-checked blob (kernel, squashfs); reads return exactly the data.
+    Static,
+}
+
 /// One UBI volume as the strategies see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UbiVolume {
@@ -11,6 +21,8 @@ pub struct UbiVolume {
     pub id: u32,
     /// Volume name.
     pub name: String,
+    /// Dynamic or static.
+    pub kind: VolKind,
     /// Reserved size in bytes (reserved LEBs × usable LEB size).
     pub reserved_bytes: u64,
     /// Update marker set or data corrupted: reads fail until a new update completes.
@@ -78,8 +90,8 @@ pub trait Ubi {
     fn avail_bytes(&mut self) -> Result<u64, UbiError>;
     /// All volumes.
     fn volumes(&mut self) -> Result<Vec<UbiVolume>, UbiError>;
-    /// Create a dynamic volume of at least `bytes`; returns its id.
-    fn make_volume(&mut self, name: &str, bytes: u64) -> Result<u32, UbiError>;
+    /// Create a volume of at least `bytes`; returns its id.
+    fn make_volume(&mut self, name: &str, bytes: u64, kind: VolKind) -> Result<u32, UbiError>;
     /// Remove a volume.
     fn remove_volume(&mut self, id: u32) -> Result<(), UbiError>;
     /// Rename volumes in one atomic volume-table update (`UBI_IOCRNVOL`).

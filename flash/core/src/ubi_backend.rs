@@ -1,6 +1,6 @@
 //! [`Ubi`] on a real `/dev/ubiX` through `liminix-ubi`.
 //!
-//! Volumes are created dynamic. A volume whose update marker is set (or a
+//! A volume whose update marker is set (or a
 //! static volume failing its CRC) is reported `corrupted` and not opened for
 //! reading. Volume updates stream through `UBI_IOCVOLUP`; the read handle must
 //! be dropped before an update starts (the kernel wants an exclusive opener).
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use liminix_ubi::{UbiDevice, VolumeKind, VolumeWriter};
 use rustix::io::Errno;
 
-use crate::ubi::{Ubi, UbiError, UbiVolume, VolumeUpdate};
+use crate::ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};
 
 /// A real attached UBI device.
 #[derive(Debug)]
@@ -61,14 +61,22 @@ impl Ubi for UbiDev {
             .map(|v| UbiVolume {
                 id: v.id,
                 name: v.name,
+                kind: match v.kind {
+                    VolumeKind::Dynamic => VolKind::Dynamic,
+                    VolumeKind::Static => VolKind::Static,
+                },
                 reserved_bytes: u64::from(v.reserved_ebs) * u64::from(v.usable_eb_size),
                 corrupted: v.corrupted || v.upd_marker,
             })
             .collect())
     }
 
-    fn make_volume(&mut self, name: &str, bytes: u64) -> Result<u32, UbiError> {
-        match self.dev.make_volume(name, bytes, VolumeKind::Dynamic, None) {
+    fn make_volume(&mut self, name: &str, bytes: u64, kind: VolKind) -> Result<u32, UbiError> {
+        let kind = match kind {
+            VolKind::Dynamic => VolumeKind::Dynamic,
+            VolKind::Static => VolumeKind::Static,
+        };
+        match self.dev.make_volume(name, bytes, kind, None) {
             Ok(id) => Ok(id),
             Err(liminix_ubi::UbiError::Ioctl {
                 source: Errno::NOSPC,

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::image::{read_full, ImageSource};
 use crate::progress::{Progress, Stage};
-use crate::ubi::{Ubi, UbiError, UbiVolume};
+use crate::ubi::{Ubi, UbiError, UbiVolume, VolKind};
 
 /// Suffix of the volume being staged by a swap update.
 pub const NEW_SUFFIX: &str = ".new";
@@ -47,6 +47,9 @@ pub struct UbiOptions {
     pub allow_in_place: bool,
     /// Use an in-place update even if a swap would fit.
     pub force_in_place: bool,
+    /// Type of a volume created where none exists yet; a swap otherwise keeps
+    /// the current volume's type.
+    pub kind: VolKind,
 }
 
 /// What [`plan`] decided.
@@ -56,6 +59,8 @@ pub enum UbiPlan {
     Swap {
         /// Size of the staged volume.
         volume_bytes: u64,
+        /// Type of the staged volume.
+        kind: VolKind,
         /// The current volume, if any (becomes `<name>.old`).
         current: Option<UbiVolume>,
         /// Volumes (stale `.new`/`.old`) to remove first to make room.
@@ -131,6 +136,7 @@ pub fn plan(
     match (room >= need, current) {
         (true, current) => Ok(UbiPlan::Swap {
             volume_bytes: need,
+            kind: current.as_ref().map_or(opts.kind, |c| c.kind),
             current,
             remove_first,
         }),

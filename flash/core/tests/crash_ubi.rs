@@ -10,6 +10,7 @@ use liminix_flash::txn::{recover, Outcome};
 use liminix_flash::ubi_update::old_name;
 use liminix_flash::{
     update_ubi, JournalStore, MemImage, NoProgress, SimJournal, SimUbi, TxError, Ubi, UbiOptions,
+    VolKind,
 };
 
 const LEB: u64 = 1024;
@@ -25,14 +26,15 @@ struct UbiCase {
     new: Vec<u8>,
     opts: UbiOptions,
     tear: VtblTear,
+    kind: VolKind,
 }
 
 fn fresh(c: &UbiCase) -> (SimUbi, SimJournal) {
     let mut u = SimUbi::new(c.total_lebs, LEB);
     u.set_vtbl_tear(c.tear);
-    u.load_volume(NAME, 12 * LEB, &c.old);
+    u.load_volume_kind(NAME, 12 * LEB, c.kind, &c.old);
     if let Some(p) = &c.prior_old {
-        u.load_volume(&old_name(NAME), 12 * LEB, p);
+        u.load_volume_kind(&old_name(NAME), 12 * LEB, c.kind, p);
     }
     let j = SimJournal::new(u.rail().clone());
     (u, j)
@@ -192,6 +194,7 @@ fn cases() -> Vec<UbiCase> {
         new: pattern(11 * LEB as usize - 3, 2),
         opts: UbiOptions::default(),
         tear: VtblTear::OldWins,
+        kind: VolKind::Dynamic,
     };
     let mut sparse = base.new.clone();
     sparse[3 * LEB as usize..6 * LEB as usize].fill(0xFF);
@@ -209,6 +212,12 @@ fn cases() -> Vec<UbiCase> {
             name: "swap over a previous rollback copy, tight space",
             total_lebs: 30,
             prior_old: Some(pattern(9 * LEB as usize, 3)),
+            tear: VtblTear::NewWins,
+            ..base.clone()
+        },
+        UbiCase {
+            name: "swap of a static volume (kernel-style)",
+            kind: VolKind::Static,
             tear: VtblTear::NewWins,
             ..base.clone()
         },

@@ -246,3 +246,30 @@ fn ordinary_error_mid_swap_is_rolled_back_at_once() {
     assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
     assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &src.data), Some("old"));
 }
+
+#[test]
+fn static_volume_stays_static_and_reads_exact_length() {
+    let rail = PowerRail::new();
+    let mut ubi = SimUbi::new(30, LEB).with_rail(rail.clone());
+    let old = pattern(3 * LEB as usize + 100, 1);
+    ubi.load_volume_kind("kernel", 8 * LEB, liminix_flash::VolKind::Static, &old);
+    let mut j = SimJournal::new(rail);
+    let mut new = pattern(2 * LEB as usize, 2);
+    new.extend([0xFF; 300]);
+    let src = MemImage(new.clone());
+    update_ubi(
+        &mut ubi,
+        &mut j,
+        "ubi0",
+        "kernel",
+        &src,
+        &UbiOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let v = ubi.volume_by_name("kernel").unwrap().unwrap();
+    assert_eq!(v.kind, liminix_flash::VolKind::Static);
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut ubi.open_read(v.id).unwrap(), &mut all).unwrap();
+    assert_eq!(all, new, "exactly the image, trailing 0xFF included");
+}

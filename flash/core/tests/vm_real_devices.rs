@@ -71,6 +71,13 @@ flash-probe rollback 0 rootfs
 flash-probe check 0 rootfs /tmp/r1.img | sed 's/^check/check-rolledback/'
 flash-probe gc 0 rootfs
 ubinfo -d 0 | sed 's/^/ubinfo-dev /'
+ubimkvol /dev/ubi0 -n 5 -N kernel -t static -s 1MiB >/dev/null
+flash-probe gen 10 500000 /tmp/k1.img
+flash-probe gen 11 400000 /tmp/k2.img
+ubiupdatevol /dev/ubi0_5 /tmp/k1.img
+flash-probe ubi 0 kernel /tmp/k2.img /tmp/j | sed 's/^ubi/ubi-kernel/'
+ubinfo -d 0 -N kernel | sed 's/^/ubinfo-kernel /'
+flash-probe check 0 kernel /tmp/k2.img | sed 's/^check/check-kernel/'
 ubimkvol /dev/ubi0 -N persist -s 4MiB >/dev/null
 mkdir -p /persist
 mount -t ubifs ubi0:persist /persist
@@ -149,6 +156,16 @@ fn raw_and_ubi_strategies_on_real_drivers() {
         count[0].ends_with(" 1"),
         "only rootfs is left after gc: {count:?}"
     );
+    // A static (kernel-style) volume stays static with the exact data size.
+    assert!(
+        out.serial.contains("ubi-kernel strategy=UbiSwap"),
+        "{}",
+        out.serial
+    );
+    let kernel = out.lines_starting("ubinfo-kernel ").join("\n");
+    assert!(kernel.contains("static"), "{kernel}");
+    assert!(kernel.contains("400000 bytes"), "{kernel}");
+    assert_eq!(field(&out, "check-kernel ", "equal"), "1");
     assert_eq!(field(&out, "mounted-persist ", "at"), "/persist");
     assert_eq!(field(&out, "mounted-rootfs ", "at"), "-");
     // NOR (mtdram): flashcp's image is recognised, then 2 blocks change.

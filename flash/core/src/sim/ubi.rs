@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 
 use crate::power::{PowerRail, Tick};
-use crate::ubi::{Ubi, UbiError, UbiVolume, VolumeUpdate};
+use crate::ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};
 
 /// Outcome of a volume-table write interrupted by a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,6 +33,9 @@ pub enum VtblTear {
 #[derive(Debug, Clone)]
 struct SimVol {
     name: String,
+    kind: VolKind,
+    /// Static volumes: bytes of the last completed update.
+    data_len: u64,
     reserved_lebs: u64,
     lebs: Vec<Option<Vec<u8>>>,
     upd_marker: bool,
@@ -83,13 +86,19 @@ impl SimUbi {
         self.leb_writes
     }
 
-    /// Create a volume holding `data`, without counting operations (factory image).
+    /// Create a dynamic volume holding `data`, without counting operations (factory image).
     pub fn load_volume(&mut self, name: &str, bytes: u64, data: &[u8]) -> u32 {
+        self.load_volume_kind(name, bytes, VolKind::Dynamic, data)
+    }
+
+    /// Create a volume of `kind` holding `data`, without counting operations.
+    pub fn load_volume_kind(&mut self, name: &str, bytes: u64, kind: VolKind, data: &[u8]) -> u32 {
         let id = self
-            .alloc_volume(name, bytes)
+            .alloc_volume(name, bytes, kind)
             .expect("factory volume must fit");
         let leb = self.leb_size as usize;
         let vol = self.vols.get_mut(&id).expect("just created");
+        vol.data_len = data.len() as u64;
         for (i, chunk) in data.chunks(leb).enumerate() {
             vol.lebs[i] = Some(chunk.to_vec());
         }
@@ -100,7 +109,7 @@ impl SimUbi {
         self.vols.values().map(|v| v.reserved_lebs).sum()
     }
 
-    fn alloc_volume(&mut self, name: &str, bytes: u64) -> Result<u32, UbiError> {
+    fn alloc_volume(&mut self, name: &str, bytes: u64, kind: VolKind) -> Result<u32, UbiError> {
         if name.is_empty() || name.len() > 127 {
             return Err(UbiError::Invalid(format!("bad volume name {name:?}")));
         }
@@ -120,6 +129,8 @@ impl SimUbi {
             .expect("ids are plentiful");
         let vol = SimVol {
             name: name.to_string(),
+            kind,
+            data_len: 0,
             reserved_lebs: lebs,
             lebs: vec![None; lebs as usize],
             upd_marker: false,
@@ -177,7 +188,11 @@ impl SimUbi {
     }
 
     fn write_leb(&mut self, id: u32, lnum: usize, data: &[u8]) -> Result<(), UbiError> {
-        let keep = data.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1);
+        // Only dynamic volumes drop trailing 0xFF; static LEBs carry a data CRC.
+        let keep = match self.vol_mut(id)?.kind {
+            VolKind::Dynamic => data.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1),
+            VolKind::Static => data.len(),
+        };
         if keep == 0 {
             return Ok(());
         }
@@ -213,18 +228,19 @@ impl Ubi for SimUbi {
             .map(|(id, v)| UbiVolume {
                 id: *id,
                 name: v.name.clone(),
+                kind: v.kind,
                 reserved_bytes: v.reserved_lebs * leb,
                 corrupted: v.upd_marker,
             })
             .collect())
     }
 
-    fn make_volume(&mut self, name: &str, bytes: u64) -> Result<u32, UbiError> {
+    fn make_volume(&mut self, name: &str, bytes: u64, kind: VolKind) -> Result<u32, UbiError> {
         // Validate before the operation so a refused request costs no op.
         let probe = self.vols.clone();
-        self.alloc_volume(name, bytes)?;
+        self.alloc_volume(name, bytes, kind)?;
         self.vols = probe;
-        self.vtbl_op("make volume", |s| s.alloc_volume(name, bytes))
+        self.vtbl_op("make volume", |s| s.alloc_volume(name, bytes, kind))
     }
 
     fn remove_volume(&mut self, id: u32) -> Result<(), UbiError> {
@@ -282,6 +298,9 @@ impl Ubi for SimUbi {
             data.extend_from_slice(l.as_deref().unwrap_or(&[]));
             data.resize(start + leb, 0xFF);
         }
+        if v.kind == VolKind::Static {
+            data.truncate(v.data_len as usize);
+        }
         Ok(Box::new(io::Cursor::new(data)))
     }
 }
@@ -332,9 +351,11 @@ impl VolumeUpdate for SimUpdate<'_> {
             let n = self.buf.len();
             self.flush_leb(n)?;
         }
-        let id = self.id;
+        let (id, total) = (self.id, self.total);
         self.ubi.vtbl_op("finish volume update", |s| {
-            s.vol_mut(id)?.upd_marker = false;
+            let v = s.vol_mut(id)?;
+            v.upd_marker = false;
+            v.data_len = total;
             Ok(())
         })
     }
@@ -348,7 +369,7 @@ mod tests {
     #[test]
     fn update_skips_ff_and_marks_until_finished() {
         let mut u = SimUbi::new(10, 16);
-        let id = u.make_volume("a", 40).unwrap();
+        let id = u.make_volume("a", 40, VolKind::Dynamic).unwrap();
         assert_eq!(u.volumes().unwrap()[0].reserved_bytes, 48);
         let mut data = vec![1u8; 16];
         data.extend([0xFF; 16]);
@@ -370,6 +391,26 @@ mod tests {
     }
 
     #[test]
+    fn static_volume_writes_ff_and_reads_exact_length() {
+        let mut u = SimUbi::new(10, 16);
+        let id = u.make_volume("k", 64, VolKind::Static).unwrap();
+        let data = [[7u8; 16], [0xFF; 16], [0xFF; 16]].concat();
+        let before = u.leb_writes();
+        let mut w = u.start_update(id, 40).unwrap();
+        w.write(&data[..40]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            u.leb_writes() - before,
+            3,
+            "static LEBs are written even if 0xFF"
+        );
+        let mut out = Vec::new();
+        u.open_read(id).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, &data[..40]);
+        assert_eq!(u.volumes().unwrap()[0].kind, VolKind::Static);
+    }
+
+    #[test]
     fn rename_onto_existing_name_deletes_it_and_swap_keeps_both() {
         let mut u = SimUbi::new(10, 16);
         let a = u.load_volume("a", 16, b"old");
@@ -385,14 +426,14 @@ mod tests {
     #[test]
     fn refused_requests_cost_no_op_and_space_is_checked() {
         let mut u = SimUbi::new(4, 16);
-        u.make_volume("a", 48).unwrap();
+        u.make_volume("a", 48, VolKind::Dynamic).unwrap();
         let ops = u.rail().ops();
         assert!(matches!(
-            u.make_volume("b", 32),
+            u.make_volume("b", 32, VolKind::Dynamic),
             Err(UbiError::NoSpace { .. })
         ));
         assert!(matches!(
-            u.make_volume("a", 1),
+            u.make_volume("a", 1, VolKind::Static),
             Err(UbiError::NameExists(_))
         ));
         assert!(matches!(
@@ -408,7 +449,10 @@ mod tests {
             let mut u = SimUbi::new(4, 16);
             u.set_vtbl_tear(tear);
             u.rail().cut_after(0);
-            assert!(u.make_volume("x", 16).unwrap_err().is_power_cut());
+            assert!(u
+                .make_volume("x", 16, VolKind::Dynamic)
+                .unwrap_err()
+                .is_power_cut());
             u.rail().reboot();
             assert_eq!(u.volume_by_name("x").unwrap().is_some(), exists);
         }
