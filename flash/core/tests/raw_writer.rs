@@ -35,6 +35,7 @@ fn only_changed_blocks_are_erased_and_programmed() {
             (20, 17, 3)
         );
         assert_eq!(flash.stats().erases, 3, "erased blocks = changed blocks");
+        assert_eq!(flash.stats().erased_bytes, 3 * EB as u64);
         let per_block = if flash.geometry().is_nand {
             EB / 512
         } else {

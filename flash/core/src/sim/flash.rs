@@ -33,6 +33,8 @@ pub struct OpStats {
     pub programmed_bytes: u64,
     /// Completed block erases.
     pub erases: u64,
+    /// Bytes erased by completed erases.
+    pub erased_bytes: u64,
 }
 
 /// RAM-backed simulated flash partition.
@@ -239,6 +241,7 @@ impl Flash for SimFlash {
         }
         self.wipe(off, eb);
         self.stats.erases += 1;
+        self.stats.erased_bytes += eb;
         Ok(())
     }
 
