@@ -1,4 +1,5 @@
 //! (being written)
 pub mod closure;
 pub mod device;
+pub mod lab;
 pub mod vm;

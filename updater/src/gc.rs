@@ -87,6 +87,7 @@ pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
         for p in &garbage {
             store.delete(p)?;
         }
+        store.empty_trash()?;
     }
     Ok(GcPlan {
         kept_generations: kept.into_iter().collect(),

@@ -172,13 +172,35 @@ impl Generations {
         Ok(Some(n))
     }
 
-    /// Writes generation files for an installed closure; does not make it current.
+    /// Writes generation files for an installed closure; does not make it current. On failure
+    /// nothing of it is left behind.
     pub fn create(&self, new: &NewGeneration) -> Result<u32> {
         fs::create_dir_all(&self.dir).map_err(AgentError::io("creating", &self.dir))?;
         let n = self.next_number()?;
         let tmp = self.dir.join(format!(".new-{n}"));
         let _ = liminix_bundle::nar::remove_tree(&tmp);
         fs::create_dir(&tmp).map_err(AgentError::io("creating", &tmp))?;
+        if let Err(e) = self.fill_record(&tmp, new) {
+            let _ = liminix_bundle::nar::remove_tree(&tmp);
+            return Err(e);
+        }
+        let link = self.make_configuration_link(new.toplevel, new.now.max(new.build_time))?;
+        let info = GenerationInfo {
+            number: n,
+            toplevel: Some(new.toplevel.to_owned()),
+            board: Some(new.board.to_owned()),
+            epoch: new.epoch,
+            build_time: Some(new.build_time),
+            installed_at: new.now,
+            link: Some(link),
+            origin: "bundle".into(),
+        };
+        self.finish_record(&tmp, &info)?;
+        Ok(n)
+    }
+
+    /// `activate` (a regular file), `init` and `nix-store-paths` from the toplevel.
+    fn fill_record(&self, tmp: &Path, new: &NewGeneration) -> Result<()> {
         let top = new.toplevel;
         let activate = self
             .root
@@ -195,20 +217,26 @@ impl Generations {
             .map_err(AgentError::io("resolving", top))?;
         self.require_in_store(&list, "etc/nix-store-paths")?;
         let list = fs::read(&list).map_err(AgentError::io("reading", &list))?;
-        write_atomic(&tmp.join("nix-store-paths"), &list)?;
-        let link = self.make_configuration_link(top, new.now.max(new.build_time))?;
-        let info = GenerationInfo {
-            number: n,
-            toplevel: Some(top.to_owned()),
-            board: Some(new.board.to_owned()),
-            epoch: new.epoch,
-            build_time: Some(new.build_time),
-            installed_at: new.now,
-            link: Some(link),
-            origin: "bundle".into(),
-        };
-        self.finish_record(&tmp, &info)?;
-        Ok(n)
+        self.require_listed_paths(&list)?;
+        write_atomic(&tmp.join("nix-store-paths"), &list)
+    }
+
+    /// A generation is only recorded when everything its list names is in the store.
+    fn require_listed_paths(&self, list: &[u8]) -> Result<()> {
+        for line in String::from_utf8_lossy(list)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let p = liminix_bundle::storepath::StorePath::parse(line)
+                .map_err(|e| AgentError::State(format!("etc/nix-store-paths: {e}")))?;
+            if fs::symlink_metadata(self.root.store().join(p.base_name())).is_err() {
+                return Err(AgentError::State(format!(
+                    "etc/nix-store-paths names {line}, which is neither in the bundle nor on the device"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn require_in_store(&self, host: &Path, what: &str) -> Result<()> {

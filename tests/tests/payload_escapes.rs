@@ -1,0 +1,261 @@
+//! Hostile payloads that carry a valid signature: the trusted signer's build machine was fooled, or
+//! the key leaked. The device must still never write outside its store, and must change nothing.
+
+use std::fs;
+use std::path::Path;
+
+use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
+use liminix_bundle::stream::{self, ChunkWriter, Encoding, EntryHeader, EntryKind, Header};
+use liminix_bundle::{Manifest, SecretKey};
+use liminix_tests::lab::{text, Lab};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+
+/// NAR string: u64le length, bytes, zero padding to 8.
+fn s(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+    out.extend_from_slice(v);
+    out.resize(out.len().next_multiple_of(8), 0);
+}
+
+fn words(out: &mut Vec<u8>, ws: &[&[u8]]) {
+    for w in ws {
+        s(out, w);
+    }
+}
+
+fn file_node(out: &mut Vec<u8>, contents: &[u8]) {
+    words(
+        out,
+        &[b"(", b"type", b"regular", b"contents", contents, b")"],
+    );
+}
+
+fn symlink_node(out: &mut Vec<u8>, target: &[u8]) {
+    words(out, &[b"(", b"type", b"symlink", b"target", target, b")"]);
+}
+
+/// A directory NAR from (name, node bytes) pairs, in the order given (even if wrong).
+fn dir_nar(entries: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    words(&mut out, &[b"nix-archive-1", b"(", b"type", b"directory"]);
+    for (name, node) in entries {
+        words(&mut out, &[b"entry", b"(", b"name", name, b"node"]);
+        out.extend_from_slice(node);
+        s(&mut out, b")");
+    }
+    s(&mut out, b")");
+    out
+}
+
+const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
+
+/// A signed bundle whose only path is `TOP`, with the NAR given and an honest hash of it, or
+/// raw manifest bytes when `manifest_json` is set.
+fn bundle(lab: &Lab, nar: &[u8], manifest_json: Option<&str>) -> std::path::PathBuf {
+    let key = SecretKey::load(&lab.secret).unwrap();
+    let m = Manifest {
+        format: FORMAT_VERSION,
+        board: "qemu".into(),
+        generation: Generation {
+            toplevel: TOP.into(),
+            build_time: 1,
+        },
+        epoch: 0,
+        paths: vec![PathEntry {
+            path: TOP.into(),
+            nar_sha256: hex::encode(Sha256::digest(nar)),
+            nar_size: nar.len() as u64,
+            entries: 8,
+        }],
+    };
+    let manifest_bytes = manifest_json.map_or_else(|| m.to_bytes(), |j| j.as_bytes().to_vec());
+    let header = Header {
+        signatures: vec![key.sign_manifest(&manifest_bytes)],
+        manifest_bytes,
+        manifest: m,
+    };
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    EntryHeader {
+        kind: EntryKind::StorePath,
+        index: 0,
+        encoding: Encoding::Raw,
+    }
+    .write(&mut out)
+    .unwrap();
+    let mut w = ChunkWriter::new(out);
+    w.write_all(nar).unwrap();
+    let mut out = w.finish().unwrap();
+    stream::write_end(&mut out).unwrap();
+    let path = lab.host.path().join(format!(
+        "evil-{}.bundle",
+        hex::encode(&Sha256::digest(&out)[..4])
+    ));
+    fs::write(&path, out).unwrap();
+    path
+}
+
+fn tree(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walk(dir);
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
+        let meta = fs::symlink_metadata(e.path()).unwrap();
+        v.push(format!("{} {}", e.path().display(), meta.len()));
+        if meta.is_dir() {
+            v.extend(walk(&e.path()));
+        }
+    }
+    v
+}
+
+fn assert_refused(lab: &Lab, bundle: &Path, code: i32, words: &str) {
+    let before = tree(lab.device.root());
+    let o = lab.receive_file(bundle, "--no-reboot");
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    assert!(
+        text(&o).contains(words),
+        "expected {words:?} in: {}",
+        text(&o)
+    );
+    let after: Vec<String> = tree(lab.device.root())
+        .into_iter()
+        .filter(|l| !l.contains("/run/"))
+        .collect();
+    let before: Vec<String> = before
+        .into_iter()
+        .filter(|l| !l.contains("/run/"))
+        .collect();
+    let added: Vec<&String> = after
+        .iter()
+        .filter(|l| !before.contains(l) && !l.contains(".liminix"))
+        .collect();
+    assert!(added.is_empty(), "the refused bundle left {added:?}");
+}
+
+fn good_toplevel_entries() -> Vec<(&'static [u8], Vec<u8>)> {
+    let mut bin = Vec::new();
+    file_node(&mut bin, b"#!/bin/sh\n");
+    vec![(b"bin", bin)]
+}
+
+#[test]
+fn dot_dot_names_are_refused() {
+    let lab = Lab::new();
+    let mut f = Vec::new();
+    file_node(&mut f, b"pwned\n");
+    for name in [&b".."[..], b".", b"../etc", b"a/../../x"] {
+        let nar = dir_nar(&[(name, f.clone())]);
+        assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
+    }
+    assert!(!lab.device.path("etc/pwned").exists() && !lab.device.path("nix/x").exists());
+}
+
+#[test]
+fn writing_through_a_symlink_is_refused() {
+    let lab = Lab::new();
+    let passwd = fs::read(lab.device.path("etc/passwd")).unwrap();
+    let mut link = Vec::new();
+    symlink_node(&mut link, b"/etc");
+    let mut inner = Vec::new();
+    words(
+        &mut inner,
+        &[
+            b"(",
+            b"type",
+            b"directory",
+            b"entry",
+            b"(",
+            b"name",
+            b"passwd",
+            b"node",
+        ],
+    );
+    file_node(&mut inner, b"root::0:0::/:/bin/sh\n");
+    words(&mut inner, &[b")", b")"]);
+    // "etc" as a symlink to /etc, then "etc" again as a directory holding passwd.
+    let nar = dir_nar(&[(b"etc", link.clone()), (b"etc", inner)]);
+    assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
+    // A relative link climbing out, then a file under the same name.
+    let mut up = Vec::new();
+    symlink_node(&mut up, b"../../../etc");
+    let mut f = Vec::new();
+    file_node(&mut f, b"x");
+    let nar = dir_nar(&[(b"e", up), (b"e", f)]);
+    assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
+    assert_eq!(fs::read(lab.device.path("etc/passwd")).unwrap(), passwd);
+}
+
+#[test]
+fn a_manifest_path_outside_the_store_is_refused() {
+    let lab = Lab::new();
+    let nar = dir_nar(&good_toplevel_entries());
+    let evil = format!(
+        r#"{{"format":1,"board":"qemu","generation":{{"toplevel":"/nix/store/../../etc/x","build_time":1}},"epoch":0,"paths":[{{"path":"/nix/store/../../etc/x","nar_sha256":"{}","nar_size":{},"entries":1}}]}}"#,
+        hex::encode(Sha256::digest(&nar)),
+        nar.len()
+    );
+    assert_refused(
+        &lab,
+        &bundle(&lab, &nar, Some(&evil)),
+        3,
+        "invalid store path",
+    );
+}
+
+#[test]
+fn an_activate_link_leaving_the_store_is_not_installed() {
+    let lab = Lab::new();
+    // A well-formed toplevel whose bin/activate points at the device's /etc/passwd.
+    let mut bin = Vec::new();
+    words(
+        &mut bin,
+        &[
+            b"(",
+            b"type",
+            b"directory",
+            b"entry",
+            b"(",
+            b"name",
+            b"activate",
+            b"node",
+        ],
+    );
+    symlink_node(&mut bin, b"/etc/passwd");
+    words(&mut bin, &[b")", b")"]);
+    let mut etc = Vec::new();
+    words(
+        &mut etc,
+        &[
+            b"(",
+            b"type",
+            b"directory",
+            b"entry",
+            b"(",
+            b"name",
+            b"nix-store-paths",
+            b"node",
+        ],
+    );
+    file_node(&mut etc, b"");
+    words(&mut etc, &[b")", b")"]);
+    let nar = dir_nar(&[(b"bin", bin), (b"etc", etc)]);
+    let o = lab.receive_file(&bundle(&lab, &nar, None), "--no-reboot");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not a file in the store"), "{}", text(&o));
+    assert!(
+        fs::symlink_metadata(lab.device.path("persist/activate")).is_err(),
+        "no generation installed"
+    );
+    assert!(
+        fs::read_dir(lab.device.path("persist/generations")).map_or(true, |d| d
+            .filter(|e| e.as_ref().unwrap().file_name() != "epoch")
+            .count()
+            == 0)
+    );
+}
