@@ -6,6 +6,7 @@ pub mod activate;
 pub mod error;
 pub mod gc;
 pub mod generations;
+pub mod multicall;
 pub mod receive;
 pub mod rollback;
 pub mod root;

@@ -7,6 +7,13 @@ mod cmd;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let code = cli::main(std::env::args_os().collect());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let code = match args
+        .first()
+        .and_then(|a0| liminix_agent::multicall::tool_for(a0))
+    {
+        Some(tool) => liminix_agent::multicall::run(tool, &args[1..]),
+        None => cli::main(args),
+    };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
