@@ -243,7 +243,10 @@ fn plan_entries<'a>(
 ) -> Result<Vec<Outgoing<'a>>, UpdateError> {
     let want: BTreeSet<u32> = want.iter().copied().collect();
     let mut out = Vec::new();
-    for e in entries.iter().filter(|e| want.contains(&e.header.index)) {
+    let wanted = |e: &&EntryLocation| {
+        e.header.kind == EntryKind::StorePath && want.contains(&e.header.index)
+    };
+    for e in entries.iter().filter(wanted) {
         let base = bases.iter().find(|b| b.index == e.header.index);
         let delta = match (base, &o.store_root) {
             (Some(b), Some(root)) => delta_entry(&o.bundle, e, root, &b.base)?,

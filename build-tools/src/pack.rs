@@ -81,6 +81,7 @@ pub fn manifest(o: &PackOptions) -> Result<Manifest, PackError> {
         },
         epoch: o.epoch,
         paths: entries,
+        images: Vec::new(),
     };
     m.validate().map_err(|e| PackError::Stream(e.into()))?;
     Ok(m)

@@ -15,6 +15,6 @@ pub mod storepath;
 pub mod stream;
 pub mod wire;
 
-pub use manifest::{Manifest, PathEntry};
+pub use manifest::{ImageEntry, Manifest, PathEntry};
 pub use sign::{PublicKey, SecretKey, Signature};
-pub use stream::{Encoding, EntryHeader, Header};
+pub use stream::{Encoding, EntryHeader, EntryKind, Header};

@@ -3,6 +3,10 @@
 //! It is JSON so that `liminix-pack inspect` and humans can read it, but it is parsed strictly:
 //! unknown fields are refused, store paths are validated, and the list of paths must be sorted and
 //! unique so that one manifest has exactly one serialisation a signer could have meant.
+//!
+//! A manifest lists store paths (a closure update), flash images (an image update), or both. The
+//! `images` field is left out when empty, so closure-only manifests serialise exactly as before
+//! images existed. An image-only manifest has no store paths and an empty (omitted) toplevel.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,13 +27,19 @@ pub struct Manifest {
     /// Security epoch: a device refuses a bundle whose epoch is lower than the highest it installed.
     pub epoch: u64,
     /// Every store path of the closure, including the toplevel, sorted by path.
+    #[serde(default)]
     pub paths: Vec<PathEntry>,
+    /// Flash images, sorted by name; the board file says where each one goes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Generation {
-    /// The system configuration store path (`…-system-configuration-<arch>`).
+    /// The system configuration store path (`…-system-configuration-<arch>`); empty (and omitted)
+    /// in an image-only bundle.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub toplevel: String,
     /// Seconds since the epoch, UTC, when the bundle was made (or `SOURCE_DATE_EPOCH`).
     pub build_time: u64,
@@ -46,6 +56,24 @@ pub struct PathEntry {
     /// the space (blocks and inodes) the path will take.
     pub entries: u64,
 }
+
+/// One flash image: the bytes for one target (a raw partition or a UBI volume) of the board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    /// Image name as the board file defines it (`firmware`, `kernel`, `rootfs`, …).
+    pub name: String,
+    /// Where the board file said the image goes when the bundle was packed (`mtd:NAME` or
+    /// `ubi:VOLUME`); the device checks it against its own board file.
+    pub target: String,
+    /// sha256 of the image bytes, lower-case hex.
+    pub sha256: String,
+    /// Image length in bytes.
+    pub size: u64,
+}
+
+/// Longest image name or target.
+pub const MAX_IMAGE_NAME: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -66,6 +94,32 @@ pub enum ManifestError {
     ToplevelMissing { toplevel: String },
     #[error("board name {0:?} is not a plain name")]
     BadBoard(String),
+    #[error("manifest has neither store paths nor images")]
+    Empty,
+    #[error("manifest has store paths but no toplevel")]
+    NoToplevel,
+    #[error("image name or target {0:?} is not a plain name")]
+    BadImageName(String),
+    #[error("manifest images are not sorted and unique at {0:?}")]
+    UnsortedImages(String),
+    #[error("manifest has a malformed sha256 for image {0:?}")]
+    BadImageHash(String),
+    #[error("image {0:?} is empty")]
+    EmptyImage(String),
+}
+
+fn plain_name(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_IMAGE_NAME
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b) || extra.contains(&b))
+        && !s.starts_with('.')
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl Manifest {
@@ -92,6 +146,30 @@ impl Manifest {
         if !board_ok {
             return Err(ManifestError::BadBoard(self.board.clone()));
         }
+        self.validate_paths()?;
+        self.validate_images()?;
+        if self.paths.is_empty() && self.images.is_empty() {
+            return Err(ManifestError::Empty);
+        }
+        if self.generation.toplevel.is_empty() {
+            if !self.paths.is_empty() {
+                return Err(ManifestError::NoToplevel);
+            }
+            return Ok(());
+        }
+        StorePath::parse(&self.generation.toplevel).map_err(|source| ManifestError::BadPath {
+            path: self.generation.toplevel.clone(),
+            source,
+        })?;
+        if self.index_of(&self.generation.toplevel).is_none() {
+            return Err(ManifestError::ToplevelMissing {
+                toplevel: self.generation.toplevel.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_paths(&self) -> Result<(), ManifestError> {
         let mut previous: Option<&str> = None;
         for entry in &self.paths {
             StorePath::parse(&entry.path).map_err(|source| ManifestError::BadPath {
@@ -104,27 +182,49 @@ impl Manifest {
                 });
             }
             previous = Some(&entry.path);
-            let hash_ok = entry.nar_sha256.len() == 64
-                && entry
-                    .nar_sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-            if !hash_ok {
+            if !is_sha256_hex(&entry.nar_sha256) {
                 return Err(ManifestError::BadHash {
                     path: entry.path.clone(),
                 });
             }
         }
-        StorePath::parse(&self.generation.toplevel).map_err(|source| ManifestError::BadPath {
-            path: self.generation.toplevel.clone(),
-            source,
-        })?;
-        if self.index_of(&self.generation.toplevel).is_none() {
-            return Err(ManifestError::ToplevelMissing {
-                toplevel: self.generation.toplevel.clone(),
-            });
+        Ok(())
+    }
+
+    fn validate_images(&self) -> Result<(), ManifestError> {
+        let mut previous: Option<&str> = None;
+        for image in &self.images {
+            if !plain_name(&image.name, b"") {
+                return Err(ManifestError::BadImageName(image.name.clone()));
+            }
+            if !plain_name(&image.target, b":") {
+                return Err(ManifestError::BadImageName(image.target.clone()));
+            }
+            if previous.is_some_and(|p| p >= image.name.as_str()) {
+                return Err(ManifestError::UnsortedImages(image.name.clone()));
+            }
+            previous = Some(&image.name);
+            if !is_sha256_hex(&image.sha256) {
+                return Err(ManifestError::BadImageHash(image.name.clone()));
+            }
+            if image.size == 0 {
+                return Err(ManifestError::EmptyImage(image.name.clone()));
+            }
         }
         Ok(())
+    }
+
+    /// Whether the bundle carries a system closure (and so a toplevel).
+    pub fn has_closure(&self) -> bool {
+        !self.generation.toplevel.is_empty()
+    }
+
+    pub fn image(&self, name: &str) -> Option<&ImageEntry> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
+    pub fn total_image_size(&self) -> u64 {
+        self.images.iter().map(|i| i.size).sum()
     }
 
     pub fn index_of(&self, path: &str) -> Option<usize> {
@@ -151,5 +251,80 @@ impl PathEntry {
         let mut out = [0u8; 32];
         hex::decode_to_slice(&self.nar_sha256, &mut out).expect("validated");
         out
+    }
+}
+
+impl ImageEntry {
+    pub fn sha256_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&self.sha256, &mut out).expect("validated");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(name: &str, target: &str) -> ImageEntry {
+        ImageEntry {
+            name: name.into(),
+            target: target.into(),
+            sha256: "ab".repeat(32),
+            size: 10,
+        }
+    }
+
+    fn image_manifest(images: Vec<ImageEntry>) -> Manifest {
+        Manifest {
+            format: FORMAT_VERSION,
+            board: "gl-ar750".into(),
+            generation: Generation {
+                toplevel: String::new(),
+                build_time: 5,
+            },
+            epoch: 1,
+            paths: Vec::new(),
+            images,
+        }
+    }
+
+    #[test]
+    fn image_only_manifest_roundtrips_without_toplevel() {
+        let m = image_manifest(vec![image("firmware", "mtd:firmware")]);
+        let bytes = m.to_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("toplevel"), "{text}");
+        assert_eq!(Manifest::from_bytes(&bytes).unwrap(), m);
+        assert!(!m.has_closure());
+    }
+
+    #[test]
+    fn closure_manifest_has_no_images_field() {
+        let json = br#"{"format":1,"board":"b","generation":{"toplevel":"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x","build_time":1},"epoch":0,"paths":[{"path":"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x","nar_sha256":"abababababababababababababababababababababababababababababababab","nar_size":1,"entries":1}]}"#;
+        let m = Manifest::from_bytes(json).unwrap();
+        assert!(m.images.is_empty());
+        assert!(!String::from_utf8(m.to_bytes()).unwrap().contains("images"));
+    }
+
+    #[test]
+    fn bad_images_are_refused() {
+        let cases = [
+            (vec![image("b", "mtd:b"), image("a", "mtd:a")], "not sorted"),
+            (vec![image("a", "mtd:a"), image("a", "mtd:a")], "not sorted"),
+            (vec![image("../x", "mtd:x")], "not a plain name"),
+            (vec![image("x", "mtd:x/y")], "not a plain name"),
+            (vec![], "neither"),
+        ];
+        for (images, want) in cases {
+            let err = image_manifest(images).validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let mut bad = image("a", "mtd:a");
+        bad.sha256 = "AB".repeat(32);
+        assert!(image_manifest(vec![bad]).validate().is_err());
+        let mut empty = image("a", "mtd:a");
+        empty.size = 0;
+        assert!(image_manifest(vec![empty]).validate().is_err());
     }
 }

@@ -4,12 +4,13 @@
 //! "LIMINIXB"  u32le version
 //! u32le len   manifest JSON (signed bytes)
 //! u32le len   signatures JSON
-//! entries:    u8 kind (0 = end, 1 = store path NAR)  u32le manifest index  u8 encoding
-//!             [encoding 2: u16le len, base store path name]
+//! entries:    u8 kind (0 = end, 1 = store path NAR, 2 = flash image)  u32le manifest index
+//!             u8 encoding  [encoding 2: u16le len, base store path name]
 //!             chunks: u32le len, bytes … terminated by a zero length
 //! ```
 //! Chunked entries let a writer stream compressed data of unknown length and let a reader skip an
-//! entry without decoding it. The same framing is the wire protocol between `update.sh` and the
+//! entry without decoding it. A store path entry's index points into the manifest's `paths`, an
+//! image entry's into its `images`; images are sent raw or as one zstd frame, never as deltas. The same framing is the wire protocol between `update.sh` and the
 //! agent: the client sends only the entries the agent asked for.
 
 use std::io::{self, Read, Write};
@@ -25,7 +26,19 @@ const MAX_SIGNATURES_BYTES: u32 = 64 << 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A store path's NAR; the index is into `Manifest::paths`.
     StorePath,
+    /// A flash image; the index is into `Manifest::images`.
+    Image,
+}
+
+impl EntryKind {
+    fn code(self) -> u8 {
+        match self {
+            EntryKind::StorePath => 1,
+            EntryKind::Image => 2,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +85,10 @@ pub enum StreamError {
     EncodingCode(u8),
     #[error("entry index {index} is outside the manifest ({len} paths)")]
     Index { index: u32, len: usize },
+    #[error("image entry index {index} is outside the manifest ({len} images)")]
+    ImageIndex { index: u32, len: usize },
+    #[error("image entry {index} uses a delta encoding (images are raw or zstd)")]
+    ImageDelta { index: u32 },
     #[error("delta base name is not valid UTF-8")]
     BaseName,
 }
@@ -154,15 +171,11 @@ impl EntryHeader {
         let kind = match kind[0] {
             0 => return Ok(None),
             1 => EntryKind::StorePath,
+            2 => EntryKind::Image,
             k => return Err(StreamError::Kind(k)),
         };
         let index = read_u32(r, "entry header")?;
-        if index as usize >= manifest.paths.len() {
-            return Err(StreamError::Index {
-                index,
-                len: manifest.paths.len(),
-            });
-        }
+        check_index(kind, index, manifest)?;
         let mut enc = [0u8; 1];
         read_exact_or(r, &mut enc, "entry header")?;
         let encoding = match enc[0] {
@@ -178,6 +191,9 @@ impl EntryHeader {
             }
             e => return Err(StreamError::EncodingCode(e)),
         };
+        if kind == EntryKind::Image && matches!(encoding, Encoding::ZstdDelta { .. }) {
+            return Err(StreamError::ImageDelta { index });
+        }
         Ok(Some(EntryHeader {
             kind,
             index,
@@ -191,7 +207,7 @@ impl EntryHeader {
             Encoding::Zstd => 1,
             Encoding::ZstdDelta { .. } => 2,
         };
-        w.write_all(&[1])?;
+        w.write_all(&[self.kind.code()])?;
         w.write_all(&self.index.to_le_bytes())?;
         w.write_all(&[code])?;
         if let Encoding::ZstdDelta { base } = &self.encoding {
@@ -201,6 +217,22 @@ impl EntryHeader {
         }
         Ok(())
     }
+}
+
+fn check_index(kind: EntryKind, index: u32, manifest: &Manifest) -> Result<(), StreamError> {
+    let (len, err): (usize, fn(u32, usize) -> StreamError) = match kind {
+        EntryKind::StorePath => (manifest.paths.len(), |index, len| StreamError::Index {
+            index,
+            len,
+        }),
+        EntryKind::Image => (manifest.images.len(), |index, len| {
+            StreamError::ImageIndex { index, len }
+        }),
+    };
+    if index as usize >= len {
+        return Err(err(index, len));
+    }
+    Ok(())
 }
 
 /// Writes the end-of-entries marker.
@@ -337,6 +369,72 @@ mod tests {
         let mut rest = Vec::new();
         cursor.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"after");
+    }
+
+    fn image_manifest() -> Manifest {
+        use crate::manifest::{Generation, ImageEntry, FORMAT_VERSION};
+        Manifest {
+            format: FORMAT_VERSION,
+            board: "b".into(),
+            generation: Generation {
+                toplevel: String::new(),
+                build_time: 0,
+            },
+            epoch: 0,
+            paths: Vec::new(),
+            images: vec![ImageEntry {
+                name: "firmware".into(),
+                target: "mtd:firmware".into(),
+                sha256: "00".repeat(32),
+                size: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn image_entry_headers_roundtrip_and_are_checked() {
+        let m = image_manifest();
+        let h = EntryHeader {
+            kind: EntryKind::Image,
+            index: 0,
+            encoding: Encoding::Zstd,
+        };
+        let mut bytes = Vec::new();
+        h.write(&mut bytes).unwrap();
+        assert_eq!(bytes[0], 2);
+        let got = EntryHeader::read(&mut io::Cursor::new(&bytes), &m).unwrap();
+        assert_eq!(got, Some(h));
+        // A store-path entry cannot point into `images`.
+        bytes[0] = 1;
+        let err = EntryHeader::read(&mut io::Cursor::new(&bytes), &m).unwrap_err();
+        assert!(
+            matches!(err, StreamError::Index { index: 0, len: 0 }),
+            "{err}"
+        );
+        // Index past the images.
+        let mut bytes = Vec::new();
+        EntryHeader {
+            index: 1,
+            ..got.unwrap()
+        }
+        .write(&mut bytes)
+        .unwrap();
+        let err = EntryHeader::read(&mut io::Cursor::new(&bytes), &m).unwrap_err();
+        assert!(
+            matches!(err, StreamError::ImageIndex { index: 1, len: 1 }),
+            "{err}"
+        );
+        // Images never come as deltas.
+        let mut bytes = Vec::new();
+        EntryHeader {
+            kind: EntryKind::Image,
+            index: 0,
+            encoding: Encoding::ZstdDelta { base: "x".into() },
+        }
+        .write(&mut bytes)
+        .unwrap();
+        let err = EntryHeader::read(&mut io::Cursor::new(&bytes), &m).unwrap_err();
+        assert!(matches!(err, StreamError::ImageDelta { index: 0 }), "{err}");
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn bundle(lab: &Lab, nar: &[u8], manifest_json: Option<&str>) -> std::path::Path
             nar_size: nar.len() as u64,
             entries: 8,
         }],
+        images: Vec::new(),
     };
     let manifest_bytes = manifest_json.map_or_else(|| m.to_bytes(), |j| j.as_bytes().to_vec());
     let header = Header {

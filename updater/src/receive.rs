@@ -11,7 +11,7 @@ use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::sign;
 use liminix_bundle::storepath::StorePath;
-use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, Header};
+use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Header};
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
@@ -70,6 +70,11 @@ pub fn receive(
     let header = Header::read(&mut input)?;
     check_trust(root, &header)?;
     let m = &header.manifest;
+    if !m.has_closure() {
+        return Err(AgentError::Usage(
+            "this bundle carries only flash images: install it with `liminix-agent apply`".into(),
+        ));
+    }
     check_board(root, m)?;
     let installed = gens.highest_epoch()?;
     if m.epoch < installed {
@@ -196,7 +201,8 @@ fn receive_entries(
     let mut copied = (0u32, 0u64);
     while let Some(entry) = EntryHeader::read(input, m)? {
         let mut chunks = ChunkReader::new(input);
-        if !pending.remove(&entry.index) {
+        // Image entries belong to `apply`; their indices are into `images`, not `paths`.
+        if entry.kind != EntryKind::StorePath || !pending.remove(&entry.index) {
             chunks.drain().map_err(|e| AgentError::Stream(e.into()))?;
             continue;
         }
