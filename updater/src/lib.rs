@@ -2,8 +2,10 @@
 //! collects garbage. Every operation takes a device root directory (`--root`), so the same code runs
 //! on the router, from a recovery system, and in the tests' chroots.
 
+pub mod ab;
 pub mod activate;
 pub mod error;
+pub mod flashops;
 pub mod gc;
 pub mod generations;
 pub mod multicall;
