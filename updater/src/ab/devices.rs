@@ -1,0 +1,184 @@
+//! Opening the real targets of a slot and the boot-loader state below `--root`:
+//! MTD partitions by name, UBI volumes, block devices or files, the bootconfig
+//! partition and the fw_env.config environment.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use liminix_bootenv::flash::{Flash as EnvFlash, FlashInfo, FlashKind};
+use liminix_bootenv::zyxel::BootconfigDevice;
+use liminix_flash::{Flash, FlashError, Geometry, MtdFlash, UbiDev};
+
+use super::flow::BootFlow;
+use super::slot::{AbBoard, FlowConfig, Target};
+use super::uboot::UBootEnvFlow;
+use super::zyxel::ZyxelFlow;
+use super::AbError;
+use crate::root::DeviceRoot;
+
+/// Erase unit assumed for block devices and files: writes are compared and rewritten
+/// in units of this size.
+pub const BLOCK_UNIT: u32 = 64 * 1024;
+
+/// A block device or file seen as NOR-like flash: "erase" fills with 0xFF (so the raw
+/// writer's skipped all-0xFF chunks read right), program is a plain write.
+pub struct BlockFlash {
+    file: File,
+    size: u64,
+    name: String,
+}
+
+impl BlockFlash {
+    pub fn open(path: &std::path::Path) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let size = io::Seek::seek(&mut &file, io::SeekFrom::End(0))?;
+        Ok(BlockFlash {
+            file,
+            size: size - size % u64::from(BLOCK_UNIT),
+            name: path.display().to_string(),
+        })
+    }
+
+    /// Makes the writes durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn io(&self, op: &'static str, off: u64) -> impl FnOnce(io::Error) -> FlashError {
+        let name = self.name.clone();
+        move |e| FlashError::Io {
+            op,
+            off,
+            source: io::Error::new(e.kind(), format!("{name}: {e}")),
+        }
+    }
+}
+
+impl Flash for BlockFlash {
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            size: self.size,
+            erase_size: BLOCK_UNIT,
+            write_size: 1,
+            is_nand: false,
+        }
+    }
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(self.io("read", off))
+    }
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        let ff = vec![0xFFu8; BLOCK_UNIT as usize];
+        self.file
+            .write_all_at(&ff, off)
+            .map_err(self.io("erase", off))
+    }
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        self.file
+            .write_all_at(data, off)
+            .map_err(self.io("program", off))
+    }
+    fn is_bad(&mut self, _off: u64) -> Result<bool, FlashError> {
+        Ok(false)
+    }
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        Err(FlashError::EraseFailed { off })
+    }
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        Ok(0)
+    }
+}
+
+/// A liminix-flash device seen through liminix-bootenv's flash trait, so the
+/// bootconfig and environment code runs on the same simulated chip and power rail as
+/// the slot writer.
+pub struct EnvFlashBridge<F: Flash>(pub F);
+
+fn bridge_err(e: FlashError) -> io::Error {
+    io::Error::other(e)
+}
+
+impl<F: Flash> EnvFlash for EnvFlashBridge<F> {
+    fn info(&self) -> FlashInfo {
+        let g = self.0.geometry();
+        FlashInfo {
+            kind: if g.is_nand {
+                FlashKind::Nand
+            } else {
+                FlashKind::Nor
+            },
+            size: g.size,
+            erase_size: u64::from(g.erase_size),
+            write_size: u64::from(g.write_size),
+        }
+    }
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read(off, buf).map_err(bridge_err)
+    }
+    fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        self.0.program(off, data).map_err(bridge_err)
+    }
+    fn erase(&mut self, off: u64, len: u64) -> io::Result<()> {
+        let eb = u64::from(self.0.geometry().erase_size);
+        (0..len / eb).try_for_each(|i| self.0.erase_block(off + i * eb).map_err(bridge_err))
+    }
+    fn is_bad(&mut self, off: u64) -> io::Result<bool> {
+        self.0.is_bad(off).map_err(bridge_err)
+    }
+}
+
+/// Resolves `mtd:NAME` (sysfs below the root) or a device path.
+fn device_path(root: &DeviceRoot, spec: &str) -> Result<PathBuf, AbError> {
+    if spec.starts_with("mtd:") {
+        liminix_mtd::sysfs::resolve_device(root.dir(), spec)
+            .map_err(|e| AbError::Config(format!("{spec}: {e}")))
+    } else {
+        Ok(root.join(spec))
+    }
+}
+
+/// An opened raw target.
+pub enum OpenTarget {
+    Mtd(MtdFlash),
+    Block(BlockFlash),
+    Volume(UbiDev, String),
+}
+
+/// Opens one target of a slot for writing.
+pub fn open_target(root: &DeviceRoot, t: &Target) -> Result<OpenTarget, AbError> {
+    Ok(match t {
+        Target::Mtd { name } => {
+            let path = device_path(root, &format!("mtd:{name}"))?;
+            OpenTarget::Mtd(
+                MtdFlash::open(&path, true).map_err(|e| AbError::io("open MTD partition", e))?,
+            )
+        }
+        Target::Block { path } => OpenTarget::Block(
+            BlockFlash::open(&root.join(path)).map_err(|e| AbError::io("open block target", e))?,
+        ),
+        Target::UbiVolume { ubi, volume } => OpenTarget::Volume(
+            UbiDev::open(root.dir(), *ubi).map_err(|e| AbError::io("open UBI device", e))?,
+            volume.clone(),
+        ),
+    })
+}
+
+/// Opens the board's boot flow.
+pub fn open_flow(root: &DeviceRoot, board: &AbBoard) -> Result<Box<dyn BootFlow>, AbError> {
+    Ok(match &board.flow {
+        FlowConfig::Zyxel { device, offset } => {
+            let path = device_path(root, device)?;
+            let dev =
+                BootconfigDevice::open(&path, *offset).map_err(AbError::boot("open bootconfig"))?;
+            Box::new(ZyxelFlow::new(dev))
+        }
+        FlowConfig::UbootEnv { config, attempts } => {
+            let store = liminix_bootenv::devices::open_config(&root.join(config), true)
+                .map_err(AbError::boot("open U-Boot environment"))?;
+            Box::new(UBootEnvFlow::new(store, *attempts)?)
+        }
+    })
+}

@@ -1,0 +1,378 @@
+//! The agent's A/B operations on a device root: `apply`, the boot check behind `status`,
+//! `mark-good` and `rollback`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use liminix_flash::{FileImage, ImageSource};
+use serde::Serialize;
+
+use super::devices::{open_flow, open_target, OpenTarget};
+use super::flow::{BootFlow, FlowState};
+use super::health;
+use super::install::{install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages};
+use super::record::{self, Pending, Rollback};
+use super::slot::{AbBoard, FlowConfig, Slot};
+use super::AbError;
+use crate::root::DeviceRoot;
+
+/// What a staged image is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageRole {
+    Kernel,
+    Rootfs,
+}
+
+/// An image the caller extracted from a verified bundle, with the hash its signed
+/// manifest gives.
+#[derive(Debug, Clone)]
+pub struct StagedImage {
+    pub role: ImageRole,
+    pub path: PathBuf,
+    pub sha256: [u8; 32],
+}
+
+/// Caller's choices for `apply`.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The board the bundle was built for.
+    pub bundle_board: String,
+    /// Reboot into the new slot when done.
+    pub reboot: bool,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub from: Slot,
+    pub to: Slot,
+    pub install: InstallReport,
+    pub rebooted: bool,
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The running slot: `bootImage=` on Zyxel, `liminix.slot=` (set by `ab-boot.txt`) with
+/// U-Boot environments.
+pub fn booted_slot(root: &DeviceRoot, board: &AbBoard) -> Result<Slot, AbError> {
+    let found = match &board.flow {
+        FlowConfig::Zyxel { .. } => liminix_bootenv::zyxel::running_slot(root.dir())
+            .map_err(AbError::boot("read the booted image"))?
+            .map(|i| Slot::from_index(i as usize)),
+        FlowConfig::UbootEnv { .. } => {
+            let p = root.join("/proc/cmdline");
+            let cmdline = std::fs::read_to_string(&p).unwrap_or_default();
+            cmdline
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("liminix.slot="))
+                .filter_map(Slot::parse)
+                .next_back()
+        }
+    };
+    found.ok_or_else(|| {
+        AbError::Config("the kernel command line does not say which slot was booted".into())
+    })
+}
+
+fn one_image(images: &[StagedImage], role: ImageRole) -> Result<Option<FileImage>, AbError> {
+    let mut it = images.iter().filter(|i| i.role == role);
+    let Some(img) = it.next() else {
+        return Ok(None);
+    };
+    if it.next().is_some() {
+        return Err(AbError::Layout(format!("more than one {role:?} image")));
+    }
+    let src = FileImage::new(&img.path).map_err(|e| AbError::io("open staged image", e))?;
+    let got = src
+        .sha256()
+        .map_err(|e| AbError::io("read staged image", e))?;
+    if got != img.sha256 {
+        return Err(AbError::Verify(format!(
+            "{} hashes to {} but the manifest says {}",
+            img.path.display(),
+            hex::encode(got),
+            hex::encode(img.sha256)
+        )));
+    }
+    Ok(Some(src))
+}
+
+/// Verifies the images, writes the slot that is not running, makes it the one to try
+/// next and (if asked) reboots. Nothing is written when the board, a hash or the
+/// layout is wrong, or when the running slot is itself an unconfirmed trial.
+pub fn apply(
+    root: &DeviceRoot,
+    board: &AbBoard,
+    images: &[StagedImage],
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, AbError> {
+    if opts.bundle_board != board.board {
+        return Err(AbError::WrongBoard {
+            bundle: opts.bundle_board.clone(),
+            device: board.board.clone(),
+        });
+    }
+    let kernel = one_image(images, ImageRole::Kernel)?
+        .ok_or_else(|| AbError::Layout("the bundle has no kernel image".into()))?;
+    let rootfs = one_image(images, ImageRole::Rootfs)?;
+    let from = booted_slot(root, board)?;
+    let to = from.other();
+    let mut flow = open_flow(root, board)?;
+    let state = flow.state()?;
+    if state.committed != from {
+        return Err(AbError::Refused(format!(
+            "the running slot {from} is not confirmed (the boot loader falls back to {}); \
+             run `liminix-agent mark-good` or reboot first",
+            state.committed
+        )));
+    }
+    let layout = board.slot(to);
+    let mut kdev = open_target(root, &layout.kernel)?;
+    let mut rdev = layout
+        .rootfs
+        .as_ref()
+        .map(|t| open_target(root, t))
+        .transpose()?;
+    let devs = SlotDevs {
+        kernel: raw_of(&mut kdev)?,
+        rootfs: rdev.as_mut().map(rootfs_of),
+    };
+    let imgs = SlotImages {
+        kernel: &kernel,
+        rootfs: rootfs.as_ref().map(|r| r as &dyn ImageSource),
+    };
+    let install = install_slot(flow.as_mut(), to, layout, devs, &imgs)?;
+    sync(&kdev)?;
+    if let Some(r) = &rdev {
+        sync(r)?;
+    }
+    record::set_pending(
+        root,
+        &Pending {
+            from,
+            to,
+            installed_at: now(),
+            images: images.iter().map(|i| hex::encode(i.sha256)).collect(),
+        },
+    )?;
+    if opts.reboot {
+        crate::activate::reboot().map_err(|e| AbError::Write(format!("reboot: {e}")))?;
+    }
+    Ok(ApplyReport {
+        from,
+        to,
+        install,
+        rebooted: opts.reboot,
+    })
+}
+
+fn raw_of(t: &mut OpenTarget) -> Result<&mut dyn liminix_flash::Flash, AbError> {
+    match t {
+        OpenTarget::Mtd(f) => Ok(f),
+        OpenTarget::Block(f) => Ok(f),
+        OpenTarget::Volume(..) => Err(AbError::Config(
+            "a kernel must go to a raw partition, not a UBI volume".into(),
+        )),
+    }
+}
+
+fn rootfs_of(t: &mut OpenTarget) -> RootfsDev<'_> {
+    match t {
+        OpenTarget::Mtd(f) => RootfsDev::Raw(f),
+        OpenTarget::Block(f) => RootfsDev::Raw(f),
+        OpenTarget::Volume(u, name) => RootfsDev::Volume {
+            ubi: u,
+            name: name.clone(),
+        },
+    }
+}
+
+fn sync(t: &OpenTarget) -> Result<(), AbError> {
+    match t {
+        OpenTarget::Block(f) => f.sync().map_err(|e| AbError::io("sync slot", e)),
+        _ => Ok(()),
+    }
+}
+
+/// Where a trial stands, as the running agent sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trial {
+    /// No update pending.
+    None,
+    /// Installed; the next reset tries the new slot.
+    WaitingForReboot,
+    /// Running the new slot, not confirmed yet.
+    Running,
+    /// Running the new slot, confirmed.
+    Confirmed,
+    /// The new slot did not confirm; this (old) slot runs again.
+    RolledBack,
+}
+
+/// The `ab` section of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AbStatus {
+    pub flow: &'static str,
+    pub booted: Slot,
+    pub state: FlowState,
+    pub trial: Trial,
+    pub pending: Option<Pending>,
+    pub last_rollback: Option<Rollback>,
+}
+
+impl AbStatus {
+    /// The human form.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "a/b ({}): booted slot {}, committed {}, next boot {}, trial: {:?}\n",
+            self.flow,
+            self.booted,
+            self.state.committed,
+            self.state.next_boot(),
+            self.trial
+        );
+        for s in Slot::ALL.iter().filter(|s| self.state.is_failed(**s)) {
+            out.push_str(&format!("  slot {s} is marked failed\n"));
+        }
+        if let Some(r) = &self.last_rollback {
+            out.push_str(&format!(
+                "  last rollback: slot {} did not confirm (installed at {}, detected at {}); \
+                 {} pstore record(s) of the failed boot\n",
+                r.failed,
+                r.installed_at,
+                r.detected_at,
+                r.pstore.len()
+            ));
+        }
+        out
+    }
+}
+
+fn detect_rollback(
+    root: &DeviceRoot,
+    flow: &mut dyn BootFlow,
+    p: &Pending,
+) -> Result<Rollback, AbError> {
+    let r = Rollback {
+        failed: p.to,
+        running: p.from,
+        installed_at: p.installed_at,
+        detected_at: now(),
+        pstore: record::read_pstore(root),
+    };
+    record::set_rollback(root, &r)?;
+    flow.mark_bad(p.to)?;
+    record::clear_pending(root)?;
+    Ok(r)
+}
+
+/// Reads the boot-loader state and the pending record, and settles what they imply:
+/// a trial found unconfirmed by the old slot is recorded as a rollback (with pstore)
+/// and its slot marked bad; a confirmed trial's record is cleared.
+pub fn check_boot(root: &DeviceRoot, board: &AbBoard) -> Result<AbStatus, AbError> {
+    let booted = booted_slot(root, board)?;
+    let mut flow = open_flow(root, board)?;
+    let mut state = flow.state()?;
+    let mut pending = record::pending(root)?;
+    let mut trial = Trial::None;
+    if let Some(p) = pending.clone() {
+        let trying = matches!(state.trying, Some((s, left)) if s == p.to && left > 0);
+        trial = if booted == p.to && state.committed == p.to {
+            record::clear_pending(root)?;
+            pending = None;
+            Trial::Confirmed
+        } else if booted == p.to {
+            Trial::Running
+        } else if trying {
+            Trial::WaitingForReboot
+        } else {
+            detect_rollback(root, flow.as_mut(), &p)?;
+            state = flow.state()?;
+            pending = None;
+            Trial::RolledBack
+        };
+    }
+    Ok(AbStatus {
+        flow: flow.name(),
+        booted,
+        state,
+        trial,
+        pending,
+        last_rollback: record::last_rollback(root)?,
+    })
+}
+
+/// The `ab` section for `status`: `None` on boards without A/B slots.
+pub fn status_hook(root: &DeviceRoot) -> Option<Result<AbStatus, String>> {
+    match super::load_board(root) {
+        Ok(None) => None,
+        Ok(Some(board)) => Some(check_boot(root, &board).map_err(|e| e.to_string())),
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// What `mark-good` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkGood {
+    pub slot: Slot,
+    /// The slot was already the committed one (nothing written).
+    pub already_good: bool,
+    pub status: AbStatus,
+}
+
+/// Confirms the running slot once the health check passes within `deadline` (default
+/// from the board, else 120 s). On failure nothing is written: the next reset falls
+/// back.
+pub fn mark_good(
+    root: &DeviceRoot,
+    board: &AbBoard,
+    deadline: Option<Duration>,
+) -> Result<MarkGood, AbError> {
+    let slot = booted_slot(root, board)?;
+    let state = open_flow(root, board)?.state()?;
+    let on_trial = state.trying.is_some_and(|(s, _)| s == slot);
+    let already_good = state.committed == slot && !on_trial;
+    if !already_good {
+        let d = deadline
+            .or(board.health.deadline_secs.map(Duration::from_secs))
+            .unwrap_or(health::DEFAULT_DEADLINE);
+        health::wait_healthy(&board.health, d)?;
+        open_flow(root, board)?.mark_good(slot)?;
+    }
+    Ok(MarkGood {
+        slot,
+        already_good,
+        status: check_boot(root, board)?,
+    })
+}
+
+/// Explicit rollback: cancels a pending trial, or else makes the other slot the
+/// committed one (refused if it is marked failed, unless `force`).
+pub fn rollback(root: &DeviceRoot, board: &AbBoard, force: bool) -> Result<(Slot, Slot), AbError> {
+    let booted = booted_slot(root, board)?;
+    let mut flow = open_flow(root, board)?;
+    let state = flow.state()?;
+    let pending_trial = state
+        .trying
+        .is_some_and(|(s, left)| s != booted && left > 0);
+    let to = if pending_trial {
+        booted
+    } else {
+        booted.other()
+    };
+    if to != booted && state.is_failed(to) && !force {
+        return Err(AbError::Refused(format!(
+            "slot {to} is marked failed (its last trial did not confirm); use --force to boot it anyway"
+        )));
+    }
+    flow.set_committed(to)?;
+    record::clear_pending(root)?;
+    Ok((booted, to))
+}

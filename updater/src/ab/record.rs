@@ -1,0 +1,123 @@
+//! What the agent remembers across the reboot into a trial, in `/persist/ab/` (shared
+//! by both slots): the pending trial, and the last rollback with the log of the failed
+//! boot that pstore kept.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::slot::Slot;
+use super::AbError;
+use crate::root::DeviceRoot;
+
+/// Written before the flow points the next reset at the new slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub from: Slot,
+    pub to: Slot,
+    pub installed_at: u64,
+    /// SHA-256 of the kernel and rootfs images written (hex).
+    pub images: Vec<String>,
+}
+
+/// One pstore record of the failed boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PstoreEntry {
+    pub name: String,
+    pub text: String,
+}
+
+/// Written by the old slot's agent when it finds the trial did not confirm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub failed: Slot,
+    pub running: Slot,
+    pub installed_at: u64,
+    pub detected_at: u64,
+    pub pstore: Vec<PstoreEntry>,
+}
+
+const DIR: &str = "/persist/ab";
+/// Bytes kept of each pstore file.
+const PSTORE_KEEP: usize = 64 * 1024;
+
+fn path(root: &DeviceRoot, name: &str) -> PathBuf {
+    root.join(&format!("{DIR}/{name}"))
+}
+
+fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
+    match std::fs::read(p) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| AbError::Config(format!("{}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AbError::io(&format!("read {}", p.display()), e)),
+    }
+}
+
+/// Write to a temporary name, fsync, rename: a reader sees the old or the new record.
+fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
+    let dir = p.parent().expect("record paths have a parent");
+    std::fs::create_dir_all(dir).map_err(|e| AbError::io("create /persist/ab", e))?;
+    let tmp = p.with_extension("tmp");
+    let body = serde_json::to_vec_pretty(v).expect("records serialise");
+    let io = |e| AbError::io(&format!("write {}", p.display()), e);
+    let f = std::fs::File::create(&tmp).map_err(io)?;
+    std::io::Write::write_all(&mut &f, &body).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, p).map_err(io)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn remove(p: &Path) -> Result<(), AbError> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(AbError::io(&format!("remove {}", p.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn pending(root: &DeviceRoot) -> Result<Option<Pending>, AbError> {
+    read(&path(root, "pending.json"))
+}
+
+pub fn set_pending(root: &DeviceRoot, p: &Pending) -> Result<(), AbError> {
+    write(&path(root, "pending.json"), p)
+}
+
+pub fn clear_pending(root: &DeviceRoot) -> Result<(), AbError> {
+    remove(&path(root, "pending.json"))
+}
+
+pub fn last_rollback(root: &DeviceRoot) -> Result<Option<Rollback>, AbError> {
+    read(&path(root, "rollback.json"))
+}
+
+pub fn set_rollback(root: &DeviceRoot, r: &Rollback) -> Result<(), AbError> {
+    write(&path(root, "rollback.json"), r)
+}
+
+/// The records pstore holds (from the previous boot), at most 64 KiB of each, newest
+/// bytes kept.
+pub fn read_pstore(root: &DeviceRoot) -> Vec<PstoreEntry> {
+    let Ok(rd) = std::fs::read_dir(root.join("/sys/fs/pstore")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PstoreEntry> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let b = std::fs::read(e.path()).ok()?;
+            let tail = &b[b.len().saturating_sub(PSTORE_KEEP)..];
+            Some(PstoreEntry {
+                name: e.file_name().to_string_lossy().into_owned(),
+                text: String::from_utf8_lossy(tail).into_owned(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

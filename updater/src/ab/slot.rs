@@ -1,0 +1,180 @@
+//! The slot model: two slots, each a kernel target and an optional root filesystem target,
+//! and the board's description of them (which boot flow, where its state lives, how to
+//! check health before confirming a boot).
+
+use serde::{Deserialize, Serialize};
+
+/// One of the two slots. On Zyxel boards A is image 0 (`firmware`), B image 1
+/// (`firmware_1`); on U-Boot-environment boards they are `a` and `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    A,
+    B,
+}
+
+impl Slot {
+    /// Both slots, A first.
+    pub const ALL: [Slot; 2] = [Slot::A, Slot::B];
+
+    /// 0 for A, 1 for B (the Zyxel image number).
+    pub fn index(self) -> usize {
+        match self {
+            Slot::A => 0,
+            Slot::B => 1,
+        }
+    }
+
+    /// The slot with image number `i` (0 or 1; anything else is B, as bit 0 decides).
+    pub fn from_index(i: usize) -> Slot {
+        if i & 1 == 0 {
+            Slot::A
+        } else {
+            Slot::B
+        }
+    }
+
+    /// The other slot.
+    pub fn other(self) -> Slot {
+        Slot::from_index(self.index() + 1)
+    }
+
+    /// `a` or `b`, as the boot script and the kernel command line spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Slot::A => "a",
+            Slot::B => "b",
+        }
+    }
+
+    /// Parses `a`/`b` (any case) or `0`/`1`.
+    pub fn parse(s: &str) -> Option<Slot> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "a" | "0" => Some(Slot::A),
+            "b" | "1" => Some(Slot::B),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where one image of a slot goes. Paths are device paths, resolved below `--root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Target {
+    /// A raw MTD partition, by its name in sysfs (`kernel_1`); written with the raw writer.
+    /// A UBI partition written this way takes a ubinized image.
+    Mtd { name: String },
+    /// A volume of an attached UBI device, replaced by one volume update.
+    UbiVolume { ubi: u32, volume: String },
+    /// A block device or file (a partition of a disk), written in place and read back.
+    Block { path: String },
+}
+
+/// The images of one slot and the most each may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotLayout {
+    pub kernel: Target,
+    /// Largest kernel image the slot takes, in bytes (8 MiB on the NWA50AX).
+    pub kernel_max: u64,
+    /// Root filesystem target; `None` when the kernel image carries everything.
+    #[serde(default)]
+    pub rootfs: Option<Target>,
+    /// Largest root filesystem image, in bytes (32 MiB UBI on the NWA50AX).
+    #[serde(default)]
+    pub rootfs_max: u64,
+}
+
+/// Which boot-loader protocol makes a slot "the one to try next".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FlowConfig {
+    /// Zyxel NWA50AX bootconfig partition (device path or `mtd:bootconfig`), bytes at `offset`.
+    Zyxel {
+        device: String,
+        #[serde(default)]
+        offset: u64,
+    },
+    /// U-Boot environment described by an fw_env.config, driven by `ab-boot.txt`.
+    UbootEnv {
+        config: String,
+        /// Boots a new slot gets before U-Boot falls back (1..=9).
+        #[serde(default = "default_attempts")]
+        attempts: u8,
+    },
+}
+
+fn default_attempts() -> u8 {
+    3
+}
+
+/// What must hold before `mark-good` confirms a boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthConfig {
+    /// s6-rc services that must be up (listed by `s6-rc -a list`).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// A shell command that must exit 0.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Seconds to keep checking before giving up (default 120).
+    #[serde(default)]
+    pub deadline_secs: Option<u64>,
+}
+
+/// An A/B board: its name, the two slots and the boot flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbBoard {
+    pub board: String,
+    pub slots: [SlotLayout; 2],
+    pub flow: FlowConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+impl AbBoard {
+    /// The layout of `slot`.
+    pub fn slot(&self, slot: Slot) -> &SlotLayout {
+        &self.slots[slot.index()]
+    }
+
+    /// The Zyxel NWA50AX: per slot an 8 MiB kernel and a 32 MiB UBI partition, bootconfig
+    /// in its own partition (formats.md §4.1).
+    pub fn zyxel_nwa50ax() -> AbBoard {
+        let slot = |k: &str, u: &str| SlotLayout {
+            kernel: Target::Mtd { name: k.into() },
+            kernel_max: 8 << 20,
+            rootfs: Some(Target::Mtd { name: u.into() }),
+            rootfs_max: 32 << 20,
+        };
+        AbBoard {
+            board: "zyxel-nwa50ax".into(),
+            slots: [slot("kernel", "ubi"), slot("kernel_1", "ubi_1")],
+            flow: FlowConfig::Zyxel {
+                device: "mtd:bootconfig".into(),
+                offset: 0,
+            },
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+/// Device path of the board's A/B description.
+pub const BOARD_FILE: &str = "/etc/liminix/ab.json";
+
+/// Reads the A/B description of this device; `Ok(None)` when it is not an A/B board.
+pub fn load_board(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, super::AbError> {
+    let path = root.join(BOARD_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| super::AbError::Config(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(super::AbError::Config(format!("{}: {e}", path.display()))),
+    }
+}

@@ -1,0 +1,184 @@
+//! `ZyxelFlow`: the NWA50AX dual-image bootconfig (formats.md §4).
+//!
+//! The vendor U-Boot boots the first image whose status is NEW after rewriting it to
+//! INVALID, else the active image. So "try next" is status NEW, "confirm" is VALID plus
+//! the active bit, and an unconfirmed trial is found INVALID by the old slot's agent.
+//! A slot that is to be overwritten, or whose trial is cancelled, gets status NONE:
+//! not tried, not failed.
+//!
+//! The two bytes have no checksum and live in one NAND erase block, so a write is an
+//! erase followed by a program. A power cut between the two leaves `FF FF`, which the
+//! vendor reads as "both invalid, active image 1". The strategy only writes when the
+//! bytes change, and only after the slot it points at is complete, so even that torn
+//! state boots a complete slot (proven by the power-cut enumeration in `tests`).
+
+use liminix_bootenv::flash::Flash as EnvFlash;
+use liminix_bootenv::zyxel::BootconfigDevice;
+use liminix_bootenv::{Bootconfig, ImageStatus};
+
+use super::flow::{BootFlow, FlowState};
+use super::slot::Slot;
+use super::AbError;
+
+/// Reads and writes the bootconfig bytes wherever they live.
+pub trait BootconfigIo {
+    /// Decodes the bootconfig.
+    fn read(&mut self) -> Result<Bootconfig, AbError>;
+    /// Writes `bc` (OpenWrt encoding, other bytes kept) and reads it back.
+    fn write(&mut self, bc: &Bootconfig) -> Result<(), AbError>;
+}
+
+impl BootconfigIo for BootconfigDevice {
+    fn read(&mut self) -> Result<Bootconfig, AbError> {
+        BootconfigDevice::read(self).map_err(AbError::boot("read bootconfig"))
+    }
+    fn write(&mut self, bc: &Bootconfig) -> Result<(), AbError> {
+        BootconfigDevice::write(self, bc)
+            .map(|_| ())
+            .map_err(AbError::boot("write bootconfig"))
+    }
+}
+
+/// The bootconfig in the first erase block of a raw flash partition (simulators and
+/// bridges to liminix-flash devices).
+pub struct FlashBootconfig<F: EnvFlash> {
+    pub flash: F,
+    offset: usize,
+}
+
+impl<F: EnvFlash> FlashBootconfig<F> {
+    /// The bytes are at `offset` within the partition's first erase block.
+    pub fn new(flash: F, offset: usize) -> Self {
+        FlashBootconfig { flash, offset }
+    }
+
+    fn block(&mut self) -> Result<Vec<u8>, AbError> {
+        let mut buf = vec![0u8; self.flash.info().erase_size as usize];
+        self.flash
+            .read_at(0, &mut buf)
+            .map_err(|e| AbError::io("read bootconfig block", e))?;
+        Ok(buf)
+    }
+}
+
+impl<F: EnvFlash> BootconfigIo for FlashBootconfig<F> {
+    fn read(&mut self) -> Result<Bootconfig, AbError> {
+        let block = self.block()?;
+        Bootconfig::parse(&block[self.offset..]).map_err(AbError::boot("parse bootconfig"))
+    }
+
+    fn write(&mut self, bc: &Bootconfig) -> Result<(), AbError> {
+        let mut block = self.block()?;
+        block[self.offset..self.offset + 2].copy_from_slice(&bc.encode_tool());
+        let len = block.len() as u64;
+        self.flash
+            .erase(0, len)
+            .and_then(|()| self.flash.write_at(0, &block))
+            .map_err(|e| AbError::io("write bootconfig block", e))?;
+        if self.block()? != block {
+            return Err(AbError::Verify(
+                "bootconfig block read back differently".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The Zyxel boot flow over some bootconfig storage.
+pub struct ZyxelFlow<I: BootconfigIo> {
+    pub io: I,
+}
+
+impl<I: BootconfigIo> ZyxelFlow<I> {
+    pub fn new(io: I) -> Self {
+        ZyxelFlow { io }
+    }
+
+    /// Reads, lets `change` edit, writes only if the bytes the tool writes differ.
+    fn update(&mut self, change: impl FnOnce(&mut Bootconfig)) -> Result<(), AbError> {
+        let old = self.io.read()?;
+        let mut new = old;
+        change(&mut new);
+        if new.encode_tool() != old.encode_tool() {
+            self.io.write(&new)?;
+        }
+        Ok(())
+    }
+}
+
+/// The state a bootconfig describes.
+pub fn zyxel_state(bc: &Bootconfig) -> FlowState {
+    let trying = bc
+        .status
+        .iter()
+        .position(|s| *s == ImageStatus::New)
+        .map(|i| (Slot::from_index(i), 1));
+    FlowState {
+        committed: Slot::from_index(bc.active as usize),
+        trying,
+        failed: bc.status.map(|s| s == ImageStatus::Invalid),
+    }
+}
+
+impl<I: BootconfigIo> BootFlow for ZyxelFlow<I> {
+    fn name(&self) -> &'static str {
+        "zyxel-bootconfig"
+    }
+
+    fn state(&mut self) -> Result<FlowState, AbError> {
+        Ok(zyxel_state(&self.io.read()?))
+    }
+
+    fn prepare_write(&mut self, slot: Slot) -> Result<(), AbError> {
+        let bc = self.io.read()?;
+        if Slot::from_index(bc.active as usize) == slot {
+            return Err(AbError::Refused(format!(
+                "slot {slot} is the active image in the bootconfig; it cannot be overwritten"
+            )));
+        }
+        self.update(|bc| {
+            if bc.status[slot.index()] == ImageStatus::New {
+                bc.status[slot.index()] = ImageStatus::None;
+            }
+        })
+    }
+
+    fn try_next(&mut self, slot: Slot) -> Result<(), AbError> {
+        self.update(|bc| {
+            let other = slot.other().index();
+            // The vendor tries the first NEW image; only ours may be NEW.
+            if bc.status[other] == ImageStatus::New {
+                bc.status[other] = ImageStatus::Valid;
+            }
+            bc.status[slot.index()] = ImageStatus::New;
+        })
+    }
+
+    fn mark_good(&mut self, slot: Slot) -> Result<(), AbError> {
+        self.update(|bc| {
+            bc.status[slot.index()] = ImageStatus::Valid;
+            bc.active = slot.index() as u8;
+        })
+    }
+
+    fn mark_bad(&mut self, slot: Slot) -> Result<(), AbError> {
+        self.update(|bc| {
+            bc.status[slot.index()] = ImageStatus::Invalid;
+            let other = slot.other().index();
+            if bc.active as usize == slot.index() && bc.status[other] != ImageStatus::Invalid {
+                bc.active = other as u8;
+            }
+        })
+    }
+
+    fn set_committed(&mut self, slot: Slot) -> Result<(), AbError> {
+        self.update(|bc| {
+            for s in &mut bc.status {
+                if *s == ImageStatus::New {
+                    *s = ImageStatus::None;
+                }
+            }
+            bc.active = slot.index() as u8;
+        })
+    }
+}
