@@ -46,6 +46,12 @@ pub enum Command {
     Rollback(cmd::rollback::RollbackArgs),
     /// Delete store paths no kept generation references
     Gc(cmd::gc::GcArgs),
+    /// Write an image to a raw MTD partition, only the erase blocks that differ (flashcp drop-in)
+    Flashcp(cmd::flashcp::FlashcpArgs),
+    /// Update a UBI volume: new volume, verify, atomic rename (or --in-place when there is no room)
+    UbiUpdate(cmd::ubi_update::UbiUpdateArgs),
+    /// Finish or roll back flash writes interrupted by a crash or power cut
+    Recover(cmd::recover::RecoverArgs),
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -65,6 +71,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Status => cmd::status::run(&cli.global),
         Command::Rollback(a) => cmd::rollback::run(&cli.global, a),
         Command::Gc(a) => cmd::gc::run(&cli.global, a),
+        Command::Flashcp(a) => cmd::flashcp::run(&cli.global, a),
+        Command::UbiUpdate(a) => cmd::ubi_update::run(&cli.global, a),
+        Command::Recover(a) => cmd::recover::run(&cli.global, a),
     };
     match result {
         Ok(()) => exit::OK,

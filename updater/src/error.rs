@@ -67,6 +67,8 @@ pub enum AgentError {
     Activation(String),
     #[error(transparent)]
     Key(#[from] liminix_bundle::sign::KeyError),
+    #[error(transparent)]
+    Flash(#[from] crate::flashops::FlashOpError),
 }
 
 impl AgentError {
@@ -87,6 +89,7 @@ impl AgentError {
             AgentError::Usage(_) => exit::USAGE,
             AgentError::Activation(_) => exit::ACTIVATION,
             AgentError::Io { .. } | AgentError::State(_) | AgentError::Key(_) => exit::FAILURE,
+            AgentError::Flash(e) => e.exit_code(),
         }
     }
 
@@ -106,6 +109,7 @@ impl AgentError {
             AgentError::State(_) => "state",
             AgentError::Activation(_) => "activation",
             AgentError::Key(_) => "key",
+            AgentError::Flash(e) => e.kind(),
         }
     }
 }

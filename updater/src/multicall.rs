@@ -25,6 +25,10 @@ pub const TOOLS: &[Tool] = &[
         name: "zyxel-bootconfig",
         main: liminix_bootenv::zyxel_bootconfig_main,
     },
+    Tool {
+        name: "flashcp",
+        main: crate::flashops::flashcp_main,
+    },
 ];
 
 /// The tool `argv0` names (by its file name), if any.

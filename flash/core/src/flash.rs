@@ -117,3 +117,28 @@ pub fn read_image(flash: &mut dyn Flash, len: u64) -> Result<Option<Vec<u8>>, Fl
     }
     Ok(Some(out))
 }
+
+/// SHA-256 of the first `len` bytes of a raw image read like [`read_image`],
+/// one erase block at a time so memory stays flat however large the image.
+/// Returns `None` if the good blocks cannot hold `len` bytes.
+pub fn hash_image(flash: &mut dyn Flash, len: u64) -> Result<Option<[u8; 32]>, FlashError> {
+    use sha2::{Digest, Sha256};
+    let eb = u64::from(flash.geometry().erase_size);
+    let blocks = good_blocks(flash)?;
+    if (blocks.len() as u64) * eb < len {
+        return Ok(None);
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; eb as usize];
+    let mut left = len;
+    for off in blocks {
+        if left == 0 {
+            break;
+        }
+        let n = left.min(eb) as usize;
+        flash.read(off, &mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(Some(hasher.finalize().into()))
+}

@@ -18,7 +18,7 @@ use std::io;
 
 use sha2::{Digest, Sha256};
 
-use crate::flash::{good_blocks, read_image, Flash, FlashError, Geometry};
+use crate::flash::{good_blocks, hash_image, Flash, FlashError, Geometry};
 use crate::image::{read_full, ImageSource};
 use crate::progress::{Progress, Stage};
 
@@ -264,8 +264,7 @@ impl Writer<'_> {
     fn verify_whole(&mut self, digest: &[u8; 32]) -> Result<(), RawError> {
         let len = self.report.image_len;
         self.progress.begin(Stage::Verifying, len);
-        let data = read_image(self.flash, len)?.ok_or(RawError::NoSpace { off: self.geo.size })?;
-        let got: [u8; 32] = Sha256::digest(&data).into();
+        let got = hash_image(self.flash, len)?.ok_or(RawError::NoSpace { off: self.geo.size })?;
         self.progress.advance(len);
         if &got != digest {
             return Err(RawError::Digest {

@@ -17,8 +17,8 @@
 
 use std::io;
 
-use crate::flash::{read_image, Flash, FlashError};
-use crate::image::{sha256, ImageSource};
+use crate::flash::{hash_image, Flash, FlashError};
+use crate::image::ImageSource;
 use crate::journal::{JournalError, JournalStore, Phase, Strategy, TxRecord};
 use crate::progress::{Progress, Stage};
 use crate::raw::{check_fits, write_raw, RawError, RawOptions, RawReport};
@@ -347,8 +347,8 @@ pub fn recover_raw(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, TxError> {
     let sha = rec.sha256()?;
-    let verified = match read_image(flash, rec.image_size) {
-        Ok(current) => current.is_some_and(|d| sha256(&d) == sha),
+    let verified = match hash_image(flash, rec.image_size) {
+        Ok(current) => current == Some(sha),
         // Unreadable means not the new image; the writer rewrites such blocks.
         Err(FlashError::Ecc { .. }) => false,
         Err(e) => return Err(RawError::from(e).into()),

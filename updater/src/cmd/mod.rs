@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod flashcp;
 pub mod gc;
 pub mod receive;
+pub mod recover;
 pub mod rollback;
 pub mod status;
+pub mod ubi_update;
 
 /// Seconds since the epoch from the device clock.
 pub fn now() -> u64 {
