@@ -52,6 +52,8 @@ pub enum Command {
     UbiUpdate(cmd::ubi_update::UbiUpdateArgs),
     /// Finish or roll back flash writes interrupted by a crash or power cut
     Recover(cmd::recover::RecoverArgs),
+    /// A/B boards: confirm the running slot after its health check passes
+    MarkGood(cmd::mark_good::MarkGoodArgs),
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -74,6 +76,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Flashcp(a) => cmd::flashcp::run(&cli.global, a),
         Command::UbiUpdate(a) => cmd::ubi_update::run(&cli.global, a),
         Command::Recover(a) => cmd::recover::run(&cli.global, a),
+        Command::MarkGood(a) => cmd::mark_good::run(&cli.global, a),
     };
     match result {
         Ok(()) => exit::OK,

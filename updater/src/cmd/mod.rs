@@ -2,6 +2,7 @@
 
 pub mod flashcp;
 pub mod gc;
+pub mod mark_good;
 pub mod receive;
 pub mod recover;
 pub mod rollback;

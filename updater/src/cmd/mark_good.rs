@@ -1,0 +1,56 @@
+//! `mark-good`: confirm the running A/B slot once its health check passes, so the boot
+//! loader keeps it; also settles what the last reset means (a rollback is recorded).
+
+use std::time::Duration;
+
+use clap::Args;
+use liminix_agent::ab;
+use liminix_agent::error::{AgentError, Result};
+use liminix_agent::root::DeviceRoot;
+
+use crate::cli::Global;
+
+#[derive(Args)]
+pub struct MarkGoodArgs {
+    /// Seconds the health check may take (default: the board's, else 120)
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<u64>,
+    /// s6-rc service that must be up (repeatable; replaces the board's list)
+    #[arg(long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// Shell command that must exit 0 (replaces the board's)
+    #[arg(long, value_name = "CMD")]
+    pub check: Option<String>,
+    /// Confirm without any health check
+    #[arg(long, conflicts_with_all = ["services", "check"])]
+    pub no_check: bool,
+}
+
+pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
+    let root = DeviceRoot::new(&g.root);
+    let mut board = ab::load_board(&root)?.ok_or_else(|| {
+        AgentError::State(format!(
+            "this device has no A/B slots ({} is missing)",
+            ab::slot::BOARD_FILE
+        ))
+    })?;
+    if a.no_check {
+        board.health = ab::HealthConfig::default();
+    }
+    if !a.services.is_empty() {
+        board.health.services = a.services.clone();
+    }
+    if a.check.is_some() {
+        board.health.command = a.check.clone();
+    }
+    let m = ab::mark_good(&root, &board, a.deadline.map(Duration::from_secs))?;
+    if g.json {
+        println!("{}", serde_json::to_string(&m).expect("report serialises"));
+    } else if m.already_good {
+        eprintln!("slot {} is already the confirmed slot", m.slot);
+        eprint!("{}", m.status.render());
+    } else {
+        eprintln!("slot {} confirmed: the boot loader keeps it", m.slot);
+    }
+    Ok(())
+}
