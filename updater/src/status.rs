@@ -17,6 +17,9 @@ pub struct Status {
     pub highest_epoch: u64,
     pub generations: Vec<GenerationInfo>,
     pub store: StoreUsage,
+    /// A/B boards: slots, trial and last rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ab: Option<crate::ab::AbSection>,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +60,7 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
             bytes: paths.iter().map(|p| disk_usage(p)).sum(),
             free_bytes,
         },
+        ab: crate::ab::AbSection::read(root),
     })
 }
 
@@ -99,5 +103,8 @@ pub fn render(s: &Status) -> String {
         "store: {} paths, {} bytes used, {} bytes free; highest security epoch {}\n",
         s.store.paths, s.store.bytes, s.store.free_bytes, s.highest_epoch
     ));
+    if let Some(ab) = &s.ab {
+        out.push_str(&ab.render());
+    }
     out
 }

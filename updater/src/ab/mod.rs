@@ -27,8 +27,8 @@ mod tests;
 pub use flow::{BootFlow, FlowState};
 pub use install::{install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages};
 pub use ops::{
-    apply, booted_slot, check_boot, mark_good, rollback, status_hook, AbStatus, ApplyOptions,
-    ApplyReport, ImageRole, MarkGood, StagedImage,
+    apply, booted_slot, check_boot, mark_good, rollback, status_hook, AbSection, AbStatus,
+    ApplyOptions, ApplyReport, ImageRole, MarkGood, StagedImage,
 };
 pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
 pub use uboot::UBootEnvFlow;

@@ -318,6 +318,32 @@ pub fn status_hook(root: &DeviceRoot) -> Option<Result<AbStatus, String>> {
     }
 }
 
+/// The `ab` section of `status` output: the A/B state, or why it could not be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AbSection {
+    Ok(AbStatus),
+    Error { error: String },
+}
+
+impl AbSection {
+    /// For `status` (reads and settles the boot state); `None` on boards without slots.
+    pub fn read(root: &DeviceRoot) -> Option<AbSection> {
+        status_hook(root).map(|r| match r {
+            Ok(s) => AbSection::Ok(s),
+            Err(error) => AbSection::Error { error },
+        })
+    }
+
+    /// The human form.
+    pub fn render(&self) -> String {
+        match self {
+            AbSection::Ok(s) => s.render(),
+            AbSection::Error { error } => format!("a/b: cannot read the slot state: {error}\n"),
+        }
+    }
+}
+
 /// What `mark-good` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct MarkGood {

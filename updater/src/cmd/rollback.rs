@@ -15,9 +15,15 @@ pub struct RollbackArgs {
     /// Reboot into it right away
     #[arg(long)]
     pub reboot: bool,
+    /// A/B boards: switch even to a slot marked failed
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
+    if let Some(board) = liminix_agent::ab::load_board(&DeviceRoot::new(&g.root))? {
+        return ab_rollback(g, a, &board);
+    }
     let r = liminix_agent::rollback::rollback(
         &DeviceRoot::new(&g.root),
         a.generation,
@@ -31,6 +37,27 @@ pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
             "rolled back: generation {} is current (was {from}); it runs from the next boot",
             r.to
         );
+    }
+    if a.reboot {
+        activate::reboot()?;
+    }
+    Ok(())
+}
+
+/// A/B boards: cancel a pending trial, or make the other slot the committed one.
+fn ab_rollback(g: &Global, a: &RollbackArgs, board: &liminix_agent::ab::AbBoard) -> Result<()> {
+    if a.generation.is_some() {
+        return Err(liminix_agent::error::AgentError::Usage(
+            "A/B boards roll back between slots; no generation number is taken".into(),
+        ));
+    }
+    let (from, to) = liminix_agent::ab::rollback(&DeviceRoot::new(&g.root), board, a.force)?;
+    if g.json {
+        println!("{}", serde_json::json!({"from_slot": from, "to_slot": to}));
+    } else if from == to {
+        eprintln!("pending trial cancelled: slot {to} stays the one that boots");
+    } else {
+        eprintln!("slot {to} boots from the next reset (was {from})");
     }
     if a.reboot {
         activate::reboot()?;
