@@ -1,6 +1,8 @@
 //! Build-side tools: `liminix-pack` makes keys and signed bundles, `liminix-update` (behind the
-//! generated `update.sh`) sends a bundle to a device over one ssh connection.
+//! generated `update.sh`) sends a bundle to a device over one ssh connection. Bundles carry a
+//! system closure, flash images placed by the board file (`liminix-boards`), or both.
 
 pub mod client;
 pub mod closure;
+pub mod images;
 pub mod pack;

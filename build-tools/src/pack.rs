@@ -11,6 +11,7 @@ use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHead
 use liminix_bundle::{Manifest, PublicKey, SecretKey};
 
 use crate::closure::{self, count_entries, host_path, ClosureError};
+use crate::images::{self, ImageInput};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -35,6 +36,24 @@ pub enum PackError {
     Corrupt { path: String, detail: String },
     #[error("bundle lacks the payload of {0} store path(s), e.g. {1}")]
     MissingEntries(usize, String),
+    #[error(transparent)]
+    Board(#[from] liminix_boards::BoardError),
+    #[error("board {board} has no image {image:?} (it has: {known})")]
+    ImageNotOnBoard {
+        image: String,
+        board: String,
+        known: String,
+    },
+    #[error("image {image} has {size} bytes but its target takes at most {max}")]
+    ImageTooLarge { image: String, size: u64, max: u64 },
+    #[error("image {0} is given twice")]
+    DuplicateImage(String),
+    #[error("nothing to pack: give a toplevel, images, or both")]
+    Nothing,
+    #[error("images need the board file of {0}")]
+    NoBoardFile(String),
+    #[error("bundle lacks the payload of image {0}")]
+    MissingImage(String),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PackError + 'a {
@@ -47,17 +66,30 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> P
 
 pub struct PackOptions<'a> {
     pub store_root: &'a Path,
-    pub toplevel: &'a str,
+    /// The system closure to pack, if any.
+    pub toplevel: Option<&'a str>,
     pub board: &'a str,
     pub epoch: u64,
     pub build_time: u64,
     /// zstd level for the payload (19 by default: bundles are made once and sent many times).
     pub level: i32,
+    /// Flash images (`--image NAME=FILE`).
+    pub images: &'a [ImageInput],
+    /// The board file that decides the images' targets (needed when there are images).
+    pub board_def: Option<&'a liminix_boards::Board>,
+    /// Store images uncompressed (encoding 0) instead of as zstd frames.
+    pub raw_images: bool,
 }
 
 /// Builds the manifest: NAR hash, size and entry count of every path of the closure.
 pub fn manifest(o: &PackOptions) -> Result<Manifest, PackError> {
-    let paths = closure::closure(o.store_root, o.toplevel)?;
+    if o.toplevel.is_none() && o.images.is_empty() {
+        return Err(PackError::Nothing);
+    }
+    let paths = match o.toplevel {
+        Some(t) => closure::closure(o.store_root, t)?,
+        None => Vec::new(),
+    };
     let mut entries = Vec::with_capacity(paths.len());
     for p in &paths {
         let host = host_path(o.store_root, p);
@@ -76,12 +108,16 @@ pub fn manifest(o: &PackOptions) -> Result<Manifest, PackError> {
         format: FORMAT_VERSION,
         board: o.board.to_owned(),
         generation: Generation {
-            toplevel: o.toplevel.trim_end_matches('/').to_owned(),
+            toplevel: o.toplevel.unwrap_or("").trim_end_matches('/').to_owned(),
             build_time: o.build_time,
         },
         epoch: o.epoch,
         paths: entries,
-        images: Vec::new(),
+        images: match (o.images.is_empty(), o.board_def) {
+            (true, _) => Vec::new(),
+            (false, Some(b)) => images::entries(b, o.images)?,
+            (false, None) => return Err(PackError::NoBoardFile(o.board.to_owned())),
+        },
     };
     m.validate().map_err(|e| PackError::Stream(e.into()))?;
     Ok(m)
@@ -152,6 +188,15 @@ pub fn write_bundle(
             progress(index as usize + 1, m.paths.len());
         }
     }
+    for (index, entry) in m.images.iter().enumerate() {
+        let input = o
+            .images
+            .iter()
+            .find(|i| i.name == entry.name)
+            .expect("manifest images come from the inputs");
+        let level = (!o.raw_images).then_some(o.level);
+        images::write_entry(&mut w, index as u32, &input.file, level)?;
+    }
     stream::write_end(&mut w).map_err(io_err("writing", &tmp))?;
     let file = w.into_inner().map_err(|e| PackError::Io {
         what: "writing",
@@ -208,6 +253,7 @@ pub fn index(path: &Path) -> Result<(Header, Vec<EntryLocation>), PackError> {
 pub struct Verified {
     pub manifest: Manifest,
     pub entries: usize,
+    pub images: usize,
     pub signer: String,
 }
 
@@ -225,7 +271,13 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
     };
     let m = &header.manifest;
     let mut seen = BTreeSet::new();
+    let mut seen_images = BTreeSet::new();
     while let Some(h) = EntryHeader::read(&mut r, m)? {
+        if h.kind == stream::EntryKind::Image {
+            verify_image(&mut r, m, &h)?;
+            seen_images.insert(h.index);
+            continue;
+        }
         let e = &m.paths[h.index as usize];
         let corrupt = |detail: String| PackError::Corrupt {
             path: e.path.clone(),
@@ -273,11 +325,35 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
             missing[0].path.clone(),
         ));
     }
+    if let Some(i) = (0..m.images.len()).find(|i| !seen_images.contains(&(*i as u32))) {
+        return Err(PackError::MissingImage(m.images[i].name.clone()));
+    }
     Ok(Verified {
         manifest: m.clone(),
         entries: seen.len(),
+        images: seen_images.len(),
         signer: sig.key.clone(),
     })
+}
+
+fn verify_image(r: &mut impl Read, m: &Manifest, h: &EntryHeader) -> Result<(), PackError> {
+    let e = &m.images[h.index as usize];
+    let corrupt = |detail: String| PackError::Corrupt {
+        path: format!("image {}", e.name),
+        detail,
+    };
+    let mut chunks = ChunkReader::new(r);
+    let (sha, len) = images::decode_entry(&mut chunks, &h.encoding, e.size, &mut io::sink())
+        .map_err(|err| corrupt(err.to_string()))?;
+    if len != e.size || sha != e.sha256_bytes() {
+        return Err(corrupt(format!(
+            "{len} bytes with sha256 {}, the manifest says {} bytes with {}",
+            hex::encode(sha),
+            e.size,
+            e.sha256
+        )));
+    }
+    Ok(())
 }
 
 /// Reads a secret key file, or makes a fresh key pair (refusing to overwrite).

@@ -2,6 +2,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use indicatif::ProgressBar;
+use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
 
@@ -12,14 +13,31 @@ pub struct Args {
     /// Output bundle file
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    #[command(flatten)]
+    pub images: ImageArgs,
+}
+
+/// Flash images for image boards.
+#[derive(clap::Args, Default)]
+pub struct ImageArgs {
+    /// A flash image: NAME is an image of the board file, which decides its target (repeatable)
+    #[arg(long = "image", value_name = "NAME=FILE")]
+    pub images: Vec<ImageInput>,
+    /// Board file to use instead of the built-in one for --board
+    #[arg(long, value_name = "FILE")]
+    pub board_file: Option<PathBuf>,
+    /// Store images uncompressed
+    #[arg(long)]
+    pub raw_images: bool,
 }
 
 /// Options shared by `bundle` and `updater`.
 #[derive(clap::Args)]
 pub struct Common {
-    /// The system configuration store path (nix-build -A outputs.systemConfiguration)
+    /// The system configuration store path (nix-build -A outputs.systemConfiguration); optional
+    /// when the bundle carries images
     #[arg(long, value_name = "STOREPATH")]
-    pub toplevel: String,
+    pub toplevel: Option<String>,
     /// Directory holding nix/store
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub store_root: PathBuf,
@@ -50,15 +68,35 @@ pub fn build_time() -> u64 {
         })
 }
 
-pub fn pack(c: &Common, out: &std::path::Path) -> super::Result {
+pub fn pack(c: &Common, img: &ImageArgs, out: &std::path::Path) -> super::Result {
     let key = SecretKey::load(&c.key)?;
+    if c.toplevel.is_none() && img.images.is_empty() {
+        return Err("give --toplevel, --image NAME=FILE, or both".into());
+    }
+    let board_def = match (&img.board_file, img.images.is_empty()) {
+        (_, true) => None,
+        (Some(f), false) => Some(liminix_boards::load_file(f)?),
+        (None, false) => Some(liminix_boards::builtin(&c.board)?),
+    };
+    if let Some(b) = &board_def {
+        if b.name != c.board {
+            return Err(format!(
+                "board file describes {:?}, not --board {:?}",
+                b.name, c.board
+            )
+            .into());
+        }
+    }
     let opts = PackOptions {
         store_root: &c.store_root,
-        toplevel: &c.toplevel,
+        toplevel: c.toplevel.as_deref(),
         board: &c.board,
         epoch: c.epoch,
         build_time: build_time(),
         level: c.level,
+        images: &img.images,
+        board_def: board_def.as_ref(),
+        raw_images: img.raw_images,
     };
     let bar = std::io::stderr().is_terminal().then(|| ProgressBar::new(0));
     let progress = |done: usize, total: usize| {
@@ -73,15 +111,17 @@ pub fn pack(c: &Common, out: &std::path::Path) -> super::Result {
     }
     let size = std::fs::metadata(out)?.len();
     eprintln!(
-        "{}: {} store paths, {} bytes of NAR, {} bytes bundled",
+        "{}: {} store paths, {} bytes of NAR, {} images of {} bytes, {} bytes bundled",
         out.display(),
         m.paths.len(),
         m.total_nar_size(),
+        m.images.len(),
+        m.total_image_size(),
         size
     );
     Ok(())
 }
 
 pub fn run(a: Args) -> super::Result {
-    pack(&a.common, &a.out)
+    pack(&a.common, &a.images, &a.out)
 }

@@ -15,7 +15,13 @@ pub fn run(a: Args) -> super::Result {
     if a.json {
         let sizes: Vec<_> = entries
             .iter()
-            .map(|e| serde_json::json!({"index": e.header.index, "bytes": e.len}))
+            .map(|e| {
+                let kind = match e.header.kind {
+                    liminix_bundle::EntryKind::StorePath => "path",
+                    liminix_bundle::EntryKind::Image => "image",
+                };
+                serde_json::json!({"kind": kind, "index": e.header.index, "bytes": e.len})
+            })
             .collect();
         let signers: Vec<_> = h.signatures.iter().map(|s| s.key.clone()).collect();
         println!(
@@ -27,7 +33,9 @@ pub fn run(a: Args) -> super::Result {
         return Ok(());
     }
     println!("board:     {}", m.board);
-    println!("toplevel:  {}", m.generation.toplevel);
+    if m.has_closure() {
+        println!("toplevel:  {}", m.generation.toplevel);
+    }
     println!("built:     {} (unix time)", m.generation.build_time);
     println!("epoch:     {}", m.epoch);
     for s in &h.signatures {
@@ -42,6 +50,22 @@ pub fn run(a: Args) -> super::Result {
     );
     for p in &m.paths {
         println!("  {}  {:>10}  {}", &p.nar_sha256[..12], p.nar_size, p.path);
+    }
+    if !m.images.is_empty() {
+        println!(
+            "images:    {} ({} bytes)",
+            m.images.len(),
+            m.total_image_size()
+        );
+    }
+    for i in &m.images {
+        println!(
+            "  {}  {:>10}  {} -> {}",
+            &i.sha256[..12],
+            i.size,
+            i.name,
+            i.target
+        );
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use super::bundle::{pack, Common};
+use super::bundle::{pack, Common, ImageArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,9 +15,16 @@ pub struct Args {
 pub fn run(a: Args) -> super::Result {
     let bin = a.out.join("bin");
     let share = a.out.join("share/liminix");
+    let Some(top) = a.common.toplevel.as_deref() else {
+        return Err("update.sh installs a system closure: --toplevel is required".into());
+    };
     std::fs::create_dir_all(&bin)?;
     std::fs::create_dir_all(&share)?;
-    pack(&a.common, &share.join("system.bundle"))?;
+    pack(
+        &a.common,
+        &ImageArgs::default(),
+        &share.join("system.bundle"),
+    )?;
     let client = std::env::current_exe()?.with_file_name("liminix-update");
     if !client.exists() {
         return Err(format!(
@@ -34,7 +41,7 @@ pub fn run(a: Args) -> super::Result {
          here=$(cd \"$(dirname \"$0\")\" && pwd)\n\
          exec \"$here/liminix-update\" --bundle \"$here/../share/liminix/system.bundle\" --store-root {root} \"$@\"\n",
         root = shell_quote(&a.common.store_root.to_string_lossy()),
-        top = a.common.toplevel,
+        top = top,
         board = a.common.board
     );
     let path = bin.join("update.sh");

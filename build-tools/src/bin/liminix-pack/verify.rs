@@ -15,9 +15,10 @@ pub fn run(a: Args) -> super::Result {
     let key = PublicKey::load(&a.trust)?;
     let v = liminix_build_tools::pack::verify(&a.file, &key)?;
     eprintln!(
-        "{}: OK, {} store paths verified, signed by {}",
+        "{}: OK, {} store paths and {} images verified, signed by {}",
         a.file.display(),
         v.entries,
+        v.images,
         v.signer
     );
     Ok(())

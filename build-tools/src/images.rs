@@ -1,0 +1,208 @@
+//! Flash images in bundles: the manifest entries (the board file decides each image's target) and
+//! the framed, compressed payload entries.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use liminix_boards::Board;
+use liminix_bundle::manifest::ImageEntry;
+use liminix_bundle::stream::{ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
+use sha2::{Digest, Sha256};
+
+use crate::pack::PackError;
+
+/// `--image NAME=FILE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInput {
+    pub name: String,
+    pub file: PathBuf,
+}
+
+impl std::str::FromStr for ImageInput {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, file) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not NAME=FILE"))?;
+        if name.is_empty() || file.is_empty() {
+            return Err(format!("{s:?} is not NAME=FILE"));
+        }
+        Ok(ImageInput {
+            name: name.to_owned(),
+            file: PathBuf::from(file),
+        })
+    }
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PackError + 'a {
+    move |source| PackError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// sha256 and length of a file, read once.
+pub fn hash_file(path: &Path) -> Result<([u8; 32], u64), PackError> {
+    let mut r = BufReader::new(File::open(path).map_err(io_err("opening", path))?);
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut len = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(io_err("reading", path))?;
+        if n == 0 {
+            return Ok((h.finalize().into(), len));
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+/// The largest image the board's targets for `name` take (the smaller slot on A/B boards).
+fn max_size(board: &Board, name: &str) -> Result<u64, PackError> {
+    let slots: Vec<Option<&str>> = if board.strategy.is_ab() {
+        board.slots.iter().map(|s| Some(s.name.as_str())).collect()
+    } else {
+        vec![None]
+    };
+    let mut max = u64::MAX;
+    for s in slots {
+        max = max.min(board.resolve(name, s)?.max_size);
+    }
+    Ok(max)
+}
+
+/// Manifest entries for the images, sorted by name, each checked against the board.
+pub fn entries(board: &Board, images: &[ImageInput]) -> Result<Vec<ImageEntry>, PackError> {
+    let mut out = Vec::with_capacity(images.len());
+    for i in images {
+        let target = board
+            .manifest_target(&i.name)
+            .ok_or_else(|| PackError::ImageNotOnBoard {
+                image: i.name.clone(),
+                board: board.name.clone(),
+                known: board
+                    .images
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let (sha, size) = hash_file(&i.file)?;
+        let max = max_size(board, &i.name)?;
+        if size > max {
+            return Err(PackError::ImageTooLarge {
+                image: i.name.clone(),
+                size,
+                max,
+            });
+        }
+        if size == 0 {
+            return Err(PackError::Corrupt {
+                path: i.file.display().to_string(),
+                detail: "image file is empty".into(),
+            });
+        }
+        out.push(ImageEntry {
+            name: i.name.clone(),
+            target,
+            sha256: hex::encode(sha),
+            size,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = out.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(PackError::DuplicateImage(w[0].name.clone()));
+    }
+    Ok(out)
+}
+
+/// Writes image entry `index` (`file`) to `w`: zstd at `level`, or raw when `level` is `None`.
+pub fn write_entry(
+    w: &mut impl Write,
+    index: u32,
+    file: &Path,
+    level: Option<i32>,
+) -> Result<(), PackError> {
+    let encoding = if level.is_some() {
+        Encoding::Zstd
+    } else {
+        Encoding::Raw
+    };
+    EntryHeader {
+        kind: EntryKind::Image,
+        index,
+        encoding,
+    }
+    .write(w)
+    .map_err(io_err("writing", file))?;
+    let mut src = BufReader::new(File::open(file).map_err(io_err("opening", file))?);
+    let framed = ChunkWriter::new(w);
+    let framed = match level {
+        Some(level) => {
+            let mut enc = zstd::stream::write::Encoder::new(framed, level)
+                .map_err(io_err("compressing", file))?;
+            enc.include_checksum(false)
+                .map_err(io_err("compressing", file))?;
+            io::copy(&mut src, &mut enc).map_err(io_err("compressing", file))?;
+            enc.finish().map_err(io_err("compressing", file))?
+        }
+        None => {
+            let mut framed = framed;
+            io::copy(&mut src, &mut framed).map_err(io_err("reading", file))?;
+            framed
+        }
+    };
+    framed.finish().map_err(io_err("writing", file))?;
+    Ok(())
+}
+
+/// Decodes one image entry's payload into `out`, returning its sha256 and length; reads at most
+/// one byte past `size`, so a padded entry is caught without decoding it all.
+pub fn decode_entry<R: Read>(
+    chunks: &mut ChunkReader<'_, R>,
+    encoding: &Encoding,
+    size: u64,
+    out: &mut dyn Write,
+) -> io::Result<([u8; 32], u64)> {
+    let mut h = Sha256::new();
+    let mut sink = HashingWriter { h: &mut h, out };
+    let n = match encoding {
+        Encoding::Raw => io::copy(&mut chunks.take(size + 1), &mut sink)?,
+        Encoding::Zstd => {
+            let mut dec = zstd::stream::read::Decoder::new(&mut *chunks)?.single_frame();
+            io::copy(&mut (&mut dec).take(size + 1), &mut sink)?
+        }
+        Encoding::ZstdDelta { .. } => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "images are never delta-encoded",
+            ))
+        }
+    };
+    if chunks.drain()? > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "trailing data after the image",
+        ));
+    }
+    Ok((h.finalize().into(), n))
+}
+
+struct HashingWriter<'a> {
+    h: &'a mut Sha256,
+    out: &'a mut dyn Write,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.h.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
