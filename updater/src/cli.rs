@@ -54,6 +54,8 @@ pub enum Command {
     Recover(cmd::recover::RecoverArgs),
     /// A/B boards: confirm the running slot after its health check passes
     MarkGood(cmd::mark_good::MarkGoodArgs),
+    /// Write the flash images of a signed bundle with the board's strategy
+    Apply(cmd::apply::ApplyArgs),
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -77,6 +79,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::UbiUpdate(a) => cmd::ubi_update::run(&cli.global, a),
         Command::Recover(a) => cmd::recover::run(&cli.global, a),
         Command::MarkGood(a) => cmd::mark_good::run(&cli.global, a),
+        Command::Apply(a) => cmd::apply::run(&cli.global, a),
     };
     match result {
         Ok(()) => exit::OK,

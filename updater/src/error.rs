@@ -69,6 +69,8 @@ pub enum AgentError {
     Key(#[from] liminix_bundle::sign::KeyError),
     #[error(transparent)]
     Flash(#[from] crate::flashops::FlashOpError),
+    #[error(transparent)]
+    Apply(#[from] crate::apply::ApplyError),
 }
 
 impl AgentError {
@@ -90,6 +92,7 @@ impl AgentError {
             AgentError::Activation(_) => exit::ACTIVATION,
             AgentError::Io { .. } | AgentError::State(_) | AgentError::Key(_) => exit::FAILURE,
             AgentError::Flash(e) => e.exit_code(),
+            AgentError::Apply(e) => e.exit_code(),
         }
     }
 
@@ -110,6 +113,7 @@ impl AgentError {
             AgentError::Activation(_) => "activation",
             AgentError::Key(_) => "key",
             AgentError::Flash(e) => e.kind(),
+            AgentError::Apply(e) => e.kind(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod ab;
 pub mod activate;
+pub mod apply;
 pub mod error;
 pub mod flashops;
 pub mod gc;

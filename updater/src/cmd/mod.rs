@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod flashcp;
 pub mod gc;
 pub mod mark_good;

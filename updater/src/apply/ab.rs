@@ -1,0 +1,117 @@
+//! A/B boards: `apply` stages and verifies the images, then hands them to the A/B strategy
+//! ([`crate::ab::apply`]), which writes the slot that is not running and arms the boot loader.
+//! The slot layout comes from `/etc/liminix/ab.json` when the device has one, otherwise it is
+//! derived from the board file.
+
+use liminix_boards::{Board, Bootloader, Place};
+
+use super::devices::{mtd_index, ubi_number};
+use super::error::ApplyError;
+use super::stage::StagedFile;
+use crate::ab::{self, AbBoard, FlowConfig, ImageRole, SlotLayout, StagedImage, Target};
+use crate::root::DeviceRoot;
+
+/// Attempts U-Boot gives a new slot when the board file does not say.
+const UBOOT_ATTEMPTS: u8 = 3;
+
+fn role(name: &str) -> Result<ImageRole, ApplyError> {
+    match name {
+        "kernel" => Ok(ImageRole::Kernel),
+        "rootfs" => Ok(ImageRole::Rootfs),
+        other => Err(ApplyError::Layout {
+            target: format!("slot:{other}"),
+            detail: "A/B slots take a `kernel` and optionally a `rootfs` image".into(),
+        }),
+    }
+}
+
+fn target(root: &DeviceRoot, place: &Place) -> Result<Target, ApplyError> {
+    Ok(match place {
+        Place::Raw { partition, .. } => {
+            mtd_index(root, partition)?;
+            Target::Mtd {
+                name: partition.sysfs_name().to_owned(),
+            }
+        }
+        Place::Ubi {
+            partition, volume, ..
+        } => Target::UbiVolume {
+            ubi: ubi_number(root, partition)?,
+            volume: volume.name.clone(),
+        },
+    })
+}
+
+fn slot_layout(root: &DeviceRoot, b: &Board, slot: &str) -> Result<SlotLayout, ApplyError> {
+    let kernel = b.resolve("kernel", Some(slot))?;
+    let rootfs = match b.image("rootfs") {
+        Some(_) => Some(b.resolve("rootfs", Some(slot))?),
+        None => None,
+    };
+    Ok(SlotLayout {
+        kernel: target(root, &kernel.place)?,
+        kernel_max: kernel.max_size,
+        rootfs: rootfs
+            .as_ref()
+            .map(|r| target(root, &r.place))
+            .transpose()?,
+        rootfs_max: rootfs.as_ref().map_or(0, |r| r.max_size),
+    })
+}
+
+/// The A/B strategy's view of a board file.
+pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
+    let mut slots: Vec<_> = b.slots.iter().collect();
+    slots.sort_by_key(|s| s.index);
+    let flow = match &b.bootloader {
+        Some(Bootloader::ZyxelBootconfig { partition }) => {
+            let (_, p) = b.partition(partition).expect("validated");
+            FlowConfig::Zyxel {
+                device: format!("mtd:{}", p.sysfs_name()),
+                offset: 0,
+            }
+        }
+        Some(Bootloader::UbootEnv { fw_env_config, .. }) => FlowConfig::UbootEnv {
+            config: fw_env_config.clone(),
+            attempts: UBOOT_ATTEMPTS,
+        },
+        None => unreachable!("validated: A/B boards have a bootloader"),
+    };
+    Ok(AbBoard {
+        board: b.name.clone(),
+        slots: [
+            slot_layout(root, b, &slots[0].name)?,
+            slot_layout(root, b, &slots[1].name)?,
+        ],
+        flow,
+        health: Default::default(),
+    })
+}
+
+/// Installs the staged images into the other slot.
+pub fn apply(
+    root: &DeviceRoot,
+    b: &Board,
+    staged: &[StagedFile],
+    reboot: bool,
+) -> Result<ab::ApplyReport, ApplyError> {
+    let board = match ab::load_board(root)? {
+        Some(board) => board,
+        None => ab_board(root, b)?,
+    };
+    let images = staged
+        .iter()
+        .map(|s| {
+            Ok(StagedImage {
+                role: role(&s.name)?,
+                path: s.path.clone(),
+                sha256: s.sha256,
+            })
+        })
+        .collect::<Result<Vec<_>, ApplyError>>()?;
+    let opts = ab::ApplyOptions {
+        bundle_board: b.name.clone(),
+        reboot,
+    };
+    Ok(ab::apply(root, &board, &images, &opts)?)
+}

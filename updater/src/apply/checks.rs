@@ -1,0 +1,121 @@
+//! Everything `apply` checks before it reads a payload byte: a trusted signature, the board, the
+//! images against the board file, and the security epoch.
+//!
+//! Where the epoch lives: closure devices keep it with their generations
+//! (`/persist/generations/epoch`); image devices record the highest epoch they applied in
+//! `/persist/.liminix/image-epoch` when they have a persistent filesystem. A NOR board running a
+//! squashfs image has none, so there the floor is `/etc/liminix/epoch`, written into the image by
+//! the build (the running image's own epoch). The floor is the highest of the three.
+
+use liminix_boards::Board;
+use liminix_bundle::stream::Header;
+use liminix_bundle::{sign, Manifest};
+
+use super::error::ApplyError;
+use crate::error::{AgentError, Result};
+use crate::generations::Generations;
+use crate::root::DeviceRoot;
+use crate::store::write_atomic;
+
+/// Device path of the image epoch record.
+pub const IMAGE_EPOCH: &str = "/persist/.liminix/image-epoch";
+/// Device path of the running image's own epoch (read-only, from the build).
+pub const BUILT_EPOCH: &str = "/etc/liminix/epoch";
+
+pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
+    let dir = root.trusted_keys();
+    let trusted = sign::load_trusted_dir(&dir)?;
+    if sign::trusted_signature(&h.manifest_bytes, &h.signatures, &trusted).is_some() {
+        return Ok(());
+    }
+    let signers = match h.signatures.is_empty() {
+        true => "nobody".to_owned(),
+        false => h
+            .signatures
+            .iter()
+            .map(|s| format!("key {}", &s.key[..16.min(s.key.len())]))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    Err(AgentError::Untrusted {
+        signers,
+        dir,
+        trusted: trusted.len(),
+    })
+}
+
+/// The device's board name must be the bundle's, and its board file must exist and load.
+pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
+    let file = root.board_file();
+    let name = std::fs::read_to_string(&file)
+        .map_err(AgentError::io("reading the board name from", &file))?;
+    let name = name.trim();
+    if name != m.board {
+        return Err(AgentError::WrongBoard {
+            bundle: m.board.clone(),
+            device: name.to_owned(),
+            file,
+        });
+    }
+    Ok(liminix_boards::for_device(root.dir(), name).map_err(ApplyError::from)?)
+}
+
+/// Every image of the bundle is an image of the board, packed for the same target.
+pub fn check_images(board: &Board, m: &Manifest) -> Result<(), ApplyError> {
+    if m.images.is_empty() {
+        return Err(ApplyError::NoImages);
+    }
+    for i in &m.images {
+        let device = board
+            .manifest_target(&i.name)
+            .ok_or_else(|| ApplyError::NotOnBoard {
+                image: i.name.clone(),
+                board: board.name.clone(),
+            })?;
+        if device != i.target {
+            return Err(ApplyError::TargetMismatch {
+                image: i.name.clone(),
+                bundle: i.target.clone(),
+                device,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_number(root: &DeviceRoot, path: &str) -> u64 {
+    std::fs::read_to_string(root.join(path))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The highest security epoch this device has installed or runs.
+pub fn highest_epoch(root: &DeviceRoot) -> Result<u64> {
+    let generations = Generations::new(root).highest_epoch()?;
+    Ok(generations
+        .max(read_number(root, IMAGE_EPOCH))
+        .max(read_number(root, BUILT_EPOCH)))
+}
+
+pub fn check_epoch(root: &DeviceRoot, m: &Manifest) -> Result<()> {
+    let installed = highest_epoch(root)?;
+    if m.epoch < installed {
+        return Err(AgentError::Epoch {
+            bundle: m.epoch,
+            installed,
+        });
+    }
+    Ok(())
+}
+
+/// Raises the image epoch record after a successful apply (only where `/persist` exists).
+pub fn record_epoch(root: &DeviceRoot, epoch: u64) -> Result<()> {
+    if !root.persist().is_dir() || epoch <= read_number(root, IMAGE_EPOCH) {
+        return Ok(());
+    }
+    let path = root.join(IMAGE_EPOCH);
+    let dir = path.parent().expect("has a parent");
+    std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
+    write_atomic(&path, format!("{epoch}\n").as_bytes())
+}

@@ -1,0 +1,132 @@
+//! Opening the board's targets. The agent opens the real `/dev/mtdN` and `/dev/ubiN` below
+//! `--root`, found by partition name in sysfs; tests hand in liminix-flash's simulators through
+//! the same [`Devices`] trait, so they run the code path the device runs.
+
+use std::collections::BTreeMap;
+
+use liminix_boards::Partition;
+use liminix_flash::mounts::{volume_mount_point, VolumeRef};
+use liminix_flash::{Flash, MtdFlash, Progress, Ubi, UbiDev, UbiVolume};
+
+use super::error::ApplyError;
+use crate::error::Result;
+use crate::flashops::journal_dir::JournalLocation;
+use crate::root::DeviceRoot;
+
+/// What `apply` writes to.
+pub trait Devices {
+    /// The raw partition `p` and its journal key.
+    fn raw(&mut self, p: &Partition) -> Result<(String, &mut dyn Flash), ApplyError>;
+    /// The UBI device attached to partition `p` and its journal target (`ubiN`).
+    fn ubi(&mut self, p: &Partition) -> Result<(String, &mut dyn Ubi), ApplyError>;
+    /// Settles earlier, interrupted transactions on `key` before it is written again.
+    fn recover(
+        &mut self,
+        _loc: &JournalLocation,
+        _key: &str,
+        _progress: &mut dyn Progress,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// Where the volume is mounted, if it is (an in-place update is then refused).
+    fn mount_point(&mut self, _ubi_target: &str, _vol: &UbiVolume) -> Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+fn device_err(target: impl Into<String>) -> impl FnOnce(String) -> ApplyError {
+    let target = target.into();
+    move |detail| ApplyError::Device { target, detail }
+}
+
+/// The MTD index of the partition the board calls `p`.
+pub fn mtd_index(root: &DeviceRoot, p: &Partition) -> Result<u32, ApplyError> {
+    liminix_mtd::sysfs::find_by_name(root.dir(), p.sysfs_name())
+        .map(|e| e.index)
+        .map_err(|e| device_err(format!("mtd:{}", p.name))(e.to_string()))
+}
+
+/// The number of the UBI device attached to partition `p`.
+pub fn ubi_number(root: &DeviceRoot, p: &Partition) -> Result<u32, ApplyError> {
+    let mtd = mtd_index(root, p)?;
+    let err = device_err(format!("UBI on mtd:{}", p.name));
+    let devices = liminix_ubi::sysfs::devices(root.dir()).map_err(|e| e.to_string());
+    for num in devices.map_err(err)? {
+        let info = liminix_ubi::sysfs::device_info(root.dir(), num);
+        if info.is_ok_and(|i| i.mtd_num == mtd) {
+            return Ok(num);
+        }
+    }
+    Err(ApplyError::Device {
+        target: format!("UBI on mtd:{}", p.name),
+        detail: format!("no UBI device is attached to mtd{mtd} (ubiattach it first)"),
+    })
+}
+
+/// Real devices below a root directory, opened once each.
+pub struct RealDevices<'a> {
+    root: &'a DeviceRoot,
+    raw: BTreeMap<String, MtdFlash>,
+    ubi: BTreeMap<String, (u32, UbiDev)>,
+}
+
+impl<'a> RealDevices<'a> {
+    pub fn new(root: &'a DeviceRoot) -> Self {
+        RealDevices {
+            root,
+            raw: BTreeMap::new(),
+            ubi: BTreeMap::new(),
+        }
+    }
+}
+
+impl Devices for RealDevices<'_> {
+    fn raw(&mut self, p: &Partition) -> Result<(String, &mut dyn Flash), ApplyError> {
+        let index = mtd_index(self.root, p)?;
+        let path = self.root.join(&format!("/dev/mtd{index}"));
+        let key = crate::flashops::raw::target_key(self.root.dir(), &path);
+        if !self.raw.contains_key(&key) {
+            let dev = MtdFlash::open(&path, true)
+                .map_err(|e| device_err(path.display().to_string())(e.to_string()))?;
+            self.raw.insert(key.clone(), dev);
+        }
+        let dev = self.raw.get_mut(&key).expect("inserted");
+        Ok((key, dev))
+    }
+
+    fn ubi(&mut self, p: &Partition) -> Result<(String, &mut dyn Ubi), ApplyError> {
+        let num = ubi_number(self.root, p)?;
+        let target = format!("ubi{num}");
+        if !self.ubi.contains_key(&target) {
+            let dev = UbiDev::open(self.root.dir(), num)
+                .map_err(|e| device_err(target.clone())(e.to_string()))?;
+            self.ubi.insert(target.clone(), (num, dev));
+        }
+        let (_, dev) = self.ubi.get_mut(&target).expect("inserted");
+        Ok((target, dev))
+    }
+
+    fn recover(
+        &mut self,
+        loc: &JournalLocation,
+        key: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        // Recovery opens the devices itself; ours must not hold a UBI volume open meanwhile.
+        crate::flashops::raw::recover_then_claim(self.root, loc, key, progress)?;
+        Ok(())
+    }
+
+    fn mount_point(&mut self, ubi_target: &str, vol: &UbiVolume) -> Result<Option<String>> {
+        let num = self.ubi.get(ubi_target).map_or(u32::MAX, |(n, _)| *n);
+        let r = VolumeRef {
+            ubi_num: num,
+            vol_id: vol.id,
+            name: &vol.name,
+        };
+        volume_mount_point(self.root.dir(), r).map_err(crate::error::AgentError::io(
+            "reading mounts under",
+            self.root.dir(),
+        ))
+    }
+}

@@ -1,0 +1,147 @@
+//! `apply`: install the flash images of a signed bundle on an image board.
+//!
+//! All checks come before the first flash write: a trusted signature over the manifest, the
+//! board (`/etc/liminix/board` must name the bundle's board and its board file must load), every
+//! image known to the board file and packed for the same target, the security epoch
+//! ([`checks`]), each target opened and matched against the board file, and each image's size
+//! against its target (good blocks on NAND, room for a UBI swap) ([`write::precheck`]). Then the
+//! images are streamed into staging files, each verified against the manifest's sha256 and
+//! size ([`stage`]). Only then does the board's strategy write: `raw` and `ubi` boards one
+//! journalled liminix-flash transaction per image ([`write`]), A/B boards the slot that is not
+//! running ([`ab`]). See docs/apply.md.
+
+pub mod ab;
+pub mod checks;
+pub mod devices;
+mod error;
+pub mod stage;
+pub mod write;
+
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use liminix_boards::Strategy;
+use liminix_bundle::stream::Header;
+use liminix_flash::Progress;
+use serde::Serialize;
+
+pub use devices::{Devices, RealDevices};
+pub use error::ApplyError;
+pub use stage::StagedFile;
+pub use write::ImageReport;
+
+use crate::error::Result;
+use crate::flashops::journal_dir::JournalLocation;
+use crate::root::DeviceRoot;
+
+/// Device path of the default staging directory (RAM on a running router).
+pub const DEFAULT_STAGING: &str = "/run/liminix/staging";
+
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    /// Where images are staged (default `ROOT/run/liminix/staging`).
+    pub staging: Option<PathBuf>,
+    /// Journal directory (default: see `flashops::journal_dir`).
+    pub journal: Option<PathBuf>,
+    /// Allow in-place UBI updates when a swap does not fit (never of a mounted volume).
+    pub in_place: bool,
+    /// Reboot when done.
+    pub reboot: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ApplyReport {
+    pub board: String,
+    pub strategy: &'static str,
+    pub epoch: u64,
+    /// Raw and UBI boards: what each image's transaction did.
+    pub images: Vec<ImageReport>,
+    /// A/B boards: the slots and what the install did.
+    pub ab: Option<crate::ab::ApplyReport>,
+}
+
+/// Applies the bundle read from `input` to the real devices below `root`.
+pub fn apply(
+    root: &DeviceRoot,
+    input: &mut dyn Read,
+    opts: &ApplyOptions,
+    progress: &mut dyn Progress,
+) -> Result<ApplyReport> {
+    let mut devices = RealDevices::new(root);
+    apply_with(root, input, opts, &mut devices, progress)
+}
+
+/// [`apply`] with the devices given (the simulators in tests).
+pub fn apply_with(
+    root: &DeviceRoot,
+    input: &mut dyn Read,
+    opts: &ApplyOptions,
+    devices: &mut dyn Devices,
+    progress: &mut dyn Progress,
+) -> Result<ApplyReport> {
+    let mut input = BufReader::with_capacity(128 << 10, input);
+    let header = Header::read(&mut input)?;
+    checks::check_trust(root, &header)?;
+    let m = &header.manifest;
+    let board = checks::device_board(root, m)?;
+    checks::check_images(&board, m)?;
+    checks::check_epoch(root, m)?;
+    let loc = JournalLocation::locate(root, opts.journal.as_deref());
+    let _lock = loc.lock()?;
+    if !board.strategy.is_ab() {
+        // Check the targets with the manifest's sizes before a payload byte is read.
+        let planned: Vec<StagedFile> = m
+            .images
+            .iter()
+            .map(|i| StagedFile {
+                name: i.name.clone(),
+                path: PathBuf::new(),
+                sha256: i.sha256_bytes(),
+                size: i.size,
+            })
+            .collect();
+        write::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
+    }
+    let staging = opts
+        .staging
+        .clone()
+        .unwrap_or_else(|| root.join(DEFAULT_STAGING));
+    let staged = stage::stage_images(&mut input, m, &staging)?;
+    let result = match board.strategy {
+        Strategy::Raw | Strategy::Ubi => {
+            let jobs = jobs(&board, &staged)?;
+            write::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
+        }
+        Strategy::AbZyxel | Strategy::AbUboot => ab::apply(root, &board, &staged, opts.reboot)
+            .map(|r| (Vec::new(), Some(r)))
+            .map_err(Into::into),
+    };
+    for s in &staged {
+        let _ = std::fs::remove_file(&s.path);
+    }
+    let (images, ab) = result?;
+    checks::record_epoch(root, m.epoch)?;
+    if opts.reboot && ab.is_none() {
+        crate::activate::reboot()?;
+    }
+    Ok(ApplyReport {
+        board: board.name.clone(),
+        strategy: board.strategy.as_str(),
+        epoch: m.epoch,
+        images,
+        ab,
+    })
+}
+
+fn jobs<'a>(
+    board: &'a liminix_boards::Board,
+    staged: &'a [StagedFile],
+) -> Result<Vec<write::Job<'a>>> {
+    staged
+        .iter()
+        .map(|s| {
+            let to = board.resolve(&s.name, None).map_err(ApplyError::from)?;
+            Ok(write::Job { image: s, to })
+        })
+        .collect()
+}

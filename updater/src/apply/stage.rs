@@ -1,0 +1,129 @@
+//! Streams the bundle's image entries into staging files, hashing as they are written, so that
+//! every image is complete and verified before the first flash write. Store path entries (of a
+//! mixed bundle) are skipped.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind};
+use liminix_bundle::{ImageEntry, Manifest};
+use sha2::{Digest, Sha256};
+
+use super::error::ApplyError;
+use crate::error::{AgentError, Result};
+use crate::store::free_space;
+
+/// Room left on the staging filesystem beyond the images.
+const STAGING_MARGIN: u64 = 256 << 10;
+
+/// One verified image in the staging directory.
+#[derive(Clone, Debug)]
+pub struct StagedFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+/// Reads the entries after the header and stages every image of `m` in `dir`.
+pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<Vec<StagedFile>> {
+    std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
+    let (available, _, _) = free_space(dir)?;
+    let needed = m.total_image_size() + STAGING_MARGIN;
+    if needed > available {
+        return Err(AgentError::NoSpace {
+            dir: dir.to_owned(),
+            needed,
+            available,
+        });
+    }
+    let mut staged: Vec<Option<StagedFile>> = vec![None; m.images.len()];
+    while let Some(h) = EntryHeader::read(input, m)? {
+        let mut chunks = ChunkReader::new(input);
+        let slot = &mut staged[h.index as usize];
+        if h.kind != EntryKind::Image || slot.is_some() {
+            chunks.drain().map_err(|e| AgentError::Stream(e.into()))?;
+            continue;
+        }
+        let image = &m.images[h.index as usize];
+        let path = dir.join(format!("{}.img", image.name));
+        let result = stage_one(&mut chunks, &h.encoding, image, &path);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        *slot = Some(result?);
+    }
+    staged
+        .into_iter()
+        .zip(&m.images)
+        .map(|(s, i)| s.ok_or_else(|| ApplyError::Missing(i.name.clone()).into()))
+        .collect()
+}
+
+fn stage_one<R: Read>(
+    chunks: &mut ChunkReader<'_, R>,
+    encoding: &Encoding,
+    image: &ImageEntry,
+    path: &Path,
+) -> Result<StagedFile> {
+    let bad = |detail: String| ApplyError::Payload {
+        image: image.name.clone(),
+        detail,
+    };
+    let file = File::create(path).map_err(AgentError::io("creating", path))?;
+    let mut out = HashingWriter {
+        inner: BufWriter::new(file),
+        hash: Sha256::new(),
+    };
+    let limit = image.size + 1;
+    let copied = match encoding {
+        Encoding::Raw => io::copy(&mut chunks.take(limit), &mut out),
+        Encoding::Zstd => {
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
+                .map_err(|e| bad(format!("zstd: {e}")))?;
+            io::copy(&mut (&mut dec).take(limit), &mut out)
+        }
+        Encoding::ZstdDelta { .. } => return Err(bad("delta encoding".into()).into()),
+    }
+    .map_err(|e| bad(format!("reading the entry: {e}")))?;
+    let trailing = chunks.drain().map_err(|e| bad(e.to_string()))?;
+    let sha256: [u8; 32] = out.hash.finalize().into();
+    out.inner
+        .into_inner()
+        .map_err(|e| AgentError::io("writing", path)(e.into_error()))?
+        .sync_all()
+        .map_err(AgentError::io("syncing", path))?;
+    if copied != image.size || trailing != 0 || sha256 != image.sha256_bytes() {
+        return Err(bad(format!(
+            "{} bytes with sha256 {}, the signed manifest says {} bytes with {}",
+            copied + trailing,
+            hex::encode(sha256),
+            image.size,
+            image.sha256
+        ))
+        .into());
+    }
+    Ok(StagedFile {
+        name: image.name.clone(),
+        path: path.to_owned(),
+        sha256,
+        size: image.size,
+    })
+}
+
+struct HashingWriter<W: Write> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
