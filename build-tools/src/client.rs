@@ -217,6 +217,9 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     })
 }
 
+/// zstd level for deltas made at send time.
+const DELTA_LEVEL: i32 = 9;
+
 /// What goes on the wire for one wanted path.
 enum Outgoing<'a> {
     /// The entry's bytes as they are in the bundle file.
@@ -242,22 +245,47 @@ fn plan_entries<'a>(
     bases: &[DeltaBase],
 ) -> Result<Vec<Outgoing<'a>>, UpdateError> {
     let want: BTreeSet<u32> = want.iter().copied().collect();
-    let mut out = Vec::new();
     let wanted = |e: &&EntryLocation| {
         e.header.kind == EntryKind::StorePath && want.contains(&e.header.index)
     };
-    for e in entries.iter().filter(wanted) {
-        let base = bases.iter().find(|b| b.index == e.header.index);
-        let delta = match (base, &o.store_root) {
-            (Some(b), Some(root)) => delta_entry(&o.bundle, e, root, &b.base)?,
-            _ => None,
-        };
-        out.push(match delta {
-            Some(d) if (d.len() as u64) < e.len => Outgoing::Delta(d),
-            _ => Outgoing::File(e),
-        });
-    }
+    let chosen: Vec<&EntryLocation> = entries.iter().filter(wanted).collect();
+    // Deltas are computed per device at send time: spread them over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = chosen.len().div_ceil(threads).max(1);
+    let planned: Vec<Result<Outgoing<'a>, UpdateError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = chosen
+            .chunks(per)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|e| plan_one(o, e, bases))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("delta thread"))
+            .collect()
+    });
+    let out = planned.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok(out)
+}
+
+fn plan_one<'a>(
+    o: &UpdateOptions,
+    e: &'a EntryLocation,
+    bases: &[DeltaBase],
+) -> Result<Outgoing<'a>, UpdateError> {
+    let base = bases.iter().find(|b| b.index == e.header.index);
+    let delta = match (base, &o.store_root) {
+        (Some(b), Some(root)) => delta_entry(&o.bundle, e, root, &b.base)?,
+        _ => None,
+    };
+    Ok(match delta {
+        Some(d) if (d.len() as u64) < e.len => Outgoing::Delta(d),
+        _ => Outgoing::File(e),
+    })
 }
 
 /// A delta entry against `base`, if this machine has that base in its store.
@@ -290,7 +318,8 @@ fn delta_entry(
     }
     .write(&mut framed)?;
     let mut chunks = ChunkWriter::new(framed);
-    zstd::stream::copy_encode(&ops[..], &mut chunks, 19)?;
+    // The ops are small and mostly literal edits: a fast level costs little ratio here.
+    zstd::stream::copy_encode(&ops[..], &mut chunks, DELTA_LEVEL)?;
     Ok(Some(chunks.finish()?))
 }
 

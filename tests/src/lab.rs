@@ -23,6 +23,8 @@ pub struct Pack {
     pub epoch: u64,
     /// Sign with this secret key instead of the lab's trusted one.
     pub key: Option<PathBuf>,
+    /// zstd level (tests use a fast one; the benchmark uses the packer's default, 19).
+    pub level: i32,
 }
 
 impl Default for Pack {
@@ -31,6 +33,7 @@ impl Default for Pack {
             board: "qemu".into(),
             epoch: 0,
             key: None,
+            level: 3,
         }
     }
 }
@@ -106,15 +109,8 @@ impl Lab {
         let _ = std::fs::remove_dir_all(&out);
         let key = p.key.clone().unwrap_or_else(|| self.secret.clone());
         let o = run(Command::new(pack_binary())
-            .args([
-                "updater",
-                "--toplevel",
-                &c.toplevel,
-                "--board",
-                &p.board,
-                "--level",
-                "3",
-            ])
+            .args(["updater", "--toplevel", &c.toplevel, "--board", &p.board])
+            .args(["--level", &p.level.to_string()])
             .args(["--epoch", &p.epoch.to_string()])
             .arg("--store-root")
             .arg(self.store_root())

@@ -571,3 +571,42 @@ fn a_factory_flashed_system_becomes_generation_zero() {
         factory_activate
     );
 }
+
+/// The Turris Omnia install from the recovery USB stick: the target root is an empty btrfs `@`
+/// subvolume mounted at /dest/@, which is itself the persist filesystem; trust and board come from
+/// the running recovery system.
+#[test]
+fn install_into_another_root_from_a_recovery_system() {
+    let lab = Lab::new();
+    fs::create_dir_all(lab.device.path("dest/@")).unwrap();
+    let a = lab.generate(&ClosureSpec::small(12));
+    let o = lab.update(
+        &lab.updater(&a, &Pack::default()),
+        &["--root", "/dest/@", "--no-reboot"],
+    );
+    assert_ok(&o, "update.sh --root /dest/@");
+    let top = lab.device.path("dest/@").join(&a.toplevel[1..]);
+    assert!(
+        top.join("bin/activate").exists(),
+        "closure under the target root"
+    );
+    assert!(
+        !lab.device.path(&a.toplevel[1..]).exists(),
+        "nothing in the recovery system's own store"
+    );
+    let act = fs::read(lab.device.path("dest/@/activate")).unwrap();
+    assert_eq!(act, fs::read(top.join("bin/activate")).unwrap());
+    let link = lab
+        .device
+        .run_in_chroot("cd /dest/@ && readlink -f *.configuration")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&link.stdout).trim(),
+        format!("/dest/@{}", a.toplevel)
+    );
+    assert!(lab.device.recorded_calls().is_empty());
+    let st = lab.agent("status --json --root /dest/@");
+    assert_ok(&st, "status --root");
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["current"], 1);
+}

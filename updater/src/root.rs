@@ -32,20 +32,39 @@ impl DeviceRoot {
         self.join("/nix/store")
     }
 
+    /// The persist filesystem: `ROOT/persist` on a running device, or ROOT itself when the root
+    /// is that filesystem (the Turris Omnia's btrfs `@` subvolume seen from a recovery system),
+    /// the same rule as Liminix's `install` script.
     pub fn persist(&self) -> PathBuf {
-        self.join("/persist")
+        let p = self.join("/persist");
+        if p.is_dir() {
+            p
+        } else {
+            self.root.clone()
+        }
     }
 
     pub fn generations(&self) -> PathBuf {
-        self.join("/persist/generations")
+        self.persist().join("generations")
+    }
+
+    /// Where trust and board identity come from: the target's `/etc/liminix`, or, when the target
+    /// has none yet (a fresh root being installed from a recovery system), the running system's.
+    fn liminix_etc(&self) -> PathBuf {
+        let own = self.join("/etc/liminix");
+        if own.is_dir() {
+            own
+        } else {
+            PathBuf::from("/etc/liminix")
+        }
     }
 
     pub fn trusted_keys(&self) -> PathBuf {
-        self.join("/etc/liminix/trusted-keys")
+        self.liminix_etc().join("trusted-keys")
     }
 
     pub fn board_file(&self) -> PathBuf {
-        self.join("/etc/liminix/board")
+        self.liminix_etc().join("board")
     }
 
     /// The live s6-rc database link (`s6-rc-init -d` resolved it, `s6-rc-update` repoints it).

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: a demo router on this machine receives two updates (one
+# with --fast) and rolls back. Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release -q -p liminix-agent --target x86_64-unknown-linux-musl
+cargo build --release -q -p liminix-build-tools -p liminix-tests
+exec target/release/liminix-demo
