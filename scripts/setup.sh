@@ -32,3 +32,13 @@ rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unk
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
 python3 -m pip install -q ubi_reader >/dev/null 2>&1 || python3 -m pip install -q ubi_reader
+
+# A/B tests with real U-Boot (tests/tests/ab_uboot_qemu.rs): tests/vm-arm/fetch.sh
+# downloads (does not install) Debian's armhf kernel (linux-image-6.1.0-*-armmp) and
+# busybox-static with `apt-get download`, which needs armhf in dpkg's architectures
+# and apt lists. No further packages: it uses qemu-system-arm, u-boot-qemu,
+# u-boot-tools, mtools, dosfstools, fdisk and cpio from the list above.
+if ! dpkg --print-foreign-architectures | grep -qx armhf; then
+  dpkg --add-architecture armhf
+  apt-get update -q
+fi

@@ -3,3 +3,4 @@ pub mod closure;
 pub mod device;
 pub mod lab;
 pub mod vm;
+pub mod vm_arm;
