@@ -5,7 +5,8 @@
 //! skips bad blocks like nandwrite (the data slides to the next good block),
 //! retires a block whose erase or program fails (marks it bad, moves on), pads
 //! the last page with 0xFF and never programs all-0xFF pages (so the erased
-//! state stays writable for UBI/UBIFS). A block whose read needed ECC
+//! state stays writable for UBI/UBIFS). The comparison reads the first pages
+//! of a block on their own and stops at the first difference. A block whose read needed ECC
 //! correction is rewritten even if it matches ("scrub"), and one with an
 //! uncorrectable ECC error counts as changed. The image must fit
 //! the good blocks, which is checked before the first erase. Finally the whole
@@ -31,6 +32,11 @@ pub struct RawOptions {
     pub scrub_bitflips: bool,
     /// Do not program chunks that are entirely 0xFF.
     pub skip_ff_chunks: bool,
+    /// After writing, read the whole image once more the way the bootloader
+    /// does and hash it. Without it the reported hash comes from the
+    /// per-block checks: every unchanged block was read and compared in full,
+    /// every rewritten one read back right after programming.
+    pub final_read_back: bool,
 }
 
 impl Default for RawOptions {
@@ -39,6 +45,7 @@ impl Default for RawOptions {
             program_chunk: None,
             scrub_bitflips: true,
             skip_ff_chunks: true,
+            final_read_back: true,
         }
     }
 }
@@ -164,7 +171,9 @@ pub fn write_raw(
         progress,
     };
     let digest = w.write_all(src)?;
-    w.verify_whole(&digest)?;
+    if opts.final_read_back {
+        w.verify_whole(&digest)?;
+    }
     w.report.sha256 = digest;
     w.report.corrected_bitflips = w.flash.corrected_bitflips()? - flips_before;
     Ok(w.report)
@@ -218,13 +227,9 @@ impl Writer<'_> {
 
     fn place_at(&mut self, off: u64, want: &[u8], used: usize) -> Result<Placed, RawError> {
         let flips = self.flash.corrected_bitflips()?;
-        // Old data the ECC cannot fix is simply different data: rewrite it.
-        let readable = match self.flash.read(off, &mut self.have) {
-            Err(FlashError::Ecc { .. }) => false,
-            r => r.map(|()| true)?,
-        };
+        let holds = self.holds(off, want, used)?;
         let flipped = self.flash.corrected_bitflips()? > flips;
-        if readable && self.have[..used] == want[..used] && !(flipped && self.opts.scrub_bitflips) {
+        if holds && !(flipped && self.opts.scrub_bitflips) {
             self.report.unchanged_blocks += 1;
             return Ok(Placed::Done);
         }
@@ -251,6 +256,30 @@ impl Writer<'_> {
         }
         self.report.rewritten_blocks += 1;
         Ok(Placed::Done)
+    }
+
+    /// Whether the block at `off` already holds `want[..used]`. The first
+    /// pages are read on their own, so a block that differs (the usual case
+    /// when the whole image changed) costs a page read, not a block read.
+    /// Old data the ECC cannot fix is simply different data.
+    fn holds(&mut self, off: u64, want: &[u8], used: usize) -> Result<bool, RawError> {
+        let first = (self.geo.write_size as usize).max(4096).min(used);
+        for (start, end) in [(0, first), (first, used)] {
+            if start == end {
+                continue;
+            }
+            match self
+                .flash
+                .read(off + start as u64, &mut self.have[start..end])
+            {
+                Err(FlashError::Ecc { .. }) => return Ok(false),
+                r => r?,
+            }
+            if self.have[start..end] != want[start..end] {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn retire(&mut self, off: u64) -> Result<Placed, RawError> {

@@ -5,7 +5,8 @@
 //! transactions, refuse an image larger than the partition's good blocks,
 //! stage the image, then [`liminix_flash::update_raw`] (compare every erase
 //! block, erase and program only those that differ, skip bad blocks on NAND,
-//! read everything back and hash it). `--erase-all` then erases every good
+//! read each programmed block back and compare it; the hash reported is that
+//! of the data so verified, without a second whole-image pass). `--erase-all` then erases every good
 //! block after the image that is not blank already.
 
 use std::path::{Path, PathBuf};
@@ -135,7 +136,7 @@ pub fn flashcp(
         &mut journal,
         &target,
         &src,
-        &RawOptions::default(),
+        &writer_options(),
         progress,
     );
     // Keep the staged image only while a record may still need it.
@@ -156,6 +157,15 @@ pub fn flashcp(
         loc,
         recovered,
     ))
+}
+
+/// Every block is compared in full or read back right after programming, so
+/// the writer's second whole-image pass would only repeat reads.
+fn writer_options() -> RawOptions {
+    RawOptions {
+        final_read_back: false,
+        ..RawOptions::default()
+    }
 }
 
 fn summary(

@@ -1,0 +1,499 @@
+//! The static liminix-agent's flash commands on real kernel drivers in QEMU
+//! (TCG): `flashcp` (as a subcommand and under the name `flashcp`) on nandsim
+//! with bad blocks and bitflips and on mtdram (NOR), `ubi-update` swap and
+//! in-place (refused while mounted, refused without room), cross-checked with
+//! mtd-utils; and a chain of real power cuts (QEMU killed mid-write) on
+//! block2mtd disks, each recovered by the agent at the next boot, after which
+//! the partition or volume the bootloader would read must be whole.
+//!
+//! Four boots: devices + first cut, then one boot per recovery + next cut.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+
+const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
+const KB128: usize = 128 * 1024;
+const KB64: usize = 64 * 1024;
+
+fn agent() -> &'static PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap())
+}
+
+/// Deterministic image bytes.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `data` with one byte changed in each of `blocks` (of `bs` bytes).
+fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    for b in blocks {
+        d[b * bs + 11] ^= 0xA5;
+    }
+    d
+}
+
+/// Host files shipped into every guest under /img.
+struct Images {
+    dir: tempfile::TempDir,
+}
+
+impl Images {
+    fn get() -> &'static Images {
+        static I: OnceLock<Images> = OnceLock::new();
+        I.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let a = pattern(1, 1_500_000);
+            let n1 = pattern(4, 1_000_000);
+            let k1 = pattern(20, 3 * 1024 * 1024);
+            let files: Vec<(&str, Vec<u8>)> = vec![
+                ("a", a.clone()),
+                ("b", changed(&a, KB128, &[3, 9])),
+                ("toobig", pattern(3, 14 * KB128 + 1)),
+                ("r1", pattern(5, 1_500_000)),
+                ("r2", pattern(6, 1_400_000)),
+                ("r3", pattern(7, 1_300_000)),
+                ("d", pattern(8, 1_000_000)),
+                ("n1", n1.clone()),
+                ("n2", changed(&n1, KB64, &[0, 14])),
+                ("s", pattern(9, 100_000)),
+                ("k1", k1.clone()),
+                ("k2", changed(&k1, KB128, &(0..24).collect::<Vec<_>>())),
+                ("u1", pattern(21, 3_000_000)),
+                ("u2", pattern(22, 2_900_000)),
+            ];
+            for (name, data) in files {
+                std::fs::write(dir.path().join(name), data).unwrap();
+            }
+            Images { dir }
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+const IMAGES: [&str; 14] = [
+    "a", "b", "toobig", "r1", "r2", "r3", "d", "n1", "n2", "s", "k1", "k2", "u1", "u2",
+];
+
+fn guest() -> VmBuilder {
+    let imgs = Images::get();
+    let mut vm = VmBuilder::new()
+        .file(agent(), "/bin/liminix-agent")
+        .module("ubi")
+        .module("zstd")
+        .module("ubifs")
+        .host_tool("flash_erase")
+        .host_tool("ubiattach")
+        .host_tool("ubidetach")
+        .host_tool("ubimkvol")
+        .host_tool("ubiupdatevol")
+        .host_tool("ubinfo")
+        .host_tool("nanddump")
+        .host_tool("flashcp")
+        .memory_mb(768)
+        .timeout(500);
+    for name in IMAGES {
+        vm = vm.file(imgs.path(name), &format!("/img/{name}"));
+    }
+    vm
+}
+
+/// Shell helpers every script starts with.
+const PRELUDE: &str = r#"
+modprobe ubi
+modprobe zstd
+modprobe ubifs
+mkdir -p /usr/local/bin
+ln -s /bin/liminix-agent /usr/local/bin/flashcp
+# same LEN A B TAG: whether the first LEN bytes of A and B are equal
+same() { if head -c "$1" "$2" | cmp -s - "$3"; then echo "$4 equal=1"; else echo "$4 equal=0"; fi; }
+# json TAG CMD...: one line "TAG rc=N {json}"
+json() { tag=$1; shift; rc=0; out=$("$@") || rc=$?; echo "$tag rc=$rc $(echo "$out" | tr -d '\n')"; }
+# rc TAG CMD...: "TAG rc=N"
+rc() { tag=$1; shift; r=0; "$@" || r=$?; echo "$tag rc=$r"; }
+"#;
+
+fn field<'a>(out: &'a VmOutput, prefix: &str, key: &str) -> &'a str {
+    out.field(prefix, key)
+        .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", out.serial))
+}
+
+/// The JSON document on the line "TAG rc=N {…}".
+fn json(out: &VmOutput, tag: &str) -> serde_json::Value {
+    let prefix = format!("{tag} rc=");
+    let line = out
+        .lines_starting(&prefix)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {tag} line; serial:\n{}", out.serial));
+    let doc = line.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
+    serde_json::from_str(doc).unwrap_or_else(|e| panic!("{tag}: {e}: {doc}\n{}", out.serial))
+}
+
+fn report(name: &str, out: &VmOutput) {
+    eprintln!("{name}: guest ran {:.1} s", out.elapsed.as_secs_f64());
+    if std::env::var_os("LIMINIX_VM_SERIAL").is_some() {
+        eprintln!("{}", out.serial);
+    }
+}
+
+struct Disk(PathBuf);
+
+impl Disk {
+    fn new(tag: &str, bytes: u64) -> Self {
+        let p =
+            std::env::temp_dir().join(format!("liminix-agent-{tag}-{}.img", std::process::id()));
+        std::fs::File::create(&p).unwrap().set_len(bytes).unwrap();
+        Self(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// nandsim: mtd0 = 16 blocks with bad blocks 2 and 5, mtd1 = 16 blocks, mtd2 = the rest (UBI).
+const NAND_RAW: &str = r#"
+$NANDSIM parts=16,16 badblocks=2,5
+json raw-a liminix-agent --json flashcp --journal /tmp/j /img/a /dev/mtd0
+/usr/local/bin/flashcp -v /img/b "mtd:NAND simulator partition 0" --journal /tmp/j 2>&1 | sed 's/^/raw-b-log /'
+json raw-b2 liminix-agent --json flashcp --journal /tmp/j /img/b /dev/mtd0
+nanddump -q --bb=skipbad -s 0 -l 1835008 -f /tmp/dump /dev/mtd0
+same 1500000 /tmp/dump /img/b xcheck-nanddump
+rc too-big liminix-agent flashcp --journal /tmp/j /img/toobig /dev/mtd0
+nanddump -q --bb=skipbad -s 0 -l 1835008 -f /tmp/dump /dev/mtd0
+same 1500000 /tmp/dump /img/b untouched-nand
+rc usage /usr/local/bin/flashcp -x /img/b /dev/mtd0
+ls /tmp/j/staging | wc -l | sed 's/^/staging-left count=/'
+ls /tmp/j | grep -c '^tx-' | sed 's/^/records-left count=/' || true
+"#;
+
+const UBI: &str = r#"
+ubiattach -m 2 -d 0 >/dev/null
+ubimkvol /dev/ubi0 -N rootfs -s 2MiB >/dev/null
+ubiupdatevol /dev/ubi0_0 /img/r1
+json swap liminix-agent --json ubi-update --journal /tmp/j ubi0:rootfs /img/r2
+same 1400000 /dev/ubi0_1 /img/r2 swap-new
+same 1500000 /dev/ubi0_0 /img/r1 swap-old
+ubinfo -d 0 -N rootfs.old | grep -E '^Volume ID' | sed 's/^/ubinfo-old /'
+json swap-devnode liminix-agent --json ubi-update --journal /tmp/j /dev/ubi0_1 /img/r3
+id=$(ubinfo -d 0 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+same 1300000 /dev/ubi0_$id /img/r3 swap-devnode-new
+ubimkvol /dev/ubi0 -N data -s 4MiB >/dev/null
+mkdir -p /mnt
+mount -t ubifs ubi0:data /mnt
+ubimkvol /dev/ubi0 -N filler -m >/dev/null
+rc no-room liminix-agent ubi-update --journal /tmp/j ubi0:data /img/d
+rc mounted liminix-agent ubi-update --journal /tmp/j --in-place ubi0:data /img/d
+umount /mnt
+json in-place liminix-agent --json ubi-update --journal /tmp/j --in-place ubi0:data /img/d
+did=$(ubinfo -d 0 -N data | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+same 1000000 /dev/ubi0_$did /img/d in-place-data
+ubidetach -d 0
+"#;
+
+const NOR: &str = r#"
+modprobe mtdram total_size=4096 erase_size=64
+json nor-n1 liminix-agent --json flashcp --journal /tmp/j /img/n1 /dev/mtd3
+json nor-n2 liminix-agent --json flashcp --journal /tmp/j /img/n2 "mtd:mtdram test device"
+same 1000000 /dev/mtd3 /img/n2 xcheck-nor
+/usr/sbin/flashcp /img/n1 /dev/mtd3
+json nor-after-flashcp liminix-agent --json flashcp --journal /tmp/j /img/n1 /dev/mtd3
+json nor-erase-all liminix-agent --json flashcp --journal /tmp/j -A /img/s /dev/mtd3
+same 100000 /dev/mtd3 /img/s xcheck-nor-small
+echo "nor-tail nonblank=$(tail -c +131073 /dev/mtd3 | tr -d '\377' | wc -c)"
+"#;
+
+/// block2mtd: mtd(vda) is a raw partition, mtd(vdb) holds UBI (as ubi3) with
+/// a persistent UBIFS (/persist, the agent's default journal) and rootfs.
+const B2M_SETUP: &str = r#"
+modprobe block2mtd block2mtd=/dev/vda,128KiB block2mtd=/dev/vdb,128KiB
+RAW=$(grep -l 'block2mtd: /dev/vda' /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/\(mtd[0-9]*\)/name,\1,')
+UBIMTD=$(grep -l 'block2mtd: /dev/vdb' /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/mtd\([0-9]*\)/name,\1,')
+echo 1 > /proc/sys/vm/dirty_expire_centisecs
+echo 1 > /proc/sys/vm/dirty_writeback_centisecs
+"#;
+
+const CUT_RAW: &str = r#"
+flash_erase -q /dev/mtd$UBIMTD 0 0
+ubiattach -m $UBIMTD -d 3 >/dev/null
+ubimkvol /dev/ubi3 -N persist -s 8MiB >/dev/null
+ubimkvol /dev/ubi3 -N rootfs -s 4MiB >/dev/null
+mkdir -p /persist
+mount -t ubifs ubi3:persist /persist
+ubiupdatevol /dev/ubi3_1 /img/u1
+liminix-agent flashcp /img/k1 /dev/$RAW
+same 3145728 /dev/$RAW /img/k1 cut-raw-before
+sync
+(while :; do sync; sleep 0.05; done) &
+liminix-agent flashcp -v /img/k2 /dev/$RAW 2>&1 | sed 's/^/cut /'
+echo "raw write finished before the cut"
+"#;
+
+const RECOVER_RAW_CUT_SWAP: &str = r#"
+ubiattach -m $UBIMTD -d 3 >/dev/null
+mkdir -p /persist
+mount -t ubifs ubi3:persist /persist
+ls /persist/.liminix/journal | sed 's/^/journal-file /'
+ls /persist/.liminix/journal/staging | sed 's/^/staged-file /'
+same 3145728 /dev/$RAW /img/k2 before-recover-new
+rc recover-raw liminix-agent recover
+same 3145728 /dev/$RAW /img/k2 after-raw-cut
+ls /persist/.liminix/journal/staging | wc -l | sed 's/^/staging-left count=/'
+sync
+(while :; do sync; sleep 0.05; done) &
+liminix-agent ubi-update -v ubi3:rootfs /img/u2 2>&1 | sed 's/^/cut /'
+echo "swap finished before the cut"
+"#;
+
+const RECOVER_SWAP_CUT_IN_PLACE: &str = r#"
+ubiattach -m $UBIMTD -d 3 >/dev/null
+mkdir -p /persist
+mount -t ubifs ubi3:persist /persist
+rc recover-swap liminix-agent recover
+ubinfo -d 3 -a | grep -c rootfs.new | sed 's/^/staged-volumes count=/' || true
+id=$(ubinfo -d 3 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+same 3000000 /dev/ubi3_$id /img/u1 after-swap-cut
+ubimkvol /dev/ubi3 -N filler -m >/dev/null
+sync
+(while :; do sync; sleep 0.05; done) &
+liminix-agent ubi-update -v --in-place ubi3:rootfs /img/u2 2>&1 | sed 's/^/cut /'
+echo "in-place finished before the cut"
+"#;
+
+const RECOVER_IN_PLACE_BITFLIPS: &str = r#"
+ubiattach -m $UBIMTD -d 3 >/dev/null
+mkdir -p /persist
+mount -t ubifs ubi3:persist /persist
+id=$(ubinfo -d 3 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+echo "upd-marker value=$(cat /sys/class/ubi/ubi3/ubi3_$id/upd_marker)"
+liminix-agent recover | sed 's/^/recover-in-place-out /'
+same 2900000 /dev/ubi3_$id /img/u2 after-in-place-cut
+ls /persist/.liminix/journal | grep -c '^tx-' | sed 's/^/records-left count=/' || true
+rc recover-again liminix-agent recover
+
+$NANDSIM parts=16 bitflips=1
+json flips-a liminix-agent --json flashcp --journal /tmp/j /img/a "mtd:NAND simulator partition 0"
+json flips-b liminix-agent --json flashcp --journal /tmp/j /img/b "mtd:NAND simulator partition 0"
+NAND=$(grep -l 'NAND simulator partition 0' /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/\(mtd[0-9]*\)/name,\1,')
+nanddump -q -s 0 -l 1572864 -f /tmp/dump /dev/$NAND
+same 1500000 /tmp/dump /img/b flips-read-back
+"#;
+
+fn devices_script() -> String {
+    format!("{PRELUDE}{NAND_RAW}{UBI}{NOR}{B2M_SETUP}{CUT_RAW}").replace("$NANDSIM", NANDSIM)
+}
+
+fn cut_boot(vda: &Disk, vdb: &Disk, script: &str) -> VmBuilder {
+    guest()
+        .module("block2mtd")
+        .module("nandsim")
+        .module("mtdram")
+        .disk(vda.path())
+        .disk(vdb.path())
+        .script(&format!("{PRELUDE}{B2M_SETUP}{script}").replace("$NANDSIM", NANDSIM))
+}
+
+fn check_devices(out: &VmOutput) {
+    let a = json(out, "raw-a");
+    assert_eq!(a["blocks"], 12, "{a}");
+    assert_eq!(
+        a["rewritten_blocks"], 12,
+        "blank flash: every block differs"
+    );
+    assert_eq!(a["skipped_bad_blocks"], 2);
+    assert_eq!(a["target"], "mtd:NAND simulator partition 0");
+    assert!(
+        out.serial.contains("raw-b-log /dev/mtd0: 1500000 bytes in 12 blocks: 2 rewritten, 10 unchanged, 2 bad skipped"),
+        "the name `flashcp` runs the agent; {}",
+        out.serial
+    );
+    let b2 = json(out, "raw-b2");
+    assert_eq!(b2["rewritten_blocks"], 0, "{b2}");
+    assert_eq!(field(out, "xcheck-nanddump ", "equal"), "1");
+    assert_eq!(field(out, "too-big ", "rc"), "5", "no space");
+    assert!(
+        out.serial.contains("image of 1835009 bytes does not fit"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(field(out, "untouched-nand ", "equal"), "1");
+    assert_eq!(field(out, "usage ", "rc"), "2");
+    assert!(out.serial.contains("flashcp: unsupported option -x"));
+    assert_eq!(field(out, "staging-left ", "count"), "0");
+    assert_eq!(field(out, "records-left ", "count"), "0");
+}
+
+fn check_ubi(out: &VmOutput) {
+    let s = json(out, "swap");
+    assert_eq!(s["strategy"], "swap", "{s}");
+    assert_eq!(s["volume_id"], 1);
+    assert_eq!(s["old_kept_as"], "rootfs.old");
+    assert_eq!(field(out, "swap-new ", "equal"), "1");
+    assert_eq!(
+        field(out, "swap-old ", "equal"),
+        "1",
+        "old kept for rollback"
+    );
+    assert!(
+        out.serial.contains("ubinfo-old Volume ID:   0"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(json(out, "swap-devnode")["target"], "ubi0:rootfs");
+    assert_eq!(field(out, "swap-devnode-new ", "equal"), "1");
+    assert_eq!(field(out, "no-room ", "rc"), "5");
+    assert!(
+        out.serial.contains("in-place not allowed"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(field(out, "mounted ", "rc"), "4");
+    assert!(
+        out.serial.contains("it is mounted on /mnt"),
+        "{}",
+        out.serial
+    );
+    let ip = json(out, "in-place");
+    assert_eq!(ip["strategy"], "in-place", "{ip}");
+    assert_eq!(field(out, "in-place-data ", "equal"), "1");
+}
+
+fn check_nor(out: &VmOutput) {
+    assert_eq!(json(out, "nor-n1")["rewritten_blocks"], 16);
+    let n2 = json(out, "nor-n2");
+    assert_eq!(n2["rewritten_blocks"], 2, "{n2}");
+    assert_eq!(n2["unchanged_blocks"], 14);
+    assert_eq!(field(out, "xcheck-nor ", "equal"), "1");
+    let f = json(out, "nor-after-flashcp");
+    assert_eq!(
+        f["rewritten_blocks"], 0,
+        "mtd-utils flashcp's image is recognised: {f}"
+    );
+    let e = json(out, "nor-erase-all");
+    assert_eq!(e["rewritten_blocks"], 2, "{e}");
+    assert_eq!(e["erased_after_image"], 14, "{e}");
+    assert_eq!(field(out, "xcheck-nor-small ", "equal"), "1");
+    assert_eq!(field(out, "nor-tail ", "nonblank"), "0");
+}
+
+#[test]
+fn agent_flash_commands_and_power_cuts() {
+    let (vda, vdb) = (Disk::new("raw", 8 << 20), Disk::new("ubi", 32 << 20));
+    let marker = "cut writing: 10%";
+    let out = guest()
+        .module("nandsim")
+        .module("mtdram")
+        .module("block2mtd")
+        .disk(vda.path())
+        .disk(vdb.path())
+        .script(&devices_script())
+        .run_until(marker)
+        .unwrap();
+    report("devices_and_raw_cut", &out);
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
+    check_devices(&out);
+    check_ubi(&out);
+    check_nor(&out);
+    assert_eq!(field(&out, "cut-raw-before ", "equal"), "1");
+
+    let out = cut_boot(&vda, &vdb, RECOVER_RAW_CUT_SWAP)
+        .run_until(marker)
+        .unwrap();
+    report("recover_raw_cut_swap", &out);
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
+    assert!(
+        out.serial
+            .contains("journal-file tx-mtd_block2mtd___dev_vda.json"),
+        "{}",
+        out.serial
+    );
+    assert!(
+        out.serial
+            .contains("staged-file mtd_block2mtd___dev_vda.img"),
+        "{}",
+        out.serial
+    );
+    assert!(
+        out.serial
+            .contains("recovered mtd:block2mtd: /dev/vda: completed"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(
+        field(&out, "before-recover-new ", "equal"),
+        "0",
+        "cut mid-write"
+    );
+    assert_eq!(field(&out, "recover-raw ", "rc"), "0");
+    assert_eq!(
+        field(&out, "after-raw-cut ", "equal"),
+        "1",
+        "finished from the staged image"
+    );
+    assert_eq!(field(&out, "staging-left ", "count"), "0");
+
+    let out = cut_boot(&vda, &vdb, RECOVER_SWAP_CUT_IN_PLACE)
+        .run_until(marker)
+        .unwrap();
+    report("recover_swap_cut_in_place", &out);
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
+    assert!(
+        out.serial.contains("recovered ubi3:rootfs: rolled-back"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(field(&out, "staged-volumes ", "count"), "0");
+    assert_eq!(
+        field(&out, "after-swap-cut ", "equal"),
+        "1",
+        "old volume whole"
+    );
+
+    let out = cut_boot(&vda, &vdb, RECOVER_IN_PLACE_BITFLIPS)
+        .run()
+        .unwrap();
+    report("recover_in_place_and_bitflips", &out);
+    out.assert_success();
+    assert_eq!(
+        field(&out, "upd-marker ", "value"),
+        "1",
+        "the cut left the volume torn"
+    );
+    assert!(
+        out.serial
+            .contains("recover-in-place-out recovered ubi3:rootfs: completed"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(field(&out, "after-in-place-cut ", "equal"), "1");
+    assert_eq!(field(&out, "records-left ", "count"), "0");
+    assert_eq!(field(&out, "recover-again ", "rc"), "0");
+    assert_eq!(field(&out, "flips-a ", "rc"), "0");
+    assert_eq!(field(&out, "flips-b ", "rc"), "0");
+    assert_eq!(field(&out, "flips-read-back ", "equal"), "1");
+    eprintln!(
+        "bitflips corrected: {} then {}",
+        json(&out, "flips-a")["corrected_bitflips"],
+        json(&out, "flips-b")["corrected_bitflips"]
+    );
+}
