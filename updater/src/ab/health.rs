@@ -13,8 +13,13 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// One evaluation: `Ok(())` when healthy, else what is still missing.
 pub fn check_once(cfg: &HealthConfig) -> Result<(), String> {
+    check_with(cfg, "s6-rc")
+}
+
+/// [`check_once`] with the s6-rc program to ask (a path or a name on `PATH`).
+pub fn check_with(cfg: &HealthConfig, s6_rc: &str) -> Result<(), String> {
     if !cfg.services.is_empty() {
-        let out = Command::new("s6-rc")
+        let out = Command::new(s6_rc)
             .args(["-a", "list"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -59,5 +64,64 @@ pub fn wait_healthy(cfg: &HealthConfig, deadline: Duration) -> Result<(), AbErro
             }
             Err(_) => std::thread::sleep(POLL),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for `s6-rc -a list` that lists the services in its script.
+    fn fake_s6_rc(dir: &std::path::Path, up: &[&str]) -> String {
+        let p = dir.join("s6-rc");
+        let body = format!(
+            "#!/bin/sh\n[ \"$1 $2\" = \"-a list\" ] || exit 100\nprintf '%s\\n' {}\n",
+            up.join(" ")
+        );
+        std::fs::write(&p, body).unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&p)
+            .status()
+            .unwrap();
+        p.display().to_string()
+    }
+
+    #[test]
+    fn services_and_command_both_count() {
+        let d = tempfile::tempdir().unwrap();
+        let s6 = fake_s6_rc(d.path(), &["dnsmasq", "hostapd", "wan"]);
+        let mut cfg = HealthConfig {
+            services: vec!["wan".into(), "hostapd".into()],
+            command: Some("true".into()),
+            deadline_secs: None,
+        };
+        assert_eq!(check_with(&cfg, &s6), Ok(()));
+        cfg.services.push("ntp".into());
+        assert_eq!(
+            check_with(&cfg, &s6),
+            Err("services not up: ntp".to_string())
+        );
+        cfg.services.pop();
+        cfg.command = Some("exit 1".into());
+        assert!(check_with(&cfg, &s6)
+            .unwrap_err()
+            .contains("health command"));
+        assert!(check_with(&cfg, "/nonexistent/s6-rc")
+            .unwrap_err()
+            .contains("cannot run s6-rc"));
+    }
+
+    #[test]
+    fn wait_gives_up_at_the_deadline() {
+        let cfg = HealthConfig {
+            services: vec![],
+            command: Some("false".into()),
+            deadline_secs: None,
+        };
+        assert!(matches!(
+            wait_healthy(&cfg, Duration::ZERO),
+            Err(AbError::Unhealthy(_))
+        ));
     }
 }
