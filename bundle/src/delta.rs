@@ -295,4 +295,26 @@ mod tests {
         assert!(apply(&base, &bad).is_err());
         assert!(apply(&base, &bad[..n - 1]).is_err());
     }
+
+    /// The fuzz target's property on a fixed pseudo-random corpus: arbitrary ops behind a valid
+    /// header never panic, and a success always yields exactly the announced length.
+    #[test]
+    fn arbitrary_ops_never_panic() {
+        let base = pseudo(3000, 77);
+        for seed in 0..2000u64 {
+            let ops = pseudo(64 + (seed as usize % 200), seed)
+                .iter()
+                .map(|b| b.wrapping_mul(7))
+                .collect::<Vec<u8>>();
+            let target_len = seed % 500;
+            let mut d = MAGIC.to_vec();
+            d.extend_from_slice(&(base.len() as u64).to_le_bytes());
+            d.extend_from_slice(&Sha256::digest(&base));
+            d.extend_from_slice(&target_len.to_le_bytes());
+            d.extend_from_slice(&ops);
+            if let Ok(out) = apply(&base, &d) {
+                assert_eq!(out.len() as u64, target_len);
+            }
+        }
+    }
 }
