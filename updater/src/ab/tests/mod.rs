@@ -7,4 +7,5 @@
 mod flows;
 mod ops;
 mod power_cut;
+mod ubi_volume;
 mod world;
