@@ -62,6 +62,8 @@ fn crc32(data: &[u8]) -> u32 {
 fn boot(bed: &ArmBed, step: &str, expect: &[&str]) -> String {
     bed.set_step(step).unwrap();
     let con = bed.boot(BOOT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    // Shown by the test harness on failure (or with --nocapture).
+    eprintln!("==== boot console ====\n{con}");
     for e in expect {
         assert!(con.contains(e), "console lacks {e:?}:\n{con}");
     }
