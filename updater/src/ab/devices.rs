@@ -41,9 +41,9 @@ impl BlockFlash {
         })
     }
 
-    /// Makes the writes durable.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
+    /// Another handle on the same device, for flushing it while this one is borrowed.
+    pub fn flush_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 
     fn io(&self, op: &'static str, off: u64) -> impl FnOnce(io::Error) -> FlashError {

@@ -27,6 +27,9 @@ pub enum RootfsDev<'a> {
 pub struct SlotDevs<'a> {
     pub kernel: &'a mut dyn Flash,
     pub rootfs: Option<RootfsDev<'a>>,
+    /// Files (block devices) whose page cache must reach the disk before the slot is
+    /// armed; MTD and UBI writes are synchronous and need nothing here.
+    pub durable: Vec<std::fs::File>,
 }
 
 /// The verified images for one slot.
@@ -141,6 +144,10 @@ pub fn install_slot(
     .map_err(|e| AbError::Write(format!("kernel: {e}")))?;
     if let (Some(dev), Some(img)) = (devs.rootfs.as_mut(), imgs.rootfs) {
         write_rootfs(dev, img)?;
+    }
+    for f in &devs.durable {
+        f.sync_all()
+            .map_err(|e| AbError::io("flush slot to disk", e))?;
     }
     flow.try_next(slot)?;
     Ok(InstallReport {

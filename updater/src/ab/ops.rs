@@ -139,19 +139,20 @@ pub fn apply(
         .as_ref()
         .map(|t| open_target(root, t))
         .transpose()?;
+    let durable = std::iter::once(&kdev)
+        .chain(rdev.as_ref())
+        .filter_map(flush_handle)
+        .collect::<Result<Vec<_>, _>>()?;
     let devs = SlotDevs {
         kernel: raw_of(&mut kdev)?,
         rootfs: rdev.as_mut().map(rootfs_of),
+        durable,
     };
     let imgs = SlotImages {
         kernel: &kernel,
         rootfs: rootfs.as_ref().map(|r| r as &dyn ImageSource),
     };
     let install = install_slot(flow.as_mut(), to, layout, devs, &imgs)?;
-    sync(&kdev)?;
-    if let Some(r) = &rdev {
-        sync(r)?;
-    }
     record::set_pending(
         root,
         &Pending {
@@ -193,10 +194,13 @@ fn rootfs_of(t: &mut OpenTarget) -> RootfsDev<'_> {
     }
 }
 
-fn sync(t: &OpenTarget) -> Result<(), AbError> {
+fn flush_handle(t: &OpenTarget) -> Option<Result<std::fs::File, AbError>> {
     match t {
-        OpenTarget::Block(f) => f.sync().map_err(|e| AbError::io("sync slot", e)),
-        _ => Ok(()),
+        OpenTarget::Block(f) => Some(
+            f.flush_handle()
+                .map_err(|e| AbError::io("open slot for flushing", e)),
+        ),
+        _ => None,
     }
 }
 

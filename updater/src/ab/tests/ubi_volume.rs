@@ -39,6 +39,7 @@ impl Dev {
                 ubi: &mut self.ubi,
                 name: "rootfs_b".into(),
             }),
+            durable: Vec::new(),
         };
         let imgs = SlotImages {
             kernel: &k,

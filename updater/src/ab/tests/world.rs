@@ -197,6 +197,7 @@ impl World {
         let devs = SlotDevs {
             kernel: &mut kdev,
             rootfs: Some(RootfsDev::Raw(&mut rdev)),
+            durable: Vec::new(),
         };
         let imgs = SlotImages {
             kernel: &k,
