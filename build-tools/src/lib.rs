@@ -6,3 +6,6 @@ pub mod client;
 pub mod closure;
 pub mod images;
 pub mod pack;
+
+/// The board files the packer places images by.
+pub use liminix_boards;

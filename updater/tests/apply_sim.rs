@@ -180,9 +180,9 @@ fn raw_nor_firmware_is_written_incrementally_and_recorded() {
 #[test]
 fn ubi_volumes_are_swapped_and_the_old_ones_kept() {
     let d = device("vm-nand-ubi");
-    let mut ubi = SimUbi::new(84, 126976);
-    ubi.load_volume_kind("kernel", 8 * 126976, VolKind::Static, &pattern(50_000, 1));
-    ubi.load_volume("rootfs", 20 * 126976, &pattern(100_000, 2));
+    let mut ubi = SimUbi::new(84, 129024);
+    ubi.load_volume_kind("kernel", 8 * 129024, VolKind::Static, &pattern(50_000, 1));
+    ubi.load_volume("rootfs", 20 * 129024, &pattern(100_000, 2));
     let mut sim = Sim {
         raw: vec![],
         ubi: vec![("ubi".into(), ubi)],
