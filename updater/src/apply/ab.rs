@@ -115,3 +115,119 @@ pub fn apply(
     };
     Ok(ab::apply(root, &board, &images, &opts)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sysfs tree below `root` with the given MTD partitions and UBI devices (ubi N on mtd M).
+    fn fake_sysfs(root: &DeviceRoot, mtd: &[&str], ubi: &[(u32, u32)]) {
+        for (i, name) in mtd.iter().enumerate() {
+            let d = root.join(&format!("/sys/class/mtd/mtd{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for (k, v) in [
+                ("name", *name),
+                ("type", "nand"),
+                ("size", "8388608"),
+                ("erasesize", "131072"),
+                ("writesize", "2048"),
+                ("oobsize", "64"),
+            ] {
+                std::fs::write(d.join(k), format!("{v}\n")).unwrap();
+            }
+        }
+        for (num, mtd) in ubi {
+            let d = root.join(&format!("/sys/class/ubi/ubi{num}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let mtd = mtd.to_string();
+            for (k, v) in [
+                ("mtd_num", mtd.as_str()),
+                ("avail_eraseblocks", "100"),
+                ("eraseblock_size", "126976"),
+                ("total_eraseblocks", "256"),
+                ("min_io_size", "2048"),
+                ("max_vol_count", "128"),
+                ("volumes_count", "1"),
+                ("bad_peb_count", "0"),
+            ] {
+                std::fs::write(d.join(k), format!("{v}\n")).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn zyxel_board_file_becomes_the_ab_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(dir.path());
+        let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
+        fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
+        let b = liminix_boards::builtin("zyxel-nwa50ax").unwrap();
+        let ab = ab_board(&root, &b).unwrap();
+        assert_eq!(ab.board, "zyxel-nwa50ax");
+        assert_eq!(
+            ab.flow,
+            FlowConfig::Zyxel {
+                device: "mtd:bootconfig".into(),
+                offset: 0
+            }
+        );
+        let [a, z] = &ab.slots;
+        assert_eq!(
+            a.kernel,
+            Target::Mtd {
+                name: "kernel".into()
+            }
+        );
+        assert_eq!(
+            z.kernel,
+            Target::Mtd {
+                name: "kernel_1".into()
+            }
+        );
+        assert_eq!(a.kernel_max, 8 << 20);
+        let vol = |ubi| Target::UbiVolume {
+            ubi,
+            volume: "rootfs".into(),
+        };
+        assert_eq!(
+            (a.rootfs.clone(), z.rootfs.clone()),
+            (Some(vol(0)), Some(vol(1)))
+        );
+        assert!(
+            z.rootfs_max > 25 << 20 && z.rootfs_max < 32 << 20,
+            "{}",
+            z.rootfs_max
+        );
+    }
+
+    #[test]
+    fn missing_partitions_or_unattached_ubi_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(dir.path());
+        let b = liminix_boards::builtin("vm-ab-uboot").unwrap();
+        let e = ab_board(&root, &b).unwrap_err().to_string();
+        assert!(e.contains("mtd:kernel_a"), "{e}");
+        let names = [
+            "NAND simulator partition 0",
+            "NAND simulator partition 1",
+            "NAND simulator partition 2",
+            "NAND simulator partition 3",
+            "NAND simulator partition 4",
+        ];
+        fake_sysfs(&root, &names, &[(0, 2)]);
+        let e = ab_board(&root, &b).unwrap_err().to_string();
+        assert!(e.contains("no UBI device is attached to mtd4"), "{e}");
+        fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
+        let ab = ab_board(&root, &b).unwrap();
+        assert_eq!(
+            ab.slots[1].kernel,
+            Target::Mtd {
+                name: "NAND simulator partition 3".into()
+            }
+        );
+        assert!(
+            matches!(ab.flow, FlowConfig::UbootEnv { ref config, attempts: 3 } if config == "/etc/fw_env.config")
+        );
+        assert!(role("dtb").is_err());
+    }
+}
