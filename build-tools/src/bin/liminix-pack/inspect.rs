@@ -41,12 +41,18 @@ pub fn run(a: Args) -> super::Result {
     for s in &h.signatures {
         println!("signed by: {}", s.key);
     }
-    let packed: u64 = entries.iter().map(|e| e.len).sum();
+    let packed = |kind| -> u64 {
+        entries
+            .iter()
+            .filter(|e| e.header.kind == kind)
+            .map(|e| e.len)
+            .sum()
+    };
     println!(
         "paths:     {} ({} bytes of NAR, {} bytes packed)",
         m.paths.len(),
         m.total_nar_size(),
-        packed
+        packed(liminix_bundle::EntryKind::StorePath)
     );
     for p in &m.paths {
         println!("  {}  {:>10}  {}", &p.nar_sha256[..12], p.nar_size, p.path);
