@@ -59,9 +59,10 @@ pub fn run(a: Args) -> super::Result {
     }
     if !m.images.is_empty() {
         println!(
-            "images:    {} ({} bytes)",
+            "images:    {} ({} bytes, {} bytes packed)",
             m.images.len(),
-            m.total_image_size()
+            m.total_image_size(),
+            packed(liminix_bundle::EntryKind::Image)
         );
     }
     for i in &m.images {
