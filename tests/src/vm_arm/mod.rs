@@ -292,6 +292,21 @@ impl ArmBed {
 
     /// One power-on until the guest powers off or resets; returns the serial console.
     pub fn boot(&self, timeout: Duration) -> Result<String, ArmError> {
+        self.power(timeout, None)
+    }
+
+    /// Like [`boot`](Self::boot), but the power is cut (SIGKILL to QEMU: no flush, no
+    /// shutdown) `delay` after a console line containing `marker` appears.
+    pub fn boot_cut(
+        &self,
+        timeout: Duration,
+        marker: &str,
+        delay: Duration,
+    ) -> Result<String, ArmError> {
+        self.power(timeout, Some((marker, delay)))
+    }
+
+    fn power(&self, timeout: Duration, cut: Option<(&str, Duration)>) -> Result<String, ArmError> {
         let mut child = Command::new("qemu-system-arm")
             .args(["-M", "virt", "-accel", "tcg", "-m", "512", "-nographic"])
             .args([
@@ -337,11 +352,22 @@ impl ArmBed {
         let start = Instant::now();
         let mut raw = Vec::new();
         let mut timed_out = false;
+        let mut cut_at: Option<Instant> = None;
         loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
+            match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(c) => raw.extend_from_slice(&c),
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if let (Some((marker, delay)), None) = (cut, cut_at) {
+                let text = String::from_utf8_lossy(&raw);
+                if text.lines().any(|l| l.contains(marker)) {
+                    cut_at = Some(Instant::now() + delay);
+                }
+            }
+            if cut_at.is_some_and(|t| Instant::now() >= t) {
+                let _ = child.kill();
+                break;
             }
             if start.elapsed() > timeout {
                 timed_out = true;
