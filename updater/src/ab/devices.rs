@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use liminix_bootenv::flash::{Flash as EnvFlash, FlashInfo, FlashKind};
@@ -23,7 +23,9 @@ use crate::root::DeviceRoot;
 pub const BLOCK_UNIT: u32 = 64 * 1024;
 
 /// A block device or file seen as NOR-like flash: "erase" fills with 0xFF (so the raw
-/// writer's skipped all-0xFF chunks read right), program is a plain write.
+/// writer's skipped all-0xFF chunks read right), program is a plain write. Opened with
+/// O_DSYNC, so like MTD every write is on the medium when it returns and a power cut
+/// leaves exactly the blocks written so far.
 pub struct BlockFlash {
     file: File,
     size: u64,
@@ -32,7 +34,12 @@ pub struct BlockFlash {
 
 impl BlockFlash {
     pub fn open(path: &std::path::Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let dsync = rustix::fs::OFlags::DSYNC.bits() as i32;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(dsync)
+            .open(path)?;
         let size = io::Seek::seek(&mut &file, io::SeekFrom::End(0))?;
         Ok(BlockFlash {
             file,
