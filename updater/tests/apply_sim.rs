@@ -7,19 +7,44 @@ use std::path::{Path, PathBuf};
 
 use liminix_agent::apply::{apply_with, ApplyError, ApplyOptions, Devices};
 use liminix_agent::error::{exit, AgentError};
+use liminix_agent::flashops::journal_dir::JournalLocation;
 use liminix_agent::root::DeviceRoot;
 use liminix_boards::Partition;
 use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
 use liminix_flash::journal::JournalStore;
+use liminix_flash::txn::RecoveryEnv;
 use liminix_flash::ubi_update::read_named;
-use liminix_flash::{FileJournal, Flash, NoProgress, SimFlash, SimUbi, Ubi, VolKind};
+use liminix_flash::{
+    FileImage, FileJournal, Flash, ImageSource, NoProgress, Outcome, Progress, SimFlash, SimUbi,
+    TxError, TxRecord, Ubi, VolKind,
+};
 
 /// One simulated partition or UBI device per board partition name.
 struct Sim {
     raw: Vec<(String, SimFlash)>,
     ubi: Vec<(String, SimUbi)>,
+    /// Journal records recovery found, and what it made of them.
+    recovered: Vec<(String, Result<Outcome, String>)>,
+}
+
+/// What recovery opens: the simulators, and staged images by the journal's source hint.
+struct SimEnv<'a>(&'a mut Sim);
+
+impl RecoveryEnv for SimEnv<'_> {
+    fn source(&mut self, rec: &TxRecord) -> Option<Box<dyn ImageSource>> {
+        let path = rec.source_hint.as_ref()?;
+        Some(Box::new(FileImage::new(path).ok()?))
+    }
+    fn flash(&mut self, rec: &TxRecord) -> Result<&mut dyn Flash, TxError> {
+        let name = rec.target.trim_start_matches("mtd:");
+        let (_, f) = self.0.raw.iter_mut().find(|(n, _)| n == name).unwrap();
+        Ok(f)
+    }
+    fn ubi(&mut self, _rec: &TxRecord) -> Result<&mut dyn Ubi, TxError> {
+        Ok(&mut self.0.ubi[0].1)
+    }
 }
 
 impl Devices for Sim {
@@ -44,6 +69,20 @@ impl Devices for Sim {
                 detail: "not simulated".into(),
             })?;
         Ok(("ubi0".into(), u))
+    }
+    fn recover(
+        &mut self,
+        loc: &JournalLocation,
+        _key: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<(), AgentError> {
+        let mut journal = FileJournal::open(&loc.dir).unwrap();
+        let results = liminix_flash::recover(&mut journal, &mut SimEnv(self), progress).unwrap();
+        for (rec, r) in results {
+            self.recovered
+                .push((rec.key(), r.map_err(|e| e.to_string())));
+        }
+        Ok(())
     }
 }
 
@@ -134,6 +173,7 @@ fn nor_sim() -> Sim {
     Sim {
         raw: vec![("firmware".into(), f)],
         ubi: vec![],
+        recovered: vec![],
     }
 }
 
@@ -186,6 +226,7 @@ fn ubi_volumes_are_swapped_and_the_old_ones_kept() {
     let mut sim = Sim {
         raw: vec![],
         ubi: vec![("ubi".into(), ubi)],
+        recovered: vec![],
     };
     let kernel = pattern(70_000, 3);
     let rootfs = pattern(400_000, 4);
@@ -279,6 +320,7 @@ fn refusals_happen_before_the_first_write() {
     let mut small = Sim {
         raw: vec![("firmware".into(), SimFlash::nor(32, 0x10000))],
         ubi: vec![],
+        recovered: vec![],
     };
     let e = refused(&d, &good, &mut small);
     assert!(
@@ -323,6 +365,7 @@ fn bad_blocks_count_against_the_target_and_an_override_board_file_is_used() {
         Sim {
             raw: vec![("kernel".into(), f)],
             ubi: vec![],
+            recovered: vec![],
         }
     };
     let e = refused(&d, &b, &mut nand());
@@ -339,4 +382,42 @@ fn bad_blocks_count_against_the_target_and_an_override_board_file_is_used() {
         &flash.contents()[4 * 0x20000..5 * 0x20000],
         &image[3 * 0x20000..4 * 0x20000]
     );
+}
+
+#[test]
+fn a_power_cut_mid_write_is_finished_by_the_next_apply() {
+    let d = device("vm-nor");
+    let mut sim = nor_sim();
+    let image = pattern(600_000, 77);
+    let b = bundle(&d, "vm-nor", 0, &[("firmware", &image)]);
+    sim.raw[0].1.cut_after(40);
+    let e = run(&d, &b, &mut sim).unwrap_err();
+    match &e {
+        AgentError::Apply(ApplyError::Tx { source, .. }) => assert!(source.is_power_cut(), "{e}"),
+        other => panic!("expected a power cut, got {other}"),
+    }
+    assert_ne!(&sim.raw[0].1.contents()[..image.len()], &image[..]);
+    // The record and the copy of the image it needs survive in the journal.
+    let records = FileJournal::open(journal_dir(&d))
+        .unwrap()
+        .load_all()
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    sim.raw[0].1.reboot();
+    let r = run(&d, &b, &mut sim).unwrap();
+    assert_eq!(
+        sim.recovered,
+        [("mtd:firmware".to_owned(), Ok(Outcome::Completed))]
+    );
+    assert_eq!(r.images[0].rewritten_blocks, 0, "recovery already wrote it");
+    assert_eq!(&sim.raw[0].1.contents()[..image.len()], &image[..]);
+    assert!(FileJournal::open(journal_dir(&d))
+        .unwrap()
+        .load_all()
+        .unwrap()
+        .is_empty());
+    let left = std::fs::read_dir(journal_dir(&d).join("staging"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "the journal's copy is gone once the record is");
 }
