@@ -97,7 +97,7 @@ fn device(board: &str) -> Device {
     let root = DeviceRoot::new(dir.path());
     let key = SecretKey::generate();
     std::fs::create_dir_all(root.join("/etc/liminix/trusted-keys")).unwrap();
-    std::fs::create_dir_all(root.persist()).unwrap();
+    std::fs::create_dir_all(root.join("/persist")).unwrap();
     std::fs::write(root.board_file(), format!("{board}\n")).unwrap();
     std::fs::write(
         root.join("/etc/liminix/trusted-keys/build.pub"),
@@ -420,4 +420,30 @@ fn a_power_cut_mid_write_is_finished_by_the_next_apply() {
         .unwrap()
         .count();
     assert_eq!(left, 0, "the journal's copy is gone once the record is");
+}
+
+#[test]
+fn without_persist_the_running_image_epoch_is_the_floor_and_nothing_is_recorded() {
+    let d = device("vm-nor");
+    std::fs::remove_dir(d.root.join("/persist")).unwrap();
+    std::fs::write(d.root.join("/etc/liminix/epoch"), "3\n").unwrap();
+    let image = pattern(100_000, 8);
+    let old = bundle(&d, "vm-nor", 2, &[("firmware", &image)]);
+    let e = refused(&d, &old, &mut nor_sim());
+    assert!(
+        matches!(
+            e,
+            AgentError::Epoch {
+                bundle: 2,
+                installed: 3
+            }
+        ),
+        "{e}"
+    );
+    let same = bundle(&d, "vm-nor", 3, &[("firmware", &image)]);
+    run(&d, &same, &mut nor_sim()).unwrap();
+    assert!(
+        !d.root.join("/persist").exists(),
+        "nothing is written outside the flash"
+    );
 }

@@ -111,7 +111,9 @@ pub fn check_epoch(root: &DeviceRoot, m: &Manifest) -> Result<()> {
 
 /// Raises the image epoch record after a successful apply (only where `/persist` exists).
 pub fn record_epoch(root: &DeviceRoot, epoch: u64) -> Result<()> {
-    if !root.persist().is_dir() || epoch <= read_number(root, IMAGE_EPOCH) {
+    // Not `root.persist()`: that falls back to ROOT itself, which on a NOR board is the
+    // read-only image.
+    if !root.join("/persist").is_dir() || epoch <= read_number(root, IMAGE_EPOCH) {
         return Ok(());
     }
     let path = root.join(IMAGE_EPOCH);

@@ -86,7 +86,7 @@ pub fn apply_with(
     let board = checks::device_board(root, m)?;
     checks::check_images(&board, m)?;
     checks::check_epoch(root, m)?;
-    let loc = JournalLocation::locate(root, opts.journal.as_deref());
+    let loc = JournalLocation::locate(root, Some(&journal_dir(root, opts)));
     let _lock = loc.lock()?;
     if !board.strategy.is_ab() {
         // Check the targets with the manifest's sizes before a payload byte is read.
@@ -144,4 +144,15 @@ fn jobs<'a>(
             Ok(write::Job { image: s, to })
         })
         .collect()
+}
+
+/// `--journal`, else the persistent journal when the device has a `/persist` filesystem, else the
+/// RAM one. Decided here from `ROOT/persist` itself: `DeviceRoot::persist` falls back to ROOT,
+/// which on a NOR board is the read-only image.
+fn journal_dir(root: &DeviceRoot, opts: &ApplyOptions) -> PathBuf {
+    match &opts.journal {
+        Some(dir) => dir.clone(),
+        None if root.join("/persist").is_dir() => root.join("/persist/.liminix/journal"),
+        None => root.join("/run/liminix/flash-journal"),
+    }
 }
