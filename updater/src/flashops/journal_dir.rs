@@ -35,7 +35,7 @@ impl JournalLocation {
     pub fn locate(root: &DeviceRoot, override_dir: Option<&Path>) -> Self {
         let dir = match override_dir {
             Some(d) => d.to_path_buf(),
-            None if root.persist().is_dir() => root.join("/persist/.liminix/journal"),
+            None if root.join("/persist").is_dir() => root.join("/persist/.liminix/journal"),
             None => root.join("/run/liminix/flash-journal"),
         };
         let persistent = !is_volatile(&dir);
