@@ -7,7 +7,7 @@
 #
 # Assumes scripts/setup.sh ran (qemu, linux-image-amd64, mtd-utils, strace,
 # busybox-static, rust musl target). Options are passed on to bench-flash:
-#   --raw-mib N (16)  --ubi-mib N (64)  --changed-pct N (10)
+#   --raw-mib N (16)  --ubi-mib N (64)  --changed-pct N (10)  --agent PATH (prebuilt static agent)
 set -eu
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -6,7 +6,7 @@
 //! from busybox `time -v`. Prints a table with ratios.
 //!
 //! ```text
-//! bench-flash [--raw-mib 16] [--ubi-mib 64] [--changed-pct 10]
+//! bench-flash [--raw-mib 16] [--ubi-mib 64] [--changed-pct 10] [--agent STATIC-BINARY]
 //! ```
 
 use std::collections::BTreeMap;
@@ -18,6 +18,8 @@ const NAND: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa thir
 const EB: u64 = 128 * 1024;
 
 struct Params {
+    /// A prebuilt static agent instead of the workspace's release build.
+    agent: Option<std::path::PathBuf>,
     raw_mib: u64,
     ubi_mib: u64,
     changed_pct: u64,
@@ -25,12 +27,17 @@ struct Params {
 
 fn parse_args() -> Result<Params, String> {
     let mut p = Params {
+        agent: None,
         raw_mib: 16,
         ubi_mib: 64,
         changed_pct: 10,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
+        if pair[0] == "--agent" {
+            p.agent = Some(pair.get(1).ok_or("--agent needs a path")?.into());
+            continue;
+        }
         let v: u64 = pair
             .get(1)
             .and_then(|v| v.parse().ok())
@@ -76,8 +83,8 @@ count() {{
 {NAND} parts={parts}
 modprobe ubi
 RAWDEV=/dev/mtd0
-head -c {raw_mib}M /dev/urandom > /tmp/base
-head -c {raw_mib}M /dev/urandom > /tmp/all
+dd if=/dev/urandom of=/tmp/base bs=1048576 count={raw_mib} 2>/dev/null
+dd if=/dev/urandom of=/tmp/all bs=1048576 count={raw_mib} 2>/dev/null
 cp /tmp/base /tmp/some
 i=0; n=0
 while [ $n -lt {changed} ]; do
@@ -94,22 +101,28 @@ for img in some all; do
   reset; run flashcp-p-$img flashcp -p /tmp/$img $RAWDEV
   reset; count flashcp-p-$img flashcp -p /tmp/$img $RAWDEV
 done
+# Cost model: what one 16 MiB read, one SHA-256 and an all-unchanged agent run cost here.
+reset
+run probe-read dd if=$RAWDEV of=/dev/null bs=131072 count={raw_blocks}
+run probe-sha256 sha256sum /tmp/base
+run probe-agent-same liminix-agent flashcp --journal /tmp/j /tmp/base $RAWDEV
 rm -f /tmp/base /tmp/all /tmp/some
-head -c {ubi_mib}M /dev/urandom > /tmp/big
+dd if=/dev/urandom of=/tmp/big bs=1048576 count={ubi_mib} 2>/dev/null
 flash_erase -q $RAWDEV 0 0
 run agent-raw-big liminix-agent flashcp --journal /tmp/j /tmp/big $RAWDEV
 flash_erase -q $RAWDEV 0 0
 ubiattach -m 1 -d 0 >/dev/null
 ubimkvol /dev/ubi0 -N rootfs -s {ubi_mib}MiB >/dev/null
 ubiupdatevol /dev/ubi0_0 /tmp/big
-head -c {ubi_mib}M /dev/urandom > /tmp/u1
+dd if=/dev/urandom of=/tmp/u1 bs=1048576 count={ubi_mib} 2>/dev/null
 run ubiupdatevol ubiupdatevol /dev/ubi0_0 /tmp/u1
 run agent-ubi liminix-agent ubi-update --journal /tmp/j ubi0:rootfs /tmp/big
 id=$(ubinfo -d 0 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
-if head -c {ubi_mib}M /dev/ubi0_$id | cmp -s - /tmp/big; then echo "ubi-check equal=1"; else echo "ubi-check equal=0"; fi
+if head -c {ubi_bytes} /dev/ubi0_$id | cmp -s - /tmp/big; then echo "ubi-check equal=1"; else echo "ubi-check equal=0"; fi
 "#,
         raw_mib = p.raw_mib,
         ubi_mib = p.ubi_mib,
+        ubi_bytes = p.ubi_mib << 20,
     )
 }
 
@@ -156,8 +169,9 @@ fn blocks(r: &Row) -> String {
 fn status(r: &Row) -> String {
     match r.rc.as_str() {
         "0" => "ok".into(),
-        "139" => "crashed (SIGSEGV)".into(),
-        "134" => "crashed (SIGABRT)".into(),
+        // busybox `time` exits with the signal number, a shell with 128 + it.
+        "11" | "139" => "crashed (SIGSEGV)".into(),
+        "6" | "134" => "crashed (SIGABRT)".into(),
         rc => format!("failed rc={rc}"),
     }
 }
@@ -220,6 +234,24 @@ fn print_table(p: &Params, rows: &BTreeMap<String, Row>, changed: &str) {
             );
         }
     }
+    println!("\n### Cost model ({} MiB)\n", p.raw_mib);
+    println!("| step | wall s |");
+    println!("|---|---|");
+    for (name, what) in [
+        ("probe-read", "read the partition (dd, 128 KiB blocks)"),
+        (
+            "probe-sha256",
+            "SHA-256 of the image (busybox sha256sum, tmpfs)",
+        ),
+        (
+            "probe-agent-same",
+            "agent flashcp, nothing changed (hash, compare-read)",
+        ),
+    ] {
+        if let Some(r) = get(name) {
+            println!("| {what} | {:.2} |", r.secs);
+        }
+    }
     if let (Some(small), Some(big)) = (get("agent-some"), get("agent-raw-big")) {
         println!(
             "\nAgent peak RSS, raw flashcp: {} KiB at {} MiB, {} KiB at {} MiB ({} MiB UBI: {} KiB).",
@@ -241,7 +273,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let agent = match build_static("liminix-agent", StaticTarget::Bin("liminix-agent")) {
+    let built = match &p.agent {
+        Some(a) => Ok(a.clone()),
+        None => build_static("liminix-agent", StaticTarget::Bin("liminix-agent")),
+    };
+    let agent = match built {
         Ok(a) => a,
         Err(e) => {
             eprintln!("bench-flash: {e}");
