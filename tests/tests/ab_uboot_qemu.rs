@@ -6,8 +6,8 @@
 //!
 //! One run, seven boots, attempt budget 2:
 //! 1. A installs a good B.  2. U-Boot tries B; B passes its health check and runs
-//!    `mark-good`.  3. B again (confirmed, no trial).  4. B installs an A that powers
-//!    off before confirming.  5., 6. U-Boot tries A twice.  7. U-Boot falls back to B,
+//!    `mark-good`.  3. B again (confirmed, no trial).  4. B installs an A that never
+//!    confirms.  5., 6. U-Boot tries A twice: it panics, then powers off.  7. U-Boot falls back to B,
 //!    whose agent reports the rollback in `status`.
 
 use std::time::Duration;
@@ -141,14 +141,20 @@ fn uboot_ab_good_update_stays_and_unconfirmed_update_rolls_back() {
         std::fs::read(&bad.path).unwrap()
     );
 
-    // 5., 6. U-Boot spends the attempt budget on A, which powers off each time.
-    for left in (0..ATTEMPTS).rev() {
+    // 5., 6. U-Boot spends the attempt budget on A: it panics once, powers off once.
+    let panic = "echo AB-PANIC; echo c > /proc/sysrq-trigger\n";
+    let steps = [
+        (1, panic, "Kernel panic"),
+        (0, "echo AB-POWEROFF\n", "AB-POWEROFF"),
+    ];
+    for (left, step, sign) in steps {
         boot(
             &bed,
-            "",
+            step,
             &[
                 &format!("liminix-ab: booting slot a (committed b, trying a, left {left}"),
-                "AB-GUEST version=a-bad: powering off before mark-good",
+                "AB-GUEST version=a-bad: never confirms",
+                sign,
             ],
         );
     }

@@ -45,7 +45,8 @@ pub const ENV_FILE_SIZE: usize = 0x4000;
 pub enum Variant {
     /// Mounts the boot partition and runs its `step.sh` (the test's instructions).
     Good,
-    /// Powers off at once: a system that never confirms its boot.
+    /// A system that never confirms its boot: it runs `step.sh` (which may panic the
+    /// kernel) and powers off, never calling `mark-good`.
     Bad,
 }
 
@@ -106,8 +107,14 @@ umount /boot
 poweroff -f
 "#;
 
-const INIT_BAD: &str =
-    "echo \"AB-GUEST version=$(cat /version): powering off before mark-good\"\npoweroff -f\n";
+const INIT_BAD: &str = r#"i=0
+while [ ! -b /dev/vda1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+mkdir -p /boot
+mount -t vfat -o ro /dev/vda1 /boot
+echo "AB-GUEST version=$(cat /version): never confirms"
+if [ -f /boot/step.sh ]; then sh /boot/step.sh 2>&1; fi
+poweroff -f
+"#;
 
 impl ArmBed {
     /// Fetches and builds everything, and lays out slot A with a good system.
