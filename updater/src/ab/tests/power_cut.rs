@@ -150,3 +150,23 @@ fn mark_bad_after_fallback_cut_anywhere_keeps_a_on_a() {
         );
     }
 }
+
+#[test]
+fn boot_loader_write_cut_anywhere_still_boots_a_complete_slot() {
+    // The boot loader's own write (vendor NEW→FAIL, script count-down) is cut at every
+    // operation; at the next power-on the state must load and pick a complete slot.
+    for kind in KINDS {
+        for k in 0.. {
+            let mut w = worlds(kind).remove(0).1;
+            w.install(Slot::B, &Images::new(3)).unwrap();
+            w.rail.cut_after(k);
+            let r = w.reset_may_cut();
+            w.rail.reboot();
+            let slot = w.reset();
+            assert!(w.slot_complete(slot), "{kind:?} k={k}: {slot}");
+            if r.is_ok() {
+                break;
+            }
+        }
+    }
+}

@@ -206,6 +206,33 @@ impl World {
         install_slot(self.flow().as_mut(), slot, &layout(), devs, &imgs)
     }
 
+    /// A reset during which the power fails again while the boot loader writes its own
+    /// state: returns `Err` if the write was cut (the boot never happened).
+    pub fn reset_may_cut(&self) -> Result<Slot, ()> {
+        match self.kind {
+            Kind::Zyxel => {
+                let block = self.boot[0].0.borrow().contents().to_vec();
+                let (slot, next) =
+                    liminix_bootenv::zyxel::vendor_boot_decision_block(&block).unwrap();
+                if let Some(next) = next {
+                    let mut f = self.boot[0].clone();
+                    f.erase_block(0).map_err(|_| ())?;
+                    f.program(0, &next).map_err(|_| ())?;
+                }
+                Ok(Slot::from_index(slot as usize))
+            }
+            Kind::UBoot { .. } => {
+                let mut store = self.env_store();
+                let env = store.load().expect("environment loadable").env;
+                let (slot, next) = script_boot_decision(&env);
+                if let Some(next) = next {
+                    store.save(&next).map_err(|_| ())?;
+                }
+                Ok(slot)
+            }
+        }
+    }
+
     /// What the boot loader does at a reset: the slot it boots (after writing its own
     /// state change, as the vendor U-Boot or the boot script does). Panics if the U-Boot
     /// environment cannot be loaded.
