@@ -176,3 +176,61 @@ pub fn forget(loc: &JournalLocation, key: &str) -> Result<bool, FlashOpError> {
     discard(loc, key)?;
     Ok(had)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liminix_flash::{Phase, Strategy};
+
+    fn record(target: &str) -> TxRecord {
+        TxRecord {
+            target: target.into(),
+            volume: None,
+            strategy: Strategy::Raw,
+            image_sha256: hex::encode([1u8; 32]),
+            image_size: 10,
+            phase: Phase::Writing,
+            source_hint: None,
+        }
+    }
+
+    #[test]
+    fn unopenable_target_is_kept_orphans_go_and_forget_drops() {
+        let t = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(t.path());
+        let loc = JournalLocation::locate(&root, Some(&t.path().join("j")));
+        let _lock = loc.lock().unwrap();
+        FileJournal::open(&loc.dir)
+            .unwrap()
+            .store(&record("mtd:gone"))
+            .unwrap();
+        std::fs::write(staged_path(&loc, "mtd:gone"), b"img").unwrap();
+        std::fs::write(staged_path(&loc, "mtd:orphan"), b"img").unwrap();
+        let lines = recover_all(&root, &loc, &mut liminix_flash::NoProgress).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].outcome, "error", "{}", lines[0]);
+        assert!(!lines[0].settled());
+        assert!(
+            staged_path(&loc, "mtd:gone").exists(),
+            "kept for the record"
+        );
+        assert!(
+            !staged_path(&loc, "mtd:orphan").exists(),
+            "no record, no image"
+        );
+        assert!(forget(&loc, "mtd:gone").unwrap());
+        assert!(!staged_path(&loc, "mtd:gone").exists());
+        assert!(!forget(&loc, "mtd:gone").unwrap());
+        assert!(recover_all(&root, &loc, &mut liminix_flash::NoProgress)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn ubi_numbers() {
+        assert_eq!(ubi_number("ubi0"), Some(0));
+        assert_eq!(ubi_number("/dev/ubi12"), Some(12));
+        assert_eq!(ubi_number("ubi0_1"), None);
+        assert_eq!(ubi_number("mtd:kernel"), None);
+    }
+}
