@@ -198,6 +198,14 @@ ubinfo -d 0 -N rootfs.old | grep -E '^Volume ID' | sed 's/^/ubinfo-old /'
 json swap-devnode liminix-agent --json ubi-update --journal /tmp/j /dev/ubi0_1 /img/r3
 id=$(ubinfo -d 0 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
 same 1300000 /dev/ubi0_$id /img/r3 swap-devnode-new
+ubimkvol /dev/ubi0 -N cfg -s 2MiB >/dev/null
+mkdir -p /cfg
+mount -t ubifs ubi0:cfg /cfg
+json swap-mounted liminix-agent --json ubi-update --journal /tmp/j ubi0:cfg /img/s
+grep -c ' /cfg ' /proc/mounts | sed 's/^/still-mounted count=/'
+umount /cfg
+id=$(ubinfo -d 0 -N cfg | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+same 100000 /dev/ubi0_$id /img/s swap-mounted-new
 ubimkvol /dev/ubi0 -N data -s 4MiB >/dev/null
 mkdir -p /mnt
 mount -t ubifs ubi0:data /mnt
@@ -361,6 +369,14 @@ fn check_ubi(out: &VmOutput) {
     );
     assert_eq!(json(out, "swap-devnode")["target"], "ubi0:rootfs");
     assert_eq!(field(out, "swap-devnode-new ", "equal"), "1");
+    let m = json(out, "swap-mounted");
+    assert_eq!(
+        m["strategy"], "swap",
+        "a mounted volume can be swapped: {m}"
+    );
+    assert_eq!(m["old_kept_as"], "cfg.old");
+    assert_eq!(field(out, "still-mounted ", "count"), "1");
+    assert_eq!(field(out, "swap-mounted-new ", "equal"), "1");
     assert_eq!(field(out, "no-room ", "rc"), "5");
     assert!(
         out.serial.contains("in-place not allowed"),
