@@ -15,3 +15,6 @@ pub mod rollback;
 pub mod root;
 pub mod status;
 pub mod store;
+
+#[cfg(test)]
+mod testutil;

@@ -128,7 +128,8 @@ fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
     })
 }
 
-fn check_board(root: &DeviceRoot, m: &Manifest) -> Result<()> {
+/// The device's `/etc/liminix/board` must name the bundle's board.
+pub(crate) fn check_board(root: &DeviceRoot, m: &Manifest) -> Result<()> {
     let file = root.board_file();
     let device = std::fs::read_to_string(&file)
         .map_err(AgentError::io("reading the board name from", &file))?;

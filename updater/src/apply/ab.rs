@@ -120,47 +120,12 @@ pub fn apply(
 mod tests {
     use super::*;
 
-    /// A sysfs tree below `root` with the given MTD partitions and UBI devices (ubi N on mtd M).
-    fn fake_sysfs(root: &DeviceRoot, mtd: &[&str], ubi: &[(u32, u32)]) {
-        for (i, name) in mtd.iter().enumerate() {
-            let d = root.join(&format!("/sys/class/mtd/mtd{i}"));
-            std::fs::create_dir_all(&d).unwrap();
-            for (k, v) in [
-                ("name", *name),
-                ("type", "nand"),
-                ("size", "8388608"),
-                ("erasesize", "131072"),
-                ("writesize", "2048"),
-                ("oobsize", "64"),
-            ] {
-                std::fs::write(d.join(k), format!("{v}\n")).unwrap();
-            }
-        }
-        for (num, mtd) in ubi {
-            let d = root.join(&format!("/sys/class/ubi/ubi{num}"));
-            std::fs::create_dir_all(&d).unwrap();
-            let mtd = mtd.to_string();
-            for (k, v) in [
-                ("mtd_num", mtd.as_str()),
-                ("avail_eraseblocks", "100"),
-                ("eraseblock_size", "126976"),
-                ("total_eraseblocks", "256"),
-                ("min_io_size", "2048"),
-                ("max_vol_count", "128"),
-                ("volumes_count", "1"),
-                ("bad_peb_count", "0"),
-            ] {
-                std::fs::write(d.join(k), format!("{v}\n")).unwrap();
-            }
-        }
-    }
-
     #[test]
     fn zyxel_board_file_becomes_the_ab_layout() {
         let dir = tempfile::tempdir().unwrap();
         let root = DeviceRoot::new(dir.path());
         let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
-        fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
+        crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
         let b = liminix_boards::builtin("zyxel-nwa50ax").unwrap();
         let ab = ab_board(&root, &b).unwrap();
         assert_eq!(ab.board, "zyxel-nwa50ax");
@@ -214,10 +179,10 @@ mod tests {
             "NAND simulator partition 3",
             "NAND simulator partition 4",
         ];
-        fake_sysfs(&root, &names, &[(0, 2)]);
+        crate::testutil::fake_sysfs(&root, &names, &[(0, 2)]);
         let e = ab_board(&root, &b).unwrap_err().to_string();
         assert!(e.contains("no UBI device is attached to mtd4"), "{e}");
-        fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
+        crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
         let ab = ab_board(&root, &b).unwrap();
         assert_eq!(
             ab.slots[1].kernel,

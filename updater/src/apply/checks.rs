@@ -46,18 +46,8 @@ pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
 
 /// The device's board name must be the bundle's, and its board file must exist and load.
 pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
-    let file = root.board_file();
-    let name = std::fs::read_to_string(&file)
-        .map_err(AgentError::io("reading the board name from", &file))?;
-    let name = name.trim();
-    if name != m.board {
-        return Err(AgentError::WrongBoard {
-            bundle: m.board.clone(),
-            device: name.to_owned(),
-            file,
-        });
-    }
-    Ok(liminix_boards::for_device(root.dir(), name).map_err(ApplyError::from)?)
+    crate::receive::check_board(root, m)?;
+    Ok(liminix_boards::for_device(root.dir(), &m.board).map_err(ApplyError::from)?)
 }
 
 /// Every image of the bundle is an image of the board, packed for the same target.

@@ -358,36 +358,7 @@ fn board_file_gives_the_ab_layout_when_there_is_no_ab_json() {
         "unknown board: not A/B"
     );
     let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
-    for (i, name) in names.iter().enumerate() {
-        let d = root.join(&format!("/sys/class/mtd/mtd{i}"));
-        std::fs::create_dir_all(&d).unwrap();
-        for (k, v) in [
-            ("name", *name),
-            ("type", "nand"),
-            ("size", "8388608"),
-            ("erasesize", "131072"),
-            ("writesize", "2048"),
-            ("oobsize", "64"),
-        ] {
-            std::fs::write(d.join(k), format!("{v}\n")).unwrap();
-        }
-    }
-    for (num, mtd) in [(0, "2"), (1, "4")] {
-        let d = root.join(&format!("/sys/class/ubi/ubi{num}"));
-        std::fs::create_dir_all(&d).unwrap();
-        for (k, v) in [
-            ("mtd_num", mtd),
-            ("avail_eraseblocks", "100"),
-            ("eraseblock_size", "126976"),
-            ("total_eraseblocks", "256"),
-            ("min_io_size", "2048"),
-            ("max_vol_count", "128"),
-            ("volumes_count", "1"),
-            ("bad_peb_count", "0"),
-        ] {
-            std::fs::write(d.join(k), format!("{v}\n")).unwrap();
-        }
-    }
+    crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
     std::fs::write(root.board_file(), "zyxel-nwa50ax\n").unwrap();
     let b = load_board(&root)
         .unwrap()
