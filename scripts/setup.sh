@@ -31,7 +31,6 @@ fi
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf >/dev/null
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
-python3 -m pip install -q ubi_reader >/dev/null 2>&1 || python3 -m pip install -q ubi_reader
 
 # A/B tests with real U-Boot (tests/tests/ab_uboot_qemu.rs): tests/vm-arm/fetch.sh
 # downloads (does not install) Debian's armhf kernel (linux-image-6.1.0-*-armmp) and
