@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use clap::Args;
 use liminix_agent::error::Result;
 use liminix_agent::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
@@ -50,14 +52,21 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
     };
     let r = receive(root, &mut std::io::stdin().lock(), events, &opts)?;
     let top = &r.manifest.generation.toplevel;
+    // When a program reads the events (update.sh over ssh), it words them for the user; a person
+    // running the agent on a terminal gets the words here.
+    let human = std::io::stdout().is_terminal();
     if !r.changed {
-        eprintln!(
-            "generation {} ({top}) is already installed: nothing to do",
-            r.generation
-        );
+        if human {
+            eprintln!(
+                "generation {} ({top}) is already installed: nothing to do",
+                r.generation
+            );
+        }
         return Ok(());
     }
-    eprintln!("installed generation {} ({top})", r.generation);
+    if human {
+        eprintln!("installed generation {} ({top})", r.generation);
+    }
     if a.fast {
         let restarted = activate::fast(root, top)?;
         events.send(&AgentEvent::Activated { restarted })?;
