@@ -15,6 +15,8 @@ mod error;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use sys::ioctl_ptr;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 

@@ -78,10 +78,21 @@ unsafe impl<const OP: u32, T> Ioctl for PtrIoctl<'_, OP, T> {
     }
 }
 
+/// Issues ioctl `OP` with a pointer to `arg`; returns the syscall's value.
+/// Shared with liminix-ubi, whose ioctls take the same shape of argument.
+///
+/// # Safety
+/// `OP` must be an ioctl whose argument is exactly one `T` (the kernel reads and
+/// writes `size_of::<T>()` bytes through the pointer and nothing else).
+pub unsafe fn ioctl_ptr<const OP: u32, T>(fd: impl AsFd, arg: &mut T) -> Result<i32, Errno> {
+    // SAFETY: the caller guarantees `OP` takes exactly one `T`.
+    unsafe { rustix::ioctl::ioctl(fd, PtrIoctl::<OP, T> { arg }) }
+}
+
 fn call<const OP: u32, T>(fd: impl AsFd, arg: &mut T) -> Result<i32, Errno> {
     // SAFETY: every `OP` used with this helper is an MTD ioctl whose argument is
     // exactly one `T` (sizes asserted above); the kernel reads/writes only that.
-    unsafe { rustix::ioctl::ioctl(fd, PtrIoctl::<OP, T> { arg }) }
+    unsafe { ioctl_ptr::<OP, T>(fd, arg) }
 }
 
 /// MEMGETINFO.

@@ -4,13 +4,11 @@
 //! with a size assertion; request codes come from `liminix_mtd::ioc`, which
 //! knows the MIPS encoding.
 
-use std::ffi::c_void;
 use std::mem::size_of;
 use std::os::fd::AsFd;
 
 use liminix_mtd::ioc::iow;
 use rustix::io::Errno;
-use rustix::ioctl::{Ioctl, IoctlOutput, Opcode, RawOpcode};
 
 /// Longest volume name the kernel accepts.
 pub const MAX_NAME: usize = 127;
@@ -93,32 +91,10 @@ pub fn name_buf(name: &str) -> [u8; 128] {
     buf
 }
 
-/// An ioctl taking a pointer to `T`; the kernel may write results back into it.
-struct PtrIoctl<'a, const OP: u32, T> {
-    arg: &'a mut T,
-}
-
-// SAFETY: `as_ptr` points at a live, exclusively borrowed `T` of the size
-// encoded in `OP`; results are read back by the caller through its own
-// reference after the call, never through the raw pointer here.
-unsafe impl<const OP: u32, T> Ioctl for PtrIoctl<'_, OP, T> {
-    type Output = IoctlOutput;
-    const OPCODE: Opcode = Opcode::old(OP as RawOpcode);
-    const IS_MUTATING: bool = true;
-
-    fn as_ptr(&mut self) -> *mut c_void {
-        (self.arg as *mut T).cast()
-    }
-
-    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
-        Ok(out)
-    }
-}
-
 fn call<const OP: u32, T>(fd: impl AsFd, arg: &mut T) -> Result<(), Errno> {
     // SAFETY: each `OP` below is a UBI ioctl whose argument is exactly one `T`
     // (sizes asserted above), so the kernel touches only that memory.
-    unsafe { rustix::ioctl::ioctl(fd, PtrIoctl::<OP, T> { arg }) }.map(drop)
+    unsafe { liminix_mtd::ioctl_ptr::<OP, T>(fd, arg) }.map(drop)
 }
 
 /// UBI_IOCATT on `/dev/ubi_ctrl`; returns the assigned UBI number.
