@@ -3,6 +3,7 @@
 //! system closures), [`lab`] (both wired together through `update.sh`), [`vm`] (QEMU x86_64 with
 //! nandsim, mtdram and block2mtd) and [`vm_arm`] (QEMU ARM with real U-Boot and two slots).
 pub mod closure;
+pub mod data;
 pub mod device;
 pub mod lab;
 pub mod vm;

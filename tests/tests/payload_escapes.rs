@@ -38,7 +38,15 @@ fn symlink_node(out: &mut Vec<u8>, target: &[u8]) {
 /// A directory NAR from (name, node bytes) pairs, in the order given (even if wrong).
 fn dir_nar(entries: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
-    words(&mut out, &[b"nix-archive-1", b"(", b"type", b"directory"]);
+    s(&mut out, b"nix-archive-1");
+    out.extend_from_slice(&dir_node(entries));
+    out
+}
+
+/// A directory node from (name, node bytes) pairs, in the order given (even if wrong).
+fn dir_node(entries: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    words(&mut out, &[b"(", b"type", b"directory"]);
     for (name, node) in entries {
         words(&mut out, &[b"entry", b"(", b"name", name, b"node"]);
         out.extend_from_slice(node);
@@ -163,22 +171,9 @@ fn writing_through_a_symlink_is_refused() {
     let passwd = fs::read(lab.device.path("etc/passwd")).unwrap();
     let mut link = Vec::new();
     symlink_node(&mut link, b"/etc");
-    let mut inner = Vec::new();
-    words(
-        &mut inner,
-        &[
-            b"(",
-            b"type",
-            b"directory",
-            b"entry",
-            b"(",
-            b"name",
-            b"passwd",
-            b"node",
-        ],
-    );
-    file_node(&mut inner, b"root::0:0::/:/bin/sh\n");
-    words(&mut inner, &[b")", b")"]);
+    let mut node = Vec::new();
+    file_node(&mut node, b"root::0:0::/:/bin/sh\n");
+    let inner = dir_node(&[(b"passwd", node)]);
     // "etc" as a symlink to /etc, then "etc" again as a directory holding passwd.
     let nar = dir_nar(&[(b"etc", link.clone()), (b"etc", inner)]);
     assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
@@ -213,38 +208,12 @@ fn a_manifest_path_outside_the_store_is_refused() {
 fn an_activate_link_leaving_the_store_is_not_installed() {
     let lab = Lab::new();
     // A well-formed toplevel whose bin/activate points at the device's /etc/passwd.
-    let mut bin = Vec::new();
-    words(
-        &mut bin,
-        &[
-            b"(",
-            b"type",
-            b"directory",
-            b"entry",
-            b"(",
-            b"name",
-            b"activate",
-            b"node",
-        ],
-    );
-    symlink_node(&mut bin, b"/etc/passwd");
-    words(&mut bin, &[b")", b")"]);
-    let mut etc = Vec::new();
-    words(
-        &mut etc,
-        &[
-            b"(",
-            b"type",
-            b"directory",
-            b"entry",
-            b"(",
-            b"name",
-            b"nix-store-paths",
-            b"node",
-        ],
-    );
-    file_node(&mut etc, b"");
-    words(&mut etc, &[b")", b")"]);
+    let mut node = Vec::new();
+    symlink_node(&mut node, b"/etc/passwd");
+    let bin = dir_node(&[(b"activate", node)]);
+    let mut node = Vec::new();
+    file_node(&mut node, b"");
+    let etc = dir_node(&[(b"nix-store-paths", node)]);
     let nar = dir_nar(&[(b"bin", bin), (b"etc", etc)]);
     let o = lab.receive_file(&bundle(&lab, &nar, None), "--no-reboot");
     assert!(!o.status.success(), "{}", text(&o));

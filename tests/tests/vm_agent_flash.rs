@@ -8,6 +8,7 @@
 //!
 //! Four boots: devices + first cut, then one boot per recovery + next cut.
 
+use liminix_tests::data::pattern;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -23,18 +24,6 @@ fn agent() -> &'static PathBuf {
 }
 
 /// Deterministic image bytes.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// `data` with one byte changed in each of `blocks` (of `bs` bytes).
 fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
     let mut d = data.to_vec();
@@ -126,11 +115,6 @@ json() { tag=$1; shift; rc=0; out=$("$@") || rc=$?; echo "$tag rc=$rc $(echo "$o
 # rc TAG CMD...: "TAG rc=N"
 rc() { tag=$1; shift; r=0; "$@" || r=$?; echo "$tag rc=$r"; }
 "#;
-
-fn field<'a>(out: &'a VmOutput, prefix: &str, key: &str) -> &'a str {
-    out.field(prefix, key)
-        .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", out.serial))
-}
 
 /// The JSON document on the line "TAG rc=N {…}".
 fn json(out: &VmOutput, tag: &str) -> serde_json::Value {
@@ -337,18 +321,18 @@ fn check_devices(out: &VmOutput) {
     );
     let b2 = json(out, "raw-b2");
     assert_eq!(b2["rewritten_blocks"], 0, "{b2}");
-    assert_eq!(field(out, "xcheck-nanddump ", "equal"), "1");
-    assert_eq!(field(out, "too-big ", "rc"), "5", "no space");
+    assert_eq!(out.require_field("xcheck-nanddump ", "equal"), "1");
+    assert_eq!(out.require_field("too-big ", "rc"), "5", "no space");
     assert!(
         out.serial.contains("image of 1835009 bytes does not fit"),
         "{}",
         out.serial
     );
-    assert_eq!(field(out, "untouched-nand ", "equal"), "1");
-    assert_eq!(field(out, "usage ", "rc"), "2");
+    assert_eq!(out.require_field("untouched-nand ", "equal"), "1");
+    assert_eq!(out.require_field("usage ", "rc"), "2");
     assert!(out.serial.contains("flashcp: unsupported option -x"));
-    assert_eq!(field(out, "staging-left ", "count"), "0");
-    assert_eq!(field(out, "records-left ", "count"), "0");
+    assert_eq!(out.require_field("staging-left ", "count"), "0");
+    assert_eq!(out.require_field("records-left ", "count"), "0");
 }
 
 fn check_ubi(out: &VmOutput) {
@@ -356,9 +340,9 @@ fn check_ubi(out: &VmOutput) {
     assert_eq!(s["strategy"], "swap", "{s}");
     assert_eq!(s["volume_id"], 1);
     assert_eq!(s["old_kept_as"], "rootfs.old");
-    assert_eq!(field(out, "swap-new ", "equal"), "1");
+    assert_eq!(out.require_field("swap-new ", "equal"), "1");
     assert_eq!(
-        field(out, "swap-old ", "equal"),
+        out.require_field("swap-old ", "equal"),
         "1",
         "old kept for rollback"
     );
@@ -368,22 +352,22 @@ fn check_ubi(out: &VmOutput) {
         out.serial
     );
     assert_eq!(json(out, "swap-devnode")["target"], "ubi0:rootfs");
-    assert_eq!(field(out, "swap-devnode-new ", "equal"), "1");
+    assert_eq!(out.require_field("swap-devnode-new ", "equal"), "1");
     let m = json(out, "swap-mounted");
     assert_eq!(
         m["strategy"], "swap",
         "a mounted volume can be swapped: {m}"
     );
     assert_eq!(m["old_kept_as"], "cfg.old");
-    assert_eq!(field(out, "still-mounted ", "count"), "1");
-    assert_eq!(field(out, "swap-mounted-new ", "equal"), "1");
-    assert_eq!(field(out, "no-room ", "rc"), "5");
+    assert_eq!(out.require_field("still-mounted ", "count"), "1");
+    assert_eq!(out.require_field("swap-mounted-new ", "equal"), "1");
+    assert_eq!(out.require_field("no-room ", "rc"), "5");
     assert!(
         out.serial.contains("in-place not allowed"),
         "{}",
         out.serial
     );
-    assert_eq!(field(out, "mounted ", "rc"), "4");
+    assert_eq!(out.require_field("mounted ", "rc"), "4");
     assert!(
         out.serial.contains("it is mounted on /mnt"),
         "{}",
@@ -391,7 +375,7 @@ fn check_ubi(out: &VmOutput) {
     );
     let ip = json(out, "in-place");
     assert_eq!(ip["strategy"], "in-place", "{ip}");
-    assert_eq!(field(out, "in-place-data ", "equal"), "1");
+    assert_eq!(out.require_field("in-place-data ", "equal"), "1");
 }
 
 fn check_nor(out: &VmOutput) {
@@ -399,7 +383,7 @@ fn check_nor(out: &VmOutput) {
     let n2 = json(out, "nor-n2");
     assert_eq!(n2["rewritten_blocks"], 2, "{n2}");
     assert_eq!(n2["unchanged_blocks"], 14);
-    assert_eq!(field(out, "xcheck-nor ", "equal"), "1");
+    assert_eq!(out.require_field("xcheck-nor ", "equal"), "1");
     let f = json(out, "nor-after-flashcp");
     assert_eq!(
         f["rewritten_blocks"], 0,
@@ -408,8 +392,8 @@ fn check_nor(out: &VmOutput) {
     let e = json(out, "nor-erase-all");
     assert_eq!(e["rewritten_blocks"], 2, "{e}");
     assert_eq!(e["erased_after_image"], 14, "{e}");
-    assert_eq!(field(out, "xcheck-nor-small ", "equal"), "1");
-    assert_eq!(field(out, "nor-tail ", "nonblank"), "0");
+    assert_eq!(out.require_field("xcheck-nor-small ", "equal"), "1");
+    assert_eq!(out.require_field("nor-tail ", "nonblank"), "0");
 }
 
 #[test]
@@ -430,7 +414,7 @@ fn agent_flash_commands_and_power_cuts() {
     check_devices(&out);
     check_ubi(&out);
     check_nor(&out);
-    assert_eq!(field(&out, "cut-raw-before ", "equal"), "1");
+    assert_eq!(out.require_field("cut-raw-before ", "equal"), "1");
 
     let out = cut_boot(&vda, &vdb, RECOVER_RAW_CUT_SWAP)
         .run_until(marker)
@@ -456,17 +440,17 @@ fn agent_flash_commands_and_power_cuts() {
         out.serial
     );
     assert_eq!(
-        field(&out, "before-recover-new ", "equal"),
+        out.require_field("before-recover-new ", "equal"),
         "0",
         "cut mid-write"
     );
-    assert_eq!(field(&out, "recover-raw ", "rc"), "0");
+    assert_eq!(out.require_field("recover-raw ", "rc"), "0");
     assert_eq!(
-        field(&out, "after-raw-cut ", "equal"),
+        out.require_field("after-raw-cut ", "equal"),
         "1",
         "finished from the staged image"
     );
-    assert_eq!(field(&out, "staging-left ", "count"), "0");
+    assert_eq!(out.require_field("staging-left ", "count"), "0");
 
     let out = cut_boot(&vda, &vdb, RECOVER_SWAP_CUT_IN_PLACE)
         .run_until(marker)
@@ -478,9 +462,9 @@ fn agent_flash_commands_and_power_cuts() {
         "{}",
         out.serial
     );
-    assert_eq!(field(&out, "staged-volumes ", "count"), "0");
+    assert_eq!(out.require_field("staged-volumes ", "count"), "0");
     assert_eq!(
-        field(&out, "after-swap-cut ", "equal"),
+        out.require_field("after-swap-cut ", "equal"),
         "1",
         "old volume whole"
     );
@@ -491,7 +475,7 @@ fn agent_flash_commands_and_power_cuts() {
     report("recover_in_place_and_bitflips", &out);
     out.assert_success();
     assert_eq!(
-        field(&out, "upd-marker ", "value"),
+        out.require_field("upd-marker ", "value"),
         "1",
         "the cut left the volume torn"
     );
@@ -501,12 +485,12 @@ fn agent_flash_commands_and_power_cuts() {
         "{}",
         out.serial
     );
-    assert_eq!(field(&out, "after-in-place-cut ", "equal"), "1");
-    assert_eq!(field(&out, "records-left ", "count"), "0");
-    assert_eq!(field(&out, "recover-again ", "rc"), "0");
-    assert_eq!(field(&out, "flips-a ", "rc"), "0");
-    assert_eq!(field(&out, "flips-b ", "rc"), "0");
-    assert_eq!(field(&out, "flips-read-back ", "equal"), "1");
+    assert_eq!(out.require_field("after-in-place-cut ", "equal"), "1");
+    assert_eq!(out.require_field("records-left ", "count"), "0");
+    assert_eq!(out.require_field("recover-again ", "rc"), "0");
+    assert_eq!(out.require_field("flips-a ", "rc"), "0");
+    assert_eq!(out.require_field("flips-b ", "rc"), "0");
+    assert_eq!(out.require_field("flips-read-back ", "equal"), "1");
     eprintln!(
         "bitflips corrected: {} then {}",
         json(&out, "flips-a")["corrected_bitflips"],

@@ -6,6 +6,7 @@
 //!
 //! One boot.
 
+use liminix_tests::data::pattern;
 use std::path::{Path, PathBuf};
 
 use liminix_build_tools::images::ImageInput;
@@ -15,18 +16,6 @@ use liminix_bundle::SecretKey;
 use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,128";
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 struct Host {
     dir: tempfile::TempDir,
@@ -120,11 +109,6 @@ fn report(out: &VmOutput) {
     }
 }
 
-fn field<'a>(out: &'a VmOutput, prefix: &str, key: &str) -> &'a str {
-    out.field(prefix, key)
-        .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", out.serial))
-}
-
 fn json(out: &VmOutput, tag: &str) -> serde_json::Value {
     let prefix = format!("{tag} rc=");
     let line = out
@@ -208,14 +192,14 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
     assert_eq!(img["target"], "mtd:mtdram test device", "{nor}");
     assert_eq!(img["rewritten_blocks"], 2, "{nor}");
     assert_eq!(img["unchanged_blocks"], 8, "{nor}");
-    assert_eq!(field(&out, "nor-1-flash", "equal"), "1");
+    assert_eq!(out.require_field("nor-1-flash", "equal"), "1");
     assert_eq!(json(&out, "nor-again")["images"][0]["rewritten_blocks"], 0);
-    assert_eq!(field(&out, "nor-flipped", "rc"), "3");
-    assert_eq!(field(&out, "nor-wrong-board", "rc"), "4");
-    assert_eq!(field(&out, "nor-low-epoch", "rc"), "4");
-    assert_eq!(field(&out, "nor-untouched", "equal"), "1");
-    assert_eq!(field(&out, "nor-epoch", "value"), "2");
-    assert_eq!(field(&out, "nor-staging", "count"), "0");
+    assert_eq!(out.require_field("nor-flipped", "rc"), "3");
+    assert_eq!(out.require_field("nor-wrong-board", "rc"), "4");
+    assert_eq!(out.require_field("nor-low-epoch", "rc"), "4");
+    assert_eq!(out.require_field("nor-untouched", "equal"), "1");
+    assert_eq!(out.require_field("nor-epoch", "value"), "2");
+    assert_eq!(out.require_field("nor-staging", "count"), "0");
 
     let u1 = json(&out, "ubi-1");
     let methods: Vec<_> = u1["images"]
@@ -228,13 +212,13 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
         methods,
         [("ubi0:kernel", "ubi-swap"), ("ubi0:rootfs", "ubi-swap")]
     );
-    assert_eq!(field(&out, "ubi-1-kernel", "equal"), "1");
-    assert_eq!(field(&out, "ubi-1-rootfs", "equal"), "1");
-    assert_eq!(field(&out, "ubi-kernel", "static"), "1");
+    assert_eq!(out.require_field("ubi-1-kernel", "equal"), "1");
+    assert_eq!(out.require_field("ubi-1-rootfs", "equal"), "1");
+    assert_eq!(out.require_field("ubi-kernel", "static"), "1");
     assert_eq!(
         json(&out, "ubi-2")["images"][0]["old_kept_as"],
         "rootfs.old"
     );
-    assert_eq!(field(&out, "ubi-2-rootfs", "equal"), "1");
-    assert_eq!(field(&out, "ubi-2-old", "equal"), "1");
+    assert_eq!(out.require_field("ubi-2-rootfs", "equal"), "1");
+    assert_eq!(out.require_field("ubi-2-old", "equal"), "1");
 }

@@ -4,6 +4,7 @@
 //! Each test is one boot (7–20 s under TCG); checks are grouped accordingly.
 //! Probe programs: flash/mtd/examples/mtd-probe.rs, flash/ubi/examples/ubi-probe.rs.
 
+use liminix_tests::data::pattern;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -30,23 +31,6 @@ fn guest() -> VmBuilder {
 }
 
 /// The probes' deterministic data generator, re-implemented for host-side checks.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn field<'a>(out: &'a VmOutput, prefix: &str, key: &str) -> &'a str {
-    out.field(prefix, key)
-        .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", out.serial))
-}
-
 /// Value after "label:" in mtd-utils' human-readable output, first number only.
 fn tool_number(out: &VmOutput, label: &str) -> u64 {
     let line = out
@@ -166,52 +150,59 @@ fn nand_nor_and_ubi_on_real_drivers() {
 }
 
 fn check_nand(out: &VmOutput) {
-    assert_eq!(field(out, "info ", "kind"), "Nand");
-    assert_eq!(field(out, "info ", "size"), "268435456");
-    assert_eq!(field(out, "info ", "erase_size"), "131072");
-    assert_eq!(field(out, "info ", "write_size"), "2048");
-    assert_eq!(field(out, "info ", "oob_size"), "64");
-    assert_eq!(field(out, "info ", "sys_kind"), "nand");
+    assert_eq!(out.require_field("info ", "kind"), "Nand");
+    assert_eq!(out.require_field("info ", "size"), "268435456");
+    assert_eq!(out.require_field("info ", "erase_size"), "131072");
+    assert_eq!(out.require_field("info ", "write_size"), "2048");
+    assert_eq!(out.require_field("info ", "oob_size"), "64");
+    assert_eq!(out.require_field("info ", "sys_kind"), "nand");
     // mtd-utils reads the same geometry.
     assert_eq!(tool_number(out, "Eraseblock size:"), 131072);
     assert_eq!(tool_number(out, "Minimum input/output unit size:"), 2048);
     assert_eq!(tool_number(out, "OOB size:"), 64);
-    assert_eq!(field(out, "refusals ", "checked"), "6");
-    assert_eq!(field(out, "rw ", "ok"), "1");
+    assert_eq!(out.require_field("refusals ", "checked"), "6");
+    assert_eq!(out.require_field("rw ", "ok"), "1");
     assert_eq!(
-        field(out, "xcheck-nanddump ", "equal"),
+        out.require_field("xcheck-nanddump ", "equal"),
         "1",
         "nanddump sees what we wrote"
     );
     assert_eq!(
-        field(out, "compare ", "equal"),
+        out.require_field("compare ", "equal"),
         "1",
         "we read what nandwrite wrote"
     );
-    assert_eq!(field(out, "bad ", "blocks"), "10,20");
+    assert_eq!(out.require_field("bad ", "blocks"), "10,20");
     assert_eq!(
-        field(out, "badat ", "bad"),
+        out.require_field("badat ", "bad"),
         "true",
         "offset inside bad block 10"
     );
-    assert_eq!(field(out, "markbad ", "now_bad"), "true");
-    assert_eq!(field(out, "ecc ", "badblocks"), "3");
-    assert_eq!(field(out, "sysfs-bad ", "bad_blocks"), "3");
-    let before: u32 = field(out, "eccstress ", "corrected_before")
+    assert_eq!(out.require_field("markbad ", "now_bad"), "true");
+    assert_eq!(out.require_field("ecc ", "badblocks"), "3");
+    assert_eq!(out.require_field("sysfs-bad ", "bad_blocks"), "3");
+    let before: u32 = out
+        .require_field("eccstress ", "corrected_before")
         .parse()
         .unwrap();
-    let after: u32 = field(out, "eccstress ", "corrected_after").parse().unwrap();
+    let after: u32 = out
+        .require_field("eccstress ", "corrected_after")
+        .parse()
+        .unwrap();
     assert!(
         after > before,
         "nandsim bitflips=1 must produce corrected bitflips"
     );
-    assert_eq!(field(out, "eccstress ", "failed"), "0");
+    assert_eq!(out.require_field("eccstress ", "failed"), "0");
     assert_eq!(
-        field(out, "eccfail ", "detected"),
+        out.require_field("eccfail ", "detected"),
         "1",
         "uncorrectable error reported"
     );
-    let failed: u32 = field(out, "eccfail ", "failed_after").parse().unwrap();
+    let failed: u32 = out
+        .require_field("eccfail ", "failed_after")
+        .parse()
+        .unwrap();
     assert!(failed > 0);
 }
 
@@ -229,14 +220,14 @@ fn vol_field<'a>(line: &'a str, key: &str) -> &'a str {
 }
 
 fn check_ubi(out: &VmOutput) {
-    assert_eq!(field(out, "attach ", "ubi"), "0");
+    assert_eq!(out.require_field("attach ", "ubi"), "0");
     // nandsim has 512-byte sub-pages (mtdinfo says so): VID header at 512,
     // data at 2048, LEB 129024 (formats.md §1.5, `-s 512` row).
     assert_eq!(tool_number(out, "Sub-page size:"), 512);
-    assert_eq!(field(out, "info ubi=0", "leb"), "129024");
-    assert_eq!(field(out, "info ubi=0", "min_io"), "2048");
-    let total: u64 = field(out, "info ubi=0", "total").parse().unwrap();
-    let avail: u64 = field(out, "info ubi=0", "avail").parse().unwrap();
+    assert_eq!(out.require_field("info ubi=0", "leb"), "129024");
+    assert_eq!(out.require_field("info ubi=0", "min_io"), "2048");
+    let total: u64 = out.require_field("info ubi=0", "total").parse().unwrap();
+    let avail: u64 = out.require_field("info ubi=0", "avail").parse().unwrap();
     assert_eq!(
         total,
         tool_number(out, "Total amount of logical eraseblocks:")
@@ -247,25 +238,28 @@ fn check_ubi(out: &VmOutput) {
     );
     // 2048 PEBs minus the three bad ones.
     assert_eq!(total, 2045);
-    assert_eq!(field(out, "info ubi=0", "bad"), "3");
-    assert_eq!(field(out, "mkvol name=alpha", "id"), "0");
-    assert_eq!(field(out, "mkvol name=beta", "id"), "5");
-    assert_eq!(field(out, "mkvol name=kern", "id"), "1");
+    assert_eq!(out.require_field("info ubi=0", "bad"), "3");
+    assert_eq!(out.require_field("mkvol name=alpha", "id"), "0");
+    assert_eq!(out.require_field("mkvol name=beta", "id"), "5");
+    assert_eq!(out.require_field("mkvol name=kern", "id"), "1");
     let upd = "update id=0";
     assert_eq!(
-        (field(out, upd, "equal"), field(out, upd, "rest_ff")),
+        (
+            out.require_field(upd, "equal"),
+            out.require_field(upd, "rest_ff")
+        ),
         ("1", "1")
     );
     // 4000000 bytes → 32 LEBs of 129024: a dynamic volume reads its whole reservation.
-    assert_eq!(field(out, upd, "read"), (32 * 129024).to_string());
+    assert_eq!(out.require_field(upd, "read"), (32 * 129024).to_string());
     assert_eq!(
-        field(out, "update-static", "read"),
+        out.require_field("update-static", "read"),
         "500000",
         "static volume reads its data only"
     );
-    assert_eq!(field(out, "update-static", "equal"), "1");
+    assert_eq!(out.require_field("update-static", "equal"), "1");
     assert_eq!(
-        field(out, "compare ", "equal"),
+        out.require_field("compare ", "equal"),
         "1",
         "we read what ubiupdatevol wrote"
     );
@@ -283,7 +277,7 @@ fn check_ubi(out: &VmOutput) {
         vol_field(vol_line(out, "swapped ", "beta").unwrap(), "id"),
         "0"
     );
-    assert_eq!(field(out, "compare-swapped", "equal"), "1");
+    assert_eq!(out.require_field("compare-swapped", "equal"), "1");
     assert!(
         out.serial.contains("ubinfo5 ") && out.serial.contains("Name:        alpha"),
         "ubinfo agrees on the swap"
@@ -295,8 +289,8 @@ fn check_ubi(out: &VmOutput) {
         "0"
     );
     assert_eq!(out.lines_starting("replaced ").len(), 3);
-    assert_eq!(field(out, "partial ", "overwrite_refused"), "1");
-    assert_eq!(field(out, "partial ", "finish_refused"), "1");
+    assert_eq!(out.require_field("partial ", "overwrite_refused"), "1");
+    assert_eq!(out.require_field("partial ", "finish_refused"), "1");
     assert_eq!(
         vol_field(vol_line(out, "partial ", "alpha").unwrap(), "upd_marker"),
         "1"
@@ -309,26 +303,26 @@ fn check_ubi(out: &VmOutput) {
         vol_line(out, "final ", "kern").is_none(),
         "rmvol removed it"
     );
-    assert_eq!(field(out, "info-final", "vols"), "2");
-    assert_eq!(field(out, "detached ", "gone"), "1");
+    assert_eq!(out.require_field("info-final", "vols"), "2");
+    assert_eq!(out.require_field("detached ", "gone"), "1");
 }
 
 fn check_nor(out: &VmOutput) {
-    assert_eq!(field(out, "nor-info", "kind"), "Ram");
-    assert_eq!(field(out, "nor-info", "size"), (4 << 20).to_string());
-    assert_eq!(field(out, "nor-info", "erase_size"), "65536");
-    assert_eq!(field(out, "nor-info", "write_size"), "1");
-    assert_eq!(field(out, "nor-refusals", "checked"), "4");
-    assert_eq!(field(out, "nor-rw", "ok"), "1");
-    assert_eq!(field(out, "nor-bad", "blocks"), "");
+    assert_eq!(out.require_field("nor-info", "kind"), "Ram");
+    assert_eq!(out.require_field("nor-info", "size"), (4 << 20).to_string());
+    assert_eq!(out.require_field("nor-info", "erase_size"), "65536");
+    assert_eq!(out.require_field("nor-info", "write_size"), "1");
+    assert_eq!(out.require_field("nor-refusals", "checked"), "4");
+    assert_eq!(out.require_field("nor-rw", "ok"), "1");
+    assert_eq!(out.require_field("nor-bad", "blocks"), "");
     assert_eq!(
-        field(out, "nor-compare", "equal"),
+        out.require_field("nor-compare", "equal"),
         "1",
         "we read what flashcp wrote"
     );
     // min I/O 1: VID header at 64, data at 128, LEB 65408 (formats.md §1.5).
-    assert_eq!(field(out, "nor-ubi", "leb"), "65408");
-    assert_eq!(field(out, "nor-ubi", "total"), "64");
+    assert_eq!(out.require_field("nor-ubi", "leb"), "65408");
+    assert_eq!(out.require_field("nor-ubi", "total"), "64");
 }
 
 /// A zero-filled raw disk image in the temp dir, removed on drop.
@@ -394,9 +388,12 @@ fn block2mtd_keeps_data_across_power_cut() {
         "serial:\n{}",
         out.serial
     );
-    assert_eq!(field(&out, "info ", "erase_size"), "131072");
-    assert_eq!(field(&out, "info ", "size"), (16u64 << 20).to_string());
-    assert_eq!(field(&out, "rw ", "ok"), "1");
+    assert_eq!(out.require_field("info ", "erase_size"), "131072");
+    assert_eq!(
+        out.require_field("info ", "size"),
+        (16u64 << 20).to_string()
+    );
+    assert_eq!(out.require_field("rw ", "ok"), "1");
     let disk = std::fs::read(&raw.0).unwrap();
     let block = 5 * 131072;
     assert!(
@@ -426,11 +423,11 @@ fn block2mtd_keeps_data_across_power_cut() {
     let good = vol_line(&out, "vol ", "good").expect("good listed");
     assert_eq!(vol_field(good, "upd_marker"), "0");
     assert_eq!(
-        field(&out, "compare ", "equal"),
+        out.require_field("compare ", "equal"),
         "1",
         "finished volume survived the cut"
     );
-    assert_eq!(field(&out, "update id=1", "equal"), "1");
+    assert_eq!(out.require_field("update id=1", "equal"), "1");
     assert_eq!(
         vol_field(vol_line(&out, "redone ", "victim").unwrap(), "upd_marker"),
         "0"

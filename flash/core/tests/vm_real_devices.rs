@@ -30,11 +30,6 @@ fn guest() -> VmBuilder {
         .timeout(400)
 }
 
-fn field<'a>(out: &'a VmOutput, prefix: &str, key: &str) -> &'a str {
-    out.field(prefix, key)
-        .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", out.serial))
-}
-
 fn report(name: &str, out: &VmOutput) {
     eprintln!("{name}: guest ran {:.1} s", out.elapsed.as_secs_f64());
     if std::env::var_os("LIMINIX_VM_SERIAL").is_some() {
@@ -109,17 +104,17 @@ fn raw_and_ubi_strategies_on_real_drivers() {
     report("raw_and_ubi_strategies", &out);
     out.assert_success();
     // nandsim, 128 KiB blocks, bad blocks 3 and 5: 8 image blocks over 10.
-    assert_eq!(field(&out, "raw-first ", "blocks"), "8");
-    assert_eq!(field(&out, "raw-first ", "skipped_bad"), "2");
+    assert_eq!(out.require_field("raw-first ", "blocks"), "8");
+    assert_eq!(out.require_field("raw-first ", "skipped_bad"), "2");
     assert_eq!(
-        field(&out, "raw-second ", "rewritten"),
+        out.require_field("raw-second ", "rewritten"),
         "2",
         "only the changed blocks"
     );
-    assert_eq!(field(&out, "raw-second ", "unchanged"), "6");
-    assert_eq!(field(&out, "raw-third ", "rewritten"), "0");
+    assert_eq!(out.require_field("raw-second ", "unchanged"), "6");
+    assert_eq!(out.require_field("raw-third ", "rewritten"), "0");
     assert_eq!(
-        field(&out, "xcheck-nanddump ", "equal"),
+        out.require_field("xcheck-nanddump ", "equal"),
         "1",
         "nanddump skipbad sees the image"
     );
@@ -145,11 +140,11 @@ fn raw_and_ubi_strategies_on_real_drivers() {
         "{}",
         out.serial
     );
-    assert_eq!(field(&out, "xcheck-new ", "equal"), "1");
-    assert_eq!(field(&out, "check-old ", "equal"), "1");
-    assert_eq!(field(&out, "rollback ", "done"), "true");
-    assert_eq!(field(&out, "check-rolledback ", "equal"), "1");
-    assert_eq!(field(&out, "gc ", "done"), "true");
+    assert_eq!(out.require_field("xcheck-new ", "equal"), "1");
+    assert_eq!(out.require_field("check-old ", "equal"), "1");
+    assert_eq!(out.require_field("rollback ", "done"), "true");
+    assert_eq!(out.require_field("check-rolledback ", "equal"), "1");
+    assert_eq!(out.require_field("gc ", "done"), "true");
     let count = out.lines_starting("ubinfo-dev Volumes count:");
     assert_eq!(count.len(), 1, "{}", out.serial);
     assert!(
@@ -165,13 +160,13 @@ fn raw_and_ubi_strategies_on_real_drivers() {
     let kernel = out.lines_starting("ubinfo-kernel ").join("\n");
     assert!(kernel.contains("static"), "{kernel}");
     assert!(kernel.contains("400000 bytes"), "{kernel}");
-    assert_eq!(field(&out, "check-kernel ", "equal"), "1");
-    assert_eq!(field(&out, "mounted-persist ", "at"), "/persist");
-    assert_eq!(field(&out, "mounted-rootfs ", "at"), "-");
+    assert_eq!(out.require_field("check-kernel ", "equal"), "1");
+    assert_eq!(out.require_field("mounted-persist ", "at"), "/persist");
+    assert_eq!(out.require_field("mounted-rootfs ", "at"), "-");
     // NOR (mtdram): flashcp's image is recognised, then 2 blocks change.
-    assert_eq!(field(&out, "nor-same ", "rewritten"), "0");
-    assert_eq!(field(&out, "nor-changed ", "rewritten"), "2");
-    assert_eq!(field(&out, "xcheck-nor ", "equal"), "1");
+    assert_eq!(out.require_field("nor-same ", "rewritten"), "0");
+    assert_eq!(out.require_field("nor-changed ", "rewritten"), "2");
+    assert_eq!(out.require_field("xcheck-nor ", "equal"), "1");
     assert!(
         out.serial
             .contains("too-big raw: image of 4194305 bytes does not fit"),
@@ -179,7 +174,7 @@ fn raw_and_ubi_strategies_on_real_drivers() {
         out.serial
     );
     assert_eq!(
-        field(&out, "xcheck-untouched ", "equal"),
+        out.require_field("xcheck-untouched ", "equal"),
         "1",
         "refused before any erase"
     );
@@ -277,15 +272,15 @@ fn real_power_cuts_are_recovered_from_the_journal() {
         "{}",
         out.serial
     );
-    assert_eq!(field(&out, "recover ", "count"), "1");
-    assert_eq!(field(&out, "recovered ", "outcome"), "RolledBack");
+    assert_eq!(out.require_field("recover ", "count"), "1");
+    assert_eq!(out.require_field("recovered ", "outcome"), "RolledBack");
     assert_eq!(
-        field(&out, "after-swap-cut ", "equal"),
+        out.require_field("after-swap-cut ", "equal"),
         "1",
         "old image intact"
     );
     assert_eq!(
-        field(&out, "staged-left ", "equal"),
+        out.require_field("staged-left ", "equal"),
         "0",
         "half-written volume removed"
     );
@@ -294,22 +289,22 @@ fn real_power_cuts_are_recovered_from_the_journal() {
     report("recover_in_place", &out);
     out.assert_success();
     assert_eq!(
-        field(&out, "sysfs-upd-marker ", "value"),
+        out.require_field("sysfs-upd-marker ", "value"),
         "1",
         "the kernel saw the cut update"
     );
     assert_eq!(
-        field(&out, "before-recover-old ", "equal"),
+        out.require_field("before-recover-old ", "equal"),
         "0",
         "in place: old is gone"
     );
     assert_eq!(
-        field(&out, "recovered ", "outcome"),
+        out.require_field("recovered ", "outcome"),
         "Completed",
         "redone from the staging file"
     );
-    assert_eq!(field(&out, "after-in-place-cut ", "equal"), "1");
-    assert_eq!(field(&out, "final-new ", "equal"), "1");
-    assert_eq!(field(&out, "final-old ", "equal"), "1");
-    assert_eq!(field(&out, "journal-left ", "count"), "0");
+    assert_eq!(out.require_field("after-in-place-cut ", "equal"), "1");
+    assert_eq!(out.require_field("final-new ", "equal"), "1");
+    assert_eq!(out.require_field("final-old ", "equal"), "1");
+    assert_eq!(out.require_field("journal-left ", "count"), "0");
 }

@@ -75,6 +75,12 @@ impl VmOutput {
             .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
     }
 
+    /// [`field`](Self::field), or a panic that shows the whole console.
+    pub fn require_field(&self, prefix: &str, key: &str) -> &str {
+        self.field(prefix, key)
+            .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", self.serial))
+    }
+
     /// Panics with the whole console unless the script exited 0.
     pub fn assert_success(&self) {
         assert_eq!(
