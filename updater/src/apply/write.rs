@@ -2,12 +2,10 @@
 //! then write each image as one journalled liminix-flash transaction.
 
 use liminix_boards::{Board, Place, Resolved, VolumeKind};
-use liminix_flash::journal::JournalStore;
 use liminix_flash::raw::check_fits;
 use liminix_flash::ubi_update::{plan, UbiPlan};
 use liminix_flash::{
-    update_raw, update_ubi, FileImage, FileJournal, Progress, RawOptions, TxError, UbiOptions,
-    VolKind,
+    update_raw, update_ubi, FileImage, FileJournal, Progress, TxError, UbiOptions, VolKind,
 };
 use serde::Serialize;
 
@@ -16,7 +14,8 @@ use super::error::ApplyError;
 use super::stage::StagedFile;
 use crate::error::{AgentError, Result};
 use crate::flashops::journal_dir::JournalLocation;
-use crate::flashops::staging::{discard, stage};
+use crate::flashops::raw::writer_options;
+use crate::flashops::staging::{settle, stage};
 use crate::flashops::FlashOpError;
 
 /// One image and where it goes.
@@ -161,10 +160,8 @@ fn write_raw(
     let src = FileImage::new(&staged.path).map_err(AgentError::io("opening", &staged.path))?;
     let mut j = journal(loc)?;
     let (_, flash) = dev.raw(partition)?;
-    let result = update_raw(flash, &mut j, &key, &src, &RawOptions::default(), progress);
-    if j.load(&key).map_err(FlashOpError::from)?.is_none() {
-        discard(loc, &key)?;
-    }
+    let result = update_raw(flash, &mut j, &key, &src, &writer_options(), progress);
+    settle(&mut j, loc, &key)?;
     let r = result.map_err(tx_err(job))?;
     Ok(ImageReport {
         image: job.image.name.clone(),
@@ -204,9 +201,7 @@ fn write_ubi(
     let mut j = journal(loc)?;
     let (_, ubi) = dev.ubi(partition)?;
     let result = update_ubi(ubi, &mut j, &target, &volume.name, &src, &opts, progress);
-    if j.load(&key).map_err(FlashOpError::from)?.is_none() {
-        discard(loc, &key)?;
-    }
+    settle(&mut j, loc, &key)?;
     let r = result.map_err(tx_err(job))?;
     Ok(ImageReport {
         image: job.image.name.clone(),

@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::error::FlashOpError;
 use super::journal_dir::JournalLocation;
 use super::recovery::{recover_all, RecoveryLine};
-use super::staging::{discard, stage, StageKind};
+use super::staging::{settle, stage, StageKind};
 use crate::root::DeviceRoot;
 
 /// What to write where.
@@ -140,9 +140,7 @@ pub fn flashcp(
         progress,
     );
     // Keep the staged image only while a record may still need it.
-    if journal.load(&target)?.is_none() {
-        discard(&loc, &target)?;
-    }
+    settle(&mut journal, &loc, &target)?;
     let report = result?;
     let erased_after_image = match req.erase_all {
         true => erase_after(&mut flash, report.image_len)?,
@@ -161,7 +159,7 @@ pub fn flashcp(
 
 /// Every block is compared in full or read back right after programming, so
 /// the writer's second whole-image pass would only repeat reads.
-fn writer_options() -> RawOptions {
+pub(crate) fn writer_options() -> RawOptions {
     RawOptions {
         final_read_back: false,
         ..RawOptions::default()

@@ -86,6 +86,18 @@ pub fn stage(loc: &JournalLocation, key: &str, image: &Path) -> Result<Staged, F
     })
 }
 
+/// After a transaction: keep the staged image only while a journal record may still need it.
+pub fn settle(
+    journal: &mut impl liminix_flash::journal::JournalStore,
+    loc: &JournalLocation,
+    key: &str,
+) -> Result<(), FlashOpError> {
+    match journal.load(key)? {
+        Some(_) => Ok(()),
+        None => discard(loc, key),
+    }
+}
+
 /// Remove the staged file of `key`, if any.
 pub fn discard(loc: &JournalLocation, key: &str) -> Result<(), FlashOpError> {
     remove_if_exists(&staged_path(loc, key))

@@ -11,7 +11,6 @@
 
 use std::path::PathBuf;
 
-use liminix_flash::journal::JournalStore;
 use liminix_flash::mounts::{volume_mount_point, VolumeRef};
 use liminix_flash::txn::update_ubi;
 use liminix_flash::ubi_update::{plan, UbiPlan};
@@ -22,7 +21,7 @@ use super::error::FlashOpError;
 use super::journal_dir::JournalLocation;
 use super::raw::recover_then_claim;
 use super::recovery::RecoveryLine;
-use super::staging::{discard, stage, StageKind};
+use super::staging::{settle, stage, StageKind};
 use crate::root::DeviceRoot;
 
 /// What to write where.
@@ -149,9 +148,7 @@ pub fn ubi_update(
         &opts,
         progress,
     );
-    if journal.load(&key)?.is_none() {
-        discard(&loc, &key)?;
-    }
+    settle(&mut journal, &loc, &key)?;
     let r = result?;
     Ok(UbiSummary {
         target: key,
