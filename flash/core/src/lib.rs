@@ -33,7 +33,7 @@ pub use journal::{FileJournal, JournalStore, Phase, SimJournal, Strategy, TxReco
 pub use mtd_backend::MtdFlash;
 pub use power::PowerRail;
 pub use progress::{NoProgress, Progress, Stage};
-pub use raw::{write_raw, RawError, RawOptions, RawReport};
+pub use raw::{scan_raw, write_raw, RawError, RawOptions, RawReport, RawScan};
 pub use sim::{SimFlash, SimUbi};
 pub use txn::{recover, update_raw, update_ubi, Outcome, Recovered, RecoveryEnv, TxError};
 pub use ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};

@@ -5,7 +5,9 @@
 pub enum Stage {
     /// Hashing the image source.
     Hashing,
-    /// Comparing with flash and writing changed blocks / volume data.
+    /// Hashing the image while comparing it with flash (no writes yet).
+    Comparing,
+    /// Writing changed blocks / volume data.
     Writing,
     /// Reading back and verifying.
     Verifying,

@@ -1,7 +1,10 @@
 //! Raw partition writer: flashcp semantics, but incremental and NAND-aware.
 //!
-//! For every erase block of the image it reads the flash block and compares;
-//! only blocks that differ are erased, programmed and read back. On NAND it
+//! Two passes. The compare pass ([`scan_raw`]) reads the image once, hashing
+//! it, and compares every erase block with flash, writing nothing; the write
+//! pass ([`RawScan::write`]) erases, programs and reads back only the blocks
+//! that differ. A journalled transaction records the hash between the two, so
+//! the image is hashed exactly once. On NAND it
 //! skips bad blocks like nandwrite (the data slides to the next good block),
 //! retires a block whose erase or program fails (marks it bad, moves on), pads
 //! the last page with 0xFF and never programs all-0xFF pages (so the erased
@@ -9,8 +12,10 @@
 //! of a block on their own and stops at the first difference. A block whose read needed ECC
 //! correction is rewritten even if it matches ("scrub"), and one with an
 //! uncorrectable ECC error counts as changed. The image must fit
-//! the good blocks, which is checked before the first erase. Finally the whole
-//! image is read back the way the bootloader reads it and hashed.
+//! the good blocks, which is checked before the first erase. The write pass
+//! checks each block it writes against a CRC-32 taken by the compare pass, so
+//! a source that changed in between is refused instead of written. Optionally
+//! the whole image is read back once more the way the bootloader reads it.
 //!
 //! Interrupted writes are safe to re-run: the comparison makes the second run
 //! skip every block the first one finished.
@@ -95,6 +100,9 @@ pub enum RawError {
     /// A written block read back differently.
     #[error("verification failed: flash differs from the image at {off:#x}")]
     Verify { off: u64 },
+    /// The image source no longer holds what the compare pass read.
+    #[error("image source changed after it was hashed (block at image offset {off:#x})")]
+    SourceChanged { off: u64 },
     /// The image read back as a whole does not hash like the source.
     #[error("read-back hash {got} differs from image hash {expected}")]
     Digest { expected: String, got: String },
@@ -125,6 +133,147 @@ pub fn check_fits(flash: &mut dyn Flash, len: u64) -> Result<(), RawError> {
     Ok(())
 }
 
+/// One image block as the compare pass found it.
+#[derive(Debug, Clone, Copy)]
+struct BlockPlan {
+    /// Physical offset of the good block it goes to.
+    off: u64,
+    /// Whether it must be erased and programmed.
+    rewrite: bool,
+    /// CRC-32 of the image block, rechecked before the block is written.
+    crc: u32,
+    /// Bad blocks skipped up to and including this block's placement.
+    bad_before: u64,
+}
+
+/// The result of the compare pass: the image hash and which blocks differ.
+/// Nothing has been written yet; [`RawScan::write`] does the writing.
+#[derive(Debug, Clone)]
+pub struct RawScan {
+    sha256: [u8; 32],
+    len: u64,
+    plan: Vec<BlockPlan>,
+}
+
+impl RawScan {
+    /// SHA-256 of the image.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+
+    /// Erase blocks the write pass will rewrite (before any block goes bad).
+    pub fn changed_blocks(&self) -> u64 {
+        self.plan.iter().filter(|p| p.rewrite).count() as u64
+    }
+
+    /// The write pass: erase, program and read back the blocks that differ.
+    /// `src` must be the scanned image; a block whose bytes changed since the
+    /// scan stops the write with [`RawError::SourceChanged`].
+    pub fn write(
+        &self,
+        flash: &mut dyn Flash,
+        src: &dyn ImageSource,
+        opts: &RawOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<RawReport, RawError> {
+        let mut w = Writer::new(flash, opts, self.len, progress)?;
+        let flips_before = w.flash.corrected_bitflips()?;
+        w.write_pass(self, src)?;
+        if opts.final_read_back {
+            w.verify_whole(&self.sha256)?;
+        }
+        w.report.sha256 = self.sha256;
+        w.report.corrected_bitflips = w.flash.corrected_bitflips()? - flips_before;
+        Ok(w.report)
+    }
+}
+
+/// The compare pass: check the size, hash the image and compare every erase
+/// block with flash. Does no erase or program operation.
+pub fn scan_raw(
+    flash: &mut dyn Flash,
+    src: &dyn ImageSource,
+    opts: &RawOptions,
+    progress: &mut dyn Progress,
+) -> Result<RawScan, RawError> {
+    let len = src.len();
+    check_fits(flash, len)?;
+    let mut w = Writer::new(flash, opts, len, progress)?;
+    let eb = w.geo.erase_size as usize;
+    let mut blocks = Blocks::new(src, eb, len)?;
+    let mut hasher = Sha256::new();
+    let mut plan = Vec::with_capacity(w.report.blocks as usize);
+    let (mut next, mut bad) = (0u64, 0u64);
+    w.progress.begin(Stage::Comparing, len);
+    while let Some(used) = blocks.next_block()? {
+        let off = w.next_good(&mut next, &mut bad)?;
+        let want = &blocks.buf;
+        hasher.update(&want[..used]);
+        let rewrite = !w.matches(off, want, used)?;
+        plan.push(BlockPlan {
+            off,
+            rewrite,
+            crc: crc32fast::hash(&want[..used]),
+            bad_before: bad,
+        });
+        w.progress.advance(blocks.done);
+    }
+    Ok(RawScan {
+        sha256: hasher.finalize().into(),
+        len,
+        plan,
+    })
+}
+
+/// Write `src` to the start of `flash`, touching only blocks that differ:
+/// [`scan_raw`] then [`RawScan::write`].
+pub fn write_raw(
+    flash: &mut dyn Flash,
+    src: &dyn ImageSource,
+    opts: &RawOptions,
+    progress: &mut dyn Progress,
+) -> Result<RawReport, RawError> {
+    scan_raw(flash, src, opts, progress)?.write(flash, src, opts, progress)
+}
+
+/// The image, one erase block at a time (the last one padded with 0xFF).
+struct Blocks<'a> {
+    reader: Box<dyn io::Read + 'a>,
+    buf: Vec<u8>,
+    len: u64,
+    done: u64,
+}
+
+impl<'a> Blocks<'a> {
+    fn new(src: &'a dyn ImageSource, eb: usize, len: u64) -> Result<Self, RawError> {
+        Ok(Blocks {
+            reader: src.open().map_err(RawError::Source)?,
+            buf: vec![0xFF; eb],
+            len,
+            done: 0,
+        })
+    }
+
+    /// Reads the next block into `buf`; returns the image bytes in it.
+    fn next_block(&mut self) -> Result<Option<usize>, RawError> {
+        let used = (self.len - self.done).min(self.buf.len() as u64) as usize;
+        if used == 0 {
+            return Ok(None);
+        }
+        let n = read_full(&mut self.reader, &mut self.buf[..used]).map_err(RawError::Source)?;
+        if n < used {
+            let got = self.done + n as u64;
+            return Err(RawError::ShortSource {
+                expected: self.len,
+                got,
+            });
+        }
+        self.buf[used..].fill(0xFF);
+        self.done += used as u64;
+        Ok(Some(used))
+    }
+}
+
 enum Placed {
     Done,
     Retired,
@@ -140,99 +289,124 @@ struct Writer<'a> {
     progress: &'a mut dyn Progress,
 }
 
-/// Write `src` to the start of `flash`, touching only blocks that differ.
-pub fn write_raw(
-    flash: &mut dyn Flash,
-    src: &dyn ImageSource,
-    opts: &RawOptions,
-    progress: &mut dyn Progress,
-) -> Result<RawReport, RawError> {
-    let len = src.len();
-    check_fits(flash, len)?;
-    let geo = flash.geometry();
-    let eb = geo.erase_size as usize;
-    let chunk = match (opts.program_chunk, geo.is_nand) {
-        (Some(c), _) => c.max(geo.write_size) as usize,
-        (None, true) => geo.write_size as usize,
-        (None, false) => eb.min(4096),
-    };
-    let flips_before = flash.corrected_bitflips()?;
-    let mut w = Writer {
-        flash,
-        geo,
-        chunk,
-        opts,
-        report: RawReport {
-            image_len: len,
-            blocks: len.div_ceil(eb as u64),
-            ..RawReport::default()
-        },
-        have: vec![0; eb],
-        progress,
-    };
-    let digest = w.write_all(src)?;
-    if opts.final_read_back {
-        w.verify_whole(&digest)?;
+impl<'a> Writer<'a> {
+    fn new(
+        flash: &'a mut dyn Flash,
+        opts: &'a RawOptions,
+        len: u64,
+        progress: &'a mut dyn Progress,
+    ) -> Result<Self, RawError> {
+        let geo = flash.geometry();
+        let eb = geo.erase_size as usize;
+        let chunk = match (opts.program_chunk, geo.is_nand) {
+            (Some(c), _) => c.max(geo.write_size) as usize,
+            (None, true) => geo.write_size as usize,
+            (None, false) => eb.min(4096),
+        };
+        Ok(Writer {
+            flash,
+            geo,
+            chunk,
+            opts,
+            report: RawReport {
+                image_len: len,
+                blocks: len.div_ceil(eb as u64),
+                ..RawReport::default()
+            },
+            have: vec![0; eb],
+            progress,
+        })
     }
-    w.report.sha256 = digest;
-    w.report.corrected_bitflips = w.flash.corrected_bitflips()? - flips_before;
-    Ok(w.report)
-}
 
-impl Writer<'_> {
-    fn write_all(&mut self, src: &dyn ImageSource) -> Result<[u8; 32], RawError> {
-        let len = self.report.image_len;
-        let eb = self.geo.erase_size as usize;
-        let mut reader = src.open().map_err(RawError::Source)?;
-        let mut want = vec![0xFFu8; eb];
-        let mut hasher = Sha256::new();
-        let mut block = 0u64;
-        self.progress.begin(Stage::Writing, len);
-        for i in 0..self.report.blocks {
-            let expect = (len - i * eb as u64).min(eb as u64) as usize;
-            let n = read_full(&mut reader, &mut want).map_err(RawError::Source)?;
-            if n < expect {
-                let got = i * eb as u64 + n as u64;
-                return Err(RawError::ShortSource { expected: len, got });
+    /// Rewrites the blocks the scan found different. Once a block has to be
+    /// retired the rest of the image slides along and the scan's placement no
+    /// longer holds, so from then on every block is compared again.
+    fn write_pass(&mut self, scan: &RawScan, src: &dyn ImageSource) -> Result<(), RawError> {
+        let eb = u64::from(self.geo.erase_size);
+        let mut blocks = Blocks::new(src, eb as usize, scan.len)?;
+        let mut slid: Option<u64> = None;
+        self.progress.begin(Stage::Writing, scan.len);
+        for p in &scan.plan {
+            let start = blocks.done;
+            let used = blocks.next_block()?.expect("the scan covered the image");
+            let want = &blocks.buf;
+            let same_bytes = || crc32fast::hash(&want[..used]) == p.crc;
+            match slid {
+                None if !p.rewrite => self.report.unchanged_blocks += 1,
+                None => {
+                    if !same_bytes() {
+                        return Err(RawError::SourceChanged { off: start });
+                    }
+                    if let Placed::Retired = self.rewrite(p.off, want)? {
+                        self.report.skipped_bad_blocks = p.bad_before;
+                        let mut next = p.off / eb + 1;
+                        self.place(&mut next, want, used)?;
+                        slid = Some(next);
+                    }
+                }
+                Some(ref mut next) => {
+                    if !same_bytes() {
+                        return Err(RawError::SourceChanged { off: start });
+                    }
+                    self.place(next, want, used)?;
+                }
             }
-            want[expect..].fill(0xFF);
-            hasher.update(&want[..expect]);
-            self.place(&mut block, &want, expect)?;
-            self.progress.advance(i * eb as u64 + expect as u64);
+            self.progress.advance(blocks.done);
         }
-        Ok(hasher.finalize().into())
+        if slid.is_none() {
+            self.report.skipped_bad_blocks = scan.plan.last().map_or(0, |p| p.bad_before);
+        }
+        Ok(())
     }
 
-    /// Put one image block at the next good physical block, retrying further
-    /// along when a block has to be retired.
-    fn place(&mut self, block: &mut u64, want: &[u8], used: usize) -> Result<(), RawError> {
+    /// The next good block at or after block index `next`; advances `next`
+    /// past it and counts the bad blocks skipped in `bad`.
+    fn next_good(&mut self, next: &mut u64, bad: &mut u64) -> Result<u64, RawError> {
         let eb = u64::from(self.geo.erase_size);
         loop {
-            let off = *block * eb;
-            if *block >= self.geo.blocks() {
+            let off = *next * eb;
+            if *next >= self.geo.blocks() {
                 return Err(RawError::NoSpace { off });
             }
-            *block += 1;
+            *next += 1;
             if self.geo.is_nand && self.flash.is_bad(off)? {
-                self.report.skipped_bad_blocks += 1;
+                *bad += 1;
                 self.progress
                     .note(&format!("bad block at {off:#x} skipped"));
                 continue;
             }
-            if let Placed::Done = self.place_at(off, want, used)? {
+            return Ok(off);
+        }
+    }
+
+    /// Put one image block at the next good physical block, comparing first
+    /// and moving further along when a block has to be retired.
+    fn place(&mut self, next: &mut u64, want: &[u8], used: usize) -> Result<(), RawError> {
+        let mut bad = 0;
+        loop {
+            let off = self.next_good(next, &mut bad)?;
+            self.report.skipped_bad_blocks += std::mem::take(&mut bad);
+            if self.matches(off, want, used)? {
+                self.report.unchanged_blocks += 1;
+                return Ok(());
+            }
+            if let Placed::Done = self.rewrite(off, want)? {
                 return Ok(());
             }
         }
     }
 
-    fn place_at(&mut self, off: u64, want: &[u8], used: usize) -> Result<Placed, RawError> {
+    /// Whether the block at `off` holds `want[..used]` well enough to be left
+    /// alone: equal, and (when scrubbing) read without corrected bitflips.
+    fn matches(&mut self, off: u64, want: &[u8], used: usize) -> Result<bool, RawError> {
         let flips = self.flash.corrected_bitflips()?;
         let holds = self.holds(off, want, used)?;
         let flipped = self.flash.corrected_bitflips()? > flips;
-        if holds && !(flipped && self.opts.scrub_bitflips) {
-            self.report.unchanged_blocks += 1;
-            return Ok(Placed::Done);
-        }
+        Ok(holds && !(flipped && self.opts.scrub_bitflips))
+    }
+
+    /// Erase, program and read back one block.
+    fn rewrite(&mut self, off: u64, want: &[u8]) -> Result<Placed, RawError> {
         match self.flash.erase_block(off) {
             Err(FlashError::EraseFailed { .. }) if self.geo.is_nand => return self.retire(off),
             r => r?,

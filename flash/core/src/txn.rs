@@ -21,11 +21,11 @@ use crate::flash::{hash_image, Flash, FlashError};
 use crate::image::ImageSource;
 use crate::journal::{JournalError, JournalStore, Phase, Strategy, TxRecord};
 use crate::progress::{Progress, Stage};
-use crate::raw::{check_fits, write_raw, RawError, RawOptions, RawReport};
-use crate::ubi::{Ubi, UbiError, VolKind};
+use crate::raw::{scan_raw, write_raw, RawError, RawOptions, RawReport};
+use crate::ubi::{Ubi, UbiError, UbiVolume, VolKind};
 use crate::ubi_update::{
-    new_name, old_name, plan, volume_matches, write_volume, PlanError, UbiOptions, UbiPlan,
-    VolumeWriteError,
+    new_name, old_name, plan, volume_equals, volume_matches, write_volume, PlanError, UbiOptions,
+    UbiPlan, VolumeWriteError,
 };
 
 /// Failure of a transaction or of recovery.
@@ -135,7 +135,8 @@ fn ensure_idle(journal: &mut dyn JournalStore, key: &str) -> Result<(), TxError>
 }
 
 /// Write `src` to raw partition `flash` (known to the agent as `target`) as a
-/// journalled transaction.
+/// journalled transaction. The compare pass hashes the image and reads flash
+/// without writing; its hash goes into the journal before the first erase.
 pub fn update_raw(
     flash: &mut dyn Flash,
     journal: &mut dyn JournalStore,
@@ -145,21 +146,12 @@ pub fn update_raw(
     progress: &mut dyn Progress,
 ) -> Result<RawReport, TxError> {
     ensure_idle(journal, target)?;
-    check_fits(flash, src.len())?;
-    progress.begin(Stage::Hashing, src.len());
-    let sha = hash_source(src)?;
-    let rec = record(target, None, Strategy::Raw, &sha, src);
+    let scan = scan_raw(flash, src, opts, progress)?;
+    let rec = record(target, None, Strategy::Raw, &scan.sha256(), src);
     journal.store(&rec)?;
-    let report = write_raw(flash, src, opts, progress)?;
-    if report.sha256 != sha {
-        // The source changed between hashing and writing; keep the record so
-        // recovery re-checks the partition against the recorded hash.
-        return Err(RawError::Digest {
-            expected: rec.image_sha256,
-            got: hex::encode(report.sha256),
-        }
-        .into());
-    }
+    // On failure the record stays: recovery re-checks the partition against
+    // the recorded hash and finishes the write from the staged image.
+    let report = scan.write(flash, src, opts, progress)?;
     journal.clear(&rec.key())?;
     Ok(report)
 }
@@ -176,10 +168,7 @@ pub fn update_ubi(
     progress: &mut dyn Progress,
 ) -> Result<UbiReport, TxError> {
     ensure_idle(journal, &format!("{target}:{volume}"))?;
-    let plan = plan(ubi, volume, src.len(), opts)?;
-    progress.begin(Stage::Hashing, src.len());
-    let sha = hash_source(src)?;
-    match plan {
+    match plan(ubi, volume, src.len(), opts)? {
         UbiPlan::Swap {
             volume_bytes,
             kind,
@@ -189,14 +178,16 @@ pub fn update_ubi(
             for v in remove_first {
                 ubi.remove_volume(v.id)?;
             }
-            let mut rec = record(target, Some(volume), Strategy::UbiSwap, &sha, src);
+            // Recovery of a swap that is still writing only removes
+            // `<name>.new`, so the hash is recorded when the phase moves on.
+            let mut rec = record(target, Some(volume), Strategy::UbiSwap, &[0; 32], src);
+            rec.image_sha256.clear();
             let job = SwapJob {
                 volume,
                 volume_bytes,
                 kind,
                 current: current.map(|c| c.id),
                 src,
-                sha,
             };
             let result = swap(ubi, journal, &mut rec, &job, progress);
             if matches!(&result, Err(e) if !e.is_power_cut()) {
@@ -206,25 +197,37 @@ pub fn update_ubi(
             }
             result
         }
-        UbiPlan::InPlace { current } => {
-            let rec = record(target, Some(volume), Strategy::UbiInPlace, &sha, src);
-            journal.store(&rec)?;
-            write_volume(ubi, current.id, src, progress)?;
-            progress.begin(Stage::Verifying, src.len());
-            if !volume_matches(ubi, current.id, src.len(), &sha)? {
-                return Err(TxError::Verify {
-                    volume: current.name,
-                });
-            }
-            journal.clear(&rec.key())?;
-            Ok(UbiReport {
-                strategy: Strategy::UbiInPlace,
-                volume_id: current.id,
-                old_kept_as: None,
-                sha256: sha,
-            })
-        }
+        UbiPlan::InPlace { current } => in_place(ubi, journal, target, current, src, progress),
     }
+}
+
+/// Overwrite the volume: its old contents are gone from the first write, so
+/// the hash must be in the journal before it (recovery rewrites from source).
+fn in_place(
+    ubi: &mut dyn Ubi,
+    journal: &mut dyn JournalStore,
+    target: &str,
+    current: UbiVolume,
+    src: &dyn ImageSource,
+    progress: &mut dyn Progress,
+) -> Result<UbiReport, TxError> {
+    progress.begin(Stage::Hashing, src.len());
+    let sha = hash_source(src)?;
+    let rec = record(target, Some(&current.name), Strategy::UbiInPlace, &sha, src);
+    journal.store(&rec)?;
+    let written = write_volume(ubi, current.id, src, progress)?;
+    if written != sha || !volume_equals(ubi, current.id, src, progress)? {
+        return Err(TxError::Verify {
+            volume: current.name,
+        });
+    }
+    journal.clear(&rec.key())?;
+    Ok(UbiReport {
+        strategy: Strategy::UbiInPlace,
+        volume_id: current.id,
+        old_kept_as: None,
+        sha256: sha,
+    })
 }
 
 struct SwapJob<'a> {
@@ -233,10 +236,11 @@ struct SwapJob<'a> {
     kind: VolKind,
     current: Option<u32>,
     src: &'a dyn ImageSource,
-    sha: [u8; 32],
 }
 
-/// Stage, verify, switch; `rec.phase` tells the caller how far it got.
+/// Stage, verify, switch; `rec.phase` tells the caller how far it got. The
+/// image is hashed once, while it is written; the read-back is compared with
+/// the source, which also catches a source that changed in between.
 fn swap(
     ubi: &mut dyn Ubi,
     journal: &mut dyn JournalStore,
@@ -244,15 +248,14 @@ fn swap(
     job: &SwapJob<'_>,
     progress: &mut dyn Progress,
 ) -> Result<UbiReport, TxError> {
-    let len = job.src.len();
     journal.store(rec)?;
     let staged = new_name(job.volume);
     let id = ubi.make_volume(&staged, job.volume_bytes, job.kind)?;
-    write_volume(ubi, id, job.src, progress)?;
-    progress.begin(Stage::Verifying, len);
-    if !volume_matches(ubi, id, len, &job.sha)? {
+    let sha = write_volume(ubi, id, job.src, progress)?;
+    if !volume_equals(ubi, id, job.src, progress)? {
         return Err(TxError::Verify { volume: staged });
     }
+    rec.image_sha256 = hex::encode(sha);
     rec.phase = Phase::Switching;
     journal.store(rec)?;
     let old_kept_as = switch(ubi, job.volume, id, job.current)?;
@@ -261,7 +264,7 @@ fn swap(
         strategy: Strategy::UbiSwap,
         volume_id: id,
         old_kept_as,
-        sha256: job.sha,
+        sha256: sha,
     })
 }
 
@@ -332,9 +335,11 @@ fn recover_one(
     }
 }
 
-/// A source is only usable if it is exactly the recorded image.
+/// A source is only usable if it is exactly the recorded image (a swap record
+/// still writing has no hash and needs no source).
 fn source_matches(src: &dyn ImageSource, rec: &TxRecord) -> bool {
-    src.len() == rec.image_size
+    !rec.image_sha256.is_empty()
+        && src.len() == rec.image_size
         && src.sha256().ok().map(hex::encode).as_deref() == Some(rec.image_sha256.as_str())
 }
 

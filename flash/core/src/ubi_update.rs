@@ -233,6 +233,44 @@ pub fn volume_matches(
     Ok(&<[u8; 32]>::from(hasher.finalize()) == sha)
 }
 
+/// Whether volume `id` holds exactly the image: the volume is read back and
+/// compared with the source byte for byte (cheaper than hashing it again). A
+/// corrupted (interrupted) or short volume does not match.
+pub fn volume_equals(
+    ubi: &mut dyn Ubi,
+    id: u32,
+    src: &dyn ImageSource,
+    progress: &mut dyn Progress,
+) -> Result<bool, VolumeWriteError> {
+    let mut vol = match ubi.open_read(id) {
+        Ok(r) => r,
+        Err(UbiError::Corrupted(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let mut img = src.open().map_err(VolumeWriteError::Source)?;
+    let (mut have, mut want) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let len = src.len();
+    let mut done = 0u64;
+    progress.begin(Stage::Verifying, len);
+    while done < len {
+        let n = (len - done).min(want.len() as u64) as usize;
+        if read_full(&mut img, &mut want[..n]).map_err(VolumeWriteError::Source)? < n {
+            let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "image source is short");
+            return Err(VolumeWriteError::Source(e));
+        }
+        let got = read_full(&mut vol, &mut have[..n]).map_err(|source| UbiError::Io {
+            op: "read volume",
+            source,
+        })?;
+        if got < n || have[..n] != want[..n] {
+            return Ok(false);
+        }
+        done += n as u64;
+        progress.advance(done);
+    }
+    Ok(true)
+}
+
 /// Remove the rollback copy `<name>.old`; returns whether there was one.
 pub fn gc_old(ubi: &mut dyn Ubi, name: &str) -> Result<bool, UbiError> {
     match ubi.volume_by_name(&old_name(name))? {

@@ -6,11 +6,11 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{factory_load, outcomes, pattern, raw_boots};
+use common::{factory_load, outcomes, pattern, raw_boots, Passes};
 use liminix_flash::txn::{recover, Outcome, RecoveryEnv, TxError};
 use liminix_flash::{
-    update_raw, FileImage, FileJournal, Flash, ImageSource, JournalStore, NoProgress, RawOptions,
-    SimFlash, TxRecord, Ubi,
+    update_raw, FileImage, FileJournal, Flash, ImageSource, JournalStore, NoProgress, Progress,
+    RawOptions, SimFlash, TxRecord, Ubi,
 };
 
 const EB: usize = 4096;
@@ -130,4 +130,77 @@ fn altered_staging_file_is_not_trusted() {
         None,
         "nothing written from a wrong source"
     );
+}
+
+#[test]
+fn the_image_is_read_twice_and_hashed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = pattern(12 * EB, 1);
+    let new = common::change_blocks(&old, EB, &[2, 7]);
+    let mut flash = SimFlash::nand(16, EB as u32, 512);
+    factory_load(&mut flash, &old);
+    let mut journal = FileJournal::open(dir.path().join("j")).unwrap();
+    let src = Passes::new(new.clone());
+    let mut p = Stages::default();
+    let opts = RawOptions {
+        final_read_back: false,
+        ..RawOptions::default()
+    };
+    let r = update_raw(&mut flash, &mut journal, "mtd:k", &src, &opts, &mut p).unwrap();
+    assert_eq!(src.opens.get(), 2, "one compare pass, one write pass");
+    assert_eq!(p.0, ["Comparing", "Writing"], "no separate hashing pass");
+    assert_eq!(r.sha256, liminix_flash::image::sha256(&new));
+    assert_eq!(r.rewritten_blocks, 2);
+    assert_eq!(raw_boots(&mut flash, &old, &new), Some("new"));
+}
+
+#[test]
+fn a_source_changed_after_the_compare_pass_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = pattern(12 * EB, 1);
+    let new = common::change_blocks(&old, EB, &[2, 7]);
+    let mut flash = SimFlash::nand(16, EB as u32, 512);
+    factory_load(&mut flash, &old);
+    let mut journal = FileJournal::open(dir.path().join("j")).unwrap();
+    let mut src = Passes::new(new.clone());
+    src.changed = common::change_blocks(&new, EB, &[7]);
+    src.swap_at = 2;
+    flash.reset_stats();
+    let err = update_raw(
+        &mut flash,
+        &mut journal,
+        "mtd:k",
+        &src,
+        &RawOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("changed after it was hashed"), "{msg}");
+    assert!(msg.contains(&format!("{:#x}", 7 * EB)), "{msg}");
+    assert_eq!(
+        flash.stats().erases,
+        1,
+        "block 2 was written, block 7 refused"
+    );
+    let rec = journal.load("mtd:k").unwrap().expect("the record stays");
+    assert_eq!(
+        rec.image_sha256,
+        hex::encode(liminix_flash::image::sha256(&new))
+    );
+}
+
+#[derive(Default)]
+struct Stages(Vec<&'static str>);
+
+impl Progress for Stages {
+    fn begin(&mut self, stage: liminix_flash::progress::Stage, _total: u64) {
+        use liminix_flash::progress::Stage::*;
+        self.0.push(match stage {
+            Hashing => "Hashing",
+            Comparing => "Comparing",
+            Writing => "Writing",
+            Verifying => "Verifying",
+        });
+    }
 }

@@ -184,6 +184,7 @@ struct Recorder {
 impl Progress for Recorder {
     fn begin(&mut self, stage: Stage, total: u64) {
         self.stages.push((stage, total));
+        self.last = 0;
     }
     fn advance(&mut self, done: u64) {
         assert!(done >= self.last || done == 0);
@@ -208,9 +209,19 @@ fn progress_reports_stages_and_bad_blocks() {
     )
     .unwrap();
     let n = img.len() as u64;
-    assert_eq!(p.stages, vec![(Stage::Writing, n), (Stage::Verifying, n)]);
+    assert_eq!(
+        p.stages,
+        vec![
+            (Stage::Comparing, n),
+            (Stage::Writing, n),
+            (Stage::Verifying, n)
+        ]
+    );
     assert_eq!(p.last, n);
-    assert_eq!(p.notes, 1);
+    assert_eq!(
+        p.notes, 1,
+        "the bad block is noted once, by the compare pass"
+    );
 }
 
 #[test]

@@ -273,3 +273,95 @@ fn static_volume_stays_static_and_reads_exact_length() {
     std::io::Read::read_to_end(&mut ubi.open_read(v.id).unwrap(), &mut all).unwrap();
     assert_eq!(all, new, "exactly the image, trailing 0xFF included");
 }
+
+#[test]
+fn swap_hashes_while_writing_and_compares_the_read_back() {
+    let old = pattern(10 * LEB as usize, 1);
+    let new = pattern(12 * LEB as usize - 5, 2);
+    let (mut ubi, mut j, _) = device(40, &old, 16 * LEB);
+    let src = common::Passes::new(new.clone());
+    let r = update_ubi(
+        &mut ubi,
+        &mut j,
+        "ubi0",
+        "rootfs",
+        &src,
+        &UbiOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        src.opens.get(),
+        2,
+        "one write pass, one read-back comparison"
+    );
+    assert_eq!(r.sha256, liminix_flash::image::sha256(&new));
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
+
+    // The file changes between the write and the read-back: no switch.
+    let newer = pattern(12 * LEB as usize - 5, 3);
+    let mut src = common::Passes::new(newer.clone());
+    src.changed = pattern(12 * LEB as usize - 5, 4);
+    src.swap_at = 2;
+    let err = update_ubi(
+        &mut ubi,
+        &mut j,
+        "ubi0",
+        "rootfs",
+        &src,
+        &UbiOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(matches!(err, TxError::Verify { .. }), "{err}");
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
+    assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
+    assert!(j.load_all().unwrap().is_empty(), "rolled back at once");
+}
+
+#[test]
+fn in_place_records_the_hash_before_the_first_write() {
+    let old = pattern(10 * LEB as usize, 1);
+    let new = pattern(10 * LEB as usize, 2);
+    let (mut ubi, mut j, _) = device(12, &old, 10 * LEB);
+    let opts = UbiOptions {
+        force_in_place: true,
+        ..UbiOptions::default()
+    };
+    let src = common::Passes::new(new.clone());
+    let r = update_ubi(
+        &mut ubi,
+        &mut j,
+        "ubi0",
+        "rootfs",
+        &src,
+        &opts,
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(r.strategy, Strategy::UbiInPlace);
+    assert_eq!(src.opens.get(), 3, "hash, write, read-back comparison");
+    assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
+
+    // Changed between hashing and writing: the recorded hash no longer
+    // describes what was written, so the transaction fails and stays journalled.
+    let mut src = common::Passes::new(old.clone());
+    src.changed = pattern(10 * LEB as usize, 5);
+    src.swap_at = 2;
+    let err = update_ubi(
+        &mut ubi,
+        &mut j,
+        "ubi0",
+        "rootfs",
+        &src,
+        &opts,
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(matches!(err, TxError::Verify { .. }), "{err}");
+    let rec = &j.load_all().unwrap()[0];
+    assert_eq!(
+        rec.image_sha256,
+        hex::encode(liminix_flash::image::sha256(&old))
+    );
+}

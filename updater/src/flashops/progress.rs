@@ -9,6 +9,7 @@ use liminix_flash::{NoProgress, Progress, Stage};
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Hashing => "hashing image",
+        Stage::Comparing => "comparing",
         Stage::Writing => "writing",
         Stage::Verifying => "reading back",
     }

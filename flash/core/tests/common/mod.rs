@@ -111,3 +111,43 @@ impl RecoveryEnv for SimEnv<'_> {
 pub fn outcomes(done: Vec<Recovered>) -> Result<Vec<Outcome>, TxError> {
     done.into_iter().map(|(_, r)| r).collect()
 }
+
+/// An image source that counts how often it is opened (each open is one pass
+/// over the image) and can hand out different bytes from the `swap_at`-th open
+/// on, like a file rewritten while the agent works on it.
+pub struct Passes {
+    pub data: Vec<u8>,
+    pub changed: Vec<u8>,
+    pub swap_at: usize,
+    pub opens: std::cell::Cell<usize>,
+}
+
+impl Passes {
+    pub fn new(data: Vec<u8>) -> Self {
+        Passes {
+            changed: data.clone(),
+            data,
+            swap_at: usize::MAX,
+            opens: Default::default(),
+        }
+    }
+}
+
+impl ImageSource for Passes {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn open(&self) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        let n = self.opens.get() + 1;
+        self.opens.set(n);
+        let bytes = if n >= self.swap_at {
+            &self.changed
+        } else {
+            &self.data
+        };
+        Ok(Box::new(&bytes[..]))
+    }
+    fn describe(&self) -> String {
+        "counting test image".into()
+    }
+}
