@@ -206,8 +206,10 @@ pub enum Bootloader {
     UbootEnv {
         /// Device path of the fw_env.config describing the environment.
         fw_env_config: String,
-        /// Environment variables the strategy uses, by role (e.g. `slot = "liminix_slot"`).
+        /// Boots a newly installed slot gets before U-Boot falls back (1..=9; the agent's
+        /// default is 3). The variable names are fixed by the shipped boot script
+        /// (`bootloader-envs/uboot/ab-boot.txt`: `ab_boot`, `ab_try`, `ab_left`, `ab_failed`).
         #[serde(default)]
-        variables: BTreeMap<String, String>,
+        attempts: Option<u8>,
     },
 }

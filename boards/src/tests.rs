@@ -121,6 +121,15 @@ fn ab_boards_need_matching_slots_and_bootloader() {
     );
     let e = err_of(&zyxel.replace("strategy = \"ab-zyxel\"", "strategy = \"ab-uboot\""));
     assert!(e.contains("needs a [bootloader] of type uboot-env"), "{e}");
+    let vm = EMBEDDED
+        .iter()
+        .find(|(n, _)| *n == "vm-ab-uboot")
+        .unwrap()
+        .1;
+    let e = err_of(&vm.replace("attempts = 2", "attempts = 10"));
+    assert!(e.contains("attempts = 10"), "{e}");
+    let e = err_of(&vm.replace("attempts = 2", "variables = { slot = \"s\" }"));
+    assert!(e.contains("unknown field"), "{e}");
     let e = err_of(&zyxel.replace("\"mtd:kernel_1\"", "\"mtd:kernel\""));
     assert!(e.contains("share partition kernel"), "{e}");
     let e = err_of(&zyxel.replace("index = 1", "index = 2"));

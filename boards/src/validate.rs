@@ -362,14 +362,26 @@ fn check_bootloader(b: &Board) -> Result<(), BoardError> {
             }
             Ok(())
         }
-        (Strategy::AbUboot, Some(Bootloader::UbootEnv { fw_env_config, .. })) => {
+        (
+            Strategy::AbUboot,
+            Some(Bootloader::UbootEnv {
+                fw_env_config,
+                attempts,
+            }),
+        ) => {
             if !fw_env_config.starts_with('/') {
                 return Err(invalid(
                     b,
                     format!("fw_env_config {fw_env_config:?} must be an absolute device path"),
                 ));
             }
-            Ok(())
+            match attempts {
+                Some(n) if !(1..=9).contains(n) => Err(invalid(
+                    b,
+                    format!("attempts = {n}: the boot script counts 1 to 9 boots"),
+                )),
+                _ => Ok(()),
+            }
         }
         (Strategy::AbZyxel | Strategy::AbUboot, other) => Err(invalid(
             b,
