@@ -14,6 +14,10 @@ APT_PACKAGES=(
   linux-image-amd64 device-tree-compiler strace
   # static ARMv7 agent for the U-Boot guest
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+  # U-Boot with a redundant environment, built from Debian's source package by
+  # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
+  # device-tree-compiler from above; the deb-src entry is added below)
+  bison flex bc make libssl-dev libgnutls28-dev uuid-dev dpkg-dev
   # misc
   e2fsprogs util-linux kmod
 )
@@ -39,5 +43,37 @@ rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # u-boot-tools, mtools, dosfstools, fdisk and cpio from the list above.
 if ! dpkg --print-foreign-architectures | grep -qx armhf; then
   dpkg --add-architecture armhf
+  apt-get update -q
+fi
+
+# bootloader-envs/uboot/build-redundant.sh fetches U-Boot's source with `apt-get source`,
+# which needs a deb-src entry for bookworm main. Added only if none exists (one-line
+# sources.list or deb822 .sources).
+has_bookworm_src() {
+  grep -qsE '^[[:space:]]*deb-src[[:space:]].*[[:space:]]bookworm[[:space:]](.*[[:space:]])?main([[:space:]]|$)' \
+    /etc/apt/sources.list /etc/apt/sources.list.d/*.list && return 0
+  # one stanza per paragraph; a paragraph never spans two files
+  awk '
+    BEGIN { RS = "" }
+    {
+      t = s = c = 0
+      n = split($0, line, "\n")
+      for (i = 1; i <= n; i++) {
+        if (line[i] ~ /^Types:.*deb-src/) t = 1
+        if (line[i] ~ /^Suites:(.*[ \t])?bookworm([ \t]|$)/) s = 1
+        if (line[i] ~ /^Components:(.*[ \t])?main([ \t]|$)/) c = 1
+      }
+      if (t && s && c) found = 1
+    }
+    END { exit !found }' /etc/apt/sources.list.d/*.sources 2>/dev/null
+}
+if ! has_bookworm_src; then
+  cat >/etc/apt/sources.list.d/debian-src.sources <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
   apt-get update -q
 fi

@@ -15,10 +15,11 @@
 //!
 //! How it is checked (see `tests/`): against libubootenv-tool 0.3.2 and mkenvimage on the
 //! same files (stdout, stderr, exit status and bytes); against Debian's qemu_arm U-Boot
-//! reading what we wrote from pflash; on real NAND and UBI (nandsim in a QEMU x86_64
-//! VM) next to libubootenv; power cuts after every erase/write; fuzz targets in `fuzz/`.
-//! Not proven on a real U-Boot: the redundant layout (no Debian U-Boot build enables
-//! CONFIG_ENV_ADDR_REDUND) and big-endian CRCs (no big-endian U-Boot build is packaged).
+//! reading what we wrote from pflash, single copy, and a build of Debian's U-Boot source
+//! with the redundant layout (torn copies, U-Boot's own `saveenv`); on real NAND and UBI
+//! (nandsim in a QEMU x86_64 VM) next to libubootenv; power cuts after every erase/write;
+//! fuzz targets in `fuzz/`. Not proven on a real U-Boot: big-endian CRCs (no big-endian
+//! U-Boot build is packaged).
 
 pub mod config;
 pub mod devices;

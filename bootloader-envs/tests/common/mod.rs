@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: run the real libubootenv tools and ours on
-//! twin directories and compare everything they produce.
+//! twin directories and compare everything they produce; boot real U-Boot ([`uboot`]).
 
 #![allow(dead_code)]
+
+pub mod uboot;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
