@@ -132,14 +132,21 @@ fn altered_staging_file_is_not_trusted() {
     );
 }
 
-#[test]
-fn the_image_is_read_twice_and_hashed_once() {
+/// A 12-block image on NAND flash that differs from it in blocks 2 and 7, and
+/// an empty journal.
+fn two_changed_blocks() -> (tempfile::TempDir, SimFlash, FileJournal, Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let old = pattern(12 * EB, 1);
     let new = common::change_blocks(&old, EB, &[2, 7]);
     let mut flash = SimFlash::nand(16, EB as u32, 512);
     factory_load(&mut flash, &old);
-    let mut journal = FileJournal::open(dir.path().join("j")).unwrap();
+    let journal = FileJournal::open(dir.path().join("j")).unwrap();
+    (dir, flash, journal, old, new)
+}
+
+#[test]
+fn the_image_is_read_twice_and_hashed_once() {
+    let (_dir, mut flash, mut journal, old, new) = two_changed_blocks();
     let src = Passes::new(new.clone());
     let mut p = Stages::default();
     let opts = RawOptions {
@@ -156,12 +163,7 @@ fn the_image_is_read_twice_and_hashed_once() {
 
 #[test]
 fn a_source_changed_after_the_compare_pass_is_not_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let old = pattern(12 * EB, 1);
-    let new = common::change_blocks(&old, EB, &[2, 7]);
-    let mut flash = SimFlash::nand(16, EB as u32, 512);
-    factory_load(&mut flash, &old);
-    let mut journal = FileJournal::open(dir.path().join("j")).unwrap();
+    let (_dir, mut flash, mut journal, _, new) = two_changed_blocks();
     let mut src = Passes::new(new.clone());
     src.changed = common::change_blocks(&new, EB, &[7]);
     src.swap_at = 2;
