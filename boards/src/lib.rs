@@ -75,6 +75,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../devices/zyxel-nwa50ax.toml"),
     ),
     ("vm-ab-uboot", include_str!("../devices/vm-ab-uboot.toml")),
+    ("vm-ab-zyxel", include_str!("../devices/vm-ab-zyxel.toml")),
     ("vm-nand-ubi", include_str!("../devices/vm-nand-ubi.toml")),
     ("vm-nor", include_str!("../devices/vm-nor.toml")),
 ];

@@ -1,6 +1,7 @@
 //! `ab_apply`: runs the A/B strategy's `apply` on this device with images given on the
 //! command line, for the QEMU tests (the agent's `apply` command, which unpacks bundles,
-//! calls the same `liminix_agent::ab::apply`).
+//! calls the same `liminix_agent::ab::apply`). The slot layout is the device's: its
+//! `/etc/liminix/ab.json`, else derived from the board file `/etc/liminix/board` names.
 //!
 //! Usage: `ab_apply [--root DIR] [--reboot] BUNDLE_BOARD kernel=PATH:SHA256 [rootfs=PATH:SHA256]`
 

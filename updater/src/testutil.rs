@@ -36,3 +36,23 @@ pub fn fake_sysfs(root: &DeviceRoot, mtd: &[&str], ubi: &[(u32, u32)]) {
         }
     }
 }
+
+/// A volume `ubiN_ID` called `name` in the fake sysfs of [`fake_sysfs`], with its
+/// character device node (a plain file).
+pub fn fake_ubi_volume(root: &DeviceRoot, num: u32, id: u32, name: &str) {
+    let d = root.join(&format!("/sys/class/ubi/ubi{num}/ubi{num}_{id}"));
+    std::fs::create_dir_all(&d).unwrap();
+    for (k, v) in [
+        ("name", name),
+        ("type", "dynamic"),
+        ("reserved_ebs", "20"),
+        ("usable_eb_size", "126976"),
+        ("data_bytes", "2539520"),
+        ("corrupted", "0"),
+        ("upd_marker", "0"),
+    ] {
+        std::fs::write(d.join(k), format!("{v}\n")).unwrap();
+    }
+    std::fs::create_dir_all(root.join("/dev")).unwrap();
+    std::fs::write(root.join(&format!("/dev/ubi{num}_{id}")), b"").unwrap();
+}

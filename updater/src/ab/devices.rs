@@ -1,22 +1,27 @@
 //! Opening the real targets of a slot and the boot-loader state below `--root`:
-//! MTD partitions by name, UBI volumes, block devices or files, the bootconfig
-//! partition and the fw_env.config environment.
+//! MTD partitions by name, UBI volumes (attaching the slot's UBI partition when the
+//! running system has not), block devices or files, the bootconfig partition and the
+//! fw_env.config environment.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
+use liminix_boards::VolumeKind;
 use liminix_bootenv::flash::{Flash as EnvFlash, FlashInfo, FlashKind};
 use liminix_bootenv::zyxel::BootconfigDevice;
-use liminix_flash::{Flash, FlashError, Geometry, MtdFlash, UbiDev};
+use liminix_flash::{Flash, FlashError, Geometry, MtdFlash, VolKind};
 
 use super::flow::BootFlow;
+use super::install::VolumeSpec;
 use super::slot::{AbBoard, FlowConfig, Target};
 use super::uboot::UBootEnvFlow;
 use super::zyxel::ZyxelFlow;
 use super::AbError;
 use crate::root::DeviceRoot;
+
+pub use super::slot_ubi::{SlotUbi, UbiAttach};
 
 /// Erase unit assumed for block devices and files: writes are compared and rewritten
 /// in units of this size.
@@ -147,14 +152,19 @@ fn device_path(root: &DeviceRoot, spec: &str) -> Result<PathBuf, AbError> {
     }
 }
 
-/// An opened raw target.
+/// An opened target.
 pub enum OpenTarget {
     Mtd(MtdFlash),
     Block(BlockFlash),
-    Volume(UbiDev, String),
+    Volume {
+        ubi: SlotUbi,
+        name: String,
+        make: Option<VolumeSpec>,
+    },
 }
 
-/// Opens one target of a slot for writing.
+/// Opens one target of a slot for writing. A UBI partition nobody attached is attached
+/// here (see [`SlotUbi`]); nothing is written to the slot's volumes yet.
 pub fn open_target(root: &DeviceRoot, t: &Target) -> Result<OpenTarget, AbError> {
     Ok(match t {
         Target::Mtd { name } => {
@@ -166,10 +176,27 @@ pub fn open_target(root: &DeviceRoot, t: &Target) -> Result<OpenTarget, AbError>
         Target::Block { path } => OpenTarget::Block(
             BlockFlash::open(&root.join(path)).map_err(|e| AbError::io("open block target", e))?,
         ),
-        Target::UbiVolume { ubi, volume } => OpenTarget::Volume(
-            UbiDev::open(root.dir(), *ubi).map_err(|e| AbError::io("open UBI device", e))?,
-            volume.clone(),
-        ),
+        Target::UbiVolume { ubi, volume } => OpenTarget::Volume {
+            ubi: SlotUbi::attached(root, *ubi, volume)?,
+            name: volume.clone(),
+            make: None,
+        },
+        Target::UbiPartition {
+            partition,
+            volume,
+            volume_type,
+            size,
+        } => OpenTarget::Volume {
+            ubi: SlotUbi::on_partition(root, partition, volume)?,
+            name: volume.clone(),
+            make: Some(VolumeSpec {
+                kind: match volume_type {
+                    VolumeKind::Dynamic => VolKind::Dynamic,
+                    VolumeKind::Static => VolKind::Static,
+                },
+                bytes: *size,
+            }),
+        },
     })
 }
 

@@ -7,20 +7,34 @@
 
 use liminix_flash::raw::check_fits;
 use liminix_flash::ubi_update::{volume_matches, write_volume};
-use liminix_flash::{write_raw, Flash, ImageSource, NoProgress, RawOptions, Ubi};
+use liminix_flash::{write_raw, Flash, ImageSource, NoProgress, RawOptions, Ubi, VolKind};
 use serde::Serialize;
 
 use super::flow::BootFlow;
 use super::slot::{Slot, SlotLayout};
 use super::AbError;
 
+/// How to make a slot's UBI volume that is missing, too small or of the wrong type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub kind: VolKind,
+    /// Bytes to reserve; `None`: all the space the device has (with the old volume's).
+    pub bytes: Option<u64>,
+}
+
 /// Where a slot's root filesystem goes.
 pub enum RootfsDev<'a> {
     /// A raw partition (a UBI partition takes a ubinized image).
     Raw(&'a mut dyn Flash),
-    /// An existing volume of an attached UBI device, replaced in place (it belongs to
-    /// the inactive slot, so nothing has it mounted).
-    Volume { ubi: &'a mut dyn Ubi, name: String },
+    /// A volume of a UBI device, replaced in place (it belongs to the inactive slot, so
+    /// nothing has it mounted). With `make`, a volume that is missing, too small or of
+    /// another type is (re)made after the slot is marked not bootable; without, it must
+    /// exist and be large enough.
+    Volume {
+        ubi: &'a mut dyn Ubi,
+        name: String,
+        make: Option<VolumeSpec>,
+    },
 }
 
 /// The opened targets of one slot.
@@ -38,6 +52,18 @@ pub struct SlotImages<'a> {
     pub rootfs: Option<&'a dyn ImageSource>,
 }
 
+/// What happened to the slot's UBI volume before it was written.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeAction {
+    /// The volume was there and large enough.
+    Kept,
+    /// The volume did not exist and was made with `bytes` reserved.
+    Created { bytes: u64 },
+    /// The volume was too small (or of the other type) and was made again.
+    Remade { bytes: u64 },
+}
+
 /// What an install wrote.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct InstallReport {
@@ -45,6 +71,8 @@ pub struct InstallReport {
     pub kernel_bytes: u64,
     pub kernel_blocks_rewritten: u64,
     pub rootfs_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs_volume: Option<VolumeAction>,
 }
 
 fn too_large(what: &str, slot: Slot, len: u64, max: u64) -> AbError {
@@ -53,19 +81,14 @@ fn too_large(what: &str, slot: Slot, len: u64, max: u64) -> AbError {
     ))
 }
 
-/// Refuses, before anything is written, images that do not fit the slot.
-pub fn check_layout(
-    slot: Slot,
-    layout: &SlotLayout,
-    devs: &mut SlotDevs,
-    imgs: &SlotImages,
-) -> Result<(), AbError> {
+/// Refuses images that do not fit the slot as the layout describes it (its board's
+/// limits), before any device of the slot is opened.
+pub fn check_sizes(slot: Slot, layout: &SlotLayout, imgs: &SlotImages) -> Result<(), AbError> {
     let klen = imgs.kernel.len();
     if klen == 0 || klen > layout.kernel_max {
         return Err(too_large("kernel", slot, klen, layout.kernel_max));
     }
-    check_fits(devs.kernel, klen).map_err(|e| AbError::Layout(format!("kernel: {e}")))?;
-    match (&mut devs.rootfs, imgs.rootfs) {
+    match (&layout.rootfs, imgs.rootfs) {
         (None, None) => Ok(()),
         (Some(_), None) => Err(AbError::Layout(format!(
             "slot {slot} has a root filesystem but the bundle carries no rootfs image"
@@ -73,59 +96,216 @@ pub fn check_layout(
         (None, Some(_)) => Err(AbError::Layout(format!(
             "the bundle carries a rootfs image but slot {slot} has no root filesystem target"
         ))),
-        (Some(dev), Some(img)) => {
-            let len = img.len();
-            if len > layout.rootfs_max {
-                return Err(too_large("rootfs", slot, len, layout.rootfs_max));
-            }
-            match dev {
-                RootfsDev::Raw(f) => {
-                    check_fits(*f, len).map_err(|e| AbError::Layout(format!("rootfs: {e}")))
-                }
-                RootfsDev::Volume { ubi, name } => {
-                    let vol = ubi
-                        .volume_by_name(name)
-                        .map_err(|e| AbError::io("list UBI volumes", e))?
-                        .ok_or_else(|| AbError::Layout(format!("no UBI volume {name:?}")))?;
-                    if len > vol.reserved_bytes {
-                        return Err(too_large("rootfs", slot, len, vol.reserved_bytes));
-                    }
-                    Ok(())
-                }
-            }
+        (Some(_), Some(img)) if img.len() > layout.rootfs_max => {
+            Err(too_large("rootfs", slot, img.len(), layout.rootfs_max))
+        }
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
+/// Refuses, before anything is written, images that do not fit the slot: the layout's
+/// limits, then the opened devices (good blocks, the UBI device's room).
+pub fn check_layout(
+    slot: Slot,
+    layout: &SlotLayout,
+    devs: &mut SlotDevs,
+    imgs: &SlotImages,
+) -> Result<(), AbError> {
+    check_sizes(slot, layout, imgs)?;
+    check_fits(devs.kernel, imgs.kernel.len())
+        .map_err(|e| AbError::Layout(format!("kernel: {e}")))?;
+    match (&mut devs.rootfs, imgs.rootfs) {
+        (Some(RootfsDev::Raw(f)), Some(img)) => {
+            check_fits(*f, img.len()).map_err(|e| AbError::Layout(format!("rootfs: {e}")))
+        }
+        (Some(RootfsDev::Volume { ubi, name, make }), Some(img)) => {
+            plan_volume(*ubi, name, make.as_ref(), img.len())
+                .map_err(|e| e.in_slot(slot, name, img.len()))
+                .map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What must happen to the volume before the image goes in.
+enum VolumePlan {
+    Keep(u32),
+    Make {
+        remove: Option<u32>,
+        bytes: u64,
+        kind: VolKind,
+    },
+}
+
+enum PlanError {
+    Io(liminix_flash::UbiError),
+    /// The most the volume can hold, and the other volumes that take the rest.
+    TooLarge {
+        max: u64,
+        others: Vec<String>,
+    },
+    /// The layout's volume size does not fit the device's free space.
+    NoRoom {
+        size: u64,
+        room: u64,
+        others: Vec<String>,
+    },
+    Missing(String),
+}
+
+impl PlanError {
+    fn in_slot(self, slot: Slot, name: &str, len: u64) -> AbError {
+        match self {
+            PlanError::Io(e) => AbError::io("UBI volumes", e),
+            PlanError::TooLarge { max, others } => AbError::Layout(format!(
+                "rootfs image of {len} bytes does not fit slot {slot} (UBI volume {name} can \
+                 have {max} bytes){}",
+                others_hint(&others)
+            )),
+            PlanError::NoRoom {
+                size,
+                room,
+                others,
+            } => AbError::Layout(format!(
+                "UBI volume {name} of slot {slot} is to have {size} bytes but its UBI device \
+                 has room for {room}{}",
+                others_hint(&others)
+            )),
+            PlanError::Missing(name) => AbError::Layout(format!(
+                "slot {slot} has no UBI volume {name:?} (and its layout does not let the agent make one)"
+            )),
         }
     }
 }
 
-fn write_rootfs(dev: &mut RootfsDev, img: &dyn ImageSource) -> Result<(), AbError> {
+fn others_hint(others: &[String]) -> String {
+    if others.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the device also holds {}: if they are not needed (a vendor firmware's, say), \
+         UBI-format the slot's partition (`ubiformat`) and apply again",
+        others.join(", ")
+    )
+}
+
+/// Decides from the device what to do with the volume; reads only.
+fn plan_volume(
+    ubi: &mut dyn Ubi,
+    name: &str,
+    make: Option<&VolumeSpec>,
+    len: u64,
+) -> Result<VolumePlan, PlanError> {
+    let current = ubi.volume_by_name(name).map_err(PlanError::Io)?;
+    let Some(spec) = make else {
+        let vol = current.ok_or_else(|| PlanError::Missing(name.into()))?;
+        if len > vol.reserved_bytes {
+            return Err(PlanError::TooLarge {
+                max: vol.reserved_bytes,
+                others: Vec::new(),
+            });
+        }
+        return Ok(VolumePlan::Keep(vol.id));
+    };
+    if let Some(v) = current.as_ref() {
+        if v.kind == spec.kind && len <= v.reserved_bytes {
+            return Ok(VolumePlan::Keep(v.id));
+        }
+    }
+    let room = ubi.avail_bytes().map_err(PlanError::Io)?
+        + current.as_ref().map_or(0, |v| v.reserved_bytes);
+    let bytes = spec.bytes.unwrap_or(room);
+    if len > bytes || bytes > room {
+        let others = other_volumes(ubi, name)?;
+        return Err(if len > bytes {
+            PlanError::TooLarge { max: bytes, others }
+        } else {
+            PlanError::NoRoom {
+                size: bytes,
+                room,
+                others,
+            }
+        });
+    }
+    Ok(VolumePlan::Make {
+        remove: current.map(|v| v.id),
+        bytes,
+        kind: spec.kind,
+    })
+}
+
+fn other_volumes(ubi: &mut dyn Ubi, name: &str) -> Result<Vec<String>, PlanError> {
+    let vols = ubi.volumes().map_err(PlanError::Io)?;
+    Ok(vols
+        .into_iter()
+        .map(|v| v.name)
+        .filter(|n| n != name)
+        .collect())
+}
+
+/// Makes the volume the plan asks for; the slot is not bootable by now, so its old
+/// volume may go.
+fn prepare_volume(
+    ubi: &mut dyn Ubi,
+    name: &str,
+    plan: VolumePlan,
+) -> Result<(u32, VolumeAction), AbError> {
+    let io = |e| AbError::io("UBI volume", e);
+    match plan {
+        VolumePlan::Keep(id) => Ok((id, VolumeAction::Kept)),
+        VolumePlan::Make {
+            remove,
+            bytes,
+            kind,
+        } => {
+            if let Some(id) = remove {
+                ubi.remove_volume(id).map_err(io)?;
+            }
+            let id = ubi.make_volume(name, bytes, kind).map_err(io)?;
+            let action = match remove {
+                Some(_) => VolumeAction::Remade { bytes },
+                None => VolumeAction::Created { bytes },
+            };
+            Ok((id, action))
+        }
+    }
+}
+
+fn write_rootfs(
+    slot: Slot,
+    dev: &mut RootfsDev,
+    img: &dyn ImageSource,
+) -> Result<Option<VolumeAction>, AbError> {
     match dev {
         RootfsDev::Raw(f) => {
             write_raw(*f, img, &RawOptions::default(), &mut NoProgress)
                 .map_err(|e| AbError::Write(format!("rootfs: {e}")))?;
+            Ok(None)
         }
-        RootfsDev::Volume { ubi, name } => {
-            let io = |e| AbError::io("UBI volume", e);
-            let vol = ubi
-                .volume_by_name(name)
-                .map_err(io)?
-                .ok_or_else(|| AbError::Layout(format!("no UBI volume {name:?}")))?;
-            let sha = write_volume(*ubi, vol.id, img, &mut NoProgress)
+        RootfsDev::Volume { ubi, name, make } => {
+            let plan = plan_volume(*ubi, name, make.as_ref(), img.len())
+                .map_err(|e| e.in_slot(slot, name, img.len()))?;
+            let (id, action) = prepare_volume(*ubi, name, plan)?;
+            let sha = write_volume(*ubi, id, img, &mut NoProgress)
                 .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
-            if !volume_matches(*ubi, vol.id, img.len(), &sha).map_err(io)? {
+            let same = volume_matches(*ubi, id, img.len(), &sha)
+                .map_err(|e| AbError::io("UBI volume", e))?;
+            if !same {
                 return Err(AbError::Verify(format!(
                     "UBI volume {name} does not read back as the image"
                 )));
             }
+            Ok(Some(action))
         }
     }
-    Ok(())
 }
 
 /// Installs `imgs` into `slot` and makes it the one to try at the next reset.
 ///
 /// Order: sizes are checked (nothing written on failure); the flow makes sure no reset
-/// boots `slot`; the kernel and the root filesystem are written and read back; only
-/// then does the flow point the next reset at `slot`.
+/// boots `slot`; the kernel is written, the rootfs volume (re)made if it must be, the
+/// root filesystem written, both read back; only then does the flow point the next
+/// reset at `slot`.
 pub fn install_slot(
     flow: &mut dyn BootFlow,
     slot: Slot,
@@ -142,8 +322,9 @@ pub fn install_slot(
         &mut NoProgress,
     )
     .map_err(|e| AbError::Write(format!("kernel: {e}")))?;
+    let mut rootfs_volume = None;
     if let (Some(dev), Some(img)) = (devs.rootfs.as_mut(), imgs.rootfs) {
-        write_rootfs(dev, img)?;
+        rootfs_volume = write_rootfs(slot, dev, img)?;
     }
     for f in &devs.durable {
         f.sync_all()
@@ -155,5 +336,6 @@ pub fn install_slot(
         kernel_bytes: k.image_len,
         kernel_blocks_rewritten: k.rewritten_blocks,
         rootfs_bytes: imgs.rootfs.map_or(0, |i| i.len()),
+        rootfs_volume,
     })
 }

@@ -18,14 +18,18 @@ pub mod install;
 mod ops;
 pub mod record;
 pub mod slot;
+pub(crate) mod slot_ubi;
 pub mod uboot;
 pub mod zyxel;
 
 #[cfg(test)]
 mod tests;
 
+pub use devices::{SlotUbi, UbiAttach};
 pub use flow::{BootFlow, FlowState};
-pub use install::{install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages};
+pub use install::{
+    install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages, VolumeAction, VolumeSpec,
+};
 pub use ops::{
     apply, booted_slot, check_boot, mark_good, rollback, status_hook, AbSection, AbStatus,
     ApplyOptions, ApplyReport, ImageRole, MarkGood, StagedImage,
@@ -54,6 +58,13 @@ pub enum AbError {
     /// The state does not allow the operation.
     #[error("refused: {0}")]
     Refused(String),
+    /// The inactive slot's UBI partition cannot be attached (nothing was written).
+    #[error("partition {partition} (mtd{mtd}) has no UBI device attached and cannot be attached: {detail}")]
+    Attach {
+        partition: String,
+        mtd: u32,
+        detail: String,
+    },
     /// Writing a slot failed.
     #[error("writing the slot: {0}")]
     Write(String),

@@ -7,12 +7,12 @@ use std::time::Duration;
 use liminix_flash::{FileImage, ImageSource};
 use serde::Serialize;
 
-use super::devices::{open_flow, open_target, OpenTarget};
+use super::devices::{open_flow, open_target, OpenTarget, UbiAttach};
 use super::flow::{BootFlow, FlowState};
 use super::health;
-use super::install::{install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages};
+use super::install::{check_sizes, install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages};
 use super::record::{self, Pending, Rollback};
-use super::slot::{AbBoard, FlowConfig, Slot};
+use super::slot::{AbBoard, FlowConfig, Slot, Target};
 use super::AbError;
 use crate::root::DeviceRoot;
 
@@ -48,6 +48,10 @@ pub struct ApplyReport {
     pub from: Slot,
     pub to: Slot,
     pub install: InstallReport,
+    /// The slot's UBI partition, when the agent attached it for the install (and
+    /// detached it after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ubi_attached: Option<UbiAttach>,
     pub rebooted: bool,
 }
 
@@ -105,7 +109,9 @@ fn one_image(images: &[StagedImage], role: ImageRole) -> Result<Option<FileImage
 
 /// Verifies the images, writes the slot that is not running, makes it the one to try
 /// next and (if asked) reboots. Nothing is written when the board, a hash or the
-/// layout is wrong, or when the running slot is itself an unconfirmed trial.
+/// layout is wrong, or when the running slot is itself an unconfirmed trial; all of
+/// that is checked before a device of the slot is opened (which may attach its UBI
+/// partition, see [`super::SlotUbi`]).
 pub fn apply(
     root: &DeviceRoot,
     board: &AbBoard,
@@ -121,8 +127,15 @@ pub fn apply(
     let kernel = one_image(images, ImageRole::Kernel)?
         .ok_or_else(|| AbError::Layout("the bundle has no kernel image".into()))?;
     let rootfs = one_image(images, ImageRole::Rootfs)?;
+    let imgs = SlotImages {
+        kernel: &kernel,
+        rootfs: rootfs.as_ref().map(|r| r as &dyn ImageSource),
+    };
     let from = booted_slot(root, board)?;
     let to = from.other();
+    let layout = board.slot(to);
+    check_sizes(to, layout, &imgs)?;
+    check_own_targets(board, to)?;
     let mut flow = open_flow(root, board)?;
     let state = flow.state()?;
     if state.committed != from {
@@ -132,7 +145,6 @@ pub fn apply(
             state.committed
         )));
     }
-    let layout = board.slot(to);
     let mut kdev = open_target(root, &layout.kernel)?;
     let mut rdev = layout
         .rootfs
@@ -148,11 +160,8 @@ pub fn apply(
         rootfs: rdev.as_mut().map(rootfs_of),
         durable,
     };
-    let imgs = SlotImages {
-        kernel: &kernel,
-        rootfs: rootfs.as_ref().map(|r| r as &dyn ImageSource),
-    };
     let install = install_slot(flow.as_mut(), to, layout, devs, &imgs)?;
+    let ubi_attached = rdev.and_then(close_target);
     record::set_pending(
         root,
         &Pending {
@@ -169,15 +178,32 @@ pub fn apply(
         from,
         to,
         install,
+        ubi_attached,
         rebooted: opts.reboot,
     })
+}
+
+/// Refuses a layout whose slot `to` shares a target with the other (running) slot.
+fn check_own_targets(board: &AbBoard, to: Slot) -> Result<(), AbError> {
+    let targets = |s: Slot| {
+        let l = board.slot(s);
+        std::iter::once(&l.kernel).chain(l.rootfs.as_ref())
+    };
+    let running: Vec<&Target> = targets(to.other()).collect();
+    match targets(to).find(|t| running.contains(t)) {
+        Some(t) => Err(AbError::Config(format!(
+            "slot {to} shares {t:?} with the running slot {}",
+            to.other()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn raw_of(t: &mut OpenTarget) -> Result<&mut dyn liminix_flash::Flash, AbError> {
     match t {
         OpenTarget::Mtd(f) => Ok(f),
         OpenTarget::Block(f) => Ok(f),
-        OpenTarget::Volume(..) => Err(AbError::Config(
+        OpenTarget::Volume { .. } => Err(AbError::Config(
             "a kernel must go to a raw partition, not a UBI volume".into(),
         )),
     }
@@ -187,9 +213,10 @@ fn rootfs_of(t: &mut OpenTarget) -> RootfsDev<'_> {
     match t {
         OpenTarget::Mtd(f) => RootfsDev::Raw(f),
         OpenTarget::Block(f) => RootfsDev::Raw(f),
-        OpenTarget::Volume(u, name) => RootfsDev::Volume {
-            ubi: u,
+        OpenTarget::Volume { ubi, name, make } => RootfsDev::Volume {
+            ubi: ubi.ubi(),
             name: name.clone(),
+            make: *make,
         },
     }
 }
@@ -200,6 +227,14 @@ fn flush_handle(t: &OpenTarget) -> Option<Result<std::fs::File, AbError>> {
             f.flush_handle()
                 .map_err(|e| AbError::io("open slot for flushing", e)),
         ),
+        _ => None,
+    }
+}
+
+/// Closes a target; a UBI device attached for the install is detached again.
+fn close_target(t: OpenTarget) -> Option<UbiAttach> {
+    match t {
+        OpenTarget::Volume { ubi, .. } => ubi.close(),
         _ => None,
     }
 }

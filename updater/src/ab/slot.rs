@@ -2,6 +2,7 @@
 //! and the board's description of them (which boot flow, where its state lives, how to
 //! check health before confirming a boot).
 
+use liminix_boards::VolumeKind;
 use serde::{Deserialize, Serialize};
 
 /// One of the two slots. On Zyxel boards A is image 0 (`firmware`), B image 1
@@ -70,8 +71,23 @@ pub enum Target {
     /// A raw MTD partition, by its name in sysfs (`kernel_1`); written with the raw writer.
     /// A UBI partition written this way takes a ubinized image.
     Mtd { name: String },
-    /// A volume of an attached UBI device, replaced by one volume update.
+    /// A volume of the UBI device numbered `ubi`, which must be attached and hold the
+    /// volume already; replaced by one volume update. (The form of ab.json files written
+    /// before `ubi-partition`; derived layouts use `ubi-partition`.)
     UbiVolume { ubi: u32, volume: String },
+    /// Volume `volume` of the UBI device on MTD partition `partition` (its sysfs name),
+    /// attached or not: the device number is looked up when the slot is opened, and a
+    /// partition the running system has not attached is attached for the install and
+    /// detached again. A missing or too small volume is (re)made, of `type` and `size`
+    /// bytes (`None`: all the space the device has); see docs/ab.md.
+    UbiPartition {
+        partition: String,
+        volume: String,
+        #[serde(default, rename = "type")]
+        volume_type: VolumeKind,
+        #[serde(default)]
+        size: Option<u64>,
+    },
     /// A block device or file (a partition of a disk), written in place and read back.
     Block { path: String },
 }

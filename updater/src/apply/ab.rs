@@ -5,7 +5,7 @@
 
 use liminix_boards::{Board, Bootloader, Place};
 
-use super::devices::{mtd_index, ubi_number};
+use super::devices::mtd_index;
 use super::error::ApplyError;
 use super::stage::StagedFile;
 use crate::ab::{self, AbBoard, FlowConfig, ImageRole, SlotLayout, StagedImage, Target};
@@ -33,12 +33,19 @@ fn target(root: &DeviceRoot, place: &Place) -> Result<Target, ApplyError> {
                 name: partition.sysfs_name().to_owned(),
             }
         }
+        // Only the partition must exist: the inactive slot's UBI is usually not attached
+        // (the kernel attaches the booted slot's), so it is found or attached at install.
         Place::Ubi {
             partition, volume, ..
-        } => Target::UbiVolume {
-            ubi: ubi_number(root, partition)?,
-            volume: volume.name.clone(),
-        },
+        } => {
+            mtd_index(root, partition)?;
+            Target::UbiPartition {
+                partition: partition.sysfs_name().to_owned(),
+                volume: volume.name.clone(),
+                volume_type: volume.kind,
+                size: volume.size,
+            }
+        }
     })
 }
 
@@ -125,7 +132,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = DeviceRoot::new(dir.path());
         let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
-        crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
+        // Only the booted slot's UBI is attached, as on the device.
+        crate::testutil::fake_sysfs(&root, &names, &[(0, 2)]);
         let b = liminix_boards::builtin("zyxel-nwa50ax").unwrap();
         let ab = ab_board(&root, &b).unwrap();
         assert_eq!(ab.board, "zyxel-nwa50ax");
@@ -150,13 +158,15 @@ mod tests {
             }
         );
         assert_eq!(a.kernel_max, 8 << 20);
-        let vol = |ubi| Target::UbiVolume {
-            ubi,
+        let vol = |p: &str| Target::UbiPartition {
+            partition: p.into(),
             volume: "rootfs".into(),
+            volume_type: liminix_boards::VolumeKind::Dynamic,
+            size: None,
         };
         assert_eq!(
             (a.rootfs.clone(), z.rootfs.clone()),
-            (Some(vol(0)), Some(vol(1)))
+            (Some(vol("ubi")), Some(vol("ubi_1")))
         );
         assert!(
             z.rootfs_max > 25 << 20 && z.rootfs_max < 32 << 20,
@@ -166,7 +176,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_partitions_or_unattached_ubi_are_reported() {
+    fn missing_partitions_are_reported_unattached_ubi_is_not_needed() {
         let dir = tempfile::tempdir().unwrap();
         let root = DeviceRoot::new(dir.path());
         let b = liminix_boards::builtin("vm-ab-uboot").unwrap();
@@ -177,12 +187,14 @@ mod tests {
             "NAND simulator partition 1",
             "NAND simulator partition 2",
             "NAND simulator partition 3",
-            "NAND simulator partition 4",
         ];
         crate::testutil::fake_sysfs(&root, &names, &[(0, 2)]);
         let e = ab_board(&root, &b).unwrap_err().to_string();
-        assert!(e.contains("no UBI device is attached to mtd4"), "{e}");
-        crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
+        assert!(e.contains("mtd:ubi_b"), "{e}");
+        // Slot b's UBI partition exists but nothing is attached to it: the layout names
+        // the partition, the device is found or attached when the slot is written.
+        let names = [&names[..], &["NAND simulator partition 4"]].concat();
+        crate::testutil::fake_sysfs(&root, &names, &[(0, 2)]);
         let ab = ab_board(&root, &b).unwrap();
         assert_eq!(
             ab.slots[1].kernel,
@@ -190,6 +202,10 @@ mod tests {
                 name: "NAND simulator partition 3".into()
             }
         );
+        assert!(matches!(
+            &ab.slots[1].rootfs,
+            Some(Target::UbiPartition { partition, .. }) if partition == "NAND simulator partition 4"
+        ));
         assert!(
             matches!(ab.flow, FlowConfig::UbootEnv { ref config, attempts: 3 } if config == "/etc/fw_env.config")
         );

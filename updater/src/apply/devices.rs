@@ -46,21 +46,28 @@ pub fn mtd_index(root: &DeviceRoot, p: &Partition) -> Result<u32, ApplyError> {
         .map_err(|e| device_err(format!("mtd:{}", p.name))(e.to_string()))
 }
 
-/// The number of the UBI device attached to partition `p`.
+/// The number of the UBI device attached to MTD device `mtd`, if one is.
+pub fn attached_ubi(root: &DeviceRoot, mtd: u32) -> Result<Option<u32>, liminix_ubi::UbiError> {
+    for num in liminix_ubi::sysfs::devices(root.dir())? {
+        let info = liminix_ubi::sysfs::device_info(root.dir(), num);
+        if info.is_ok_and(|i| i.mtd_num == mtd) {
+            return Ok(Some(num));
+        }
+    }
+    Ok(None)
+}
+
+/// The number of the UBI device attached to partition `p` (which must be attached: the
+/// `ubi` strategy updates the running system's own device).
 pub fn ubi_number(root: &DeviceRoot, p: &Partition) -> Result<u32, ApplyError> {
     let mtd = mtd_index(root, p)?;
     let err = device_err(format!("UBI on mtd:{}", p.name));
-    let devices = liminix_ubi::sysfs::devices(root.dir()).map_err(|e| e.to_string());
-    for num in devices.map_err(err)? {
-        let info = liminix_ubi::sysfs::device_info(root.dir(), num);
-        if info.is_ok_and(|i| i.mtd_num == mtd) {
-            return Ok(num);
-        }
-    }
-    Err(ApplyError::Device {
-        target: format!("UBI on mtd:{}", p.name),
-        detail: format!("no UBI device is attached to mtd{mtd} (ubiattach it first)"),
-    })
+    attached_ubi(root, mtd)
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| ApplyError::Device {
+            target: format!("UBI on mtd:{}", p.name),
+            detail: format!("no UBI device is attached to mtd{mtd} (ubiattach it first)"),
+        })
 }
 
 /// Real devices below a root directory, opened once each.

@@ -7,5 +7,6 @@
 mod flows;
 mod ops;
 mod power_cut;
+mod slot_ubi;
 mod ubi_volume;
 mod world;
