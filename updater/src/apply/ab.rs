@@ -78,9 +78,12 @@ pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
                 offset: 0,
             }
         }
-        Some(Bootloader::UbootEnv { fw_env_config, .. }) => FlowConfig::UbootEnv {
+        Some(Bootloader::UbootEnv {
+            fw_env_config,
+            attempts,
+        }) => FlowConfig::UbootEnv {
             config: fw_env_config.clone(),
-            attempts: UBOOT_ATTEMPTS,
+            attempts: attempts.unwrap_or(UBOOT_ATTEMPTS),
         },
         None => unreachable!("validated: A/B boards have a bootloader"),
     };
@@ -207,7 +210,8 @@ mod tests {
             Some(Target::UbiPartition { partition, .. }) if partition == "NAND simulator partition 4"
         ));
         assert!(
-            matches!(ab.flow, FlowConfig::UbootEnv { ref config, attempts: 3 } if config == "/etc/fw_env.config")
+            matches!(ab.flow, FlowConfig::UbootEnv { ref config, attempts: 2 } if config == "/etc/fw_env.config"),
+            "the board's attempts"
         );
         assert!(role("dtb").is_err());
     }
