@@ -6,8 +6,8 @@
 //! exactly what runs on the device ([`super::devices`] opens the real targets).
 
 use liminix_flash::raw::check_fits;
-use liminix_flash::ubi_update::{volume_matches, write_volume};
-use liminix_flash::{write_raw, Flash, ImageSource, NoProgress, RawOptions, Ubi, VolKind};
+use liminix_flash::ubi_update::{volume_equals, write_volume};
+use liminix_flash::{scan_raw, Flash, ImageSource, NoProgress, RawOptions, RawScan, Ubi, VolKind};
 use serde::Serialize;
 
 use super::flow::BootFlow;
@@ -46,10 +46,38 @@ pub struct SlotDevs<'a> {
     pub durable: Vec<std::fs::File>,
 }
 
+/// An image and the SHA-256 it was verified against (the bundle manifest's). What
+/// is written must hash the same, so a staged file that changed after verification
+/// is refused.
+#[derive(Clone, Copy)]
+pub struct Verified<'a> {
+    pub src: &'a dyn ImageSource,
+    pub sha256: [u8; 32],
+}
+
+impl Verified<'_> {
+    pub fn len(&self) -> u64 {
+        self.src.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+}
+
+#[cfg(test)]
+impl<'a> Verified<'a> {
+    /// A test image with the hash it really has.
+    pub fn of(src: &'a dyn ImageSource) -> Self {
+        let sha256 = src.sha256().expect("test images are readable");
+        Verified { src, sha256 }
+    }
+}
+
 /// The verified images for one slot.
 pub struct SlotImages<'a> {
-    pub kernel: &'a dyn ImageSource,
-    pub rootfs: Option<&'a dyn ImageSource>,
+    pub kernel: Verified<'a>,
+    pub rootfs: Option<Verified<'a>>,
 }
 
 /// What happened to the slot's UBI volume before it was written.
@@ -271,25 +299,57 @@ fn prepare_volume(
     }
 }
 
+/// Per-block verification is complete (unchanged blocks compared in full, rewritten
+/// ones read back), so the writer's extra whole-image read would only repeat reads.
+fn writer_options() -> RawOptions {
+    RawOptions {
+        final_read_back: false,
+        ..RawOptions::default()
+    }
+}
+
+/// The raw writer's compare pass (reads and hashes, writes nothing), refusing an
+/// image that no longer hashes as verified.
+fn scan(what: &str, flash: &mut dyn Flash, img: Verified) -> Result<RawScan, AbError> {
+    let scan = scan_raw(flash, img.src, &writer_options(), &mut NoProgress)
+        .map_err(|e| AbError::Write(format!("{what}: {e}")))?;
+    same_hash(what, scan.sha256(), img.sha256)?;
+    Ok(scan)
+}
+
+fn same_hash(what: &str, got: [u8; 32], want: [u8; 32]) -> Result<(), AbError> {
+    if got != want {
+        return Err(AbError::Verify(format!(
+            "the {what} image hashes to {} now but was verified as {}",
+            hex::encode(got),
+            hex::encode(want)
+        )));
+    }
+    Ok(())
+}
+
 fn write_rootfs(
     slot: Slot,
     dev: &mut RootfsDev,
-    img: &dyn ImageSource,
+    img: Verified,
+    raw_scan: Option<RawScan>,
 ) -> Result<Option<VolumeAction>, AbError> {
-    match dev {
-        RootfsDev::Raw(f) => {
-            write_raw(*f, img, &RawOptions::default(), &mut NoProgress)
+    match (dev, raw_scan) {
+        (RootfsDev::Raw(f), Some(scan)) => {
+            scan.write(*f, img.src, &writer_options(), &mut NoProgress)
                 .map_err(|e| AbError::Write(format!("rootfs: {e}")))?;
             Ok(None)
         }
-        RootfsDev::Volume { ubi, name, make } => {
+        (RootfsDev::Raw(_), None) => unreachable!("raw targets are scanned before writing"),
+        (RootfsDev::Volume { ubi, name, make }, _) => {
             let plan = plan_volume(*ubi, name, make.as_ref(), img.len())
                 .map_err(|e| e.in_slot(slot, name, img.len()))?;
             let (id, action) = prepare_volume(*ubi, name, plan)?;
-            let sha = write_volume(*ubi, id, img, &mut NoProgress)
+            let sha = write_volume(*ubi, id, img.src, &mut NoProgress)
                 .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
-            let same = volume_matches(*ubi, id, img.len(), &sha)
-                .map_err(|e| AbError::io("UBI volume", e))?;
+            same_hash("rootfs", sha, img.sha256)?;
+            let same = volume_equals(*ubi, id, img.src, &mut NoProgress)
+                .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
             if !same {
                 return Err(AbError::Verify(format!(
                     "UBI volume {name} does not read back as the image"
@@ -302,10 +362,11 @@ fn write_rootfs(
 
 /// Installs `imgs` into `slot` and makes it the one to try at the next reset.
 ///
-/// Order: sizes are checked (nothing written on failure); the flow makes sure no reset
-/// boots `slot`; the kernel is written, the rootfs volume (re)made if it must be, the
-/// root filesystem written, both read back; only then does the flow point the next
-/// reset at `slot`.
+/// Order: sizes are checked and raw targets compared with their images, which also
+/// re-hashes them (nothing written on failure); the flow makes sure no reset boots
+/// `slot`; the kernel is written, the rootfs volume (re)made if it must be, the root
+/// filesystem written, both read back; only then does the flow point the next reset
+/// at `slot`.
 pub fn install_slot(
     flow: &mut dyn BootFlow,
     slot: Slot,
@@ -314,17 +375,23 @@ pub fn install_slot(
     imgs: &SlotImages,
 ) -> Result<InstallReport, AbError> {
     check_layout(slot, layout, &mut devs, imgs)?;
+    let kscan = scan("kernel", devs.kernel, imgs.kernel)?;
+    let rscan = match (devs.rootfs.as_mut(), imgs.rootfs) {
+        (Some(RootfsDev::Raw(f)), Some(img)) => Some(scan("rootfs", *f, img)?),
+        _ => None,
+    };
     flow.prepare_write(slot)?;
-    let k = write_raw(
-        devs.kernel,
-        imgs.kernel,
-        &RawOptions::default(),
-        &mut NoProgress,
-    )
-    .map_err(|e| AbError::Write(format!("kernel: {e}")))?;
+    let k = kscan
+        .write(
+            devs.kernel,
+            imgs.kernel.src,
+            &writer_options(),
+            &mut NoProgress,
+        )
+        .map_err(|e| AbError::Write(format!("kernel: {e}")))?;
     let mut rootfs_volume = None;
     if let (Some(dev), Some(img)) = (devs.rootfs.as_mut(), imgs.rootfs) {
-        rootfs_volume = write_rootfs(slot, dev, img)?;
+        rootfs_volume = write_rootfs(slot, dev, img, rscan)?;
     }
     for f in &devs.durable {
         f.sync_all()

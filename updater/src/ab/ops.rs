@@ -10,7 +10,9 @@ use serde::Serialize;
 use super::devices::{open_flow, open_target, OpenTarget, UbiAttach};
 use super::flow::{BootFlow, FlowState};
 use super::health;
-use super::install::{check_sizes, install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages};
+use super::install::{
+    check_sizes, install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages, Verified,
+};
 use super::record::{self, Pending, Rollback};
 use super::slot::{AbBoard, FlowConfig, Slot, Target};
 use super::AbError;
@@ -84,7 +86,17 @@ pub fn booted_slot(root: &DeviceRoot, board: &AbBoard) -> Result<Slot, AbError> 
     })
 }
 
-fn one_image(images: &[StagedImage], role: ImageRole) -> Result<Option<FileImage>, AbError> {
+fn verified((src, sha256): &(FileImage, [u8; 32])) -> Verified<'_> {
+    Verified {
+        src,
+        sha256: *sha256,
+    }
+}
+
+fn one_image(
+    images: &[StagedImage],
+    role: ImageRole,
+) -> Result<Option<(FileImage, [u8; 32])>, AbError> {
     let mut it = images.iter().filter(|i| i.role == role);
     let Some(img) = it.next() else {
         return Ok(None);
@@ -104,7 +116,7 @@ fn one_image(images: &[StagedImage], role: ImageRole) -> Result<Option<FileImage
             hex::encode(img.sha256)
         )));
     }
-    Ok(Some(src))
+    Ok(Some((src, got)))
 }
 
 /// Verifies the images, writes the slot that is not running, makes it the one to try
@@ -128,8 +140,8 @@ pub fn apply(
         .ok_or_else(|| AbError::Layout("the bundle has no kernel image".into()))?;
     let rootfs = one_image(images, ImageRole::Rootfs)?;
     let imgs = SlotImages {
-        kernel: &kernel,
-        rootfs: rootfs.as_ref().map(|r| r as &dyn ImageSource),
+        kernel: verified(&kernel),
+        rootfs: rootfs.as_ref().map(verified),
     };
     let from = booted_slot(root, board)?;
     let to = from.other();

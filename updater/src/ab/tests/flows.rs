@@ -59,6 +59,19 @@ fn zyxel_unconfirmed_trial_falls_back_and_mark_bad_writes_nothing() {
 }
 
 #[test]
+fn an_image_changed_since_verification_is_refused_before_any_write() {
+    let (mut w, new) = zyxel_world();
+    let before = (bc_bytes(&w), w.kernel[1].0.borrow().contents().to_vec());
+    let e = w
+        .install_claiming(Slot::B, &new, Some([7; 32]))
+        .unwrap_err();
+    assert!(matches!(e, AbError::Verify(_)), "{e}");
+    assert!(e.to_string().contains("the kernel image hashes to"), "{e}");
+    let after = (bc_bytes(&w), w.kernel[1].0.borrow().contents().to_vec());
+    assert!(before == after, "bootconfig and slot B untouched");
+}
+
+#[test]
 fn zyxel_refuses_to_overwrite_the_active_image() {
     let (mut w, new) = zyxel_world();
     let before = w.ops();

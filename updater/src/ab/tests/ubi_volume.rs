@@ -9,7 +9,7 @@ use liminix_flash::ubi_update::read_named;
 use liminix_flash::{flash::read_image, MemImage, SimUbi, VolKind};
 
 use super::world::{Images, Kind, World};
-use crate::ab::install::{install_slot, SlotDevs, SlotImages};
+use crate::ab::install::{install_slot, SlotDevs, SlotImages, Verified};
 use crate::ab::{AbError, InstallReport, RootfsDev, Slot, SlotLayout, VolumeAction, VolumeSpec};
 
 const LEB: u64 = 16 * 1024;
@@ -61,8 +61,8 @@ impl Dev {
             durable: Vec::new(),
         };
         let imgs = SlotImages {
-            kernel: &k,
-            rootfs: Some(&r),
+            kernel: Verified::of(&k),
+            rootfs: Some(Verified::of(&r)),
         };
         // The board allows the whole device: what fits is the volume's (or the room's) call.
         let layout = SlotLayout {

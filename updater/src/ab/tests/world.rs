@@ -11,7 +11,7 @@ use liminix_flash::flash::read_image;
 use liminix_flash::{Flash, FlashError, Geometry, MemImage, PowerRail, SimFlash};
 
 use crate::ab::devices::EnvFlashBridge;
-use crate::ab::install::{install_slot, SlotDevs, SlotImages};
+use crate::ab::install::{install_slot, SlotDevs, SlotImages, Verified};
 use crate::ab::uboot::{script_boot_decision, UBootEnvFlow};
 use crate::ab::zyxel::{FlashBootconfig, ZyxelFlow};
 use crate::ab::{AbError, BootFlow, InstallReport, RootfsDev, Slot, SlotLayout, Target};
@@ -191,6 +191,17 @@ impl World {
         if !self.complete[slot.index()].contains(imgs) {
             self.complete[slot.index()].push(imgs.clone());
         }
+        self.install_claiming(slot, imgs, None)
+    }
+
+    /// The install with the kernel claimed (verified earlier) to hash as `kernel_sha`
+    /// instead of what it hashes to now: a staged file that changed after verification.
+    pub fn install_claiming(
+        &mut self,
+        slot: Slot,
+        imgs: &Images,
+        kernel_sha: Option<[u8; 32]>,
+    ) -> Result<InstallReport, AbError> {
         let (k, r) = (MemImage(imgs.kernel.clone()), MemImage(imgs.rootfs.clone()));
         let mut kdev = self.kernel[slot.index()].clone();
         let mut rdev = self.rootfs[slot.index()].clone();
@@ -199,9 +210,11 @@ impl World {
             rootfs: Some(RootfsDev::Raw(&mut rdev)),
             durable: Vec::new(),
         };
+        let mut kernel = Verified::of(&k);
+        kernel.sha256 = kernel_sha.unwrap_or(kernel.sha256);
         let imgs = SlotImages {
-            kernel: &k,
-            rootfs: Some(&r),
+            kernel,
+            rootfs: Some(Verified::of(&r)),
         };
         install_slot(self.flow().as_mut(), slot, &layout(), devs, &imgs)
     }
