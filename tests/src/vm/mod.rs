@@ -106,6 +106,7 @@ pub struct VmBuilder {
     memory_mb: u32,
     append: String,
     kill_on: Option<String>,
+    reboot: bool,
 }
 
 impl Default for VmBuilder {
@@ -129,6 +130,7 @@ impl VmBuilder {
             memory_mb: 512,
             append: String::new(),
             kill_on: None,
+            reboot: false,
         }
     }
 
@@ -195,6 +197,15 @@ impl VmBuilder {
         self
     }
 
+    /// Lets a guest reset (a panic after 1 s, or `reboot -f`) restart the guest in the
+    /// same QEMU process instead of ending the run: RAM is kept (so ramoops records
+    /// survive), the same kernel and initramfs boot again and /init runs the script once
+    /// more, which must tell the boots apart by state that survived.
+    pub fn allow_reboot(mut self) -> Self {
+        self.reboot = true;
+        self
+    }
+
     /// Like `kill_on(marker).run()`.
     pub fn run_until(self, marker: &str) -> Result<VmOutput, VmError> {
         self.kill_on(marker).run()
@@ -230,24 +241,21 @@ impl VmBuilder {
     }
 
     fn qemu_args(&self, kernel: &Kernel, initrd: &Path) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "-accel",
-            "tcg",
-            "-nographic",
-            "-no-reboot",
-            "-nic",
-            "none",
-            "-m",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.push(self.memory_mb.to_string());
+        let mut args: Vec<String> = ["-accel", "tcg", "-nographic", "-nic", "none"]
+            .map(String::from)
+            .to_vec();
+        if !self.reboot {
+            args.push("-no-reboot".into());
+        }
+        args.extend(["-m".into(), self.memory_mb.to_string()]);
         args.extend([
             "-kernel".into(),
             kernel.image.to_string_lossy().into_owned(),
         ]);
         args.extend(["-initrd".into(), initrd.to_string_lossy().into_owned()]);
-        let cmdline = format!("console=ttyS0 quiet panic=-1 {}", self.append);
+        // Without reboots a panic resets at once, which -no-reboot turns into QEMU's exit.
+        let panic = if self.reboot { "panic=1" } else { "panic=-1" };
+        let cmdline = format!("console=ttyS0 quiet {panic} {}", self.append);
         args.extend(["-append".into(), cmdline.trim().to_string()]);
         for d in &self.disks {
             args.push("-drive".into());
@@ -273,5 +281,25 @@ mod tests {
         };
         assert_eq!(out.field("info ", "size"), Some("268435456"));
         assert_eq!(out.field("info ", "missing"), None);
+    }
+
+    #[test]
+    fn reboots_are_opt_in() {
+        let k = Kernel {
+            image: PathBuf::from("/boot/vmlinuz"),
+            version: "v".into(),
+            modules_dir: PathBuf::new(),
+        };
+        let args = |b: VmBuilder| b.qemu_args(&k, Path::new("/i")).join(" ");
+        let once = args(VmBuilder::new());
+        assert!(
+            once.contains("-no-reboot") && once.contains("panic=-1"),
+            "{once}"
+        );
+        let again = args(VmBuilder::new().allow_reboot());
+        assert!(
+            !again.contains("-no-reboot") && again.contains("quiet panic=1"),
+            "{again}"
+        );
     }
 }

@@ -1,0 +1,298 @@
+//! A Zyxel trial that crashes, and the kernel's own pstore record of the crash in the
+//! rollback that the old slot's agent reports.
+//!
+//! One QEMU x86_64 process, two boots of Debian's kernel (`allow_reboot`: the panic
+//! resets the guest, RAM is kept). Real: the kernel, its ramoops/pstore (a 1 MiB
+//! region reserved with `memmap=`, loaded as the `ramoops` module on both boots), the
+//! MTD devices (slots on nandsim as in `ab_zyxel_nand_vm`; the bootconfig on block2mtd
+//! over a virtio disk, so it outlives the reset, unlike nandsim), `/persist` on a FAT
+//! virtio disk, and the static agent (`ab_apply` for `apply`, `liminix-agent status`).
+//!
+//! Played: the vendor U-Boot, by a small program that runs liminix-bootenv's model of
+//! its `atgo` (`vendor_boot_decision_block`: boot the first NEW image after rewriting it
+//! to FAIL, else the active one) on the bootconfig block and erases and programs the
+//! block when the model rewrites it. It runs at the start of each boot and its pick must
+//! be the `bootImage=0` on the kernel command line; and once more inside boot 1 for the
+//! reset into B, which boot 1 then plays: the same kernel announces itself as B in the
+//! kernel log and crashes (`echo c > /proc/sysrq-trigger`) without `mark-good`. The
+//! reset lands on slot A again, whose `status` must find the trial unconfirmed and
+//! report the rollback with the `dmesg-ramoops-*` record holding B's last kernel log.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use liminix_tests::vm::{VmBuilder, VmOutput};
+use sha2::{Digest, Sha256};
+
+const NANDSIM: &str =
+    "first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,16,8,16";
+/// Guest-physical RAM kept out of the kernel's hands for ramoops: low enough that the
+/// initramfs QEMU loads at the top of the 512 MiB never overlaps it.
+const RAMOOPS: &str = "mem_address=0x10000000 mem_size=0x100000 record_size=0x20000";
+const MEMMAP: &str = "memmap=1M$0x10000000";
+/// What boot 1, playing slot B, writes to the kernel log just before it crashes.
+const B_LINE: &str = "liminix-test: slot B on trial, crashing before mark-good";
+
+/// The vendor U-Boot stand-in (see the module doc). It is built as a crate of its own
+/// next to the build output because the model lives in liminix-bootenv, which this test
+/// crate does not link.
+const VENDOR_UBOOT: &str = r#"
+use liminix_bootenv::devices::MtdFlash;
+use liminix_bootenv::flash::Flash;
+use liminix_bootenv::zyxel::vendor_boot_decision_block;
+
+fn main() {
+    let dev = std::env::args().nth(1).expect("usage: vendor-uboot /dev/mtdN");
+    let mtd = liminix_mtd::MtdDevice::open(std::path::Path::new(&dev), true).expect("open");
+    let mut flash = MtdFlash(mtd);
+    let mut block = vec![0u8; flash.info().erase_size as usize];
+    flash.read_at(0, &mut block).expect("read the bootconfig block");
+    let (image, rewrite) = vendor_boot_decision_block(&block).expect("bootconfig");
+    if let Some(b) = &rewrite {
+        flash.erase(0, b.len() as u64).and_then(|()| flash.write_at(0, b)).expect("write");
+    }
+    let done = if rewrite.is_some() { "rewritten" } else { "untouched" };
+    println!("vendor-uboot image={image} bootconfig={done}");
+}
+"#;
+
+fn pattern(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A static glibc release build (crt-static, as `ab_zyxel_nand_vm` builds the agent).
+fn static_build(manifest: &Path, args: &[&str]) -> PathBuf {
+    let dir = target_dir().join("vm-gnu-static");
+    let target = "x86_64-unknown-linux-gnu";
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace_root())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args(["build", "--release", "--quiet", "--target", target])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .args(args)
+        .arg("--target-dir")
+        .arg(&dir)
+        .status()
+        .expect("run cargo");
+    assert!(st.success(), "static build {args:?} failed");
+    dir.join(target).join("release")
+}
+
+/// The agent, `ab_apply` and the vendor U-Boot stand-in.
+fn guest_programs() -> (PathBuf, PathBuf, PathBuf) {
+    let root = workspace_root();
+    let rel = static_build(
+        &root.join("Cargo.toml"),
+        &[
+            "-p",
+            "liminix-agent",
+            "--bin",
+            "liminix-agent",
+            "--example",
+            "ab_apply",
+        ],
+    );
+    let src = target_dir().join("vm-vendor-uboot");
+    std::fs::create_dir_all(src.join("src")).unwrap();
+    let manifest = format!(
+        "[package]\nname = \"vendor-uboot\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\nliminix-bootenv = {{ path = {:?} }}\nliminix-mtd = {{ path = {:?} }}\n\n\
+         [workspace]\n",
+        root.join("bootloader-envs"),
+        root.join("flash/mtd")
+    );
+    std::fs::write(src.join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(src.join("src/main.rs"), VENDOR_UBOOT).unwrap();
+    // The workspace's lock pins the dependencies' versions, so no registry is asked.
+    std::fs::copy(root.join("Cargo.lock"), src.join("Cargo.lock")).unwrap();
+    let vendor = static_build(&src.join("Cargo.toml"), &["--offline"]);
+    (
+        rel.join("liminix-agent"),
+        rel.join("examples/ab_apply"),
+        vendor.join("vendor-uboot"),
+    )
+}
+
+fn board_json() -> String {
+    let part = |i: u32| format!(r#"{{"kind":"mtd","name":"NAND simulator partition {i}"}}"#);
+    let slot = |k: u32, u: u32| {
+        format!(
+            r#"{{"kernel":{},"kernel_max":1048576,"rootfs":{},"rootfs_max":2097152}}"#,
+            part(k),
+            part(u)
+        )
+    };
+    format!(
+        r#"{{"board":"zyxel-nwa50ax","slots":[{},{}],"flow":{{"kind":"zyxel","device":"mtd:block2mtd: /dev/vda"}}}}"#,
+        slot(0, 1),
+        slot(2, 3)
+    )
+}
+
+/// Both boots run this; the boot count on /persist tells them apart.
+fn script(ks: &str, rs: &str) -> String {
+    format!(
+        r#"
+BC=/dev/$(grep -l 'block2mtd: /dev/vda' /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/\(mtd[0-9]*\)/name,\1,')
+mkdir -p /persist
+mount -t vfat /dev/vdb /persist
+mount -t pstore pstore /sys/fs/pstore
+ln -s /bin/liminix-agent /bin/zyxel-bootconfig
+boot=$(( $(cat /persist/boots 2>/dev/null || echo 0) + 1 ))
+echo $boot > /persist/boots
+sync
+echo "boot $boot cmdline=$(grep -o 'bootImage=[0-9]' /proc/cmdline) pstore=$(ls /sys/fs/pstore | tr '\n' ' ')"
+vendor-uboot $BC
+case $boot in
+1)
+  ab_apply zyxel-nwa50ax kernel=/k.img:{ks} rootfs=/r.img:{rs}
+  echo "installed bc=$(od -An -tx1 -N2 $BC | tr -d ' \n')"
+  sync
+  echo "reset into B"
+  vendor-uboot $BC
+  echo "trial bc=$(od -An -tx1 -N2 $BC | tr -d ' \n')"
+  echo "{B_LINE}" > /dev/kmsg
+  echo c > /proc/sysrq-trigger
+  sleep 5
+  exit 10;;
+2)
+  echo "bc=$(od -An -tx1 -N2 $BC | tr -d ' \n')"
+  echo STATUS-JSON-BEGIN
+  liminix-agent --json status
+  echo STATUS-JSON-END
+  echo "after bc=$(od -An -tx1 -N2 $BC | tr -d ' \n') records=$(ls /persist/ab | tr '\n' ' ')";;
+*)
+  exit 11;;
+esac
+"#
+    )
+}
+
+/// The JSON `status` printed between the markers.
+fn status_json(out: &VmOutput) -> serde_json::Value {
+    let s = &out.serial;
+    let body = s
+        .split_once("STATUS-JSON-BEGIN\n")
+        .and_then(|(_, rest)| rest.split_once("STATUS-JSON-END"))
+        .unwrap_or_else(|| panic!("no status output; serial:\n{s}"))
+        .0;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("status JSON: {e}\n{body}"))
+}
+
+#[test]
+fn crashed_zyxel_trial_is_reported_with_the_kernels_pstore_record() {
+    let (agent, apply, vendor) = guest_programs();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = pattern(1, 300 * 1024 + 5);
+    let rootfs = pattern(2, 600 * 1024 + 7);
+    std::fs::write(dir.path().join("k.img"), &kernel).unwrap();
+    std::fs::write(dir.path().join("r.img"), &rootfs).unwrap();
+    std::fs::write(dir.path().join("ab.json"), board_json()).unwrap();
+    // The bootconfig partition as shipped: image 0 VALID and active, the rest erased.
+    let mut bc = vec![0xFFu8; 256 * 1024];
+    bc[..2].copy_from_slice(&[0x08, 0x00]);
+    let bc_disk = dir.path().join("bootconfig.img");
+    std::fs::write(&bc_disk, bc).unwrap();
+    let persist = dir.path().join("persist.img");
+    let st = Command::new("mkfs.vfat")
+        .args(["-C", "-n", "PERSIST"])
+        .arg(&persist)
+        .arg("8192")
+        .output()
+        .expect("mkfs.vfat (dosfstools)");
+    assert!(st.status.success(), "mkfs.vfat: {st:?}");
+    let sha = |d: &[u8]| hex::encode(Sha256::digest(d));
+
+    let out = VmBuilder::new()
+        .modprobe("ramoops", RAMOOPS)
+        .modprobe("nandsim", NANDSIM)
+        .modprobe("block2mtd", "block2mtd=/dev/vda,128KiB")
+        .modprobe("nls_cp437", "")
+        .modprobe("nls_ascii", "")
+        .modprobe("vfat", "")
+        .disk(&bc_disk)
+        .disk(&persist)
+        .file(&agent, "/bin/liminix-agent")
+        .file(&apply, "/bin/ab_apply")
+        .file(&vendor, "/bin/vendor-uboot")
+        .file(dir.path().join("k.img"), "/k.img")
+        .file(dir.path().join("r.img"), "/r.img")
+        .file(dir.path().join("ab.json"), "/etc/liminix/ab.json")
+        .append(&format!("bootImage=0 {MEMMAP}"))
+        .allow_reboot()
+        .timeout(240)
+        .script(&script(&sha(&kernel), &sha(&rootfs)))
+        .run()
+        .unwrap();
+    println!("guest time for both boots: {:?}", out.elapsed);
+    out.assert_success();
+    let s = &out.serial;
+    // boot 1: no record yet; U-Boot boots A; A installs B (NEW); the reset into B makes
+    // it FAIL; B crashes.
+    assert!(s.contains("boot 1 cmdline=bootImage=0 pstore=\n"), "{s}");
+    assert!(s.contains("installed bc=4800"), "{s}");
+    assert!(
+        s.contains("reset into B\nvendor-uboot image=1 bootconfig=rewritten"),
+        "{s}"
+    );
+    assert!(s.contains("trial bc=c800"), "{s}");
+    assert!(
+        s.contains("Kernel panic - not syncing: sysrq triggered crash"),
+        "{s}"
+    );
+    // boot 2: ramoops kept the crash; U-Boot boots the active image A without a write.
+    assert!(
+        s.contains("boot 2 cmdline=bootImage=0 pstore=dmesg-ramoops-0"),
+        "{s}"
+    );
+    assert_eq!(
+        s.matches("vendor-uboot image=0 bootconfig=untouched")
+            .count(),
+        2,
+        "{s}"
+    );
+    let status = status_json(&out);
+    let ab = &status["ab"];
+    assert_eq!(ab["booted"], "a", "{ab:#}");
+    assert_eq!(ab["trial"], "rolled-back", "{ab:#}");
+    assert_eq!(ab["state"]["failed"], serde_json::json!([false, true]));
+    let rb = &ab["last_rollback"];
+    assert_eq!((&rb["failed"], &rb["running"]), (&"b".into(), &"a".into()));
+    let records = rb["pstore"].as_array().expect("pstore records");
+    let crash = records
+        .iter()
+        .find(|r| {
+            r["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("dmesg-ramoops-"))
+        })
+        .unwrap_or_else(|| panic!("no dmesg-ramoops record in {rb:#}"));
+    let text = crash["text"].as_str().unwrap();
+    assert!(text.contains(B_LINE), "{text}");
+    assert!(
+        text.contains("Kernel panic - not syncing: sysrq triggered crash"),
+        "{text}"
+    );
+    // The rollback is on /persist, the pending record gone, and B (already FAIL) was
+    // not written again.
+    assert!(s.contains("after bc=c800 records=rollback.json \n"), "{s}");
+}
