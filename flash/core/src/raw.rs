@@ -42,6 +42,9 @@ pub struct RawOptions {
     /// per-block checks: every unchanged block was read and compared in full,
     /// every rewritten one read back right after programming.
     pub final_read_back: bool,
+    /// The SHA-256 the image was verified against (e.g. a bundle manifest's): the
+    /// compare pass refuses an image that hashes otherwise, before any write.
+    pub expect_sha256: Option<[u8; 32]>,
 }
 
 impl Default for RawOptions {
@@ -51,6 +54,7 @@ impl Default for RawOptions {
             scrub_bitflips: true,
             skip_ff_chunks: true,
             final_read_back: true,
+            expect_sha256: None,
         }
     }
 }
@@ -100,6 +104,9 @@ pub enum RawError {
     /// A written block read back differently.
     #[error("verification failed: flash differs from the image at {off:#x}")]
     Verify { off: u64 },
+    /// The image does not hash as it was verified to.
+    #[error("image hashes to {got}, not to the verified {expected}")]
+    NotVerified { expected: String, got: String },
     /// The image source no longer holds what the compare pass read.
     #[error("image source changed after it was hashed (block at image offset {off:#x})")]
     SourceChanged { off: u64 },
@@ -218,11 +225,14 @@ pub fn scan_raw(
         });
         w.progress.advance(blocks.done);
     }
-    Ok(RawScan {
-        sha256: hasher.finalize().into(),
-        len,
-        plan,
-    })
+    let sha256: [u8; 32] = hasher.finalize().into();
+    match opts.expect_sha256 {
+        Some(want) if want != sha256 => Err(RawError::NotVerified {
+            expected: hex::encode(want),
+            got: hex::encode(sha256),
+        }),
+        _ => Ok(RawScan { sha256, len, plan }),
+    }
 }
 
 /// Write `src` to the start of `flash`, touching only blocks that differ:

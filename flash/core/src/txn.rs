@@ -59,6 +59,9 @@ pub enum TxError {
     /// The new volume did not read back as the image.
     #[error("UBI volume {volume:?} does not read back as the image")]
     Verify { volume: String },
+    /// The image does not hash as it was verified to.
+    #[error("image hashes to {got}, not to the verified {expected}")]
+    NotVerified { expected: String, got: String },
     /// The target named by a journal record could not be opened.
     #[error("cannot open target {target:?}: {reason}")]
     Target { target: String, reason: String },
@@ -188,6 +191,7 @@ pub fn update_ubi(
                 kind,
                 current: current.map(|c| c.id),
                 src,
+                expect: opts.expect_sha256,
             };
             let result = swap(ubi, journal, &mut rec, &job, progress);
             if matches!(&result, Err(e) if !e.is_power_cut()) {
@@ -197,7 +201,9 @@ pub fn update_ubi(
             }
             result
         }
-        UbiPlan::InPlace { current } => in_place(ubi, journal, target, current, src, progress),
+        UbiPlan::InPlace { current } => {
+            in_place(ubi, journal, target, current, src, opts, progress)
+        }
     }
 }
 
@@ -209,10 +215,12 @@ fn in_place(
     target: &str,
     current: UbiVolume,
     src: &dyn ImageSource,
+    opts: &UbiOptions,
     progress: &mut dyn Progress,
 ) -> Result<UbiReport, TxError> {
     progress.begin(Stage::Hashing, src.len());
     let sha = hash_source(src)?;
+    verified_as(sha, opts.expect_sha256)?;
     let rec = record(target, Some(&current.name), Strategy::UbiInPlace, &sha, src);
     journal.store(&rec)?;
     let written = write_volume(ubi, current.id, src, progress)?;
@@ -236,6 +244,17 @@ struct SwapJob<'a> {
     kind: VolKind,
     current: Option<u32>,
     src: &'a dyn ImageSource,
+    expect: Option<[u8; 32]>,
+}
+
+fn verified_as(sha: [u8; 32], expect: Option<[u8; 32]>) -> Result<(), TxError> {
+    match expect {
+        Some(want) if want != sha => Err(TxError::NotVerified {
+            expected: hex::encode(want),
+            got: hex::encode(sha),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Stage, verify, switch; `rec.phase` tells the caller how far it got. The
@@ -252,6 +271,7 @@ fn swap(
     let staged = new_name(job.volume);
     let id = ubi.make_volume(&staged, job.volume_bytes, job.kind)?;
     let sha = write_volume(ubi, id, job.src, progress)?;
+    verified_as(sha, job.expect)?;
     if !volume_equals(ubi, id, job.src, progress)? {
         return Err(TxError::Verify { volume: staged });
     }

@@ -50,6 +50,9 @@ pub struct UbiOptions {
     /// Type of a volume created where none exists yet; a swap otherwise keeps
     /// the current volume's type.
     pub kind: VolKind,
+    /// The SHA-256 the image was verified against: a swap that wrote something
+    /// else does not switch, an in-place update does not start.
+    pub expect_sha256: Option<[u8; 32]>,
 }
 
 /// What [`plan`] decided.

@@ -256,3 +256,24 @@ fn uncorrectable_old_block_is_rewritten() {
         img
     );
 }
+
+#[test]
+fn an_image_that_does_not_hash_as_verified_is_refused_before_any_write() {
+    let mut flash = SimFlash::nand(8, EB as u32, 512);
+    let old = pattern(4 * EB, 1);
+    factory_load(&mut flash, &old);
+    let new = pattern(4 * EB, 2);
+    let opts = RawOptions {
+        expect_sha256: Some(liminix_flash::image::sha256(&old)),
+        ..RawOptions::default()
+    };
+    flash.reset_stats();
+    let e = write_raw(&mut flash, &MemImage(new.clone()), &opts, &mut NoProgress).unwrap_err();
+    assert!(matches!(e, RawError::NotVerified { .. }), "{e}");
+    assert_eq!((flash.stats().erases, flash.stats().programs), (0, 0));
+    let opts = RawOptions {
+        expect_sha256: Some(liminix_flash::image::sha256(&new)),
+        ..RawOptions::default()
+    };
+    write_raw(&mut flash, &MemImage(new), &opts, &mut NoProgress).unwrap();
+}

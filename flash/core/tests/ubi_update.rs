@@ -365,3 +365,23 @@ fn in_place_records_the_hash_before_the_first_write() {
         hex::encode(liminix_flash::image::sha256(&old))
     );
 }
+
+#[test]
+fn an_image_that_does_not_hash_as_verified_never_becomes_the_volume() {
+    let old = pattern(10 * LEB as usize, 1);
+    let new = pattern(10 * LEB as usize, 2);
+    let wrong = Some(liminix_flash::image::sha256(&old));
+    for force_in_place in [false, true] {
+        let (mut ubi, mut j, _) = device(40, &old, 10 * LEB);
+        let opts = UbiOptions {
+            force_in_place,
+            expect_sha256: wrong,
+            ..UbiOptions::default()
+        };
+        let err = run(&mut ubi, &mut j, &new, &opts).unwrap_err();
+        assert!(matches!(err, TxError::NotVerified { .. }), "{err}");
+        assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("old"));
+        assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
+        assert!(j.load_all().unwrap().is_empty(), "nothing left to recover");
+    }
+}

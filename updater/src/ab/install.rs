@@ -7,7 +7,9 @@
 
 use liminix_flash::raw::check_fits;
 use liminix_flash::ubi_update::{volume_equals, write_volume};
-use liminix_flash::{scan_raw, Flash, ImageSource, NoProgress, RawOptions, RawScan, Ubi, VolKind};
+use liminix_flash::{
+    scan_raw, Flash, ImageSource, NoProgress, RawError, RawOptions, RawScan, Ubi, VolKind,
+};
 use serde::Serialize;
 
 use super::flow::BootFlow;
@@ -311,10 +313,14 @@ fn writer_options() -> RawOptions {
 /// The raw writer's compare pass (reads and hashes, writes nothing), refusing an
 /// image that no longer hashes as verified.
 fn scan(what: &str, flash: &mut dyn Flash, img: Verified) -> Result<RawScan, AbError> {
-    let scan = scan_raw(flash, img.src, &writer_options(), &mut NoProgress)
-        .map_err(|e| AbError::Write(format!("{what}: {e}")))?;
-    same_hash(what, scan.sha256(), img.sha256)?;
-    Ok(scan)
+    let opts = RawOptions {
+        expect_sha256: Some(img.sha256),
+        ..writer_options()
+    };
+    scan_raw(flash, img.src, &opts, &mut NoProgress).map_err(|e| match e {
+        RawError::NotVerified { .. } => AbError::Verify(format!("the {what} image: {e}")),
+        e => AbError::Write(format!("{what}: {e}")),
+    })
 }
 
 fn same_hash(what: &str, got: [u8; 32], want: [u8; 32]) -> Result<(), AbError> {

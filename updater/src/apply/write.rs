@@ -5,7 +5,8 @@ use liminix_boards::{Board, Place, Resolved, VolumeKind};
 use liminix_flash::raw::check_fits;
 use liminix_flash::ubi_update::{plan, UbiPlan};
 use liminix_flash::{
-    update_raw, update_ubi, FileImage, FileJournal, Progress, TxError, UbiOptions, VolKind,
+    update_raw, update_ubi, FileImage, FileJournal, Progress, RawOptions, TxError, UbiOptions,
+    VolKind,
 };
 use serde::Serialize;
 
@@ -40,8 +41,11 @@ pub struct ImageReport {
     pub old_kept_as: Option<String>,
 }
 
-fn ubi_options(volume: &liminix_boards::Volume, in_place: bool) -> UbiOptions {
+/// The staged image was hashed against the manifest while it was received; the
+/// writers check that what they write still hashes the same.
+fn ubi_options(volume: &liminix_boards::Volume, in_place: bool, sha: [u8; 32]) -> UbiOptions {
     UbiOptions {
+        expect_sha256: Some(sha),
         volume_bytes: volume.size,
         allow_in_place: in_place,
         force_in_place: false,
@@ -94,8 +98,13 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                     }
                     .into());
                 }
-                let p = plan(ubi, &volume.name, size, &ubi_options(volume, in_place))
-                    .map_err(|e| too_large(job, e.to_string()))?;
+                let p = plan(
+                    ubi,
+                    &volume.name,
+                    size,
+                    &ubi_options(volume, in_place, job.image.sha256),
+                )
+                .map_err(|e| too_large(job, e.to_string()))?;
                 if let UbiPlan::InPlace { current } = p {
                     if let Some(at) = dev.mount_point(&target, &current)? {
                         return Err(ApplyError::Mounted {
@@ -160,7 +169,11 @@ fn write_raw(
     let src = FileImage::new(&staged.path).map_err(AgentError::io("opening", &staged.path))?;
     let mut j = journal(loc)?;
     let (_, flash) = dev.raw(partition)?;
-    let result = update_raw(flash, &mut j, &key, &src, &writer_options(), progress);
+    let opts = RawOptions {
+        expect_sha256: Some(job.image.sha256),
+        ..writer_options()
+    };
+    let result = update_raw(flash, &mut j, &key, &src, &opts, progress);
     settle(&mut j, loc, &key)?;
     let r = result.map_err(tx_err(job))?;
     Ok(ImageReport {
@@ -187,7 +200,7 @@ fn write_ubi(
     let (target, _) = dev.ubi(partition)?;
     let key = format!("{target}:{}", volume.name);
     dev.recover(loc, &key, progress)?;
-    let opts = ubi_options(volume, in_place);
+    let opts = ubi_options(volume, in_place, job.image.sha256);
     let (_, ubi) = dev.ubi(partition)?;
     let planned = plan(ubi, &volume.name, job.image.size, &opts)
         .map_err(|e| too_large(job, e.to_string()))?;

@@ -66,7 +66,10 @@ fn an_image_changed_since_verification_is_refused_before_any_write() {
         .install_claiming(Slot::B, &new, Some([7; 32]))
         .unwrap_err();
     assert!(matches!(e, AbError::Verify(_)), "{e}");
-    assert!(e.to_string().contains("the kernel image hashes to"), "{e}");
+    assert!(
+        e.to_string().contains("the kernel image: image hashes to"),
+        "{e}"
+    );
     let after = (bc_bytes(&w), w.kernel[1].0.borrow().contents().to_vec());
     assert!(before == after, "bootconfig and slot B untouched");
 }
