@@ -8,7 +8,7 @@
 //! over a virtio disk, so it outlives the reset, unlike nandsim), `/persist` on a FAT
 //! virtio disk, and the static agent (`ab_apply` for `apply`, `liminix-agent status`).
 //!
-//! Played: the vendor U-Boot, by a small program that runs liminix-bootenv's model of
+//! Played: the vendor U-Boot, by liminix-bootenv's `zyxel_vendor_boot` example, which runs liminix-bootenv's model of
 //! its `atgo` (`vendor_boot_decision_block`: boot the first NEW image after rewriting it
 //! to FAIL, else the active one) on the bootconfig block and erases and programs the
 //! block when the model rewrites it. It runs at the start of each boot and its pick must
@@ -18,10 +18,13 @@
 //! reset lands on slot A again, whose `status` must find the trial unconfirmed and
 //! report the rollback with the `dmesg-ramoops-*` record holding B's last kernel log.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use liminix_tests::vm::{VmBuilder, VmOutput};
+use liminix_tests::data::pattern;
+use liminix_tests::vm::{
+    build_static, static_agent_with_ab_apply, StaticTarget, VmBuilder, VmOutput,
+};
 use sha2::{Digest, Sha256};
 
 const NANDSIM: &str =
@@ -33,103 +36,16 @@ const MEMMAP: &str = "memmap=1M$0x10000000";
 /// What boot 1, playing slot B, writes to the kernel log just before it crashes.
 const B_LINE: &str = "liminix-test: slot B on trial, crashing before mark-good";
 
-/// The vendor U-Boot stand-in (see the module doc). It is built as a crate of its own
-/// next to the build output because the model lives in liminix-bootenv, which this test
-/// crate does not link.
-const VENDOR_UBOOT: &str = r#"
-use liminix_bootenv::devices::MtdFlash;
-use liminix_bootenv::flash::Flash;
-use liminix_bootenv::zyxel::vendor_boot_decision_block;
-
-fn main() {
-    let dev = std::env::args().nth(1).expect("usage: vendor-uboot /dev/mtdN");
-    let mtd = liminix_mtd::MtdDevice::open(std::path::Path::new(&dev), true).expect("open");
-    let mut flash = MtdFlash(mtd);
-    let mut block = vec![0u8; flash.info().erase_size as usize];
-    flash.read_at(0, &mut block).expect("read the bootconfig block");
-    let (image, rewrite) = vendor_boot_decision_block(&block).expect("bootconfig");
-    if let Some(b) = &rewrite {
-        flash.erase(0, b.len() as u64).and_then(|()| flash.write_at(0, b)).expect("write");
-    }
-    let done = if rewrite.is_some() { "rewritten" } else { "untouched" };
-    println!("vendor-uboot image={image} bootconfig={done}");
-}
-"#;
-
-fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 8) as u8
-        })
-        .collect()
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// A static glibc release build (crt-static, as `ab_zyxel_nand_vm` builds the agent).
-fn static_build(manifest: &Path, args: &[&str]) -> PathBuf {
-    let dir = target_dir().join("vm-gnu-static");
-    let target = "x86_64-unknown-linux-gnu";
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "--quiet", "--target", target])
-        .arg("--manifest-path")
-        .arg(manifest)
-        .args(args)
-        .arg("--target-dir")
-        .arg(&dir)
-        .status()
-        .expect("run cargo");
-    assert!(st.success(), "static build {args:?} failed");
-    dir.join(target).join("release")
-}
-
-/// The agent, `ab_apply` and the vendor U-Boot stand-in.
+/// The agent, `ab_apply` and the vendor U-Boot stand-in (liminix-bootenv's
+/// `zyxel_vendor_boot` example).
 fn guest_programs() -> (PathBuf, PathBuf, PathBuf) {
-    let root = workspace_root();
-    let rel = static_build(
-        &root.join("Cargo.toml"),
-        &[
-            "-p",
-            "liminix-agent",
-            "--bin",
-            "liminix-agent",
-            "--example",
-            "ab_apply",
-        ],
-    );
-    let src = target_dir().join("vm-vendor-uboot");
-    std::fs::create_dir_all(src.join("src")).unwrap();
-    let manifest = format!(
-        "[package]\nname = \"vendor-uboot\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
-         [dependencies]\nliminix-bootenv = {{ path = {:?} }}\nliminix-mtd = {{ path = {:?} }}\n\n\
-         [workspace]\n",
-        root.join("bootloader-envs"),
-        root.join("flash/mtd")
-    );
-    std::fs::write(src.join("Cargo.toml"), manifest).unwrap();
-    std::fs::write(src.join("src/main.rs"), VENDOR_UBOOT).unwrap();
-    // The workspace's lock pins the dependencies' versions, so no registry is asked.
-    std::fs::copy(root.join("Cargo.lock"), src.join("Cargo.lock")).unwrap();
-    let vendor = static_build(&src.join("Cargo.toml"), &["--offline"]);
-    (
-        rel.join("liminix-agent"),
-        rel.join("examples/ab_apply"),
-        vendor.join("vendor-uboot"),
+    let (agent, apply) = static_agent_with_ab_apply().unwrap_or_else(|e| panic!("{e}"));
+    let vendor = build_static(
+        "liminix-bootenv",
+        StaticTarget::Example("zyxel_vendor_boot"),
     )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (agent, apply, vendor)
 }
 
 fn board_json() -> String {
@@ -179,7 +95,7 @@ case $boot in
   echo STATUS-JSON-BEGIN
   liminix-agent --json status
   echo STATUS-JSON-END
-  echo "after bc=$(od -An -tx1 -N2 $BC | tr -d ' \n') records=$(ls /persist/ab | tr '\n' ' ')";;
+  echo "after bc=$(od -An -tx1 -N2 $BC | tr -d ' \n') records=$(ls /persist/ab | tr '\n' ' ')pstore=$(ls /sys/fs/pstore | tr '\n' ' ')";;
 *)
   exit 11;;
 esac
@@ -294,5 +210,9 @@ fn crashed_zyxel_trial_is_reported_with_the_kernels_pstore_record() {
     );
     // The rollback is on /persist, the pending record gone, and B (already FAIL) was
     // not written again.
-    assert!(s.contains("after bc=c800 records=rollback.json \n"), "{s}");
+    // The pstore record now lives in rollback.json; ramoops' slot is free again.
+    assert!(
+        s.contains("after bc=c800 records=rollback.json pstore=\n"),
+        "{s}"
+    );
 }

@@ -17,45 +17,11 @@
 //!   made again, and a partition holding other data is refused with the `ubiformat`
 //!   advice, which then works. Slot A's kernel and volume stay as they were throughout.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use liminix_tests::data::pattern;
-use liminix_tests::vm::{VmBuilder, VmOutput};
+use liminix_tests::vm::{static_agent_with_ab_apply, VmBuilder, VmOutput};
 use sha2::{Digest, Sha256};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,16,8,16,1";
-
-/// Static x86_64 builds of the agent and the `ab_apply` example. glibc with crt-static
-/// rather than musl: examples link the agent's dev-dependencies, which include C code
-/// (zstd) that a musl target would need a musl C compiler for.
-fn static_agent() -> (PathBuf, PathBuf) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("vm-gnu-static");
-    let target = "x86_64-unknown-linux-gnu";
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "--quiet", "--target", target])
-        .args([
-            "-p",
-            "liminix-agent",
-            "--bin",
-            "liminix-agent",
-            "--example",
-            "ab_apply",
-        ])
-        .arg("--target-dir")
-        .arg(&dir)
-        .status()
-        .expect("run cargo");
-    assert!(st.success(), "static build of the agent failed");
-    let rel = dir.join(target).join("release");
-    (rel.join("liminix-agent"), rel.join("examples/ab_apply"))
-}
 
 fn part(i: u32) -> String {
     format!(r#"{{"kind":"mtd","name":"NAND simulator partition {i}"}}"#)
@@ -78,7 +44,7 @@ fn board_json() -> String {
 
 #[test]
 fn zyxel_apply_on_nandsim_writes_slot_b_and_marks_it_new() {
-    let (agent, apply) = static_agent();
+    let (agent, apply) = static_agent_with_ab_apply().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let kernel = pattern(1, 700 * 1024 + 123);
     let rootfs = pattern(2, 1500 * 1024 + 7);
@@ -164,7 +130,7 @@ fn doc(out: &VmOutput, tag: &str) -> serde_json::Value {
 
 #[test]
 fn zyxel_apply_from_the_board_file_attaches_slot_b_and_makes_its_volume() {
-    let (agent, apply) = static_agent();
+    let (agent, apply) = static_agent_with_ab_apply().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let imgs = [
         ("ka", pattern(10, 600 * 1024 + 5)),

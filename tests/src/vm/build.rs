@@ -70,3 +70,29 @@ pub fn build_static(package: &str, what: StaticTarget) -> Result<PathBuf, VmErro
     }
     Ok(path)
 }
+
+/// Static x86_64 builds of the agent and its `ab_apply` example, returned in that
+/// order. glibc with crt-static rather than musl: examples link the agent's
+/// dev-dependencies, which include C code (zstd) that a musl target would need a
+/// musl C compiler for.
+pub fn static_agent_with_ab_apply() -> Result<(PathBuf, PathBuf), VmError> {
+    let gnu = "x86_64-unknown-linux-gnu";
+    let dir = target_dir().with_file_name("vm-gnu-static");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args(["build", "--release", "--quiet", "--target", gnu])
+        .args(["-p", "liminix-agent", "--bin", "liminix-agent"])
+        .args(["--example", "ab_apply", "--target-dir"])
+        .arg(&dir)
+        .status()
+        .map_err(|e| VmError::Setup(format!("cargo: {e}")))?;
+    if !status.success() {
+        return Err(VmError::Setup(format!(
+            "static {gnu} build of liminix-agent and ab_apply failed"
+        )));
+    }
+    let rel = dir.join(gnu).join("release");
+    Ok((rel.join("liminix-agent"), rel.join("examples/ab_apply")))
+}

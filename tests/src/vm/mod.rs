@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub use build::{build_static, StaticTarget};
+pub use build::{build_static, static_agent_with_ab_apply, StaticTarget};
 pub use kernel::{find_kernel, Kernel};
 
 /// Why a guest could not be run.

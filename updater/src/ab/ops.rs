@@ -319,6 +319,9 @@ fn detect_rollback(
         pstore: record::read_pstore(root),
     };
     record::set_rollback(root, &r)?;
+    // Now kept in rollback.json; left in pstore they would be reported again with
+    // the next rollback, which may not have crashed at all.
+    record::drop_pstore(root, &r.pstore);
     flow.mark_bad(p.to)?;
     record::clear_pending(root)?;
     Ok(r)

@@ -101,6 +101,15 @@ pub fn set_rollback(root: &DeviceRoot, r: &Rollback) -> Result<(), AbError> {
     write(&path(root, "rollback.json"), r)
 }
 
+/// Removes the given pstore records (which frees ramoops' slots for the next crash).
+/// Best effort: a record that cannot be removed is only reported again.
+pub fn drop_pstore(root: &DeviceRoot, entries: &[PstoreEntry]) {
+    let dir = root.join("/sys/fs/pstore");
+    for e in entries {
+        let _ = std::fs::remove_file(dir.join(&e.name));
+    }
+}
+
 /// The records pstore holds (from the previous boot), at most 64 KiB of each, newest
 /// bytes kept.
 pub fn read_pstore(root: &DeviceRoot) -> Vec<PstoreEntry> {

@@ -229,6 +229,10 @@ fn zyxel_unconfirmed_b_is_reported_by_a_with_pstore() {
     let rb = hook.last_rollback.as_ref().unwrap();
     assert_eq!(rb.failed, Slot::B);
     assert!(rb.pstore[0].text.contains("Kernel panic"));
+    assert!(
+        !ps.join("dmesg-ramoops-0").exists(),
+        "kept in rollback.json, not reported again with a later rollback"
+    );
     assert!(hook.render().contains("slot b did not confirm"));
     // reported once as an event, kept as the last rollback
     let later = status_hook(&d.root).unwrap().unwrap();
