@@ -35,6 +35,7 @@ fn worlds(kind: Kind) -> Vec<(&'static str, World)> {
 /// Enumerates cuts at k = 0, 1, … until `op` completes uncut, calling `check` after
 /// every cut (power restored) and once after the uncut run. Returns the number of cuts.
 fn enumerate(
+    label: &str,
     make: &dyn Fn() -> World,
     op: &dyn Fn(&mut World) -> bool,
     check: &dyn Fn(&mut World, bool, u64),
@@ -50,6 +51,8 @@ fn enumerate(
         check(&mut w, done, k);
         if done {
             assert!(w.ops() > start || k == 0);
+            // --nocapture shows the count of every enumeration
+            eprintln!("{label}: cut after each of its {k} flash operations, every cut left a bootable slot");
             return k;
         }
     }
@@ -69,6 +72,7 @@ fn install_cut_anywhere_boots_a_complete_slot_and_retry_completes() {
                     .1
             };
             let cuts = enumerate(
+                &format!("{kind:?} install ({name})"),
                 &make,
                 &|w| w.install(Slot::B, &new).is_ok(),
                 &|w, done, k| {
@@ -112,6 +116,7 @@ fn on_trial(kind: Kind) -> World {
 fn mark_good_cut_anywhere_leaves_a_loadable_state_and_a_complete_slot() {
     for kind in KINDS {
         let cuts = enumerate(
+            &format!("{kind:?} mark-good"),
             &|| on_trial(kind),
             &|w| w.flow().mark_good(Slot::B).is_ok(),
             &|w, done, k| {
@@ -137,6 +142,7 @@ fn mark_bad_after_fallback_cut_anywhere_keeps_a_on_a() {
             w
         };
         enumerate(
+            &format!("{kind:?} mark-bad after fallback"),
             &make,
             &|w| w.flow().mark_bad(Slot::B).is_ok(),
             &|w, done, k| {
@@ -165,6 +171,7 @@ fn boot_loader_write_cut_anywhere_still_boots_a_complete_slot() {
             let slot = w.reset();
             assert!(w.slot_complete(slot), "{kind:?} k={k}: {slot}");
             if r.is_ok() {
+                eprintln!("{kind:?} boot-loader write: cut after each of its {k} operations");
                 break;
             }
         }
