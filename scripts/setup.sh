@@ -23,12 +23,19 @@ APT_PACKAGES=(
 )
 
 export DEBIAN_FRONTEND=noninteractive
+
+# A mirror caught mid-sync fails one index (seen: bookworm-security armhf, "File has
+# unexpected size") while the rest are fine. Go on with the lists that were fetched: a
+# package that is really unavailable then fails the install with apt's own message.
+apt_update() {
+  apt-get update -q || echo "setup: apt-get update reported errors (above); continuing with the lists it fetched" >&2
+}
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -q
+  apt_update
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
@@ -43,7 +50,7 @@ rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # u-boot-tools, mtools, dosfstools, fdisk and cpio from the list above.
 if ! dpkg --print-foreign-architectures | grep -qx armhf; then
   dpkg --add-architecture armhf
-  apt-get update -q
+  apt_update
 fi
 
 # bootloader-envs/uboot/build-redundant.sh fetches U-Boot's source with `apt-get source`,
@@ -75,5 +82,5 @@ Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  apt-get update -q
+  apt_update
 fi

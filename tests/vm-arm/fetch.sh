@@ -9,7 +9,8 @@ dir=${1:-target/vm-arm}
 mkdir -p "$dir/debs" "$dir/root"
 if ! dpkg --print-foreign-architectures | grep -qx armhf; then
     dpkg --add-architecture armhf
-    apt-get update -q
+    # one index failing (a mirror mid-sync) must not stop the others being used
+    apt-get update -q || echo "fetch.sh: apt-get update reported errors; using the lists it fetched" >&2
 fi
 # The newest plain armmp flavour apt offers (not -lpae, -rt or -dbg).
 kpkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-armmp$' \
