@@ -23,7 +23,8 @@ use std::process::Command;
 
 use liminix_tests::data::pattern;
 use liminix_tests::vm::{
-    build_static, static_agent_with_ab_apply, StaticTarget, VmBuilder, VmOutput,
+    build_static, static_agent_with_ab_apply, zyxel_nandsim_ab_json, StaticTarget, VmBuilder,
+    VmOutput,
 };
 use sha2::{Digest, Sha256};
 
@@ -46,22 +47,6 @@ fn guest_programs() -> (PathBuf, PathBuf, PathBuf) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     (agent, apply, vendor)
-}
-
-fn board_json() -> String {
-    let part = |i: u32| format!(r#"{{"kind":"mtd","name":"NAND simulator partition {i}"}}"#);
-    let slot = |k: u32, u: u32| {
-        format!(
-            r#"{{"kernel":{},"kernel_max":1048576,"rootfs":{},"rootfs_max":2097152}}"#,
-            part(k),
-            part(u)
-        )
-    };
-    format!(
-        r#"{{"board":"zyxel-nwa50ax","slots":[{},{}],"flow":{{"kind":"zyxel","device":"mtd:block2mtd: /dev/vda"}}}}"#,
-        slot(0, 1),
-        slot(2, 3)
-    )
 }
 
 /// Both boots run this; the boot count on /persist tells them apart.
@@ -122,7 +107,11 @@ fn crashed_zyxel_trial_is_reported_with_the_kernels_pstore_record() {
     let rootfs = pattern(2, 600 * 1024 + 7);
     std::fs::write(dir.path().join("k.img"), &kernel).unwrap();
     std::fs::write(dir.path().join("r.img"), &rootfs).unwrap();
-    std::fs::write(dir.path().join("ab.json"), board_json()).unwrap();
+    std::fs::write(
+        dir.path().join("ab.json"),
+        zyxel_nandsim_ab_json("block2mtd: /dev/vda"),
+    )
+    .unwrap();
     // The bootconfig partition as shipped: image 0 VALID and active, the rest erased.
     let mut bc = vec![0xFFu8; 256 * 1024];
     bc[..2].copy_from_slice(&[0x08, 0x00]);

@@ -18,29 +18,10 @@
 //!   advice, which then works. Slot A's kernel and volume stay as they were throughout.
 
 use liminix_tests::data::pattern;
-use liminix_tests::vm::{static_agent_with_ab_apply, VmBuilder, VmOutput};
+use liminix_tests::vm::{static_agent_with_ab_apply, zyxel_nandsim_ab_json, VmBuilder, VmOutput};
 use sha2::{Digest, Sha256};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,16,8,16,1";
-
-fn part(i: u32) -> String {
-    format!(r#"{{"kind":"mtd","name":"NAND simulator partition {i}"}}"#)
-}
-
-fn board_json() -> String {
-    let slot = |k: u32, u: u32| {
-        format!(
-            r#"{{"kernel":{},"kernel_max":1048576,"rootfs":{},"rootfs_max":2097152}}"#,
-            part(k),
-            part(u)
-        )
-    };
-    format!(
-        r#"{{"board":"zyxel-nwa50ax","slots":[{},{}],"flow":{{"kind":"zyxel","device":"mtd:NAND simulator partition 4"}}}}"#,
-        slot(0, 1),
-        slot(2, 3)
-    )
-}
 
 #[test]
 fn zyxel_apply_on_nandsim_writes_slot_b_and_marks_it_new() {
@@ -52,7 +33,10 @@ fn zyxel_apply_on_nandsim_writes_slot_b_and_marks_it_new() {
         ("k.img", kernel.clone()),
         ("r.img", rootfs.clone()),
         ("big.img", pattern(3, 1024 * 1024 + 1)),
-        ("ab.json", board_json().into_bytes()),
+        (
+            "ab.json",
+            zyxel_nandsim_ab_json("NAND simulator partition 4").into_bytes(),
+        ),
     ];
     for (n, d) in &files {
         std::fs::write(dir.path().join(n), d).unwrap();

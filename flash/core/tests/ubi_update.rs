@@ -26,15 +26,17 @@ fn run(
     img: &[u8],
     opts: &UbiOptions,
 ) -> Result<liminix_flash::txn::UbiReport, TxError> {
-    update_ubi(
-        ubi,
-        j,
-        "ubi0",
-        "rootfs",
-        &MemImage(img.to_vec()),
-        opts,
-        &mut NoProgress,
-    )
+    run_src(ubi, j, &MemImage(img.to_vec()), opts)
+}
+
+/// `rootfs` on `ubi0` updated from any image source.
+fn run_src(
+    ubi: &mut SimUbi,
+    j: &mut SimJournal,
+    src: &dyn liminix_flash::ImageSource,
+    opts: &UbiOptions,
+) -> Result<liminix_flash::txn::UbiReport, TxError> {
+    update_ubi(ubi, j, "ubi0", "rootfs", src, opts, &mut NoProgress)
 }
 
 #[test]
@@ -231,16 +233,7 @@ fn ordinary_error_mid_swap_is_rolled_back_at_once() {
         data: pattern(4 * LEB as usize, 2),
         opens: Default::default(),
     };
-    let err = update_ubi(
-        &mut ubi,
-        &mut j,
-        "ubi0",
-        "rootfs",
-        &src,
-        &UbiOptions::default(),
-        &mut NoProgress,
-    )
-    .unwrap_err();
+    let err = run_src(&mut ubi, &mut j, &src, &UbiOptions::default()).unwrap_err();
     assert!(err.to_string().contains("staging disk read error"), "{err}");
     assert!(j.load_all().unwrap().is_empty(), "nothing left to recover");
     assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
@@ -280,16 +273,7 @@ fn swap_hashes_while_writing_and_compares_the_read_back() {
     let new = pattern(12 * LEB as usize - 5, 2);
     let (mut ubi, mut j, _) = device(40, &old, 16 * LEB);
     let src = common::Passes::new(new.clone());
-    let r = update_ubi(
-        &mut ubi,
-        &mut j,
-        "ubi0",
-        "rootfs",
-        &src,
-        &UbiOptions::default(),
-        &mut NoProgress,
-    )
-    .unwrap();
+    let r = run_src(&mut ubi, &mut j, &src, &UbiOptions::default()).unwrap();
     assert_eq!(
         src.opens.get(),
         2,
@@ -303,16 +287,7 @@ fn swap_hashes_while_writing_and_compares_the_read_back() {
     let mut src = common::Passes::new(newer.clone());
     src.changed = pattern(12 * LEB as usize - 5, 4);
     src.swap_at = 2;
-    let err = update_ubi(
-        &mut ubi,
-        &mut j,
-        "ubi0",
-        "rootfs",
-        &src,
-        &UbiOptions::default(),
-        &mut NoProgress,
-    )
-    .unwrap_err();
+    let err = run_src(&mut ubi, &mut j, &src, &UbiOptions::default()).unwrap_err();
     assert!(matches!(err, TxError::Verify { .. }), "{err}");
     assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
     assert!(ubi.volume_by_name("rootfs.new").unwrap().is_none());
@@ -329,16 +304,7 @@ fn in_place_records_the_hash_before_the_first_write() {
         ..UbiOptions::default()
     };
     let src = common::Passes::new(new.clone());
-    let r = update_ubi(
-        &mut ubi,
-        &mut j,
-        "ubi0",
-        "rootfs",
-        &src,
-        &opts,
-        &mut NoProgress,
-    )
-    .unwrap();
+    let r = run_src(&mut ubi, &mut j, &src, &opts).unwrap();
     assert_eq!(r.strategy, Strategy::UbiInPlace);
     assert_eq!(src.opens.get(), 3, "hash, write, read-back comparison");
     assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
@@ -348,16 +314,7 @@ fn in_place_records_the_hash_before_the_first_write() {
     let mut src = common::Passes::new(old.clone());
     src.changed = pattern(10 * LEB as usize, 5);
     src.swap_at = 2;
-    let err = update_ubi(
-        &mut ubi,
-        &mut j,
-        "ubi0",
-        "rootfs",
-        &src,
-        &opts,
-        &mut NoProgress,
-    )
-    .unwrap_err();
+    let err = run_src(&mut ubi, &mut j, &src, &opts).unwrap_err();
     assert!(matches!(err, TxError::Verify { .. }), "{err}");
     let rec = &j.load_all().unwrap()[0];
     assert_eq!(

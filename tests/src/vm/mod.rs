@@ -8,6 +8,7 @@
 //! gives guests flash that outlives them; `kill_on` cuts the power (SIGKILL to
 //! QEMU) when a line appears, for interrupted-update tests.
 
+mod ab_layout;
 mod build;
 mod cpio;
 mod initramfs;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+pub use ab_layout::zyxel_nandsim_ab_json;
 pub use build::{build_static, static_agent_with_ab_apply, StaticTarget};
 pub use kernel::{find_kernel, Kernel};
 
