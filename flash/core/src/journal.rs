@@ -143,10 +143,15 @@ impl FileJournal {
         self.dir.join(format!("tx-{safe}.json"))
     }
 
+    /// fsync of the directory, then syncfs of its filesystem: UBIFS's fsync leaves
+    /// the MTD device below it unsynced, and an MTD driver that buffers writes
+    /// (block2mtd) only writes through when it is synced. A record must be on the
+    /// medium before the first flash write it guards.
     fn sync_dir(&self) -> Result<(), JournalError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| io_err("fsync", &self.dir, source))
+        let err = |source| io_err("fsync", &self.dir, source);
+        let d = File::open(&self.dir).map_err(err)?;
+        d.sync_all().map_err(err)?;
+        rustix::fs::syncfs(&d).map_err(|e| err(e.into()))
     }
 }
 
