@@ -22,6 +22,7 @@ use liminix_flash::{
     update_raw, update_ubi, FileImage, FileJournal, Flash, ImageSource, MtdFlash, Progress,
     RawOptions, Stage, TxRecord, Ubi, UbiDev, UbiOptions,
 };
+use liminix_testdata::pattern;
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
@@ -53,18 +54,6 @@ fn hang_arg(args: &[String]) -> HangAt {
         .iter()
         .find_map(|a| a.strip_prefix("hang=")?.parse().ok());
     HangAt(at, false)
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn ubi_num(s: &str) -> Result<u32, Box<dyn std::error::Error>> {

@@ -159,7 +159,7 @@ fn nand_with_faults() -> SimFlash {
 
 #[test]
 fn raw_write_crash_at_every_op_nor() {
-    let old = pattern(20 * EB, 1);
+    let old = pattern(1, 20 * EB);
     let cases = [
         RawCase {
             name: "NOR few blocks changed",
@@ -171,7 +171,7 @@ fn raw_write_crash_at_every_op_nor() {
         RawCase {
             name: "NOR all blocks changed, longer image",
             make: || SimFlash::nor(24, EB as u32),
-            new: pattern(22 * EB - 300, 2),
+            new: pattern(2, 22 * EB - 300),
             old: old.clone(),
             nested: false,
         },
@@ -182,7 +182,7 @@ fn raw_write_crash_at_every_op_nor() {
 
 #[test]
 fn raw_write_crash_at_every_op_nand_with_bad_blocks() {
-    let old = pattern(18 * EB, 3);
+    let old = pattern(3, 18 * EB);
     let cases = [
         RawCase {
             name: "NAND bad+weak blocks, few changed",
@@ -194,7 +194,7 @@ fn raw_write_crash_at_every_op_nand_with_bad_blocks() {
         RawCase {
             name: "NAND bad+weak blocks, all changed, odd length",
             make: nand_with_faults,
-            new: pattern(19 * EB + 777, 4),
+            new: pattern(4, 19 * EB + 777),
             old,
             nested: false,
         },
@@ -206,8 +206,8 @@ fn raw_write_crash_at_every_op_nand_with_bad_blocks() {
                 f.fail_erase(4);
                 f
             },
-            new: pattern(5 * EB + 100, 6),
-            old: pattern(5 * EB, 5),
+            new: pattern(6, 5 * EB + 100),
+            old: pattern(5, 5 * EB),
             nested: true,
         },
     ];

@@ -190,8 +190,8 @@ fn cases() -> Vec<UbiCase> {
         name: "",
         total_lebs: 60,
         prior_old: None,
-        old: pattern(10 * LEB as usize + 17, 1),
-        new: pattern(11 * LEB as usize - 3, 2),
+        old: pattern(1, 10 * LEB as usize + 17),
+        new: pattern(2, 11 * LEB as usize - 3),
         opts: UbiOptions::default(),
         tear: VtblTear::OldWins,
         kind: VolKind::Dynamic,
@@ -211,7 +211,7 @@ fn cases() -> Vec<UbiCase> {
         UbiCase {
             name: "swap over a previous rollback copy, tight space",
             total_lebs: 30,
-            prior_old: Some(pattern(9 * LEB as usize, 3)),
+            prior_old: Some(pattern(3, 9 * LEB as usize)),
             tear: VtblTear::NewWins,
             ..base.clone()
         },
@@ -223,7 +223,7 @@ fn cases() -> Vec<UbiCase> {
         },
         UbiCase {
             name: "swap over a previous rollback copy, roomy, sparse image",
-            prior_old: Some(pattern(9 * LEB as usize, 3)),
+            prior_old: Some(pattern(3, 9 * LEB as usize)),
             new: sparse,
             ..base.clone()
         },

@@ -48,8 +48,8 @@ struct Setup {
 
 fn crashed_mid_write() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let old = pattern(12 * EB, 1);
-    let new = pattern(12 * EB, 2);
+    let old = pattern(1, 12 * EB);
+    let new = pattern(2, 12 * EB);
     let staging = dir.path().join("staging.img");
     std::fs::write(&staging, &new).unwrap();
     let mut flash = SimFlash::nand(16, EB as u32, 512);
@@ -136,7 +136,7 @@ fn altered_staging_file_is_not_trusted() {
 /// an empty journal.
 fn two_changed_blocks() -> (tempfile::TempDir, SimFlash, FileJournal, Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let old = pattern(12 * EB, 1);
+    let old = pattern(1, 12 * EB);
     let new = common::change_blocks(&old, EB, &[2, 7]);
     let mut flash = SimFlash::nand(16, EB as u32, 512);
     factory_load(&mut flash, &old);

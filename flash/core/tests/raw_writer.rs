@@ -26,7 +26,7 @@ fn only_changed_blocks_are_erased_and_programmed() {
         SimFlash::nor(24, EB as u32),
         SimFlash::nand(24, EB as u32, 512),
     ] {
-        let old = pattern(20 * EB, 1);
+        let old = pattern(1, 20 * EB);
         factory_load(&mut flash, &old);
         let new = change_blocks(&old, EB, &[3, 11, 19]);
         let r = write(&mut flash, &new).unwrap();
@@ -59,7 +59,7 @@ fn nand_skips_bad_blocks_and_pads_the_last_page() {
     let mut flash = SimFlash::nand(16, EB as u32, 512);
     flash.set_bad(0);
     flash.set_bad(5);
-    let img = pattern(6 * EB + 700, 2);
+    let img = pattern(2, 6 * EB + 700);
     let r = write(&mut flash, &img).unwrap();
     assert_eq!(r.skipped_bad_blocks, 2);
     // Block 0 is bad: image block 0 lands in physical block 1, and block 5 is skipped.
@@ -91,7 +91,7 @@ fn too_large_image_is_refused_before_any_operation() {
     let mut flash = SimFlash::nand(10, EB as u32, 512);
     flash.set_bad(2);
     flash.set_bad(7);
-    let img = pattern(9 * EB, 3); // fits 10 blocks, not the 8 good ones
+    let img = pattern(3, 9 * EB); // fits 10 blocks, not the 8 good ones
     let err = write(&mut flash, &img).unwrap_err();
     match err {
         RawError::TooLarge {
@@ -116,7 +116,7 @@ fn too_large_image_is_refused_before_any_operation() {
 fn read_back_catches_silent_corruption() {
     let mut flash = SimFlash::nor(8, EB as u32);
     flash.corrupt_program(3 * EB as u64 + 100);
-    let img = pattern(5 * EB, 4);
+    let img = pattern(4, 5 * EB);
     match write(&mut flash, &img) {
         Err(RawError::Verify { off }) => assert_eq!(off, 3 * EB as u64 + 100),
         other => panic!("corruption not caught: {other:?}"),
@@ -126,7 +126,7 @@ fn read_back_catches_silent_corruption() {
 #[test]
 fn bitflips_are_counted_and_flipped_blocks_scrubbed() {
     let mut flash = SimFlash::nand(8, EB as u32, 512);
-    let img = pattern(4 * EB, 5);
+    let img = pattern(5, 4 * EB);
     factory_load(&mut flash, &img);
     flash.add_bitflip(2 * EB as u64 + 9);
     let r = write(&mut flash, &img).unwrap();
@@ -158,7 +158,7 @@ fn bitflips_are_counted_and_flipped_blocks_scrubbed() {
 fn block_failing_erase_is_retired_and_data_slides() {
     let mut flash = SimFlash::nand(10, EB as u32, 512);
     flash.fail_erase(2);
-    let img = pattern(5 * EB, 6);
+    let img = pattern(6, 5 * EB);
     let r = write(&mut flash, &img).unwrap();
     assert_eq!(r.retired_blocks, vec![2 * EB as u64]);
     assert!(flash.is_bad(2 * EB as u64).unwrap());
@@ -199,7 +199,7 @@ impl Progress for Recorder {
 fn progress_reports_stages_and_bad_blocks() {
     let mut flash = SimFlash::nand(8, EB as u32, 512);
     flash.set_bad(1);
-    let img = pattern(3 * EB + 10, 7);
+    let img = pattern(7, 3 * EB + 10);
     let mut p = Recorder::default();
     write_raw(
         &mut flash,
@@ -233,7 +233,7 @@ fn nor_program_chunk_is_configurable() {
     };
     write_raw(
         &mut flash,
-        &MemImage(pattern(2 * EB, 8)),
+        &MemImage(pattern(8, 2 * EB)),
         &opts,
         &mut NoProgress,
     )
@@ -244,7 +244,7 @@ fn nor_program_chunk_is_configurable() {
 #[test]
 fn uncorrectable_old_block_is_rewritten() {
     let mut flash = SimFlash::nand(8, EB as u32, 512);
-    let img = pattern(4 * EB, 9);
+    let img = pattern(9, 4 * EB);
     factory_load(&mut flash, &img);
     flash.add_uncorrectable(EB as u64 + 600);
     let mut buf = vec![0u8; EB];
@@ -260,9 +260,9 @@ fn uncorrectable_old_block_is_rewritten() {
 #[test]
 fn an_image_that_does_not_hash_as_verified_is_refused_before_any_write() {
     let mut flash = SimFlash::nand(8, EB as u32, 512);
-    let old = pattern(4 * EB, 1);
+    let old = pattern(1, 4 * EB);
     factory_load(&mut flash, &old);
-    let new = pattern(4 * EB, 2);
+    let new = pattern(2, 4 * EB);
     let opts = RawOptions {
         expect_sha256: Some(liminix_flash::image::sha256(&old)),
         ..RawOptions::default()

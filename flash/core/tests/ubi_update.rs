@@ -41,8 +41,8 @@ fn run_src(
 
 #[test]
 fn swap_keeps_old_for_rollback_until_gc() {
-    let old = pattern(10 * LEB as usize, 1);
-    let new = pattern(12 * LEB as usize - 5, 2);
+    let old = pattern(1, 10 * LEB as usize);
+    let new = pattern(2, 12 * LEB as usize - 5);
     let (mut ubi, mut j, _) = device(40, &old, 16 * LEB);
     let r = run(&mut ubi, &mut j, &new, &UbiOptions::default()).unwrap();
     assert_eq!(r.strategy, Strategy::UbiSwap);
@@ -68,9 +68,9 @@ fn swap_keeps_old_for_rollback_until_gc() {
 
 #[test]
 fn second_update_replaces_the_previous_rollback_copy() {
-    let v1 = pattern(4 * LEB as usize, 1);
-    let v2 = pattern(4 * LEB as usize, 2);
-    let v3 = pattern(4 * LEB as usize, 3);
+    let v1 = pattern(1, 4 * LEB as usize);
+    let v2 = pattern(2, 4 * LEB as usize);
+    let v3 = pattern(3, 4 * LEB as usize);
     let (mut ubi, mut j, _) = device(20, &v1, 5 * LEB);
     run(&mut ubi, &mut j, &v2, &UbiOptions::default()).unwrap();
     run(&mut ubi, &mut j, &v3, &UbiOptions::default()).unwrap();
@@ -81,9 +81,9 @@ fn second_update_replaces_the_previous_rollback_copy() {
 
 #[test]
 fn tight_space_removes_stale_old_copy_first() {
-    let v1 = pattern(4 * LEB as usize, 1);
-    let v2 = pattern(4 * LEB as usize, 2);
-    let v3 = pattern(4 * LEB as usize, 3);
+    let v1 = pattern(1, 4 * LEB as usize);
+    let v2 = pattern(2, 4 * LEB as usize);
+    let v3 = pattern(3, 4 * LEB as usize);
     // 5 (rootfs) + 5 (.old) + 1 free after the first update: not room for another 5.
     let (mut ubi, mut j, _) = device(11, &v1, 5 * LEB);
     run(&mut ubi, &mut j, &v2, &UbiOptions::default()).unwrap();
@@ -96,8 +96,8 @@ fn tight_space_removes_stale_old_copy_first() {
 
 #[test]
 fn no_space_refused_without_in_place_and_used_with_it() {
-    let old = pattern(6 * LEB as usize, 1);
-    let new = pattern(7 * LEB as usize, 2);
+    let old = pattern(1, 6 * LEB as usize);
+    let new = pattern(2, 7 * LEB as usize);
     let (mut ubi, mut j, rail) = device(12, &old, 8 * LEB);
     let err = run(&mut ubi, &mut j, &new, &UbiOptions::default()).unwrap_err();
     assert!(
@@ -117,9 +117,9 @@ fn no_space_refused_without_in_place_and_used_with_it() {
 
 #[test]
 fn too_large_for_volume_is_refused_before_any_write() {
-    let old = pattern(2 * LEB as usize, 1);
+    let old = pattern(1, 2 * LEB as usize);
     let (mut ubi, mut j, rail) = device(40, &old, 4 * LEB);
-    let big = pattern(5 * LEB as usize, 2);
+    let big = pattern(2, 5 * LEB as usize);
     let opts = UbiOptions {
         force_in_place: true,
         ..UbiOptions::default()
@@ -155,7 +155,7 @@ fn first_install_without_existing_volume() {
     let rail = PowerRail::new();
     let mut ubi = SimUbi::new(10, LEB).with_rail(rail.clone());
     let mut j = SimJournal::new(rail);
-    let img = pattern(3 * LEB as usize + 1, 9);
+    let img = pattern(9, 3 * LEB as usize + 1);
     let r = run(&mut ubi, &mut j, &img, &UbiOptions::default()).unwrap();
     assert_eq!(r.old_kept_as, None);
     assert_eq!(ubi_boots(&mut ubi, "rootfs", &[], &img), Some("new"));
@@ -163,7 +163,7 @@ fn first_install_without_existing_volume() {
 
 #[test]
 fn pending_record_blocks_a_new_transaction() {
-    let old = pattern(2 * LEB as usize, 1);
+    let old = pattern(1, 2 * LEB as usize);
     let (mut ubi, mut j, rail) = device(20, &old, 4 * LEB);
     let rec = liminix_flash::TxRecord {
         target: "ubi0".into(),
@@ -183,8 +183,8 @@ fn pending_record_blocks_a_new_transaction() {
 
 #[test]
 fn leftover_staging_volume_is_cleared_first() {
-    let old = pattern(2 * LEB as usize, 1);
-    let new = pattern(2 * LEB as usize, 2);
+    let old = pattern(1, 2 * LEB as usize);
+    let new = pattern(2, 2 * LEB as usize);
     let (mut ubi, mut j, _) = device(20, &old, 4 * LEB);
     ubi.load_volume("rootfs.new", 4 * LEB, b"junk");
     run(&mut ubi, &mut j, &new, &UbiOptions::default()).unwrap();
@@ -227,10 +227,10 @@ impl std::io::Read for FailingReader {
 
 #[test]
 fn ordinary_error_mid_swap_is_rolled_back_at_once() {
-    let old = pattern(4 * LEB as usize, 1);
+    let old = pattern(1, 4 * LEB as usize);
     let (mut ubi, mut j, _) = device(20, &old, 5 * LEB);
     let src = FlakySource {
-        data: pattern(4 * LEB as usize, 2),
+        data: pattern(2, 4 * LEB as usize),
         opens: Default::default(),
     };
     let err = run_src(&mut ubi, &mut j, &src, &UbiOptions::default()).unwrap_err();
@@ -244,10 +244,10 @@ fn ordinary_error_mid_swap_is_rolled_back_at_once() {
 fn static_volume_stays_static_and_reads_exact_length() {
     let rail = PowerRail::new();
     let mut ubi = SimUbi::new(30, LEB).with_rail(rail.clone());
-    let old = pattern(3 * LEB as usize + 100, 1);
+    let old = pattern(1, 3 * LEB as usize + 100);
     ubi.load_volume_kind("kernel", 8 * LEB, liminix_flash::VolKind::Static, &old);
     let mut j = SimJournal::new(rail);
-    let mut new = pattern(2 * LEB as usize, 2);
+    let mut new = pattern(2, 2 * LEB as usize);
     new.extend([0xFF; 300]);
     let src = MemImage(new.clone());
     update_ubi(
@@ -269,8 +269,8 @@ fn static_volume_stays_static_and_reads_exact_length() {
 
 #[test]
 fn swap_hashes_while_writing_and_compares_the_read_back() {
-    let old = pattern(10 * LEB as usize, 1);
-    let new = pattern(12 * LEB as usize - 5, 2);
+    let old = pattern(1, 10 * LEB as usize);
+    let new = pattern(2, 12 * LEB as usize - 5);
     let (mut ubi, mut j, _) = device(40, &old, 16 * LEB);
     let src = common::Passes::new(new.clone());
     let r = run_src(&mut ubi, &mut j, &src, &UbiOptions::default()).unwrap();
@@ -283,9 +283,9 @@ fn swap_hashes_while_writing_and_compares_the_read_back() {
     assert_eq!(ubi_boots(&mut ubi, "rootfs", &old, &new), Some("new"));
 
     // The file changes between the write and the read-back: no switch.
-    let newer = pattern(12 * LEB as usize - 5, 3);
+    let newer = pattern(3, 12 * LEB as usize - 5);
     let mut src = common::Passes::new(newer.clone());
-    src.changed = pattern(12 * LEB as usize - 5, 4);
+    src.changed = pattern(4, 12 * LEB as usize - 5);
     src.swap_at = 2;
     let err = run_src(&mut ubi, &mut j, &src, &UbiOptions::default()).unwrap_err();
     assert!(matches!(err, TxError::Verify { .. }), "{err}");
@@ -296,8 +296,8 @@ fn swap_hashes_while_writing_and_compares_the_read_back() {
 
 #[test]
 fn in_place_records_the_hash_before_the_first_write() {
-    let old = pattern(10 * LEB as usize, 1);
-    let new = pattern(10 * LEB as usize, 2);
+    let old = pattern(1, 10 * LEB as usize);
+    let new = pattern(2, 10 * LEB as usize);
     let (mut ubi, mut j, _) = device(12, &old, 10 * LEB);
     let opts = UbiOptions {
         force_in_place: true,
@@ -312,7 +312,7 @@ fn in_place_records_the_hash_before_the_first_write() {
     // Changed between hashing and writing: the recorded hash no longer
     // describes what was written, so the transaction fails and stays journalled.
     let mut src = common::Passes::new(old.clone());
-    src.changed = pattern(10 * LEB as usize, 5);
+    src.changed = pattern(5, 10 * LEB as usize);
     src.swap_at = 2;
     let err = run_src(&mut ubi, &mut j, &src, &opts).unwrap_err();
     assert!(matches!(err, TxError::Verify { .. }), "{err}");
@@ -325,8 +325,8 @@ fn in_place_records_the_hash_before_the_first_write() {
 
 #[test]
 fn an_image_that_does_not_hash_as_verified_never_becomes_the_volume() {
-    let old = pattern(10 * LEB as usize, 1);
-    let new = pattern(10 * LEB as usize, 2);
+    let old = pattern(1, 10 * LEB as usize);
+    let new = pattern(2, 10 * LEB as usize);
     let wrong = Some(liminix_flash::image::sha256(&old));
     for force_in_place in [false, true] {
         let (mut ubi, mut j, _) = device(40, &old, 10 * LEB);

@@ -8,21 +8,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use liminix_mtd::{sysfs, MtdDevice, MtdError};
+use liminix_testdata::pattern;
 
 type Res = Result<(), String>;
-
-/// Deterministic byte pattern so the host and mtd-utils can re-create it.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn open(spec: &str, writable: bool) -> Result<MtdDevice, String> {
     let path = sysfs::resolve_device(Path::new("/"), spec).map_err(|e| e.to_string())?;

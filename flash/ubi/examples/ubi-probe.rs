@@ -4,6 +4,7 @@
 //! Each subcommand prints one result line and exits non-zero when a check fails,
 //! so the host test can assert on it and cross-check with mtd-utils' ubinfo.
 
+use liminix_testdata::pattern;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,19 +16,6 @@ use liminix_ubi::{
 type Res = Result<(), String>;
 
 const ROOT: &str = "/";
-
-/// Same generator as mtd-probe: deterministic data the test can re-create.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn num(s: &str) -> Result<u64, String> {
     s.parse().map_err(|e| format!("bad number {s:?}: {e}"))

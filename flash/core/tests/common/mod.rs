@@ -7,18 +7,7 @@ use liminix_flash::image::sha256;
 use liminix_flash::txn::{Outcome, Recovered, RecoveryEnv, TxError};
 use liminix_flash::{Flash, ImageSource, MemImage, SimFlash, SimUbi, TxRecord, Ubi};
 
-/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+pub use liminix_testdata::pattern;
 
 /// `base` with one byte changed in each of the erase blocks listed.
 pub fn change_blocks(base: &[u8], erase: usize, blocks: &[usize]) -> Vec<u8> {
