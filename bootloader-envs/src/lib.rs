@@ -26,6 +26,8 @@ pub mod devices;
 pub mod env;
 pub mod error;
 pub mod flash;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod fwtool;
 pub mod layout;
 pub mod mkenv;
