@@ -164,7 +164,7 @@ ubiattach -m 1 -d 0 >/dev/null
 ubimkvol /dev/ubi0 -N rootfs -m >/dev/null
 ubiupdatevol /dev/ubi0_0 /ra.img
 sha() {{ sha256sum | cut -c1-64; }}
-same() {{ [ "$1" = "$2" ] && echo 1 || echo 0; }}
+eq() {{ [ "$1" = "$2" ] && echo 1 || echo 0; }}
 slota() {{ echo "$(head -c {kal} /dev/mtd0 | sha)/$(head -c {ral} /dev/ubi0_0 | sha)/$(cat /sys/class/ubi/ubi0/volumes_count)"; }}
 slotb() {{ cat /dev/mtd2 /dev/mtd3 /dev/mtd4 | sha; }}
 ubidevs() {{ ls /sys/class/ubi | grep -c '^ubi[0-9]*$' || true; }}
@@ -175,7 +175,7 @@ echo "slota kernel=$(head -c {kal} /dev/mtd0 | sha) rootfs=$(head -c {ral} /dev/
 # 1. A rootfs over the board's limit: refused before slot B's partition is touched.
 b0=$(slotb)
 if ab_apply vm-ab-zyxel {k} {big}; then exit 10; fi
-echo "oversize ubidevs=$(ubidevs) slotb_same=$(same "$(slotb)" "$b0")"
+echo "oversize ubidevs=$(ubidevs) slotb_same=$(eq "$(slotb)" "$b0")"
 
 # 2. Slot B erased and not attached: attached, volume made, written, detached.
 ab_apply vm-ab-zyxel {k} {r} > /tmp/r1
@@ -183,14 +183,14 @@ echo "apply1 $(tr -d '\n ' < /tmp/r1)"
 echo "after1 ubidevs=$(ubidevs) bc=$(od -An -tx1 -N2 /dev/mtd4 | tr -d ' \n')"
 echo "status1 $(liminix-agent --json status | tr -d '\n ')"
 ubiattach -m 3 -d 1 >/dev/null
-echo "check1 name=$(cat $vol/name) type=$(cat $vol/type) lebs=$(cat $vol/reserved_ebs) rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {kl} /dev/mtd2 | sha) slota_same=$(same "$(slota)" "$a0")"
+echo "check1 name=$(cat $vol/name) type=$(cat $vol/type) lebs=$(cat $vol/reserved_ebs) rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {kl} /dev/mtd2 | sha) slota_same=$(eq "$(slota)" "$a0")"
 
 # 3. Attached by someone else, with a volume too small for the image: made again, left attached.
 ubirmvol /dev/ubi1 -N rootfs
 ubimkvol /dev/ubi1 -N rootfs -S 2 >/dev/null
 ab_apply vm-ab-zyxel {k} {r2} > /tmp/r2
 echo "apply2 $(tr -d '\n ' < /tmp/r2)"
-echo "check2 ubidevs=$(ubidevs) lebs=$(cat $vol/reserved_ebs) rootfs=$(head -c {r2l} /dev/ubi1_0 | sha) slota_same=$(same "$(slota)" "$a0")"
+echo "check2 ubidevs=$(ubidevs) lebs=$(cat $vol/reserved_ebs) rootfs=$(head -c {r2l} /dev/ubi1_0 | sha) slota_same=$(eq "$(slota)" "$a0")"
 
 # 4. Something else in slot B's UBI partition (the vendor firmware): refused, nothing written.
 ubidetach -d 1
@@ -198,7 +198,7 @@ flash_erase -q /dev/mtd3 0 0
 liminix-agent flashcp /junk.img /dev/mtd3
 b1=$(slotb)
 if ab_apply vm-ab-zyxel {k2} {r} 2>/tmp/e; then exit 11; fi
-echo "junk ubidevs=$(ubidevs) slotb_same=$(same "$(slotb)" "$b1")"
+echo "junk ubidevs=$(ubidevs) slotb_same=$(eq "$(slotb)" "$b1")"
 echo "junk-error $(cat /tmp/e)"
 
 # 5. Following the advice: ubiformat, apply again.
@@ -206,7 +206,7 @@ ubiformat -y -q /dev/mtd3
 ab_apply vm-ab-zyxel {k2} {r} > /tmp/r3
 echo "apply3 $(tr -d '\n ' < /tmp/r3)"
 ubiattach -m 3 -d 1 >/dev/null
-echo "check3 rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {k2l} /dev/mtd2 | sha) slota_same=$(same "$(slota)" "$a0")"
+echo "check3 rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {k2l} /dev/mtd2 | sha) slota_same=$(eq "$(slota)" "$a0")"
 "#,
         k = arg("kernel", "k"),
         k2 = arg("kernel", "k2"),

@@ -101,32 +101,17 @@ fn guest() -> VmBuilder {
     vm
 }
 
-/// Shell helpers every script starts with.
+/// Module loads and the `rc` helper every script starts with (`same` and `json` come
+/// from the harness).
 const PRELUDE: &str = r#"
 modprobe ubi
 modprobe zstd
 modprobe ubifs
 mkdir -p /usr/local/bin
 ln -s /bin/liminix-agent /usr/local/bin/flashcp
-# same LEN A B TAG: whether the first LEN bytes of A and B are equal
-same() { if head -c "$1" "$2" | cmp -s - "$3"; then echo "$4 equal=1"; else echo "$4 equal=0"; fi; }
-# json TAG CMD...: one line "TAG rc=N {json}"
-json() { tag=$1; shift; rc=0; out=$("$@") || rc=$?; echo "$tag rc=$rc $(echo "$out" | tr -d '\n')"; }
 # rc TAG CMD...: "TAG rc=N"
 rc() { tag=$1; shift; r=0; "$@" || r=$?; echo "$tag rc=$r"; }
 "#;
-
-/// The JSON document on the line "TAG rc=N {…}".
-fn json(out: &VmOutput, tag: &str) -> serde_json::Value {
-    let prefix = format!("{tag} rc=");
-    let line = out
-        .lines_starting(&prefix)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no {tag} line; serial:\n{}", out.serial));
-    let doc = line.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
-    serde_json::from_str(doc).unwrap_or_else(|e| panic!("{tag}: {e}: {doc}\n{}", out.serial))
-}
 
 fn report(name: &str, out: &VmOutput) {
     eprintln!("{name}: guest ran {:.1} s", out.elapsed.as_secs_f64());
@@ -306,7 +291,7 @@ fn cut_boot(vda: &Disk, vdb: &Disk, script: &str) -> VmBuilder {
 }
 
 fn check_devices(out: &VmOutput) {
-    let a = json(out, "raw-a");
+    let a = out.json_rc("raw-a").1;
     assert_eq!(a["blocks"], 12, "{a}");
     assert_eq!(
         a["rewritten_blocks"], 12,
@@ -319,7 +304,7 @@ fn check_devices(out: &VmOutput) {
         "the name `flashcp` runs the agent; {}",
         out.serial
     );
-    let b2 = json(out, "raw-b2");
+    let b2 = out.json_rc("raw-b2").1;
     assert_eq!(b2["rewritten_blocks"], 0, "{b2}");
     assert_eq!(out.require_field("xcheck-nanddump ", "equal"), "1");
     assert_eq!(out.require_field("too-big ", "rc"), "5", "no space");
@@ -336,7 +321,7 @@ fn check_devices(out: &VmOutput) {
 }
 
 fn check_ubi(out: &VmOutput) {
-    let s = json(out, "swap");
+    let s = out.json_rc("swap").1;
     assert_eq!(s["strategy"], "swap", "{s}");
     assert_eq!(s["volume_id"], 1);
     assert_eq!(s["old_kept_as"], "rootfs.old");
@@ -351,9 +336,9 @@ fn check_ubi(out: &VmOutput) {
         "{}",
         out.serial
     );
-    assert_eq!(json(out, "swap-devnode")["target"], "ubi0:rootfs");
+    assert_eq!(out.json_rc("swap-devnode").1["target"], "ubi0:rootfs");
     assert_eq!(out.require_field("swap-devnode-new ", "equal"), "1");
-    let m = json(out, "swap-mounted");
+    let m = out.json_rc("swap-mounted").1;
     assert_eq!(
         m["strategy"], "swap",
         "a mounted volume can be swapped: {m}"
@@ -373,23 +358,23 @@ fn check_ubi(out: &VmOutput) {
         "{}",
         out.serial
     );
-    let ip = json(out, "in-place");
+    let ip = out.json_rc("in-place").1;
     assert_eq!(ip["strategy"], "in-place", "{ip}");
     assert_eq!(out.require_field("in-place-data ", "equal"), "1");
 }
 
 fn check_nor(out: &VmOutput) {
-    assert_eq!(json(out, "nor-n1")["rewritten_blocks"], 16);
-    let n2 = json(out, "nor-n2");
+    assert_eq!(out.json_rc("nor-n1").1["rewritten_blocks"], 16);
+    let n2 = out.json_rc("nor-n2").1;
     assert_eq!(n2["rewritten_blocks"], 2, "{n2}");
     assert_eq!(n2["unchanged_blocks"], 14);
     assert_eq!(out.require_field("xcheck-nor ", "equal"), "1");
-    let f = json(out, "nor-after-flashcp");
+    let f = out.json_rc("nor-after-flashcp").1;
     assert_eq!(
         f["rewritten_blocks"], 0,
         "mtd-utils flashcp's image is recognised: {f}"
     );
-    let e = json(out, "nor-erase-all");
+    let e = out.json_rc("nor-erase-all").1;
     assert_eq!(e["rewritten_blocks"], 2, "{e}");
     assert_eq!(e["erased_after_image"], 14, "{e}");
     assert_eq!(out.require_field("xcheck-nor-small ", "equal"), "1");
@@ -493,7 +478,7 @@ fn agent_flash_commands_and_power_cuts() {
     assert_eq!(out.require_field("flips-read-back ", "equal"), "1");
     eprintln!(
         "bitflips corrected: {} then {}",
-        json(&out, "flips-a")["corrected_bitflips"],
-        json(&out, "flips-b")["corrected_bitflips"]
+        out.json_rc("flips-a").1["corrected_bitflips"],
+        out.json_rc("flips-b").1["corrected_bitflips"]
     );
 }

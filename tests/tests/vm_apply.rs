@@ -58,8 +58,6 @@ impl Host {
 const SCRIPT: &str = r#"
 exec 2>&1
 modprobe ubi
-same() { if head -c "$1" "$2" | cmp -s - "$3"; then echo "$4 equal=1"; else echo "$4 equal=0"; fi; }
-json() { tag=$1; shift; rc=0; out=$("$@") || rc=$?; echo "$tag rc=$rc $(echo "$out" | tr -d '\n')"; }
 rc() { tag=$1; shift; r=0; "$@" >/dev/null 2>&1 || r=$?; echo "$tag rc=$r"; }
 mtd_named() { for d in /sys/class/mtd/mtd[0-9]*; do if [ "$(cat $d/name)" = "$1" ]; then basename $d; fi; done | grep -v ro | head -1; }
 mkroot() {
@@ -107,22 +105,6 @@ fn report(out: &VmOutput) {
     if std::env::var_os("LIMINIX_VM_SERIAL").is_some() {
         eprintln!("{}", out.serial);
     }
-}
-
-fn json(out: &VmOutput, tag: &str) -> serde_json::Value {
-    let prefix = format!("{tag} rc=");
-    let line = out
-        .lines_starting(&prefix)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no {tag} line; serial:\n{}", out.serial));
-    assert!(
-        line.starts_with(&format!("{tag} rc=0 ")),
-        "{line}\n{}",
-        out.serial
-    );
-    let doc = line.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
-    serde_json::from_str(doc).unwrap_or_else(|e| panic!("{tag}: {e}: {doc}\n{}", out.serial))
 }
 
 #[test]
@@ -187,13 +169,13 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
     report(&out);
     out.assert_success();
 
-    let nor = json(&out, "nor-1");
+    let nor = out.json("nor-1");
     let img = &nor["images"][0];
     assert_eq!(img["target"], "mtd:mtdram test device", "{nor}");
     assert_eq!(img["rewritten_blocks"], 2, "{nor}");
     assert_eq!(img["unchanged_blocks"], 8, "{nor}");
     assert_eq!(out.require_field("nor-1-flash", "equal"), "1");
-    assert_eq!(json(&out, "nor-again")["images"][0]["rewritten_blocks"], 0);
+    assert_eq!(out.json("nor-again")["images"][0]["rewritten_blocks"], 0);
     assert_eq!(out.require_field("nor-flipped", "rc"), "3");
     assert_eq!(out.require_field("nor-wrong-board", "rc"), "4");
     assert_eq!(out.require_field("nor-low-epoch", "rc"), "4");
@@ -201,7 +183,7 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
     assert_eq!(out.require_field("nor-epoch", "value"), "2");
     assert_eq!(out.require_field("nor-staging", "count"), "0");
 
-    let u1 = json(&out, "ubi-1");
+    let u1 = out.json("ubi-1");
     let methods: Vec<_> = u1["images"]
         .as_array()
         .unwrap()
@@ -215,10 +197,7 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
     assert_eq!(out.require_field("ubi-1-kernel", "equal"), "1");
     assert_eq!(out.require_field("ubi-1-rootfs", "equal"), "1");
     assert_eq!(out.require_field("ubi-kernel", "static"), "1");
-    assert_eq!(
-        json(&out, "ubi-2")["images"][0]["old_kept_as"],
-        "rootfs.old"
-    );
+    assert_eq!(out.json("ubi-2")["images"][0]["old_kept_as"], "rootfs.old");
     assert_eq!(out.require_field("ubi-2-rootfs", "equal"), "1");
     assert_eq!(out.require_field("ubi-2-old", "equal"), "1");
 }

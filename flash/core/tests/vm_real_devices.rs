@@ -42,7 +42,6 @@ modprobe ubi
 modprobe zstd
 modprobe ubifs
 $NANDSIM badblocks=3,5
-same() { if head -c "$1" "$2" | cmp -s - "$3"; then echo "$4 equal=1"; else echo "$4 equal=0"; fi; }
 flash-probe gen 1 1000000 /tmp/old.img
 flash-probe change /tmp/old.img /tmp/new.img 131072 1 6
 flash-probe raw /dev/mtd0 /tmp/old.img /tmp/j | sed 's/^raw/raw-first/'

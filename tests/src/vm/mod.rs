@@ -61,6 +61,14 @@ pub struct VmOutput {
     pub qemu_stderr: String,
 }
 
+/// Shell functions every guest script can use; their output lines are read back by
+/// [`VmOutput::field`] and [`VmOutput::json`].
+const SCRIPT_HELPERS: &str = r#"# same LEN A B TAG: "TAG equal=1|0", whether the first LEN bytes of A and B are equal
+same() { if head -c "$1" "$2" | cmp -s - "$3"; then echo "$4 equal=1"; else echo "$4 equal=0"; fi; }
+# json TAG CMD...: one line "TAG rc=N {json}"
+json() { tag=$1; shift; rc=0; out=$("$@") || rc=$?; echo "$tag rc=$rc $(echo "$out" | tr -d '\n')"; }
+"#;
+
 impl VmOutput {
     /// Serial lines starting with `prefix`.
     pub fn lines_starting(&self, prefix: &str) -> Vec<&str> {
@@ -81,6 +89,31 @@ impl VmOutput {
     pub fn require_field(&self, prefix: &str, key: &str) -> &str {
         self.field(prefix, key)
             .unwrap_or_else(|| panic!("no `{prefix}` line with {key}=; serial:\n{}", self.serial))
+    }
+
+    /// The exit status and JSON document of the line `json TAG CMD...` printed
+    /// ("TAG rc=N {…}"); panics with the whole console if there is none.
+    pub fn json_rc(&self, tag: &str) -> (i32, serde_json::Value) {
+        let prefix = format!("{tag} rc=");
+        let line = self
+            .lines_starting(&prefix)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {tag} line; serial:\n{}", self.serial));
+        let (rc, doc) = line[prefix.len()..].split_once(' ').unwrap_or((line, ""));
+        let rc = rc
+            .parse()
+            .unwrap_or_else(|_| panic!("{line}\n{}", self.serial));
+        let v = serde_json::from_str(doc)
+            .unwrap_or_else(|e| panic!("{tag}: {e}: {doc}\n{}", self.serial));
+        (rc, v)
+    }
+
+    /// [`json_rc`](Self::json_rc) of a command that must have exited 0.
+    pub fn json(&self, tag: &str) -> serde_json::Value {
+        let (rc, v) = self.json_rc(tag);
+        assert_eq!(rc, 0, "{tag} exited {rc}: {v}\n{}", self.serial);
+        v
     }
 
     /// Panics with the whole console unless the script exited 0.
@@ -219,7 +252,7 @@ impl VmBuilder {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
         let end_marker = format!("LIMINIX-VM-END-{tag}");
-        let script = format!("{}\n{}", self.loads.join("\n"), self.script);
+        let script = format!("{SCRIPT_HELPERS}{}\n{}", self.loads.join("\n"), self.script);
         let image = initramfs::build(&initramfs::Contents {
             kernel: &kernel,
             modules: &self.modules,
