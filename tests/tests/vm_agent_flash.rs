@@ -9,10 +9,10 @@
 //! Four boots: devices + first cut, then one boot per recovery + next cut.
 
 use liminix_tests::data::pattern;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+use liminix_tests::vm::{build_static, Disk, StaticTarget, VmBuilder, VmOutput};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
 const KB128: usize = 128 * 1024;
@@ -117,26 +117,6 @@ fn report(name: &str, out: &VmOutput) {
     eprintln!("{name}: guest ran {:.1} s", out.elapsed.as_secs_f64());
     if std::env::var_os("LIMINIX_VM_SERIAL").is_some() {
         eprintln!("{}", out.serial);
-    }
-}
-
-struct Disk(PathBuf);
-
-impl Disk {
-    fn new(tag: &str, bytes: u64) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("liminix-agent-{tag}-{}.img", std::process::id()));
-        std::fs::File::create(&p).unwrap().set_len(bytes).unwrap();
-        Self(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -383,7 +363,10 @@ fn check_nor(out: &VmOutput) {
 
 #[test]
 fn agent_flash_commands_and_power_cuts() {
-    let (vda, vdb) = (Disk::new("raw", 8 << 20), Disk::new("ubi", 32 << 20));
+    let (vda, vdb) = (
+        Disk::new("agent-raw", 8 << 20),
+        Disk::new("agent-ubi", 32 << 20),
+    );
     let marker = "cut writing: 10%";
     let out = guest()
         .module("nandsim")

@@ -8,7 +8,7 @@ use liminix_tests::data::pattern;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+use liminix_tests::vm::{build_static, Disk, StaticTarget, VmBuilder, VmOutput};
 
 /// nandsim as a 256 MiB NAND, 128 KiB erase blocks, 2 KiB pages (TESTBED.md).
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
@@ -325,23 +325,6 @@ fn check_nor(out: &VmOutput) {
     assert_eq!(out.require_field("nor-ubi", "total"), "64");
 }
 
-/// A zero-filled raw disk image in the temp dir, removed on drop.
-struct Disk(PathBuf);
-
-impl Disk {
-    fn new(tag: &str, bytes: u64) -> Self {
-        let p = std::env::temp_dir().join(format!("liminix-{tag}-{}.img", std::process::id()));
-        std::fs::File::create(&p).unwrap().set_len(bytes).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 const CUT_SCRIPT: &str = r#"
 modprobe ubi
 modprobe block2mtd block2mtd=/dev/vda,128KiB
@@ -377,8 +360,8 @@ fn block2mtd_keeps_data_across_power_cut() {
         .module("block2mtd")
         .module("ubi")
         .host_tool("flash_erase")
-        .disk(&raw.0)
-        .disk(&ubi.0)
+        .disk(raw.path())
+        .disk(ubi.path())
         .script(CUT_SCRIPT)
         .run_until("hang written=")
         .unwrap();
@@ -394,7 +377,7 @@ fn block2mtd_keeps_data_across_power_cut() {
         (16u64 << 20).to_string()
     );
     assert_eq!(out.require_field("rw ", "ok"), "1");
-    let disk = std::fs::read(&raw.0).unwrap();
+    let disk = std::fs::read(raw.path()).unwrap();
     let block = 5 * 131072;
     assert!(
         disk[block..block + 131072] == pattern(41, 131072)[..],
@@ -408,7 +391,7 @@ fn block2mtd_keeps_data_across_power_cut() {
     let out = guest()
         .modprobe("ubi", "")
         .modprobe("block2mtd", "block2mtd=/dev/vda,128KiB")
-        .disk(&ubi.0) // now the only disk: /dev/vda
+        .disk(ubi.path()) // now the only disk: /dev/vda
         .script(AFTER_CUT_SCRIPT)
         .run()
         .unwrap();

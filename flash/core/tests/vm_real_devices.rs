@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+use liminix_tests::vm::{build_static, Disk, StaticTarget, VmBuilder, VmOutput};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
 
@@ -179,23 +179,6 @@ fn raw_and_ubi_strategies_on_real_drivers() {
     );
 }
 
-struct Disk(PathBuf);
-
-impl Disk {
-    fn new(tag: &str, bytes: u64) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("liminix-flash-{tag}-{}.img", std::process::id()));
-        std::fs::File::create(&p).unwrap().set_len(bytes).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 const BOOT: &str = r#"
 modprobe ubi
 modprobe zstd
@@ -246,13 +229,13 @@ ls /persist/journal | wc -l | sed 's/^/journal-left count=/'
 fn boot(disk: &Disk, script: &str) -> VmBuilder {
     guest()
         .module("block2mtd")
-        .disk(&disk.0)
+        .disk(disk.path())
         .script(&format!("{BOOT}{script}"))
 }
 
 #[test]
 fn real_power_cuts_are_recovered_from_the_journal() {
-    let disk = Disk::new("cut", 32 << 20);
+    let disk = Disk::new("flash-cut", 32 << 20);
     let out = boot(&disk, CUT_SWAP).run_until("hang written=").unwrap();
     report("cut_during_swap", &out);
     assert!(

@@ -11,6 +11,7 @@
 mod ab_layout;
 mod build;
 mod cpio;
+mod disk;
 mod initramfs;
 mod kernel;
 mod qemu;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use ab_layout::zyxel_nandsim_ab_json;
 pub use build::{build_static, static_agent_with_ab_apply, StaticTarget};
+pub use disk::Disk;
 pub use kernel::{find_kernel, Kernel};
 
 /// Why a guest could not be run.
