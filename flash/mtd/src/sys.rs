@@ -8,7 +8,7 @@ use std::mem::size_of;
 use std::os::fd::AsFd;
 
 use rustix::io::Errno;
-use rustix::ioctl::{Ioctl, IoctlOutput, Opcode, RawOpcode};
+use rustix::ioctl::{Ioctl, IoctlOutput, Opcode};
 
 use crate::ioc::{ior, iow};
 
@@ -66,8 +66,14 @@ struct PtrIoctl<'a, const OP: u32, T> {
 // value, so nothing is read back through the pointer here.
 unsafe impl<const OP: u32, T> Ioctl for PtrIoctl<'_, OP, T> {
     type Output = IoctlOutput;
-    const OPCODE: Opcode = Opcode::old(OP as RawOpcode);
     const IS_MUTATING: bool = true;
+
+    fn opcode(&self) -> Opcode {
+        // Opcode is u32 with linux_raw and c_ulong with libc; OP fits both.
+        #[allow(clippy::unnecessary_cast)]
+        let op = OP as Opcode;
+        op
+    }
 
     fn as_ptr(&mut self) -> *mut c_void {
         (self.arg as *mut T).cast()

@@ -60,13 +60,14 @@ pub fn unmount_below(dir: &Path) {
 }
 
 pub fn mount_tmpfs(target: &Path, size_bytes: u64) -> Result<(), DeviceError> {
-    let data = format!("size={size_bytes},mode=0755");
+    let data = std::ffi::CString::new(format!("size={size_bytes},mode=0755"))
+        .expect("mount options have no NUL");
     mount(
         "tmpfs",
         target,
         "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV,
-        data.as_str(),
+        Some(data.as_c_str()),
     )
     .map_err(|e| DeviceError::Io {
         path: target.to_path_buf(),

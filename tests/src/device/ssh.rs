@@ -252,7 +252,7 @@ impl Drop for SshServer {
         let _ = self.child.wait();
         for p in sessions {
             if let Some(pid) = i32::try_from(p).ok().and_then(Pid::from_raw) {
-                let _ = kill_process(pid, Signal::Kill);
+                let _ = kill_process(pid, Signal::KILL);
             }
         }
     }
