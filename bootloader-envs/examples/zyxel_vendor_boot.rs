@@ -1,6 +1,6 @@
 //! The Zyxel vendor U-Boot's boot decision, as a program for VM tests: reads the
 //! bootconfig erase block of an MTD device, applies
-//! [`liminix_bootenv::zyxel::vendor_boot_decision_block`] (the rules of formats.md §4:
+//! [`liminix_bootenv::zyxel::vendor_boot_decision_block`] (docs/formats/zyxel-bootconfig.md:
 //! a NEW image is marked invalid before it is booted) and writes the block back when
 //! the model rewrites it, as the vendor loader does. Prints the image it would boot.
 //!

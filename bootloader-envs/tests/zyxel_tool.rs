@@ -106,7 +106,7 @@ fn errors_and_usage() {
     assert_eq!(run(&[dev, "frobnicate"]), (String::new(), String::new(), 0));
 }
 
-/// The A/B flow of formats.md §4.7 on a partition file, with the vendor U-Boot modelled
+/// The A/B flow of docs/formats/zyxel-bootconfig.md on a partition file, the vendor U-Boot modelled
 /// between boots.
 #[test]
 fn agent_try_once_flow_through_the_device_api() {

@@ -10,8 +10,11 @@
 //! ```
 //! Chunked entries let a writer stream compressed data of unknown length and let a reader skip an
 //! entry without decoding it. A store path entry's index points into the manifest's `paths`, an
-//! image entry's into its `images`; images are sent raw or as one zstd frame, never as deltas. The same framing is the wire protocol between `update.sh` and the
-//! agent: the client sends only the entries the agent asked for.
+//! image entry's into its `images`. Encoding 0 is the payload as is, 1 one zstd frame of it, 2 one
+//! zstd frame holding a [`crate::delta`] (`LXD1` copy/add ops) against the NAR of the named base
+//! store path, which the receiver offered and has; images are never deltas. The same framing is
+//! the wire protocol between `update.sh` and the agent: the client sends only the entries the agent
+//! asked for, and only there may an entry be a delta (docs/bundle-format.md, "Deltas").
 
 use std::io::{self, Read, Write};
 
@@ -47,8 +50,8 @@ pub enum Encoding {
     Raw,
     /// One zstd frame holding the NAR.
     Zstd,
-    /// One zstd frame made with the NAR of `base` (a store path the receiver has) as reference
-    /// prefix: a rebuilt package costs only its differences.
+    /// One zstd frame holding a [`crate::delta`] of the NAR against the NAR of `base` (a store path
+    /// the receiver has): a rebuilt package costs only its differences.
     ZstdDelta { base: String },
 }
 

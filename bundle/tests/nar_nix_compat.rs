@@ -1,5 +1,5 @@
 //! `dump`/`hash_path` compared byte for byte with the real `nix-store --dump`, plus Nix's own
-//! NAR hash test vectors (formats.md §8.3).
+//! NAR hash test vectors (docs/formats/nar.md, "NAR").
 
 use std::ffi::OsStr;
 use std::fs;

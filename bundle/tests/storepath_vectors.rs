@@ -1,4 +1,4 @@
-//! Store path parsing and nix32 against the vectors verified with nix (formats.md §8.1–8.2).
+//! Store path parsing and nix32 against the vectors verified with nix (docs/formats/nar.md).
 
 use liminix_bundle::storepath::{nix32_decode, nix32_encode, StorePath, StorePathError, STORE_DIR};
 use sha2::{Digest, Sha256};

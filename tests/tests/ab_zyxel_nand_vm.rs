@@ -83,7 +83,7 @@ echo "status $(liminix-agent --json status | tr -d '\n ')"
     assert!(s.contains("refusals unchanged=yes"), "{s}");
     assert!(s.contains("is for board \"other-board\""), "{s}");
     assert!(s.contains("does not fit slot b"), "{s}");
-    // image 1 NEW, image 0 VALID, active 0 (formats.md §4.2)
+    // image 1 NEW, image 0 VALID, active 0 (docs/formats/zyxel-bootconfig.md, "Byte layout")
     assert!(s.contains("bc=4800"), "{s}");
     assert!(s.contains(&format!("slotb kernel={ks} rootfs={rs}")), "{s}");
     assert!(s.contains("slota untouched=0"), "{s}");

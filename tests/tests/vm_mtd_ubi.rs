@@ -222,7 +222,7 @@ fn vol_field<'a>(line: &'a str, key: &str) -> &'a str {
 fn check_ubi(out: &VmOutput) {
     assert_eq!(out.require_field("attach ", "ubi"), "0");
     // nandsim has 512-byte sub-pages (mtdinfo says so): VID header at 512,
-    // data at 2048, LEB 129024 (formats.md §1.5, `-s 512` row).
+    // data at 2048, LEB 129024 (docs/formats/ubi.md, "Geometry", sub-page 512 row).
     assert_eq!(tool_number(out, "Sub-page size:"), 512);
     assert_eq!(out.require_field("info ubi=0", "leb"), "129024");
     assert_eq!(out.require_field("info ubi=0", "min_io"), "2048");
@@ -320,7 +320,7 @@ fn check_nor(out: &VmOutput) {
         "1",
         "we read what flashcp wrote"
     );
-    // min I/O 1: VID header at 64, data at 128, LEB 65408 (formats.md §1.5).
+    // min I/O 1: VID header at 64, data at 128, LEB 65408 (docs/formats/ubi.md, "Geometry").
     assert_eq!(out.require_field("nor-ubi", "leb"), "65408");
     assert_eq!(out.require_field("nor-ubi", "total"), "64");
 }

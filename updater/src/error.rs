@@ -1,4 +1,4 @@
-//! Agent errors and the exit codes they map to (documented in docs/agent.md).
+//! Agent errors and the exit codes they map to (documented in docs/errors.md).
 
 use std::path::PathBuf;
 

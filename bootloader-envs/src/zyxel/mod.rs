@@ -105,7 +105,7 @@ impl Bootconfig {
 /// Models the vendor U-Boot's `atgo` (no argument) on the bootconfig it read.
 ///
 /// Rule by rule (zyxel-uboot `board/ralink/common/zyxel_util.c` `checkHaveNewImage`,
-/// `cmd_at.c` `do_atgo`; summarised in formats.md §4.3):
+/// `cmd_at.c` `do_atgo`; summarised in docs/formats/zyxel-bootconfig.md):
 /// 1. Images are scanned in order 0, 1; the first with status NEW is picked.
 /// 2. Before booting it, its status becomes INVALID ("FAIL") and the bootconfig is
 ///    written back: the image is tried exactly once unless the OS marks it VALID.

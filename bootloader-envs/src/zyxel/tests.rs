@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn decode_golden_bytes() {
-    // formats.md §4.2 example: image0 valid, image1 invalid, active 0 → C8 00
+    // docs/formats/zyxel-bootconfig.md example: image0 valid, image1 invalid, active 0 → C8 00
     let bc = Bootconfig::parse(&[0xC8, 0x00]).unwrap();
     assert_eq!(bc.status, [ImageStatus::Valid, ImageStatus::Invalid]);
     assert_eq!(bc.active, 0);

@@ -94,7 +94,7 @@ mod tests {
 
     const M: u8 = b'M';
 
-    /// (dir, nr, size, generic code, MIPS code) from formats.md §2.1.
+    /// (dir, nr, size, generic code, MIPS code) from docs/formats/mtd.md.
     const MTD_TABLE: &[(IocDir, u8, usize, u32, u32)] = &[
         (Read, 1, 32, 0x80204D01, 0x40204D01),         // MEMGETINFO
         (Write, 2, 8, 0x40084D02, 0x80084D02),         // MEMERASE
@@ -110,7 +110,7 @@ mod tests {
         (None, 0x13, 0, 0x00004D13, 0x20004D13),       // MTDFILEMODE
     ];
 
-    /// (type, dir, nr, size, generic code, MIPS code) from formats.md §1.9.
+    /// (type, dir, nr, size, generic code, MIPS code) from docs/formats/ubi.md.
     const UBI_TABLE: &[(u8, IocDir, u8, usize, u32, u32)] = &[
         (b'o', Write, 64, 24, 0x40186F40, 0x80186F40), // UBI_IOCATT
         (b'o', Write, 65, 4, 0x40046F41, 0x80046F41),  // UBI_IOCDET

@@ -1,6 +1,6 @@
 //! The only place in this crate that talks to the kernel through raw ioctls.
 //!
-//! Structures mirror `include/uapi/mtd/mtd-abi.h` (layouts in formats.md §2.1);
+//! Structures mirror `include/uapi/mtd/mtd-abi.h` (layouts in docs/formats/mtd.md);
 //! every one carries a size assertion so a layout slip fails the build.
 
 use std::ffi::c_void;

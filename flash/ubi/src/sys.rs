@@ -1,6 +1,6 @@
 //! The only place in this crate that issues raw UBI ioctls.
 //!
-//! Structures mirror `include/uapi/mtd/ubi-user.h` (formats.md §1.9), each
+//! Structures mirror `include/uapi/mtd/ubi-user.h` (docs/formats/ubi.md), each
 //! with a size assertion; request codes come from `liminix_mtd::ioc`, which
 //! knows the MIPS encoding.
 

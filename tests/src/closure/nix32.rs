@@ -1,5 +1,5 @@
 //! Nix store path digests: nix32 encoding and the XOR-fold to 20 bytes
-//! (facts from shared/reference/formats.md §8.1–8.2).
+//! (docs/formats/nar.md, "Store paths" and "nix32").
 
 use sha2::{Digest, Sha256};
 

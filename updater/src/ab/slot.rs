@@ -160,7 +160,7 @@ impl AbBoard {
     }
 
     /// The Zyxel NWA50AX: per slot an 8 MiB kernel and a 32 MiB UBI partition, bootconfig
-    /// in its own partition (formats.md §4.1).
+    /// in its own partition (docs/formats/zyxel-bootconfig.md, "Flash map").
     pub fn zyxel_nwa50ax() -> AbBoard {
         let slot = |k: &str, u: &str| SlotLayout {
             kernel: Target::Mtd { name: k.into() },

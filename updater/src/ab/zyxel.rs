@@ -1,4 +1,4 @@
-//! `ZyxelFlow`: the NWA50AX dual-image bootconfig (formats.md §4).
+//! `ZyxelFlow`: the NWA50AX dual-image bootconfig (docs/formats/zyxel-bootconfig.md).
 //!
 //! The vendor U-Boot boots the first image whose status is NEW after rewriting it to
 //! INVALID, else the active image. So "try next" is status NEW, "confirm" is VALID plus

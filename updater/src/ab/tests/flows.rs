@@ -1,5 +1,5 @@
 //! Both flows through whole cycles, with the Zyxel bytes checked against golden values
-//! and the vendor U-Boot model (formats.md §4).
+//! and the vendor U-Boot model (docs/formats/zyxel-bootconfig.md).
 
 use liminix_bootenv::Env;
 
