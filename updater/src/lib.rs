@@ -3,18 +3,14 @@
 //! on the router, from a recovery system, and in the tests' chroots.
 
 pub mod ab;
-pub mod activate;
 pub mod apply;
+pub mod closure;
 pub mod error;
 pub mod flashops;
-pub mod gc;
-pub mod generations;
 pub mod multicall;
-pub mod receive;
-pub mod rollback;
 pub mod root;
+pub mod staging;
 pub mod status;
-pub mod store;
 
 #[cfg(test)]
 mod testutil;

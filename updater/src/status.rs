@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
+use crate::closure::gc::{booted_generations, disk_usage};
+use crate::closure::generations::{GenerationInfo, Generations};
+use crate::closure::store::free_space;
 use crate::error::Result;
-use crate::gc::{booted_generations, disk_usage};
-use crate::generations::{GenerationInfo, Generations};
 use crate::root::DeviceRoot;
-use crate::store::free_space;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -86,7 +86,7 @@ pub fn render(s: &Status) -> String {
         out.push_str(&format!(
             "  {:>3}  {}  epoch {}  {}{}\n",
             g.number,
-            crate::generations::timestamp(g.installed_at),
+            crate::closure::generations::timestamp(g.installed_at),
             g.epoch,
             g.toplevel.as_deref().unwrap_or("(adopted factory system)"),
             if marks.is_empty() {

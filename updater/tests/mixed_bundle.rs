@@ -5,8 +5,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use liminix_agent::closure::receive::{receive, Events, ReceiveOptions};
 use liminix_agent::error::{exit, AgentError};
-use liminix_agent::receive::{receive, Events, ReceiveOptions};
 use liminix_agent::root::DeviceRoot;
 use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::pack::{write_bundle, PackOptions};

@@ -15,10 +15,10 @@ pub mod devices;
 pub mod flow;
 pub mod health;
 pub mod install;
-mod ops;
 pub mod record;
 pub mod slot;
 pub(crate) mod slot_ubi;
+mod status;
 pub mod uboot;
 pub mod zyxel;
 
@@ -30,11 +30,11 @@ pub use flow::{BootFlow, FlowState};
 pub use install::{
     install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages, VolumeAction, VolumeSpec,
 };
-pub use ops::{
+pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
+pub use status::{
     apply, booted_slot, check_boot, mark_good, rollback, status_hook, AbSection, AbStatus,
     ApplyOptions, ApplyReport, ImageRole, MarkGood, StagedImage,
 };
-pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
 pub use uboot::UBootEnvFlow;
 pub use zyxel::{BootconfigIo, FlashBootconfig, ZyxelFlow};
 

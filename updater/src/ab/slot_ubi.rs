@@ -57,7 +57,7 @@ impl SlotUbi {
         let mtd = liminix_mtd::sysfs::find_by_name(root.dir(), partition)
             .map_err(|e| AbError::Config(format!("mtd:{partition}: {e}")))?
             .index;
-        let found = crate::apply::devices::attached_ubi(root, mtd)
+        let found = crate::apply::targets::attached_ubi(root, mtd)
             .map_err(|e| AbError::io("list UBI devices", e))?;
         match found {
             Some(num) => Self::attached(root, num, volume),

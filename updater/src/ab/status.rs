@@ -184,7 +184,7 @@ pub fn apply(
         },
     )?;
     if opts.reboot {
-        crate::activate::reboot().map_err(|e| AbError::Write(format!("reboot: {e}")))?;
+        crate::closure::activate::reboot().map_err(|e| AbError::Write(format!("reboot: {e}")))?;
     }
     Ok(ApplyReport {
         from,

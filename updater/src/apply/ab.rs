@@ -5,11 +5,11 @@
 
 use liminix_boards::{Board, Bootloader, Place};
 
-use super::devices::mtd_index;
 use super::error::ApplyError;
-use super::stage::StagedFile;
+use super::targets::mtd_index;
 use crate::ab::{self, AbBoard, FlowConfig, ImageRole, SlotLayout, StagedImage, Target};
 use crate::root::DeviceRoot;
+use crate::staging::images::StagedFile;
 
 /// Attempts U-Boot gives a new slot when the board file does not say.
 const UBOOT_ATTEMPTS: u8 = 3;

@@ -12,10 +12,10 @@ use liminix_bundle::stream::Header;
 use liminix_bundle::{sign, Manifest};
 
 use super::error::ApplyError;
+use crate::closure::generations::Generations;
+use crate::closure::store::write_atomic;
 use crate::error::{AgentError, Result};
-use crate::generations::Generations;
 use crate::root::DeviceRoot;
-use crate::store::write_atomic;
 
 /// Device path of the image epoch record.
 pub const IMAGE_EPOCH: &str = "/persist/.liminix/image-epoch";
@@ -46,7 +46,7 @@ pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
 
 /// The device's board name must be the bundle's, and its board file must exist and load.
 pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
-    crate::receive::check_board(root, m)?;
+    crate::closure::receive::check_board(root, m)?;
     Ok(liminix_boards::for_device(root.dir(), &m.board).map_err(ApplyError::from)?)
 }
 

@@ -10,14 +10,14 @@ use liminix_flash::{
 };
 use serde::Serialize;
 
-use super::devices::Devices;
 use super::error::ApplyError;
-use super::stage::StagedFile;
+use super::targets::Devices;
 use crate::error::{AgentError, Result};
 use crate::flashops::journal_dir::JournalLocation;
 use crate::flashops::raw::writer_options;
-use crate::flashops::staging::{settle, stage};
 use crate::flashops::FlashOpError;
+use crate::staging::images::StagedFile;
+use crate::staging::journal::{settle, stage};
 
 /// One image and where it goes.
 pub struct Job<'a> {

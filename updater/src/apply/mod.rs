@@ -4,7 +4,7 @@
 //! board (`/etc/liminix/board` must name the bundle's board and its board file must load), every
 //! image known to the board file and packed for the same target, the security epoch
 //! ([`checks`]), each target opened and matched against the board file, and each image's size
-//! against its target (good blocks on NAND, room for a UBI swap) ([`write::precheck`]). Then the
+//! against its target (good blocks on NAND, room for a UBI swap) ([`image::precheck`]). Then the
 //! images are streamed into staging files, each verified against the manifest's sha256 and
 //! size ([`stage`]). Only then does the board's strategy write: `raw` and `ubi` boards one
 //! journalled liminix-flash transaction per image ([`write`]), A/B boards the slot that is not
@@ -12,10 +12,9 @@
 
 pub mod ab;
 pub mod checks;
-pub mod devices;
 mod error;
-pub mod stage;
-pub mod write;
+pub mod image;
+pub mod targets;
 
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
@@ -25,10 +24,10 @@ use liminix_bundle::stream::Header;
 use liminix_flash::Progress;
 use serde::Serialize;
 
-pub use devices::{Devices, RealDevices};
+pub use crate::staging::images::StagedFile;
 pub use error::ApplyError;
-pub use stage::StagedFile;
-pub use write::ImageReport;
+pub use image::ImageReport;
+pub use targets::{Devices, RealDevices};
 
 use crate::error::Result;
 use crate::flashops::journal_dir::JournalLocation;
@@ -100,17 +99,17 @@ pub fn apply_with(
                 size: i.size,
             })
             .collect();
-        write::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
+        image::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
     }
     let staging = opts
         .staging
         .clone()
         .unwrap_or_else(|| root.join(DEFAULT_STAGING));
-    let staged = stage::stage_images(&mut input, m, &staging)?;
+    let staged = crate::staging::images::stage_images(&mut input, m, &staging)?;
     let result = match board.strategy {
         Strategy::Raw | Strategy::Ubi => {
             let jobs = jobs(&board, &staged)?;
-            write::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
+            image::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
         }
         Strategy::AbZyxel | Strategy::AbUboot => ab::apply(root, &board, &staged, opts.reboot)
             .map(|r| (Vec::new(), Some(r)))
@@ -122,7 +121,7 @@ pub fn apply_with(
     let (images, ab) = result?;
     checks::record_epoch(root, m.epoch)?;
     if opts.reboot && ab.is_none() {
-        crate::activate::reboot()?;
+        crate::closure::activate::reboot()?;
     }
     Ok(ApplyReport {
         board: board.name.clone(),
@@ -136,12 +135,12 @@ pub fn apply_with(
 fn jobs<'a>(
     board: &'a liminix_boards::Board,
     staged: &'a [StagedFile],
-) -> Result<Vec<write::Job<'a>>> {
+) -> Result<Vec<image::Job<'a>>> {
     staged
         .iter()
         .map(|s| {
             let to = board.resolve(&s.name, None).map_err(ApplyError::from)?;
-            Ok(write::Job { image: s, to })
+            Ok(image::Job { image: s, to })
         })
         .collect()
 }

@@ -12,10 +12,10 @@ use std::path::Path;
 use liminix_bundle::storepath::StorePath;
 use serde::Serialize;
 
+use crate::closure::generations::Generations;
+use crate::closure::store::Store;
 use crate::error::{AgentError, Result};
-use crate::generations::Generations;
 use crate::root::DeviceRoot;
-use crate::store::Store;
 
 #[derive(Debug, Serialize)]
 pub struct GcPlan {

@@ -15,10 +15,10 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Head
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
+use crate::closure::generations::{Generations, NewGeneration};
+use crate::closure::store::{free_space, Store};
 use crate::error::{AgentError, Result};
-use crate::generations::{Generations, NewGeneration};
 use crate::root::DeviceRoot;
-use crate::store::{free_space, Store};
 
 /// Staged paths are committed in batches so an interrupted transfer keeps most of its work.
 const BATCH_BYTES: u64 = 4 << 20;
@@ -180,7 +180,7 @@ fn delta_bases(
             let base = present
                 .iter()
                 .find(|q| q.name() == sp.name() && **q != sp)?;
-            (crate::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase {
+            (crate::closure::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase {
                 index: i,
                 base: base.base_name(),
             })

@@ -15,7 +15,7 @@ pub struct GcArgs {
 }
 
 pub fn run(g: &Global, a: &GcArgs) -> Result<()> {
-    let plan = liminix_agent::gc::gc(&DeviceRoot::new(&g.root), a.keep, a.dry_run)?;
+    let plan = liminix_agent::closure::gc::gc(&DeviceRoot::new(&g.root), a.keep, a.dry_run)?;
     if g.json {
         println!(
             "{}",

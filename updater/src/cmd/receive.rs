@@ -1,10 +1,11 @@
 use std::io::IsTerminal;
 
 use clap::Args;
+use liminix_agent::closure::activate;
+use liminix_agent::closure::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
+use liminix_agent::error::AgentError;
 use liminix_agent::error::Result;
-use liminix_agent::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
 use liminix_agent::root::DeviceRoot;
-use liminix_agent::{activate, error::AgentError};
 use liminix_bundle::wire::{AgentEvent, PROTOCOL};
 
 use crate::cli::Global;

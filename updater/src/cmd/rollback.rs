@@ -1,5 +1,5 @@
 use clap::Args;
-use liminix_agent::activate;
+use liminix_agent::closure::activate;
 use liminix_agent::error::Result;
 use liminix_agent::root::DeviceRoot;
 
@@ -24,7 +24,7 @@ pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
     if let Some(board) = liminix_agent::ab::load_board(&DeviceRoot::new(&g.root))? {
         return ab_rollback(g, a, &board);
     }
-    let r = liminix_agent::rollback::rollback(
+    let r = liminix_agent::closure::rollback::rollback(
         &DeviceRoot::new(&g.root),
         a.generation,
         a.allow_downgrade,

@@ -14,8 +14,8 @@ pub mod journal_dir;
 pub mod progress;
 pub mod raw;
 pub mod recovery;
-pub mod staging;
 pub mod ubi;
 
+pub(crate) use error::io_err;
 pub use error::FlashOpError;
 pub use flashcp_cli::flashcp_main;

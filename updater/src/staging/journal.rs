@@ -12,8 +12,8 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::error::{io_err, FlashOpError};
-use super::journal_dir::JournalLocation;
+use crate::flashops::journal_dir::JournalLocation;
+use crate::flashops::{io_err, FlashOpError};
 
 /// Spare bytes left on the journal filesystem after a staging copy.
 const COPY_MARGIN: u64 = 1 << 20;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::ab::ops::Trial;
+use crate::ab::status::Trial;
 use crate::ab::*;
 use crate::root::DeviceRoot;
 

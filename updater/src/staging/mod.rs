@@ -1,0 +1,16 @@
+//! Staging: a directory where data is written and verified before anything uses it, so that a
+//! crash or a bad byte never leaves a half-written thing under its final name. What a staging
+//! directory holds after a crash was never switched in and is discarded.
+//!
+//! The agent has three staging directories, one per consumer, each where its switch needs it
+//! (the paths come from [`crate::root::DeviceRoot`]):
+//! - the store's (`/nix/store/.liminix-staging`): received store paths wait there until their
+//!   NAR hash matched and they are renamed into the store (same filesystem, so the rename is
+//!   atomic);
+//! - the image staging directory (`/run/liminix/staging`, or `apply --staging`): `apply` streams
+//!   every image there, hashing as it writes ([`images`]), before the first flash write;
+//! - the journal's (`JOURNAL/staging`): the copy a journalled flash write can be finished from
+//!   after a power cut ([`journal`]).
+
+pub mod images;
+pub mod journal;
