@@ -1,5 +1,5 @@
 //! A/B boards: `apply` stages and verifies the images, then hands them to the A/B strategy
-//! ([`crate::ab::apply`]), which writes the slot that is not running and arms the boot loader.
+//! ([`crate::ab::install`]), which writes the slot that is not running and arms the boot loader.
 //! The slot layout comes from `/etc/liminix/ab.json` when the device has one, otherwise it is
 //! derived from the board file.
 
@@ -99,12 +99,12 @@ pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
 }
 
 /// Installs the staged images into the other slot.
-pub fn apply(
+pub fn install(
     root: &DeviceRoot,
     b: &Board,
     staged: &[StagedFile],
     reboot: bool,
-) -> Result<ab::ApplyReport, ApplyError> {
+) -> Result<ab::InstallSummary, ApplyError> {
     let board = match ab::load_board(root)? {
         Some(board) => board,
         None => ab_board(root, b)?,
@@ -119,11 +119,11 @@ pub fn apply(
             })
         })
         .collect::<Result<Vec<_>, ApplyError>>()?;
-    let opts = ab::ApplyOptions {
+    let opts = ab::InstallOptions {
         bundle_board: b.name.clone(),
         reboot,
     };
-    Ok(ab::apply(root, &board, &images, &opts)?)
+    Ok(ab::install(root, &board, &images, &opts)?)
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! ([`checks`]), each target opened and matched against the board file, and each image's size
 //! against its target (good blocks on NAND, room for a UBI swap) ([`image::precheck`]). Then the
 //! images are streamed into staging files, each verified against the manifest's sha256 and
-//! size ([`stage`]). Only then does the board's strategy write: `raw` and `ubi` boards one
-//! journalled liminix-flash transaction per image ([`write`]), A/B boards the slot that is not
+//! size ([`crate::staging::images`]). Only then does the board's strategy write: `raw` and `ubi` boards one
+//! journalled liminix-flash transaction per image ([`image`]), A/B boards the slot that is not
 //! running ([`ab`]). See docs/apply.md.
 
 pub mod ab;
@@ -56,7 +56,7 @@ pub struct ApplyReport {
     /// Raw and UBI boards: what each image's transaction did.
     pub images: Vec<ImageReport>,
     /// A/B boards: the slots and what the install did.
-    pub ab: Option<crate::ab::ApplyReport>,
+    pub ab: Option<crate::ab::InstallSummary>,
 }
 
 /// Applies the bundle read from `input` to the real devices below `root`.
@@ -111,7 +111,7 @@ pub fn apply_with(
             let jobs = jobs(&board, &staged)?;
             image::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
         }
-        Strategy::AbZyxel | Strategy::AbUboot => ab::apply(root, &board, &staged, opts.reboot)
+        Strategy::AbZyxel | Strategy::AbUboot => ab::install(root, &board, &staged, opts.reboot)
             .map(|r| (Vec::new(), Some(r)))
             .map_err(Into::into),
     };

@@ -4,7 +4,7 @@
 //!
 //! This layer owns what the device-independent library leaves open: which
 //! device a user's spec names, where the journal lives ([`journal_dir`]),
-//! keeping the image where recovery finds it ([`staging`]), refusing an
+//! keeping the image where recovery finds it ([`crate::staging::journal`]), refusing an
 //! in-place update of a mounted volume, progress output ([`progress`]), and
 //! the mtd-utils-compatible `flashcp` command line ([`flashcp_cli`]).
 

@@ -1,4 +1,4 @@
-//! `apply`, `check_boot` (status), `mark_good` and `rollback` on a device root made of
+//! `install`, `check_boot` (status), `mark_good` and `rollback` on a device root made of
 //! files: slot partitions are files, the bootconfig partition is a file, the U-Boot
 //! environment a redundant pair in a file, the running slot comes from the fake
 //! /proc files and the failed boot's log from a fake /sys/fs/pstore.
@@ -147,12 +147,12 @@ impl Dev {
         ]
     }
 
-    fn apply(&self, imgs: &[StagedImage], board: &str) -> Result<ApplyReport, AbError> {
-        let opts = ApplyOptions {
+    fn apply(&self, imgs: &[StagedImage], board: &str) -> Result<InstallSummary, AbError> {
+        let opts = InstallOptions {
             bundle_board: board.into(),
             reboot: false,
         };
-        apply(&self.root, &self.board, imgs, &opts)
+        install(&self.root, &self.board, imgs, &opts)
     }
 
     fn snapshot(&self) -> Vec<Vec<u8>> {
