@@ -47,7 +47,7 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         .unwrap_or_default();
     let free_bytes = free_space(&store_dir).map(|(b, _, _)| b).unwrap_or(0);
     Ok(Status {
-        board: std::fs::read_to_string(root.board_file())
+        board: std::fs::read_to_string(root.board_name())
             .ok()
             .map(|s| s.trim().to_owned()),
         current: gens.current(),

@@ -33,7 +33,7 @@ fn device(dir: &Path, key: &SecretKey) -> DeviceRoot {
     std::fs::create_dir_all(root.join("/etc/liminix/trusted-keys")).unwrap();
     std::fs::create_dir_all(root.store()).unwrap();
     std::fs::create_dir_all(root.join("/persist")).unwrap();
-    std::fs::write(root.board_file(), "vm-nor\n").unwrap();
+    std::fs::write(root.board_name(), "vm-nor\n").unwrap();
     std::fs::write(
         root.join("/etc/liminix/trusted-keys/k.pub"),
         key.public().to_file_text(),

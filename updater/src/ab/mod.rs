@@ -112,7 +112,7 @@ impl From<AbError> for AgentError {
             AbError::WrongBoard { bundle, device } => AgentError::WrongBoard {
                 bundle,
                 device,
-                file: slot::BOARD_FILE.into(),
+                file: crate::root::SLOT_LAYOUT.into(),
             },
             AbError::Verify(detail) => AgentError::Payload {
                 path: "slot image".into(),

@@ -20,7 +20,7 @@ pub fn booted_slot(root: &DeviceRoot, board: &AbBoard) -> Result<Slot, AbError> 
             .map_err(AbError::boot("read the booted image"))?
             .map(|i| Slot::from_index(i as usize)),
         FlowConfig::UbootEnv { .. } => {
-            let p = root.join("/proc/cmdline");
+            let p = root.cmdline();
             let cmdline = std::fs::read_to_string(&p).unwrap_or_default();
             cmdline
                 .split_whitespace()

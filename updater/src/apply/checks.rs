@@ -17,11 +17,6 @@ use crate::closure::store::write_atomic;
 use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
 
-/// Device path of the image epoch record.
-pub const IMAGE_EPOCH: &str = "/persist/.liminix/image-epoch";
-/// Device path of the running image's own epoch (read-only, from the build).
-pub const BUILT_EPOCH: &str = "/etc/liminix/epoch";
-
 pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
     let dir = root.trusted_keys();
     let trusted = sign::load_trusted_dir(&dir)?;
@@ -73,8 +68,8 @@ pub fn check_images(board: &Board, m: &Manifest) -> Result<(), ApplyError> {
     Ok(())
 }
 
-fn read_number(root: &DeviceRoot, path: &str) -> u64 {
-    std::fs::read_to_string(root.join(path))
+fn read_number(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
@@ -84,8 +79,8 @@ fn read_number(root: &DeviceRoot, path: &str) -> u64 {
 pub fn highest_epoch(root: &DeviceRoot) -> Result<u64> {
     let generations = Generations::new(root).highest_epoch()?;
     Ok(generations
-        .max(read_number(root, IMAGE_EPOCH))
-        .max(read_number(root, BUILT_EPOCH)))
+        .max(read_number(&root.image_epoch()))
+        .max(read_number(&root.built_epoch())))
 }
 
 pub fn check_epoch(root: &DeviceRoot, m: &Manifest) -> Result<()> {
@@ -103,10 +98,10 @@ pub fn check_epoch(root: &DeviceRoot, m: &Manifest) -> Result<()> {
 pub fn record_epoch(root: &DeviceRoot, epoch: u64) -> Result<()> {
     // Not `root.persist()`: that falls back to ROOT itself, which on a NOR board is the
     // read-only image.
-    if !root.join("/persist").is_dir() || epoch <= read_number(root, IMAGE_EPOCH) {
+    let path = root.image_epoch();
+    if !root.has_persist() || epoch <= read_number(&path) {
         return Ok(());
     }
-    let path = root.join(IMAGE_EPOCH);
     let dir = path.parent().expect("has a parent");
     std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
     write_atomic(&path, format!("{epoch}\n").as_bytes())

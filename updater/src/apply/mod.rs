@@ -33,14 +33,11 @@ use crate::error::Result;
 use crate::flashops::journal_dir::JournalLocation;
 use crate::root::DeviceRoot;
 
-/// Device path of the default staging directory (RAM on a running router).
-pub const DEFAULT_STAGING: &str = "/run/liminix/staging";
-
 #[derive(Clone, Debug, Default)]
 pub struct ApplyOptions {
-    /// Where images are staged (default `ROOT/run/liminix/staging`).
+    /// Where images are staged (default: [`DeviceRoot::image_staging`]).
     pub staging: Option<PathBuf>,
-    /// Journal directory (default: see `flashops::journal_dir`).
+    /// Journal directory (default: [`DeviceRoot::journal`]).
     pub journal: Option<PathBuf>,
     /// Allow in-place UBI updates when a swap does not fit (never of a mounted volume).
     pub in_place: bool,
@@ -85,7 +82,7 @@ pub fn apply_with(
     let board = checks::device_board(root, m)?;
     checks::check_images(&board, m)?;
     checks::check_epoch(root, m)?;
-    let loc = JournalLocation::locate(root, Some(&journal_dir(root, opts)));
+    let loc = JournalLocation::locate(root, opts.journal.as_deref());
     let _lock = loc.lock()?;
     if !board.strategy.is_ab() {
         // Check the targets with the manifest's sizes before a payload byte is read.
@@ -101,10 +98,7 @@ pub fn apply_with(
             .collect();
         image::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
     }
-    let staging = opts
-        .staging
-        .clone()
-        .unwrap_or_else(|| root.join(DEFAULT_STAGING));
+    let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
     let staged = crate::staging::images::stage_images(&mut input, m, &staging)?;
     let result = match board.strategy {
         Strategy::Raw | Strategy::Ubi => {
@@ -143,15 +137,4 @@ fn jobs<'a>(
             Ok(image::Job { image: s, to })
         })
         .collect()
-}
-
-/// `--journal`, else the persistent journal when the device has a `/persist` filesystem, else the
-/// RAM one. Decided here from `ROOT/persist` itself: `DeviceRoot::persist` falls back to ROOT,
-/// which on a NOR board is the read-only image.
-fn journal_dir(root: &DeviceRoot, opts: &ApplyOptions) -> PathBuf {
-    match &opts.journal {
-        Some(dir) => dir.clone(),
-        None if root.join("/persist").is_dir() => root.join("/persist/.liminix/journal"),
-        None => root.join("/run/liminix/flash-journal"),
-    }
 }

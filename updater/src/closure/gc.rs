@@ -51,7 +51,7 @@ pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u
 }
 
 pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
-    let store = Store::open_locked(&root.store())?;
+    let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
     store.empty_trash()?;

@@ -62,7 +62,7 @@ pub fn receive(
     o: &ReceiveOptions,
 ) -> Result<Received> {
     let now = o.now;
-    let store = Store::open_locked(&root.store())?;
+    let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
     store.empty_trash()?;
@@ -130,7 +130,7 @@ fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
 
 /// The device's `/etc/liminix/board` must name the bundle's board.
 pub(crate) fn check_board(root: &DeviceRoot, m: &Manifest) -> Result<()> {
-    let file = root.board_file();
+    let file = root.board_name();
     let device = std::fs::read_to_string(&file)
         .map_err(AgentError::io("reading the board name from", &file))?;
     let device = device.trim();

@@ -15,7 +15,7 @@ pub fn rollback(
     target: Option<u32>,
     allow_downgrade: bool,
 ) -> Result<RolledBack> {
-    let store = Store::open_locked(&root.store())?;
+    let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
     let from = gens.current();

@@ -1,8 +1,9 @@
 //! The device's Nix store as the agent manages it: no Nix database, just directories.
 //!
-//! A store path is only ever given its final name by a `rename` from the staging directory after its
-//! NAR hash matched the signed manifest and its data was synced, so a path that exists is complete;
-//! deletion renames into a trash directory first, so a half-deleted path never keeps its name.
+//! A store path is only ever given its final name by a `rename` from the store's staging
+//! directory ([`crate::staging`]) after its NAR hash matched the signed manifest and its data was
+//! synced, so a path that exists is complete; deletion renames into a trash directory first, so
+//! a half-deleted path never keeps its name.
 
 use std::fs::{self, File};
 use std::io;
@@ -14,20 +15,21 @@ use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{AgentError, Result};
 
-const STAGING: &str = ".liminix-staging";
-const TRASH: &str = ".liminix-trash";
-const LOCK: &str = ".liminix.lock";
+use crate::root::DeviceRoot;
 
 pub struct Store {
     dir: PathBuf,
+    staging: PathBuf,
+    trash: PathBuf,
     _lock: File,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `dir` and takes the agent's exclusive lock.
-    pub fn open_locked(dir: &Path) -> Result<Store> {
+    /// Opens (creating if needed) the device's store and takes the agent's exclusive lock.
+    pub fn open_locked(root: &DeviceRoot) -> Result<Store> {
+        let dir = &root.store();
         fs::create_dir_all(dir).map_err(AgentError::io("creating store", dir))?;
-        let lock_path = dir.join(LOCK);
+        let lock_path = root.store_lock();
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -38,6 +40,8 @@ impl Store {
             .map_err(|_| AgentError::Busy(dir.to_owned()))?;
         Ok(Store {
             dir: dir.to_owned(),
+            staging: root.store_staging(),
+            trash: root.store_trash(),
             _lock: lock,
         })
     }
@@ -54,16 +58,11 @@ impl Store {
         fs::symlink_metadata(self.path_of(p)).is_ok()
     }
 
-    pub fn staging_dir(&self) -> PathBuf {
-        self.dir.join(STAGING)
-    }
-
-    /// Empties the staging directory: whatever an interrupted run left there was never verified.
+    /// Empties the store's staging directory (whatever an interrupted run left there was never
+    /// verified) and returns it.
     pub fn reset_staging(&self) -> Result<PathBuf> {
-        let staging = self.staging_dir();
-        nar::remove_tree(&staging).map_err(AgentError::io("clearing staging", &staging))?;
-        fs::create_dir(&staging).map_err(AgentError::io("creating staging", &staging))?;
-        Ok(staging)
+        crate::staging::reset(&self.staging)?;
+        Ok(self.staging.clone())
     }
 
     /// Moves verified, synced paths from staging to their final names.
@@ -73,7 +72,7 @@ impl Store {
         }
         sync_fs(&self.dir)?;
         for p in paths {
-            let from = self.staging_dir().join(p.base_name());
+            let from = self.staging.join(p.base_name());
             let to = self.path_of(p);
             fs::rename(&from, &to).map_err(AgentError::io("renaming into the store", &to))?;
         }
@@ -93,8 +92,8 @@ impl Store {
 
     /// Removes a store path so that it is either whole under its name or gone.
     pub fn delete(&self, p: &StorePath) -> Result<()> {
-        let trash = self.dir.join(TRASH);
-        fs::create_dir_all(&trash).map_err(AgentError::io("creating", &trash))?;
+        let trash = &self.trash;
+        fs::create_dir_all(trash).map_err(AgentError::io("creating", trash))?;
         let parked = trash.join(p.base_name());
         nar::remove_tree(&parked).map_err(AgentError::io("removing", &parked))?;
         fs::rename(self.path_of(p), &parked).map_err(AgentError::io("moving to trash", &parked))?;
@@ -103,8 +102,7 @@ impl Store {
 
     /// Finishes deletions a crash interrupted.
     pub fn empty_trash(&self) -> Result<()> {
-        let trash = self.dir.join(TRASH);
-        nar::remove_tree(&trash).map_err(AgentError::io("removing", &trash))
+        nar::remove_tree(&self.trash).map_err(AgentError::io("removing", &self.trash))
     }
 
     /// Store paths with the same package name as `p` (other hashes): candidate delta bases.

@@ -31,7 +31,7 @@ pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
     let mut board = ab::load_board(&root)?.ok_or_else(|| {
         AgentError::State(format!(
             "this device has no A/B slots ({} is missing)",
-            ab::slot::BOARD_FILE
+            liminix_agent::root::SLOT_LAYOUT
         ))
     })?;
     if a.no_check {

@@ -14,3 +14,14 @@
 
 pub mod images;
 pub mod journal;
+
+use std::path::Path;
+
+use crate::error::{AgentError, Result};
+
+/// Empties the staging directory `dir` and creates it again: what an interrupted run left
+/// there was never verified.
+pub fn reset(dir: &Path) -> Result<()> {
+    liminix_bundle::nar::remove_tree(dir).map_err(AgentError::io("clearing staging", dir))?;
+    std::fs::create_dir(dir).map_err(AgentError::io("creating staging", dir))
+}

@@ -71,11 +71,7 @@ impl Dev {
                 deadline_secs: Some(1),
             },
         };
-        std::fs::write(
-            root.join(slot::BOARD_FILE),
-            serde_json::to_vec(&board).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(root.slot_layout(), serde_json::to_vec(&board).unwrap()).unwrap();
         let d = Dev {
             _dir: dir,
             root,
@@ -356,14 +352,14 @@ fn board_file_gives_the_ab_layout_when_there_is_no_ab_json() {
     let dir = tempfile::tempdir().unwrap();
     let root = DeviceRoot::new(dir.path());
     std::fs::create_dir_all(root.join("/etc/liminix")).unwrap();
-    std::fs::write(root.board_file(), "no-such-board\n").unwrap();
+    std::fs::write(root.board_name(), "no-such-board\n").unwrap();
     assert!(
         load_board(&root).unwrap().is_none(),
         "unknown board: not A/B"
     );
     let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
     crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
-    std::fs::write(root.board_file(), "zyxel-nwa50ax\n").unwrap();
+    std::fs::write(root.board_name(), "zyxel-nwa50ax\n").unwrap();
     let b = load_board(&root)
         .unwrap()
         .expect("A/B board from the board file");
