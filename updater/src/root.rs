@@ -24,6 +24,8 @@
 
 use std::path::{Path, PathBuf};
 
+/// Device path of the Nix store (store paths are named by it, in manifests and in links).
+pub const STORE: &str = "/nix/store";
 /// Device path of the slot layout (messages name the file the user edits).
 pub const SLOT_LAYOUT: &str = "/etc/liminix/ab.json";
 /// Where the flash journal lives on a device with a persist filesystem.
@@ -55,7 +57,7 @@ impl DeviceRoot {
     }
 
     pub fn store(&self) -> PathBuf {
-        self.join("/nix/store")
+        self.join(STORE)
     }
 
     /// Where received store paths wait until they are verified (on the store's filesystem,

@@ -299,7 +299,7 @@ pub fn install(
         &Pending {
             from,
             to,
-            installed_at: record::now(),
+            installed_at: crate::now(),
             images: images.iter().map(|i| hex::encode(i.sha256)).collect(),
         },
     )?;

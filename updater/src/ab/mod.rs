@@ -46,7 +46,7 @@ use crate::error::AgentError;
 /// Failures of the A/B strategy.
 #[derive(Debug, thiserror::Error)]
 pub enum AbError {
-    /// The A/B description or the device layout is wrong.
+    /// The slot layout or the device layout is wrong.
     #[error("A/B configuration: {0}")]
     Config(String),
     /// The bundle is for another board.

@@ -37,13 +37,6 @@ pub struct Rollback {
     pub pstore: Vec<PstoreEntry>,
 }
 
-/// Seconds since the epoch, for the records' timestamps.
-pub(super) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Bytes kept of each pstore file.
 const PSTORE_KEEP: usize = 64 * 1024;
 

@@ -180,10 +180,10 @@ impl AbBoard {
     }
 }
 
-/// Reads the A/B description of this device: its slot layout
+/// Reads the slot layout of this device: its slot layout
 /// ([`crate::root::DeviceRoot::slot_layout`]) if present, else the slots of its board definition
 /// (liminix-boards, strategies `ab-zyxel`/`ab-uboot`). `Ok(None)` when
-/// it is not an A/B board (or names no board file the agent knows).
+/// it is not an A/B board (or names no board definition the agent knows).
 pub fn load_board(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, super::AbError> {
     let path = root.slot_layout();
     match std::fs::read(&path) {

@@ -98,7 +98,7 @@ fn detect_rollback(
         failed: p.to,
         running: p.from,
         installed_at: p.installed_at,
-        detected_at: record::now(),
+        detected_at: crate::now(),
         pstore: record::read_pstore(root),
     };
     record::set_rollback(root, &r)?;

@@ -1,7 +1,7 @@
 //! A/B boards: `apply` stages and verifies the images, then hands them to the A/B strategy
 //! ([`crate::ab::install`]), which writes the slot that is not running and arms the boot loader.
 //! The slot layout comes from `/etc/liminix/ab.json` when the device has one, otherwise it is
-//! derived from the board file.
+//! derived from the board definition.
 
 use liminix_boards::{Board, Bootloader, Place};
 
@@ -11,7 +11,7 @@ use crate::ab::{self, AbBoard, FlowConfig, ImageRole, SlotLayout, StagedImage, T
 use crate::root::DeviceRoot;
 use crate::staging::images::StagedFile;
 
-/// Attempts U-Boot gives a new slot when the board file does not say.
+/// Attempts U-Boot gives a new slot when the board definition does not say.
 const UBOOT_ATTEMPTS: u8 = 3;
 
 fn role(name: &str) -> Result<ImageRole, ApplyError> {
@@ -66,7 +66,7 @@ fn slot_layout(root: &DeviceRoot, b: &Board, slot: &str) -> Result<SlotLayout, A
     })
 }
 
-/// The A/B strategy's view of a board file.
+/// The A/B strategy's view of a board definition.
 pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
     let mut slots: Vec<_> = b.slots.iter().collect();
     slots.sort_by_key(|s| s.index);

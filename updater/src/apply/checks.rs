@@ -1,5 +1,5 @@
 //! Everything `apply` checks before it reads a payload byte: a trusted signature, the board, the
-//! images against the board file, and the security epoch.
+//! images against the board definition, and the security epoch.
 //!
 //! Where the epoch lives: closure devices keep it with their generations
 //! (`/persist/generations/epoch`); image devices record the highest epoch they applied in
@@ -39,7 +39,7 @@ pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
     })
 }
 
-/// The device's board name must be the bundle's, and its board file must exist and load.
+/// The device's board name must be the bundle's, and its board definition must exist and load.
 pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
     crate::closure::receive::check_board(root, m)?;
     Ok(liminix_boards::for_device(root.dir(), &m.board).map_err(ApplyError::from)?)

@@ -77,7 +77,7 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                     return Err(ApplyError::Layout {
                         target: job.to.target.to_owned(),
                         detail: format!(
-                            "the device has {:#x} bytes in {:#x}-byte blocks, the board file says {:#x} in {:#x}",
+                            "the device has {:#x} bytes in {:#x}-byte blocks, the board definition says {:#x} in {:#x}",
                             geo.size, geo.erase_size, partition.size, chip.erase_size
                         ),
                     }
@@ -94,7 +94,7 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                 if leb != want {
                     return Err(ApplyError::Layout {
                         target: job.to.target.to_owned(),
-                        detail: format!("LEB size {leb}, the board file says {want}"),
+                        detail: format!("LEB size {leb}, the board definition says {want}"),
                     }
                     .into());
                 }

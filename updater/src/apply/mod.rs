@@ -1,9 +1,9 @@
 //! `apply`: install the flash images of a signed bundle on an image board.
 //!
 //! All checks come before the first flash write: a trusted signature over the manifest, the
-//! board (`/etc/liminix/board` must name the bundle's board and its board file must load), every
-//! image known to the board file and packed for the same target, the security epoch
-//! ([`checks`]), each target opened and matched against the board file, and each image's size
+//! board (`/etc/liminix/board` must name the bundle's board and its board definition must load), every
+//! image known to the board definition and packed for the same target, the security epoch
+//! ([`checks`]), each target opened and matched against the board definition, and each image's size
 //! against its target (good blocks on NAND, room for a UBI swap) ([`image::precheck`]). Then the
 //! images are streamed into staging files, each verified against the manifest's sha256 and
 //! size ([`crate::staging::images`]). Only then does the board's strategy write: `raw` and `ubi` boards one

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::closure::generations::Generations;
 use crate::closure::store::Store;
 use crate::error::{AgentError, Result};
-use crate::root::DeviceRoot;
+use crate::root::{DeviceRoot, STORE};
 
 #[derive(Debug, Serialize)]
 pub struct GcPlan {
@@ -35,12 +35,13 @@ pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u
         return Ok(Vec::new());
     };
     let Some(base) = device
-        .strip_prefix("/nix/store/")
+        .strip_prefix(STORE)
+        .and_then(|r| r.strip_prefix('/'))
         .and_then(|r| r.split('/').next())
     else {
         return Ok(Vec::new());
     };
-    let path = format!("/nix/store/{base}");
+    let path = format!("{STORE}/{base}");
     let mut out = Vec::new();
     for g in gens.list()? {
         if gens.closure(g.number)?.contains(&path) {

@@ -13,7 +13,7 @@ use crate::cli::Global;
 #[derive(Args)]
 #[command(
     after_help = "Checks the signature (ROOT/etc/liminix/trusted-keys), the board (ROOT/etc/liminix/board and\n\
-    its board file), the security epoch and every target's size before anything is written, then\n\
+    its board definition), the security epoch and every target's size before anything is written, then\n\
     stages each image (verified against the manifest's sha256) and writes it with the board's\n\
     strategy: raw partitions and UBI volumes as journalled transactions, A/B boards into the\n\
     slot that is not running. See docs/apply.md."

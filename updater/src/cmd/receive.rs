@@ -48,7 +48,7 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
         ));
     }
     let opts = ReceiveOptions {
-        now: super::now(),
+        now: liminix_agent::now(),
         delta_max: a.delta_max,
     };
     let r = receive(root, &mut std::io::stdin().lock(), events, &opts)?;
