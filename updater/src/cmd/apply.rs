@@ -6,7 +6,6 @@ use clap::Args;
 use liminix_agent::apply::{apply, ApplyOptions, ApplyReport};
 use liminix_agent::error::{AgentError, Result};
 use liminix_agent::flashops::progress::reporter;
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
@@ -39,7 +38,7 @@ pub struct ApplyArgs {
 }
 
 pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let opts = ApplyOptions {
         staging: a.staging.clone(),
         journal: a.journal.clone(),

@@ -24,7 +24,7 @@ pub struct ReceiveArgs {
 }
 
 pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let mut stdout = std::io::stdout().lock();
     let mut events = Events { out: &mut stdout };
     events.send(&AgentEvent::Hello {
