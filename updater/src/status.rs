@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use crate::closure::gc::{booted_generations, disk_usage};
 use crate::closure::generations::{GenerationInfo, Generations};
-use crate::closure::store::free_space;
 use crate::error::Result;
 use crate::root::DeviceRoot;
+use crate::staging::free_space;
 
 #[derive(Debug, Serialize)]
 pub struct Status {

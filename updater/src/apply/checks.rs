@@ -13,9 +13,9 @@ use liminix_bundle::{sign, Manifest};
 
 use super::error::ApplyError;
 use crate::closure::generations::Generations;
-use crate::closure::store::write_atomic;
 use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
+use crate::staging::write_atomic;
 
 pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
     let dir = root.trusted_keys();

@@ -11,9 +11,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::closure::store::write_atomic;
 use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
+use crate::staging::write_atomic;
 
 /// Parses an s6-rc database `hashes` file: `NAME STOREPATH` or `NAME force-restart` per line.
 pub fn read_hashes(db: &Path) -> Result<BTreeMap<String, String>> {

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::closure::store::{symlink_atomic, sync_dir, write_atomic};
 use crate::error::{AgentError, Result};
 use crate::root::{DeviceRoot, STORE};
+use crate::staging::{symlink_atomic, sync_dir, write_atomic};
 
 const FIXED_LINKS: [&str; 3] = ["activate", "init", "nix-store-paths"];
 

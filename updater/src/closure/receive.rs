@@ -16,9 +16,10 @@ use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
 use crate::closure::generations::{Generations, NewGeneration};
-use crate::closure::store::{free_space, Store};
+use crate::closure::store::Store;
 use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
+use crate::staging::free_space;
 
 /// Staged paths are committed in batches so an interrupted transfer keeps most of its work.
 const BATCH_BYTES: u64 = 4 << 20;

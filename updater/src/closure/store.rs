@@ -6,7 +6,6 @@
 //! a half-deleted path never keeps its name.
 
 use std::fs::{self, File};
-use std::io;
 use std::path::{Path, PathBuf};
 
 use liminix_bundle::nar;
@@ -14,6 +13,7 @@ use liminix_bundle::storepath::StorePath;
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{AgentError, Result};
+use crate::staging::{sync_dir, sync_fs};
 
 use crate::root::DeviceRoot;
 
@@ -111,60 +111,4 @@ impl Store {
             .find(|q| q.name() == p.name() && *q != p)
             .cloned()
     }
-}
-
-/// Space on the filesystem holding `dir`: (available bytes, block size, available inodes or None).
-pub fn free_space(dir: &Path) -> Result<(u64, u64, Option<u64>)> {
-    let st = rustix::fs::statvfs(dir).map_err(|e| AgentError::Io {
-        what: "statvfs",
-        path: dir.to_owned(),
-        source: e.into(),
-    })?;
-    let inodes = (st.f_files > 0).then_some(st.f_favail);
-    Ok((st.f_bavail * st.f_frsize, st.f_bsize.max(512), inodes))
-}
-
-pub fn sync_fs(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(AgentError::io("opening", dir))?;
-    rustix::fs::syncfs(&f).map_err(|e| AgentError::Io {
-        what: "syncing filesystem of",
-        path: dir.to_owned(),
-        source: e.into(),
-    })
-}
-
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(AgentError::io("opening", dir))?;
-    f.sync_all().map_err(AgentError::io("syncing", dir))
-}
-
-/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let tmp = tmp_name(path);
-    let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        io::Write::write_all(&mut f, data)?;
-        f.sync_all()
-    };
-    write().map_err(AgentError::io("writing", &tmp))?;
-    fs::rename(&tmp, path).map_err(AgentError::io("renaming", path))?;
-    sync_dir(dir)
-}
-
-/// Points the symlink `path` at `target` atomically (replacing whatever `path` was).
-pub fn symlink_atomic(target: &str, path: &Path) -> Result<()> {
-    let tmp = tmp_name(path);
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(AgentError::io("creating link", &tmp))?;
-    fs::rename(&tmp, path).map_err(AgentError::io("replacing", path))?;
-    sync_dir(path.parent().unwrap_or(Path::new("/")))
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

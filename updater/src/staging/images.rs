@@ -11,8 +11,8 @@ use liminix_bundle::{ImageEntry, Manifest};
 use sha2::{Digest, Sha256};
 
 use crate::apply::ApplyError;
-use crate::closure::store::free_space;
 use crate::error::{AgentError, Result};
+use crate::staging::free_space;
 
 /// Room left on the staging filesystem beyond the images.
 const STAGING_MARGIN: u64 = 256 << 10;
