@@ -6,6 +6,7 @@
 //! - `cmd/` (in the binary): one thin module per subcommand: arguments, output.
 //! - [`root`]: where everything lives on the device.
 //! - [`staging`]: where data waits, verified, before it is switched in.
+//! - [`verify`]: what every bundle passes first (trusted signature, board name).
 //! - the strategies: [`closure`] (writable root: store, generations, activation), [`apply`] (the
 //!   `apply` entry and the image write for `raw`/`ubi` boards), [`ab`] (A/B slots: install,
 //!   status, mark-good, rollback), [`flashops`] (the `flashcp`, `ubi-update` and `recover`
@@ -20,6 +21,7 @@ pub mod multicall;
 pub mod root;
 pub mod staging;
 pub mod status;
+pub mod verify;
 
 #[cfg(test)]
 mod testutil;

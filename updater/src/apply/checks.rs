@@ -1,5 +1,5 @@
-//! Everything `apply` checks before it reads a payload byte: a trusted signature, the board, the
-//! images against the board definition, and the security epoch.
+//! What `apply` checks before it reads a payload byte, besides what every bundle passes
+//! ([`crate::verify`]): the board definition, the images against it, and the security epoch.
 //!
 //! Where the epoch lives: closure devices keep it with their generations
 //! (`/persist/generations/epoch`); image devices record the highest epoch they applied in
@@ -8,8 +8,7 @@
 //! the build (the running image's own epoch). The floor is the highest of the three.
 
 use liminix_boards::Board;
-use liminix_bundle::stream::Header;
-use liminix_bundle::{sign, Manifest};
+use liminix_bundle::Manifest;
 
 use super::error::ApplyError;
 use crate::closure::generations::Generations;
@@ -17,31 +16,9 @@ use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
 use crate::staging::write_atomic;
 
-pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
-    let dir = root.trusted_keys();
-    let trusted = sign::load_trusted_dir(&dir)?;
-    if sign::trusted_signature(&h.manifest_bytes, &h.signatures, &trusted).is_some() {
-        return Ok(());
-    }
-    let signers = match h.signatures.is_empty() {
-        true => "nobody".to_owned(),
-        false => h
-            .signatures
-            .iter()
-            .map(|s| format!("key {}", &s.key[..16.min(s.key.len())]))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    Err(AgentError::Untrusted {
-        signers,
-        dir,
-        trusted: trusted.len(),
-    })
-}
-
 /// The device's board name must be the bundle's, and its board definition must exist and load.
 pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
-    crate::closure::receive::check_board(root, m)?;
+    crate::verify::check_board(root, m)?;
     Ok(liminix_boards::for_device(root.dir(), &m.board).map_err(ApplyError::from)?)
 }
 

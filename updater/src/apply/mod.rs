@@ -77,7 +77,7 @@ pub fn apply_with(
 ) -> Result<ApplyReport> {
     let mut input = BufReader::with_capacity(128 << 10, input);
     let header = Header::read(&mut input)?;
-    checks::check_trust(root, &header)?;
+    crate::verify::check_trust(root, &header)?;
     let m = &header.manifest;
     let board = checks::device_board(root, m)?;
     checks::check_images(&board, m)?;
