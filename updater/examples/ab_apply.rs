@@ -1,6 +1,6 @@
 //! `ab_apply`: runs the A/B strategy's `apply` on this device with images given on the
 //! command line, for the QEMU tests (the agent's `apply` command, which unpacks bundles,
-//! calls the same `liminix_agent::ab::apply`). The slot layout is the device's: its
+//! calls the same `liminix_agent::ab::install`). The slot layout is the device's: its
 //! `/etc/liminix/ab.json`, else derived from the board file `/etc/liminix/board` names.
 //!
 //! Usage: `ab_apply [--root DIR] [--reboot] BUNDLE_BOARD kernel=PATH:SHA256 [rootfs=PATH:SHA256]`
@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use liminix_agent::ab::{self, ApplyOptions, ImageRole, StagedImage};
+use liminix_agent::ab::{self, ImageRole, InstallOptions, StagedImage};
 use liminix_agent::root::DeviceRoot;
 
 fn parse_image(arg: &str) -> Result<StagedImage, String> {
@@ -46,11 +46,11 @@ fn run() -> Result<String, String> {
     let board = ab::load_board(&root)
         .map_err(|e| e.to_string())?
         .ok_or("no A/B board description")?;
-    let opts = ApplyOptions {
+    let opts = InstallOptions {
         bundle_board: board_name.clone(),
         reboot,
     };
-    let r = ab::apply(&root, &board, &images, &opts).map_err(|e| e.to_string())?;
+    let r = ab::install(&root, &board, &images, &opts).map_err(|e| e.to_string())?;
     Ok(serde_json::to_string(&r).expect("report serialises"))
 }
 

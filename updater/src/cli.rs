@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use liminix_agent::error::{exit, AgentError};
+use liminix_agent::root::DeviceRoot;
 
 use crate::cmd;
 
@@ -34,6 +35,13 @@ pub struct Global {
     /// Machine-readable output (JSON)
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+impl Global {
+    /// The device's layout below `--root`, the one every subcommand works on.
+    pub fn device(&self) -> DeviceRoot {
+        DeviceRoot::new(&self.root)
+    }
 }
 
 #[derive(Subcommand)]

@@ -1,20 +1,34 @@
 //! The on-device agent: receives signed bundles, keeps generations, activates, rolls back and
-//! collects garbage. Every operation takes a device root directory (`--root`), so the same code runs
-//! on the router, from a recovery system, and in the tests' chroots.
+//! collects garbage. Every operation takes the device's layout ([`root::DeviceRoot`], built from
+//! `--root`), so the same code runs on the router, from a recovery system, and in the tests'
+//! chroots.
+//!
+//! - `cmd/` (in the binary): one thin module per subcommand: arguments, output.
+//! - [`root`]: where everything lives on the device.
+//! - [`staging`]: where data waits, verified, before it is switched in.
+//! - [`verify`]: what every bundle passes first (trusted signature, board name).
+//! - the strategies: [`closure`] (writable root: store, generations, activation), [`apply`] (the
+//!   `apply` entry and the image write for `raw`/`ubi` boards), [`ab`] (A/B slots: install,
+//!   status, mark-good, rollback), [`flashops`] (the `flashcp`, `ubi-update` and `recover`
+//!   commands on the flash journal).
 
 pub mod ab;
-pub mod activate;
 pub mod apply;
+pub mod closure;
 pub mod error;
 pub mod flashops;
-pub mod gc;
-pub mod generations;
 pub mod multicall;
-pub mod receive;
-pub mod rollback;
 pub mod root;
+pub mod staging;
 pub mod status;
-pub mod store;
+pub mod verify;
 
 #[cfg(test)]
 mod testutil;
+
+/// Seconds since the epoch from the device clock (0 before 1970).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,9 +1,37 @@
-//! Where things live on the device, relative to a root directory.
+//! The device's layout: where everything the agent reads or writes lives, relative to a root
+//! directory. [`DeviceRoot`] is built once from `--root DIR` (default `/`) and passed to every
+//! operation, so that the same code serves the running router, an install from a recovery
+//! system (`--root /dest/@` on the Turris Omnia) and the tests' chroots. No other module spells
+//! a device path.
 //!
-//! Every command takes `--root DIR` (default `/`) so that the same code serves the running router,
-//! an install from a recovery system (`--root /dest/@` on the Turris Omnia) and the tests' chroots.
+//! | what | device path |
+//! |---|---|
+//! | Nix store, its staging and trash directories, the agent's lock | `/nix/store`, `/nix/store/.liminix-staging`, `/nix/store/.liminix-trash`, `/nix/store/.liminix.lock` |
+//! | persist filesystem | `/persist` (or the root itself, see [`DeviceRoot::persist`]) |
+//! | generations | `/persist/generations` |
+//! | flash journal | `/persist/.liminix/journal`, or `/run/liminix/flash-journal` without `/persist` |
+//! | image staging | `/run/liminix/staging` |
+//! | security epochs | `/persist/.liminix/image-epoch` (applied images), `/etc/liminix/epoch` (the running image's) |
+//! | A/B records | `/persist/ab/pending.json`, `/persist/ab/rollback.json` |
+//! | slot layout | `/etc/liminix/ab.json` |
+//! | trusted keys, board name | `/etc/liminix/trusted-keys/`, `/etc/liminix/board` |
+//! | s6-rc databases | `/run/s6-rc/compiled` (live), `/etc/s6-rc/compiled` (the configuration's) |
+//! | run directory | `/run/liminix` |
+//! | kernel views | `/proc/cmdline`, `/sys/fs/pstore`, `/dev/mtdN` |
+//!
+//! Board definitions (`board.toml`) and the sysfs/dev lookups of the flash crates take the root
+//! directory ([`DeviceRoot::dir`]) and find their own files below it.
 
 use std::path::{Path, PathBuf};
+
+/// Device path of the Nix store (store paths are named by it, in manifests and in links).
+pub const STORE: &str = "/nix/store";
+/// Device path of the slot layout (messages name the file the user edits).
+pub const SLOT_LAYOUT: &str = "/etc/liminix/ab.json";
+/// Where the flash journal lives on a device with a persist filesystem.
+const PERSIST_JOURNAL: &str = "/persist/.liminix/journal";
+/// Where it lives without one (RAM: it survives an agent crash, not a power cut).
+const RAM_JOURNAL: &str = "/run/liminix/flash-journal";
 
 #[derive(Clone, Debug)]
 pub struct DeviceRoot {
@@ -29,16 +57,38 @@ impl DeviceRoot {
     }
 
     pub fn store(&self) -> PathBuf {
-        self.join("/nix/store")
+        self.join(STORE)
+    }
+
+    /// Where received store paths wait until they are verified (on the store's filesystem,
+    /// so that moving them in is a rename).
+    pub fn store_staging(&self) -> PathBuf {
+        self.store().join(".liminix-staging")
+    }
+
+    /// Where deleted store paths go before they are removed, so a half-deleted path never
+    /// keeps its name.
+    pub fn store_trash(&self) -> PathBuf {
+        self.store().join(".liminix-trash")
+    }
+
+    /// The lock one agent holds while it changes the store.
+    pub fn store_lock(&self) -> PathBuf {
+        self.store().join(".liminix.lock")
+    }
+
+    /// Whether the device has a persist filesystem of its own (`ROOT/persist`). A NOR board
+    /// running a read-only image has none.
+    pub fn has_persist(&self) -> bool {
+        self.join("/persist").is_dir()
     }
 
     /// The persist filesystem: `ROOT/persist` on a running device, or ROOT itself when the root
     /// is that filesystem (the Turris Omnia's btrfs `@` subvolume seen from a recovery system),
     /// the same rule as Liminix's `install` script.
     pub fn persist(&self) -> PathBuf {
-        let p = self.join("/persist");
-        if p.is_dir() {
-            p
+        if self.has_persist() {
+            self.join("/persist")
         } else {
             self.root.clone()
         }
@@ -46,6 +96,42 @@ impl DeviceRoot {
 
     pub fn generations(&self) -> PathBuf {
         self.persist().join("generations")
+    }
+
+    /// The flash journal's default directory: persistent when the device has `/persist`,
+    /// else in RAM. Decided from `ROOT/persist` itself, not [`Self::persist`]: that falls back
+    /// to ROOT, which on a NOR board is the read-only image.
+    pub fn journal(&self) -> PathBuf {
+        match self.has_persist() {
+            true => self.join(PERSIST_JOURNAL),
+            false => self.join(RAM_JOURNAL),
+        }
+    }
+
+    /// The default directory `apply` stages images in (RAM on a running router).
+    pub fn image_staging(&self) -> PathBuf {
+        self.join("/run/liminix/staging")
+    }
+
+    /// The highest security epoch applied to an image device (only kept with `/persist`).
+    pub fn image_epoch(&self) -> PathBuf {
+        self.join("/persist/.liminix/image-epoch")
+    }
+
+    /// The running image's own security epoch, written into it by the build (read-only).
+    pub fn built_epoch(&self) -> PathBuf {
+        self.join("/etc/liminix/epoch")
+    }
+
+    /// The A/B records both slots share: the pending trial and the last rollback.
+    pub fn ab_records(&self) -> PathBuf {
+        self.join("/persist/ab")
+    }
+
+    /// The slot layout: the device's own description of its A/B slots, when it has one (else
+    /// the slots come from its board definition).
+    pub fn slot_layout(&self) -> PathBuf {
+        self.join(SLOT_LAYOUT)
     }
 
     /// Where trust and board identity come from: the target's `/etc/liminix`, or, when the target
@@ -63,7 +149,8 @@ impl DeviceRoot {
         self.liminix_etc().join("trusted-keys")
     }
 
-    pub fn board_file(&self) -> PathBuf {
+    /// The file holding the board name, the one line that says which board this device is.
+    pub fn board_name(&self) -> PathBuf {
         self.liminix_etc().join("board")
     }
 
@@ -79,6 +166,21 @@ impl DeviceRoot {
 
     pub fn run_dir(&self) -> PathBuf {
         self.join("/run/liminix")
+    }
+
+    /// The kernel command line (the U-Boot flow reads the booted slot from it).
+    pub fn cmdline(&self) -> PathBuf {
+        self.join("/proc/cmdline")
+    }
+
+    /// The records pstore kept from the previous boot.
+    pub fn pstore(&self) -> PathBuf {
+        self.join("/sys/fs/pstore")
+    }
+
+    /// The character device of MTD partition `index`.
+    pub fn mtd_device(&self, index: u32) -> PathBuf {
+        self.join(&format!("/dev/mtd{index}"))
     }
 
     /// Resolves a device path (possibly through symlinks, absolute ones meaning the device's root)
@@ -158,5 +260,16 @@ mod tests {
             root.join("/etc/passwd")
         );
         assert_eq!(root.device_path(&root.join("/a/b")).unwrap(), "/a/b");
+    }
+
+    #[test]
+    fn journal_prefers_persist_and_falls_back_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(dir.path());
+        assert_eq!(root.journal(), dir.path().join("run/liminix/flash-journal"));
+        assert_eq!(root.persist(), dir.path());
+        std::fs::create_dir(dir.path().join("persist")).unwrap();
+        assert_eq!(root.journal(), dir.path().join("persist/.liminix/journal"));
+        assert_eq!(root.persist(), dir.path().join("persist"));
     }
 }

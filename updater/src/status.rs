@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
+use crate::closure::gc::{booted_generations, disk_usage};
+use crate::closure::generations::{GenerationInfo, Generations};
 use crate::error::Result;
-use crate::gc::{booted_generations, disk_usage};
-use crate::generations::{GenerationInfo, Generations};
 use crate::root::DeviceRoot;
-use crate::store::free_space;
+use crate::staging::free_space;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -47,7 +47,7 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         .unwrap_or_default();
     let free_bytes = free_space(&store_dir).map(|(b, _, _)| b).unwrap_or(0);
     Ok(Status {
-        board: std::fs::read_to_string(root.board_file())
+        board: std::fs::read_to_string(root.board_name())
             .ok()
             .map(|s| s.trim().to_owned()),
         current: gens.current(),
@@ -86,7 +86,7 @@ pub fn render(s: &Status) -> String {
         out.push_str(&format!(
             "  {:>3}  {}  epoch {}  {}{}\n",
             g.number,
-            crate::generations::timestamp(g.installed_at),
+            crate::closure::generations::timestamp(g.installed_at),
             g.epoch,
             g.toplevel.as_deref().unwrap_or("(adopted factory system)"),
             if marks.is_empty() {

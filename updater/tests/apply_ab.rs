@@ -75,7 +75,7 @@ fn device(dir: &Path, key: &SecretKey) -> DeviceRoot {
         serde_json::to_vec(&ab).unwrap(),
     )
     .unwrap();
-    std::fs::write(root.board_file(), "zyxel-nwa50ax\n").unwrap();
+    std::fs::write(root.board_name(), "zyxel-nwa50ax\n").unwrap();
     std::fs::write(
         root.join("/etc/liminix/trusted-keys/k.pub"),
         key.public().to_file_text(),

@@ -98,7 +98,7 @@ fn device(board: &str) -> Device {
     let key = SecretKey::generate();
     std::fs::create_dir_all(root.join("/etc/liminix/trusted-keys")).unwrap();
     std::fs::create_dir_all(root.join("/persist")).unwrap();
-    std::fs::write(root.board_file(), format!("{board}\n")).unwrap();
+    std::fs::write(root.board_name(), format!("{board}\n")).unwrap();
     std::fs::write(
         root.join("/etc/liminix/trusted-keys/build.pub"),
         key.public().to_file_text(),
@@ -288,10 +288,10 @@ fn refusals_happen_before_the_first_write() {
     assert_eq!(e.exit_code(), exit::VERIFY, "{e}");
 
     // Built for another board.
-    std::fs::write(d.root.board_file(), "gl-ar750\n").unwrap();
+    std::fs::write(d.root.board_name(), "gl-ar750\n").unwrap();
     let e = refused(&d, &good, &mut nor_sim());
     assert!(matches!(e, AgentError::WrongBoard { .. }), "{e}");
-    std::fs::write(d.root.board_file(), "vm-nor\n").unwrap();
+    std::fs::write(d.root.board_name(), "vm-nor\n").unwrap();
 
     // Lower than the epoch the device has applied.
     std::fs::create_dir_all(d.root.join("/persist/.liminix")).unwrap();

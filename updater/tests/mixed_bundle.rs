@@ -5,8 +5,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use liminix_agent::closure::receive::{receive, Events, ReceiveOptions};
 use liminix_agent::error::{exit, AgentError};
-use liminix_agent::receive::{receive, Events, ReceiveOptions};
 use liminix_agent::root::DeviceRoot;
 use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
@@ -33,7 +33,7 @@ fn device(dir: &Path, key: &SecretKey) -> DeviceRoot {
     std::fs::create_dir_all(root.join("/etc/liminix/trusted-keys")).unwrap();
     std::fs::create_dir_all(root.store()).unwrap();
     std::fs::create_dir_all(root.join("/persist")).unwrap();
-    std::fs::write(root.board_file(), "vm-nor\n").unwrap();
+    std::fs::write(root.board_name(), "vm-nor\n").unwrap();
     std::fs::write(
         root.join("/etc/liminix/trusted-keys/k.pub"),
         key.public().to_file_text(),

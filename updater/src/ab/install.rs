@@ -1,20 +1,30 @@
-//! Writing the inactive slot: size checks before any write, then "not bootable",
-//! kernel, root filesystem, "try next" — the order that keeps every reset on a
-//! complete slot.
+//! Installing into the inactive slot. [`install`] is the A/B strategy's entry: it verifies
+//! the staged images, refuses what does not fit or a running slot that is itself an
+//! unconfirmed trial, opens the slot's targets and records the pending trial.
+//! [`install_slot`] writes the slot: size checks before any write, then "not bootable",
+//! kernel, root filesystem, "try next" — the order that keeps every reset on a complete slot.
 //!
-//! The code works on the liminix-flash traits, so the simulators with power cuts run
+//! The writer works on the liminix-flash traits, so the simulators with power cuts run
 //! exactly what runs on the device ([`super::devices`] opens the real targets).
+
+use std::path::PathBuf;
 
 use liminix_flash::raw::check_fits;
 use liminix_flash::ubi_update::{volume_equals, write_volume};
 use liminix_flash::{
-    scan_raw, Flash, ImageSource, NoProgress, RawError, RawOptions, RawScan, Ubi, VolKind,
+    scan_raw, FileImage, Flash, ImageSource, NoProgress, RawError, RawOptions, RawScan, Ubi,
+    VolKind,
 };
 use serde::Serialize;
 
+use super::devices::{open_flow, open_target, OpenTarget, UbiAttach};
 use super::flow::BootFlow;
-use super::slot::{Slot, SlotLayout};
+use super::record::{self, Pending};
+use super::slot::{AbBoard, Slot, SlotLayout, Target};
+use super::status::booted_slot;
+use super::volume::{plan_volume, prepare_volume};
 use super::AbError;
+use crate::root::DeviceRoot;
 
 /// How to make a slot's UBI volume that is missing, too small or of the wrong type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,147 +167,207 @@ pub fn check_layout(
     }
 }
 
-/// What must happen to the volume before the image goes in.
-enum VolumePlan {
-    Keep(u32),
-    Make {
-        remove: Option<u32>,
-        bytes: u64,
-        kind: VolKind,
-    },
+/// What a staged image is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageRole {
+    Kernel,
+    Rootfs,
 }
 
-enum PlanError {
-    Io(liminix_flash::UbiError),
-    /// The most the volume can hold, and the other volumes that take the rest.
-    TooLarge {
-        max: u64,
-        others: Vec<String>,
-    },
-    /// The layout's volume size does not fit the device's free space.
-    NoRoom {
-        size: u64,
-        room: u64,
-        others: Vec<String>,
-    },
-    Missing(String),
+/// An image the caller extracted from a verified bundle, with the hash its signed
+/// manifest gives.
+#[derive(Debug, Clone)]
+pub struct StagedImage {
+    pub role: ImageRole,
+    pub path: PathBuf,
+    pub sha256: [u8; 32],
 }
 
-impl PlanError {
-    fn in_slot(self, slot: Slot, name: &str, len: u64) -> AbError {
-        match self {
-            PlanError::Io(e) => AbError::io("UBI volumes", e),
-            PlanError::TooLarge { max, others } => AbError::Layout(format!(
-                "rootfs image of {len} bytes does not fit slot {slot} (UBI volume {name} can \
-                 have {max} bytes){}",
-                others_hint(&others)
-            )),
-            PlanError::NoRoom {
-                size,
-                room,
-                others,
-            } => AbError::Layout(format!(
-                "UBI volume {name} of slot {slot} is to have {size} bytes but its UBI device \
-                 has room for {room}{}",
-                others_hint(&others)
-            )),
-            PlanError::Missing(name) => AbError::Layout(format!(
-                "slot {slot} has no UBI volume {name:?} (and its layout does not let the agent make one)"
-            )),
-        }
+/// Caller's choices for [`install`].
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// The board the bundle was built for.
+    pub bundle_board: String,
+    /// Reboot into the new slot when done.
+    pub reboot: bool,
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallSummary {
+    pub from: Slot,
+    pub to: Slot,
+    pub install: InstallReport,
+    /// The slot's UBI partition, when the agent attached it for the install (and
+    /// detached it after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ubi_attached: Option<UbiAttach>,
+    pub rebooted: bool,
+}
+
+fn verified((src, sha256): &(FileImage, [u8; 32])) -> Verified<'_> {
+    Verified {
+        src,
+        sha256: *sha256,
     }
 }
 
-fn others_hint(others: &[String]) -> String {
-    if others.is_empty() {
-        return String::new();
-    }
-    format!(
-        "; the device also holds {}: if they are not needed (a vendor firmware's, say), \
-         UBI-format the slot's partition (`ubiformat`) and apply again",
-        others.join(", ")
-    )
-}
-
-/// Decides from the device what to do with the volume; reads only.
-fn plan_volume(
-    ubi: &mut dyn Ubi,
-    name: &str,
-    make: Option<&VolumeSpec>,
-    len: u64,
-) -> Result<VolumePlan, PlanError> {
-    let current = ubi.volume_by_name(name).map_err(PlanError::Io)?;
-    let Some(spec) = make else {
-        let vol = current.ok_or_else(|| PlanError::Missing(name.into()))?;
-        if len > vol.reserved_bytes {
-            return Err(PlanError::TooLarge {
-                max: vol.reserved_bytes,
-                others: Vec::new(),
-            });
-        }
-        return Ok(VolumePlan::Keep(vol.id));
+fn one_image(
+    images: &[StagedImage],
+    role: ImageRole,
+) -> Result<Option<(FileImage, [u8; 32])>, AbError> {
+    let mut it = images.iter().filter(|i| i.role == role);
+    let Some(img) = it.next() else {
+        return Ok(None);
     };
-    if let Some(v) = current.as_ref() {
-        if v.kind == spec.kind && len <= v.reserved_bytes {
-            return Ok(VolumePlan::Keep(v.id));
-        }
+    if it.next().is_some() {
+        return Err(AbError::Layout(format!("more than one {role:?} image")));
     }
-    let room = ubi.avail_bytes().map_err(PlanError::Io)?
-        + current.as_ref().map_or(0, |v| v.reserved_bytes);
-    let bytes = spec.bytes.unwrap_or(room);
-    if len > bytes || bytes > room {
-        let others = other_volumes(ubi, name)?;
-        return Err(if len > bytes {
-            PlanError::TooLarge { max: bytes, others }
-        } else {
-            PlanError::NoRoom {
-                size: bytes,
-                room,
-                others,
-            }
+    let src = FileImage::new(&img.path).map_err(|e| AbError::io("open staged image", e))?;
+    let got = src
+        .sha256()
+        .map_err(|e| AbError::io("read staged image", e))?;
+    if got != img.sha256 {
+        return Err(AbError::Verify(format!(
+            "{} hashes to {} but the manifest says {}",
+            img.path.display(),
+            hex::encode(got),
+            hex::encode(img.sha256)
+        )));
+    }
+    Ok(Some((src, got)))
+}
+
+/// Verifies the images, writes the slot that is not running, makes it the one to try
+/// next and (if asked) reboots. Nothing is written when the board, a hash or the
+/// layout is wrong, or when the running slot is itself an unconfirmed trial; all of
+/// that is checked before a device of the slot is opened (which may attach its UBI
+/// partition, see [`super::SlotUbi`]).
+pub fn install(
+    root: &DeviceRoot,
+    board: &AbBoard,
+    images: &[StagedImage],
+    opts: &InstallOptions,
+) -> Result<InstallSummary, AbError> {
+    if opts.bundle_board != board.board {
+        return Err(AbError::WrongBoard {
+            bundle: opts.bundle_board.clone(),
+            device: board.board.clone(),
         });
     }
-    Ok(VolumePlan::Make {
-        remove: current.map(|v| v.id),
-        bytes,
-        kind: spec.kind,
+    let kernel = one_image(images, ImageRole::Kernel)?
+        .ok_or_else(|| AbError::Layout("the bundle has no kernel image".into()))?;
+    let rootfs = one_image(images, ImageRole::Rootfs)?;
+    let imgs = SlotImages {
+        kernel: verified(&kernel),
+        rootfs: rootfs.as_ref().map(verified),
+    };
+    let from = booted_slot(root, board)?;
+    let to = from.other();
+    let layout = board.slot(to);
+    check_sizes(to, layout, &imgs)?;
+    check_own_targets(board, to)?;
+    let mut flow = open_flow(root, board)?;
+    let state = flow.state()?;
+    if state.committed != from {
+        return Err(AbError::Refused(format!(
+            "the running slot {from} is not confirmed (the boot loader falls back to {}); \
+             run `liminix-agent mark-good` or reboot first",
+            state.committed
+        )));
+    }
+    let mut kdev = open_target(root, &layout.kernel)?;
+    let mut rdev = layout
+        .rootfs
+        .as_ref()
+        .map(|t| open_target(root, t))
+        .transpose()?;
+    let durable = std::iter::once(&kdev)
+        .chain(rdev.as_ref())
+        .filter_map(flush_handle)
+        .collect::<Result<Vec<_>, _>>()?;
+    let devs = SlotDevs {
+        kernel: raw_of(&mut kdev)?,
+        rootfs: rdev.as_mut().map(rootfs_of),
+        durable,
+    };
+    let install = install_slot(flow.as_mut(), to, layout, devs, &imgs)?;
+    let ubi_attached = rdev.and_then(close_target);
+    record::set_pending(
+        root,
+        &Pending {
+            from,
+            to,
+            installed_at: crate::now(),
+            images: images.iter().map(|i| hex::encode(i.sha256)).collect(),
+        },
+    )?;
+    if opts.reboot {
+        crate::closure::activate::reboot().map_err(|e| AbError::Write(format!("reboot: {e}")))?;
+    }
+    Ok(InstallSummary {
+        from,
+        to,
+        install,
+        ubi_attached,
+        rebooted: opts.reboot,
     })
 }
 
-fn other_volumes(ubi: &mut dyn Ubi, name: &str) -> Result<Vec<String>, PlanError> {
-    let vols = ubi.volumes().map_err(PlanError::Io)?;
-    Ok(vols
-        .into_iter()
-        .map(|v| v.name)
-        .filter(|n| n != name)
-        .collect())
+/// Refuses a layout whose slot `to` shares a target with the other (running) slot.
+fn check_own_targets(board: &AbBoard, to: Slot) -> Result<(), AbError> {
+    let targets = |s: Slot| {
+        let l = board.slot(s);
+        std::iter::once(&l.kernel).chain(l.rootfs.as_ref())
+    };
+    let running: Vec<&Target> = targets(to.other()).collect();
+    match targets(to).find(|t| running.contains(t)) {
+        Some(t) => Err(AbError::Config(format!(
+            "slot {to} shares {t:?} with the running slot {}",
+            to.other()
+        ))),
+        None => Ok(()),
+    }
 }
 
-/// Makes the volume the plan asks for; the slot is not bootable by now, so its old
-/// volume may go.
-fn prepare_volume(
-    ubi: &mut dyn Ubi,
-    name: &str,
-    plan: VolumePlan,
-) -> Result<(u32, VolumeAction), AbError> {
-    let io = |e| AbError::io("UBI volume", e);
-    match plan {
-        VolumePlan::Keep(id) => Ok((id, VolumeAction::Kept)),
-        VolumePlan::Make {
-            remove,
-            bytes,
-            kind,
-        } => {
-            if let Some(id) = remove {
-                ubi.remove_volume(id).map_err(io)?;
-            }
-            let id = ubi.make_volume(name, bytes, kind).map_err(io)?;
-            let action = match remove {
-                Some(_) => VolumeAction::Remade { bytes },
-                None => VolumeAction::Created { bytes },
-            };
-            Ok((id, action))
-        }
+fn raw_of(t: &mut OpenTarget) -> Result<&mut dyn liminix_flash::Flash, AbError> {
+    match t {
+        OpenTarget::Mtd(f) => Ok(f),
+        OpenTarget::Block(f) => Ok(f),
+        OpenTarget::Volume { .. } => Err(AbError::Config(
+            "a kernel must go to a raw partition, not a UBI volume".into(),
+        )),
+    }
+}
+
+fn rootfs_of(t: &mut OpenTarget) -> RootfsDev<'_> {
+    match t {
+        OpenTarget::Mtd(f) => RootfsDev::Raw(f),
+        OpenTarget::Block(f) => RootfsDev::Raw(f),
+        OpenTarget::Volume { ubi, name, make } => RootfsDev::Volume {
+            ubi: ubi.ubi(),
+            name: name.clone(),
+            make: *make,
+        },
+    }
+}
+
+fn flush_handle(t: &OpenTarget) -> Option<Result<std::fs::File, AbError>> {
+    match t {
+        OpenTarget::Block(f) => Some(
+            f.flush_handle()
+                .map_err(|e| AbError::io("open slot for flushing", e)),
+        ),
+        _ => None,
+    }
+}
+
+/// Closes a target; a UBI device attached for the install is detached again.
+fn close_target(t: OpenTarget) -> Option<UbiAttach> {
+    match t {
+        OpenTarget::Volume { ubi, .. } => ubi.close(),
+        _ => None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A/B slots with try-once boots and automatic rollback.
 //!
-//! `apply` writes the slot that is not running and makes it the one to try at the next
-//! reset ([`install`]); the boot loader tries it once (Zyxel bootconfig) or a few times
+//! [`install`] writes the slot that is not running and makes it the one to try at the next
+//! reset; the boot loader tries it once (Zyxel bootconfig) or a few times
 //! (U-Boot environment and `ab-boot.txt`). In the new system `liminix-agent mark-good`
 //! confirms it after a health check ([`health`]); if that never happens the next reset
 //! returns to the old slot, whose agent finds the unconfirmed trial, records the
@@ -15,11 +15,14 @@ pub mod devices;
 pub mod flow;
 pub mod health;
 pub mod install;
-mod ops;
+mod mark_good;
 pub mod record;
+mod rollback;
 pub mod slot;
 pub(crate) mod slot_ubi;
+pub mod status;
 pub mod uboot;
+mod volume;
 pub mod zyxel;
 
 #[cfg(test)]
@@ -28,13 +31,13 @@ mod tests;
 pub use devices::{SlotUbi, UbiAttach};
 pub use flow::{BootFlow, FlowState};
 pub use install::{
-    install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages, VolumeAction, VolumeSpec,
+    install, install_slot, ImageRole, InstallOptions, InstallReport, InstallSummary, RootfsDev,
+    SlotDevs, SlotImages, StagedImage, VolumeAction, VolumeSpec,
 };
-pub use ops::{
-    apply, booted_slot, check_boot, mark_good, rollback, status_hook, AbSection, AbStatus,
-    ApplyOptions, ApplyReport, ImageRole, MarkGood, StagedImage,
-};
+pub use mark_good::{mark_good, MarkGood};
+pub use rollback::rollback;
 pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
+pub use status::{booted_slot, check_boot, status_hook, AbSection, AbStatus};
 pub use uboot::UBootEnvFlow;
 pub use zyxel::{BootconfigIo, FlashBootconfig, ZyxelFlow};
 
@@ -43,7 +46,7 @@ use crate::error::AgentError;
 /// Failures of the A/B strategy.
 #[derive(Debug, thiserror::Error)]
 pub enum AbError {
-    /// The A/B description or the device layout is wrong.
+    /// The slot layout or the device layout is wrong.
     #[error("A/B configuration: {0}")]
     Config(String),
     /// The bundle is for another board.
@@ -109,7 +112,7 @@ impl From<AbError> for AgentError {
             AbError::WrongBoard { bundle, device } => AgentError::WrongBoard {
                 bundle,
                 device,
-                file: slot::BOARD_FILE.into(),
+                file: crate::root::SLOT_LAYOUT.into(),
             },
             AbError::Verify(detail) => AgentError::Payload {
                 path: "slot image".into(),

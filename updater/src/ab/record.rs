@@ -1,6 +1,6 @@
-//! What the agent remembers across the reboot into a trial, in `/persist/ab/` (shared
-//! by both slots): the pending trial, and the last rollback with the log of the failed
-//! boot that pstore kept.
+//! What the agent remembers across the reboot into a trial, in the A/B records directory
+//! ([`DeviceRoot::ab_records`], shared by both slots): the pending trial, and the last
+//! rollback with the log of the failed boot that pstore kept.
 
 use std::path::{Path, PathBuf};
 
@@ -37,12 +37,11 @@ pub struct Rollback {
     pub pstore: Vec<PstoreEntry>,
 }
 
-const DIR: &str = "/persist/ab";
 /// Bytes kept of each pstore file.
 const PSTORE_KEEP: usize = 64 * 1024;
 
 fn path(root: &DeviceRoot, name: &str) -> PathBuf {
-    root.join(&format!("{DIR}/{name}"))
+    root.ab_records().join(name)
 }
 
 fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
@@ -58,7 +57,8 @@ fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
 /// Write to a temporary name, fsync, rename: a reader sees the old or the new record.
 fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
     let dir = p.parent().expect("record paths have a parent");
-    std::fs::create_dir_all(dir).map_err(|e| AbError::io("create /persist/ab", e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| AbError::io(&format!("create {}", dir.display()), e))?;
     let tmp = p.with_extension("tmp");
     let body = serde_json::to_vec_pretty(v).expect("records serialise");
     let io = |e| AbError::io(&format!("write {}", p.display()), e);
@@ -104,7 +104,7 @@ pub fn set_rollback(root: &DeviceRoot, r: &Rollback) -> Result<(), AbError> {
 /// Removes the given pstore records (which frees ramoops' slots for the next crash).
 /// Best effort: a record that cannot be removed is only reported again.
 pub fn drop_pstore(root: &DeviceRoot, entries: &[PstoreEntry]) {
-    let dir = root.join("/sys/fs/pstore");
+    let dir = root.pstore();
     for e in entries {
         let _ = std::fs::remove_file(dir.join(&e.name));
     }
@@ -113,7 +113,7 @@ pub fn drop_pstore(root: &DeviceRoot, entries: &[PstoreEntry]) {
 /// The records pstore holds (from the previous boot), at most 64 KiB of each, newest
 /// bytes kept.
 pub fn read_pstore(root: &DeviceRoot) -> Vec<PstoreEntry> {
-    let Ok(rd) = std::fs::read_dir(root.join("/sys/fs/pstore")) else {
+    let Ok(rd) = std::fs::read_dir(root.pstore()) else {
         return Vec::new();
     };
     let mut out: Vec<PstoreEntry> = rd

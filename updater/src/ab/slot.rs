@@ -180,25 +180,25 @@ impl AbBoard {
     }
 }
 
-/// Device path of the board's A/B description.
-pub const BOARD_FILE: &str = "/etc/liminix/ab.json";
-
-/// Reads the A/B description of this device: [`BOARD_FILE`] if present, else the slots
-/// of its board file (liminix-boards, strategies `ab-zyxel`/`ab-uboot`). `Ok(None)` when
-/// it is not an A/B board (or names no board file the agent knows).
+/// Reads the slot layout of this device: its slot layout
+/// ([`crate::root::DeviceRoot::slot_layout`]) if present, else the slots of its board definition
+/// (liminix-boards, strategies `ab-zyxel`/`ab-uboot`). `Ok(None)` when
+/// it is not an A/B board (or names no board definition the agent knows).
 pub fn load_board(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, super::AbError> {
-    let path = root.join(BOARD_FILE);
+    let path = root.slot_layout();
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| super::AbError::Config(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => from_board_file(root),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => from_board_definition(root),
         Err(e) => Err(super::AbError::Config(format!("{}: {e}", path.display()))),
     }
 }
 
-fn from_board_file(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, super::AbError> {
-    let Ok(name) = std::fs::read_to_string(root.board_file()) else {
+fn from_board_definition(
+    root: &crate::root::DeviceRoot,
+) -> Result<Option<AbBoard>, super::AbError> {
+    let Ok(name) = std::fs::read_to_string(root.board_name()) else {
         return Ok(None);
     };
     let Ok(board) = liminix_boards::for_device(root.dir(), name.trim()) else {

@@ -57,7 +57,7 @@ impl SlotUbi {
         let mtd = liminix_mtd::sysfs::find_by_name(root.dir(), partition)
             .map_err(|e| AbError::Config(format!("mtd:{partition}: {e}")))?
             .index;
-        let found = crate::apply::devices::attached_ubi(root, mtd)
+        let found = crate::apply::targets::attached_ubi(root, mtd)
             .map_err(|e| AbError::io("list UBI devices", e))?;
         match found {
             Some(num) => Self::attached(root, num, volume),
@@ -165,7 +165,7 @@ pub fn foreign_blocks(flash: &mut dyn Flash) -> Result<Vec<u64>, FlashError> {
 
 /// Refuses to attach a partition that holds other data than UBI (read only).
 fn refuse_foreign_data(root: &DeviceRoot, partition: &str, mtd: u32) -> Result<(), AbError> {
-    let path = root.join(&format!("/dev/mtd{mtd}"));
+    let path = root.mtd_device(mtd);
     let mut f = MtdFlash::open(&path, false).map_err(|e| AbError::io("open UBI partition", e))?;
     let foreign = foreign_blocks(&mut f).map_err(|e| AbError::io("read UBI partition", e))?;
     if foreign.len() <= TORN_ERASES {

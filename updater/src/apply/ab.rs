@@ -1,17 +1,17 @@
 //! A/B boards: `apply` stages and verifies the images, then hands them to the A/B strategy
-//! ([`crate::ab::apply`]), which writes the slot that is not running and arms the boot loader.
+//! ([`crate::ab::install`]), which writes the slot that is not running and arms the boot loader.
 //! The slot layout comes from `/etc/liminix/ab.json` when the device has one, otherwise it is
-//! derived from the board file.
+//! derived from the board definition.
 
 use liminix_boards::{Board, Bootloader, Place};
 
-use super::devices::mtd_index;
 use super::error::ApplyError;
-use super::stage::StagedFile;
+use super::targets::mtd_index;
 use crate::ab::{self, AbBoard, FlowConfig, ImageRole, SlotLayout, StagedImage, Target};
 use crate::root::DeviceRoot;
+use crate::staging::images::StagedFile;
 
-/// Attempts U-Boot gives a new slot when the board file does not say.
+/// Attempts U-Boot gives a new slot when the board definition does not say.
 const UBOOT_ATTEMPTS: u8 = 3;
 
 fn role(name: &str) -> Result<ImageRole, ApplyError> {
@@ -66,7 +66,7 @@ fn slot_layout(root: &DeviceRoot, b: &Board, slot: &str) -> Result<SlotLayout, A
     })
 }
 
-/// The A/B strategy's view of a board file.
+/// The A/B strategy's view of a board definition.
 pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
     let mut slots: Vec<_> = b.slots.iter().collect();
     slots.sort_by_key(|s| s.index);
@@ -99,12 +99,12 @@ pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
 }
 
 /// Installs the staged images into the other slot.
-pub fn apply(
+pub fn install(
     root: &DeviceRoot,
     b: &Board,
     staged: &[StagedFile],
     reboot: bool,
-) -> Result<ab::ApplyReport, ApplyError> {
+) -> Result<ab::InstallSummary, ApplyError> {
     let board = match ab::load_board(root)? {
         Some(board) => board,
         None => ab_board(root, b)?,
@@ -119,11 +119,11 @@ pub fn apply(
             })
         })
         .collect::<Result<Vec<_>, ApplyError>>()?;
-    let opts = ab::ApplyOptions {
+    let opts = ab::InstallOptions {
         bundle_board: b.name.clone(),
         reboot,
     };
-    Ok(ab::apply(root, &board, &images, &opts)?)
+    Ok(ab::install(root, &board, &images, &opts)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Everything `apply` checks before it reads a payload byte: a trusted signature, the board, the
-//! images against the board file, and the security epoch.
+//! What `apply` checks before it reads a payload byte, besides what every bundle passes
+//! ([`crate::verify`]): the board definition, the images against it, and the security epoch.
 //!
 //! Where the epoch lives: closure devices keep it with their generations
 //! (`/persist/generations/epoch`); image devices record the highest epoch they applied in
@@ -8,45 +8,17 @@
 //! the build (the running image's own epoch). The floor is the highest of the three.
 
 use liminix_boards::Board;
-use liminix_bundle::stream::Header;
-use liminix_bundle::{sign, Manifest};
+use liminix_bundle::Manifest;
 
 use super::error::ApplyError;
+use crate::closure::generations::Generations;
 use crate::error::{AgentError, Result};
-use crate::generations::Generations;
 use crate::root::DeviceRoot;
-use crate::store::write_atomic;
+use crate::staging::write_atomic;
 
-/// Device path of the image epoch record.
-pub const IMAGE_EPOCH: &str = "/persist/.liminix/image-epoch";
-/// Device path of the running image's own epoch (read-only, from the build).
-pub const BUILT_EPOCH: &str = "/etc/liminix/epoch";
-
-pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
-    let dir = root.trusted_keys();
-    let trusted = sign::load_trusted_dir(&dir)?;
-    if sign::trusted_signature(&h.manifest_bytes, &h.signatures, &trusted).is_some() {
-        return Ok(());
-    }
-    let signers = match h.signatures.is_empty() {
-        true => "nobody".to_owned(),
-        false => h
-            .signatures
-            .iter()
-            .map(|s| format!("key {}", &s.key[..16.min(s.key.len())]))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    Err(AgentError::Untrusted {
-        signers,
-        dir,
-        trusted: trusted.len(),
-    })
-}
-
-/// The device's board name must be the bundle's, and its board file must exist and load.
+/// The device's board name must be the bundle's, and its board definition must exist and load.
 pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
-    crate::receive::check_board(root, m)?;
+    crate::verify::check_board(root, m)?;
     Ok(liminix_boards::for_device(root.dir(), &m.board).map_err(ApplyError::from)?)
 }
 
@@ -73,8 +45,8 @@ pub fn check_images(board: &Board, m: &Manifest) -> Result<(), ApplyError> {
     Ok(())
 }
 
-fn read_number(root: &DeviceRoot, path: &str) -> u64 {
-    std::fs::read_to_string(root.join(path))
+fn read_number(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
@@ -84,8 +56,8 @@ fn read_number(root: &DeviceRoot, path: &str) -> u64 {
 pub fn highest_epoch(root: &DeviceRoot) -> Result<u64> {
     let generations = Generations::new(root).highest_epoch()?;
     Ok(generations
-        .max(read_number(root, IMAGE_EPOCH))
-        .max(read_number(root, BUILT_EPOCH)))
+        .max(read_number(&root.image_epoch()))
+        .max(read_number(&root.built_epoch())))
 }
 
 pub fn check_epoch(root: &DeviceRoot, m: &Manifest) -> Result<()> {
@@ -103,10 +75,10 @@ pub fn check_epoch(root: &DeviceRoot, m: &Manifest) -> Result<()> {
 pub fn record_epoch(root: &DeviceRoot, epoch: u64) -> Result<()> {
     // Not `root.persist()`: that falls back to ROOT itself, which on a NOR board is the
     // read-only image.
-    if !root.join("/persist").is_dir() || epoch <= read_number(root, IMAGE_EPOCH) {
+    let path = root.image_epoch();
+    if !root.has_persist() || epoch <= read_number(&path) {
         return Ok(());
     }
-    let path = root.join(IMAGE_EPOCH);
     let dir = path.parent().expect("has a parent");
     std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
     write_atomic(&path, format!("{epoch}\n").as_bytes())

@@ -1,21 +1,20 @@
 //! `apply`: install the flash images of a signed bundle on an image board.
 //!
 //! All checks come before the first flash write: a trusted signature over the manifest, the
-//! board (`/etc/liminix/board` must name the bundle's board and its board file must load), every
-//! image known to the board file and packed for the same target, the security epoch
-//! ([`checks`]), each target opened and matched against the board file, and each image's size
-//! against its target (good blocks on NAND, room for a UBI swap) ([`write::precheck`]). Then the
+//! board (`/etc/liminix/board` must name the bundle's board and its board definition must load), every
+//! image known to the board definition and packed for the same target, the security epoch
+//! ([`checks`]), each target opened and matched against the board definition, and each image's size
+//! against its target (good blocks on NAND, room for a UBI swap) ([`image::precheck`]). Then the
 //! images are streamed into staging files, each verified against the manifest's sha256 and
-//! size ([`stage`]). Only then does the board's strategy write: `raw` and `ubi` boards one
-//! journalled liminix-flash transaction per image ([`write`]), A/B boards the slot that is not
+//! size ([`crate::staging::images`]). Only then does the board's strategy write: `raw` and `ubi` boards one
+//! journalled liminix-flash transaction per image ([`image`]), A/B boards the slot that is not
 //! running ([`ab`]). See docs/apply.md.
 
 pub mod ab;
 pub mod checks;
-pub mod devices;
 mod error;
-pub mod stage;
-pub mod write;
+pub mod image;
+pub mod targets;
 
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
@@ -25,23 +24,20 @@ use liminix_bundle::stream::Header;
 use liminix_flash::Progress;
 use serde::Serialize;
 
-pub use devices::{Devices, RealDevices};
+pub use crate::staging::images::StagedFile;
 pub use error::ApplyError;
-pub use stage::StagedFile;
-pub use write::ImageReport;
+pub use image::ImageReport;
+pub use targets::{Devices, RealDevices};
 
 use crate::error::Result;
 use crate::flashops::journal_dir::JournalLocation;
 use crate::root::DeviceRoot;
 
-/// Device path of the default staging directory (RAM on a running router).
-pub const DEFAULT_STAGING: &str = "/run/liminix/staging";
-
 #[derive(Clone, Debug, Default)]
 pub struct ApplyOptions {
-    /// Where images are staged (default `ROOT/run/liminix/staging`).
+    /// Where images are staged (default: [`DeviceRoot::image_staging`]).
     pub staging: Option<PathBuf>,
-    /// Journal directory (default: see `flashops::journal_dir`).
+    /// Journal directory (default: [`DeviceRoot::journal`]).
     pub journal: Option<PathBuf>,
     /// Allow in-place UBI updates when a swap does not fit (never of a mounted volume).
     pub in_place: bool,
@@ -57,7 +53,7 @@ pub struct ApplyReport {
     /// Raw and UBI boards: what each image's transaction did.
     pub images: Vec<ImageReport>,
     /// A/B boards: the slots and what the install did.
-    pub ab: Option<crate::ab::ApplyReport>,
+    pub ab: Option<crate::ab::InstallSummary>,
 }
 
 /// Applies the bundle read from `input` to the real devices below `root`.
@@ -81,12 +77,12 @@ pub fn apply_with(
 ) -> Result<ApplyReport> {
     let mut input = BufReader::with_capacity(128 << 10, input);
     let header = Header::read(&mut input)?;
-    checks::check_trust(root, &header)?;
+    crate::verify::check_trust(root, &header)?;
     let m = &header.manifest;
     let board = checks::device_board(root, m)?;
     checks::check_images(&board, m)?;
     checks::check_epoch(root, m)?;
-    let loc = JournalLocation::locate(root, Some(&journal_dir(root, opts)));
+    let loc = JournalLocation::locate(root, opts.journal.as_deref());
     let _lock = loc.lock()?;
     if !board.strategy.is_ab() {
         // Check the targets with the manifest's sizes before a payload byte is read.
@@ -100,19 +96,16 @@ pub fn apply_with(
                 size: i.size,
             })
             .collect();
-        write::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
+        image::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
     }
-    let staging = opts
-        .staging
-        .clone()
-        .unwrap_or_else(|| root.join(DEFAULT_STAGING));
-    let staged = stage::stage_images(&mut input, m, &staging)?;
+    let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
+    let staged = crate::staging::images::stage_images(&mut input, m, &staging)?;
     let result = match board.strategy {
         Strategy::Raw | Strategy::Ubi => {
             let jobs = jobs(&board, &staged)?;
-            write::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
+            image::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
         }
-        Strategy::AbZyxel | Strategy::AbUboot => ab::apply(root, &board, &staged, opts.reboot)
+        Strategy::AbZyxel | Strategy::AbUboot => ab::install(root, &board, &staged, opts.reboot)
             .map(|r| (Vec::new(), Some(r)))
             .map_err(Into::into),
     };
@@ -122,7 +115,7 @@ pub fn apply_with(
     let (images, ab) = result?;
     checks::record_epoch(root, m.epoch)?;
     if opts.reboot && ab.is_none() {
-        crate::activate::reboot()?;
+        crate::closure::activate::reboot()?;
     }
     Ok(ApplyReport {
         board: board.name.clone(),
@@ -136,23 +129,12 @@ pub fn apply_with(
 fn jobs<'a>(
     board: &'a liminix_boards::Board,
     staged: &'a [StagedFile],
-) -> Result<Vec<write::Job<'a>>> {
+) -> Result<Vec<image::Job<'a>>> {
     staged
         .iter()
         .map(|s| {
             let to = board.resolve(&s.name, None).map_err(ApplyError::from)?;
-            Ok(write::Job { image: s, to })
+            Ok(image::Job { image: s, to })
         })
         .collect()
-}
-
-/// `--journal`, else the persistent journal when the device has a `/persist` filesystem, else the
-/// RAM one. Decided here from `ROOT/persist` itself: `DeviceRoot::persist` falls back to ROOT,
-/// which on a NOR board is the read-only image.
-fn journal_dir(root: &DeviceRoot, opts: &ApplyOptions) -> PathBuf {
-    match &opts.journal {
-        Some(dir) => dir.clone(),
-        None if root.join("/persist").is_dir() => root.join("/persist/.liminix/journal"),
-        None => root.join("/run/liminix/flash-journal"),
-    }
 }

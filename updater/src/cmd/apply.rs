@@ -6,14 +6,13 @@ use clap::Args;
 use liminix_agent::apply::{apply, ApplyOptions, ApplyReport};
 use liminix_agent::error::{AgentError, Result};
 use liminix_agent::flashops::progress::reporter;
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
 #[derive(Args)]
 #[command(
     after_help = "Checks the signature (ROOT/etc/liminix/trusted-keys), the board (ROOT/etc/liminix/board and\n\
-    its board file), the security epoch and every target's size before anything is written, then\n\
+    its board definition), the security epoch and every target's size before anything is written, then\n\
     stages each image (verified against the manifest's sha256) and writes it with the board's\n\
     strategy: raw partitions and UBI volumes as journalled transactions, A/B boards into the\n\
     slot that is not running. See docs/apply.md."
@@ -39,7 +38,7 @@ pub struct ApplyArgs {
 }
 
 pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let opts = ApplyOptions {
         staging: a.staging.clone(),
         journal: a.journal.clone(),

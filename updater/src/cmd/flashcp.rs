@@ -6,7 +6,6 @@ use liminix_agent::flashops::flashcp_cli::write_summary;
 use liminix_agent::flashops::journal_dir::JournalLocation;
 use liminix_agent::flashops::progress::reporter;
 use liminix_agent::flashops::raw::{flashcp, RawRequest};
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
@@ -36,7 +35,7 @@ pub struct FlashcpArgs {
 }
 
 pub fn run(g: &Global, a: &FlashcpArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let req = RawRequest {
         image: a.image.clone(),
         device: a.device.clone(),

@@ -1,6 +1,5 @@
 use clap::Args;
 use liminix_agent::error::Result;
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
@@ -15,7 +14,7 @@ pub struct GcArgs {
 }
 
 pub fn run(g: &Global, a: &GcArgs) -> Result<()> {
-    let plan = liminix_agent::gc::gc(&DeviceRoot::new(&g.root), a.keep, a.dry_run)?;
+    let plan = liminix_agent::closure::gc::gc(&g.device(), a.keep, a.dry_run)?;
     if g.json {
         println!(
             "{}",

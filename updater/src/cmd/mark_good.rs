@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Args;
 use liminix_agent::ab;
 use liminix_agent::error::{AgentError, Result};
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
@@ -27,11 +26,11 @@ pub struct MarkGoodArgs {
 }
 
 pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let mut board = ab::load_board(&root)?.ok_or_else(|| {
         AgentError::State(format!(
             "this device has no A/B slots ({} is missing)",
-            ab::slot::BOARD_FILE
+            liminix_agent::root::SLOT_LAYOUT
         ))
     })?;
     if a.no_check {

@@ -9,11 +9,3 @@ pub mod recover;
 pub mod rollback;
 pub mod status;
 pub mod ubi_update;
-
-/// Seconds since the epoch from the device clock.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -1,10 +1,11 @@
 use std::io::IsTerminal;
 
 use clap::Args;
+use liminix_agent::closure::activate;
+use liminix_agent::closure::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
+use liminix_agent::error::AgentError;
 use liminix_agent::error::Result;
-use liminix_agent::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
 use liminix_agent::root::DeviceRoot;
-use liminix_agent::{activate, error::AgentError};
 use liminix_bundle::wire::{AgentEvent, PROTOCOL};
 
 use crate::cli::Global;
@@ -23,7 +24,7 @@ pub struct ReceiveArgs {
 }
 
 pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let mut stdout = std::io::stdout().lock();
     let mut events = Events { out: &mut stdout };
     events.send(&AgentEvent::Hello {
@@ -47,7 +48,7 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
         ));
     }
     let opts = ReceiveOptions {
-        now: super::now(),
+        now: liminix_agent::now(),
         delta_max: a.delta_max,
     };
     let r = receive(root, &mut std::io::stdin().lock(), events, &opts)?;

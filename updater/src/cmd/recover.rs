@@ -6,7 +6,6 @@ use liminix_agent::flashops::journal_dir::JournalLocation;
 use liminix_agent::flashops::progress::reporter;
 use liminix_agent::flashops::recovery::{forget, recover_all};
 use liminix_agent::flashops::FlashOpError;
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
@@ -29,7 +28,7 @@ pub struct RecoverArgs {
 }
 
 pub fn run(g: &Global, a: &RecoverArgs) -> Result<()> {
-    let root = DeviceRoot::new(&g.root);
+    let root = g.device();
     let loc = JournalLocation::locate(&root, a.journal.as_deref());
     let _lock = loc.lock()?;
     if let Some(key) = &a.forget {

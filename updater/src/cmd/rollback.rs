@@ -1,5 +1,5 @@
 use clap::Args;
-use liminix_agent::activate;
+use liminix_agent::closure::activate;
 use liminix_agent::error::Result;
 use liminix_agent::root::DeviceRoot;
 
@@ -21,14 +21,11 @@ pub struct RollbackArgs {
 }
 
 pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
-    if let Some(board) = liminix_agent::ab::load_board(&DeviceRoot::new(&g.root))? {
-        return ab_rollback(g, a, &board);
+    let root = g.device();
+    if let Some(board) = liminix_agent::ab::load_board(&root)? {
+        return ab_rollback(g, &root, a, &board);
     }
-    let r = liminix_agent::rollback::rollback(
-        &DeviceRoot::new(&g.root),
-        a.generation,
-        a.allow_downgrade,
-    )?;
+    let r = liminix_agent::closure::rollback::rollback(&root, a.generation, a.allow_downgrade)?;
     if g.json {
         println!("{}", serde_json::json!({"from": r.from, "to": r.to}));
     } else {
@@ -45,13 +42,18 @@ pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
 }
 
 /// A/B boards: cancel a pending trial, or make the other slot the committed one.
-fn ab_rollback(g: &Global, a: &RollbackArgs, board: &liminix_agent::ab::AbBoard) -> Result<()> {
+fn ab_rollback(
+    g: &Global,
+    root: &DeviceRoot,
+    a: &RollbackArgs,
+    board: &liminix_agent::ab::AbBoard,
+) -> Result<()> {
     if a.generation.is_some() {
         return Err(liminix_agent::error::AgentError::Usage(
             "A/B boards roll back between slots; no generation number is taken".into(),
         ));
     }
-    let (from, to) = liminix_agent::ab::rollback(&DeviceRoot::new(&g.root), board, a.force)?;
+    let (from, to) = liminix_agent::ab::rollback(root, board, a.force)?;
     if g.json {
         println!("{}", serde_json::json!({"from_slot": from, "to_slot": to}));
     } else if from == to {

@@ -1,11 +1,10 @@
 use liminix_agent::error::Result;
-use liminix_agent::root::DeviceRoot;
 use liminix_agent::status;
 
 use crate::cli::Global;
 
 pub fn run(g: &Global) -> Result<()> {
-    let s = status::status(&DeviceRoot::new(&g.root))?;
+    let s = status::status(&g.device())?;
     if g.json {
         println!(
             "{}",

@@ -4,7 +4,6 @@ use clap::Args;
 use liminix_agent::error::Result;
 use liminix_agent::flashops::progress::reporter;
 use liminix_agent::flashops::ubi::{ubi_update, UbiRequest};
-use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
 
@@ -40,7 +39,7 @@ pub fn run(g: &Global, a: &UbiUpdateArgs) -> Result<()> {
         journal: a.journal.clone(),
     };
     let mut progress = reporter(a.verbose);
-    let s = ubi_update(&DeviceRoot::new(&g.root), &req, progress.as_mut())?;
+    let s = ubi_update(&g.device(), &req, progress.as_mut())?;
     drop(progress);
     if g.json {
         println!("{}", serde_json::to_string_pretty(&s).expect("serialises"));

@@ -1,12 +1,11 @@
 //! Where the flash journal lives and whether it survives a power cut.
 //!
-//! On a board with a writable root the journal is `ROOT/persist/.liminix/journal`
-//! and protects against power cuts and crashes alike. A levitated system (the
-//! agent running from RAM, e.g. on a NOR board while the flash is rewritten)
-//! has no persistent filesystem: the journal then goes to
-//! `ROOT/run/liminix/flash-journal` and only protects against the agent itself
-//! crashing or being killed; after a power cut it is gone. `--journal DIR`
-//! overrides the choice. A directory on tmpfs or ramfs is reported as volatile
+//! The default directory is [`DeviceRoot::journal`]: on a board with a writable
+//! root it is persistent and protects against power cuts and crashes alike. A
+//! levitated system (the agent running from RAM, e.g. on a NOR board while the
+//! flash is rewritten) has no persistent filesystem: the journal is then in RAM
+//! and only protects against the agent itself crashing or being killed; after a
+//! power cut it is gone. `--journal DIR` overrides the choice. A directory on tmpfs or ramfs is reported as volatile
 //! whichever way it was chosen.
 
 use std::fs::File;
@@ -35,8 +34,7 @@ impl JournalLocation {
     pub fn locate(root: &DeviceRoot, override_dir: Option<&Path>) -> Self {
         let dir = match override_dir {
             Some(d) => d.to_path_buf(),
-            None if root.join("/persist").is_dir() => root.join("/persist/.liminix/journal"),
-            None => root.join("/run/liminix/flash-journal"),
+            None => root.journal(),
         };
         let persistent = !is_volatile(&dir);
         JournalLocation { dir, persistent }

@@ -4,7 +4,7 @@
 //!
 //! This layer owns what the device-independent library leaves open: which
 //! device a user's spec names, where the journal lives ([`journal_dir`]),
-//! keeping the image where recovery finds it ([`staging`]), refusing an
+//! keeping the image where recovery finds it ([`crate::staging::journal`]), refusing an
 //! in-place update of a mounted volume, progress output ([`progress`]), and
 //! the mtd-utils-compatible `flashcp` command line ([`flashcp_cli`]).
 
@@ -14,8 +14,8 @@ pub mod journal_dir;
 pub mod progress;
 pub mod raw;
 pub mod recovery;
-pub mod staging;
 pub mod ubi;
 
+pub(crate) use error::io_err;
 pub use error::FlashOpError;
 pub use flashcp_cli::flashcp_main;

@@ -23,8 +23,8 @@ use serde::Serialize;
 use super::error::FlashOpError;
 use super::journal_dir::JournalLocation;
 use super::recovery::{recover_all, RecoveryLine};
-use super::staging::{settle, stage, StageKind};
 use crate::root::DeviceRoot;
+use crate::staging::journal::{settle, stage, StageKind};
 
 /// What to write where.
 #[derive(Debug, Clone)]

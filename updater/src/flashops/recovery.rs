@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::error::FlashOpError;
 use super::journal_dir::JournalLocation;
-use super::staging::{discard, staged_path};
 use crate::root::DeviceRoot;
+use crate::staging::journal::{discard, staged_path};
 
 /// What happened to one journal record.
 #[derive(Debug, Clone, Serialize)]

@@ -21,8 +21,8 @@ use super::error::FlashOpError;
 use super::journal_dir::JournalLocation;
 use super::raw::recover_then_claim;
 use super::recovery::RecoveryLine;
-use super::staging::{settle, stage, StageKind};
 use crate::root::DeviceRoot;
+use crate::staging::journal::{settle, stage, StageKind};
 
 /// What to write where.
 #[derive(Debug, Clone)]

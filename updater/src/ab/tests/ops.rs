@@ -1,4 +1,4 @@
-//! `apply`, `check_boot` (status), `mark_good` and `rollback` on a device root made of
+//! `install`, `check_boot` (status), `mark_good` and `rollback` on a device root made of
 //! files: slot partitions are files, the bootconfig partition is a file, the U-Boot
 //! environment a redundant pair in a file, the running slot comes from the fake
 //! /proc files and the failed boot's log from a fake /sys/fs/pstore.
@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::ab::ops::Trial;
+use crate::ab::status::Trial;
 use crate::ab::*;
 use crate::root::DeviceRoot;
 
@@ -71,11 +71,7 @@ impl Dev {
                 deadline_secs: Some(1),
             },
         };
-        std::fs::write(
-            root.join(slot::BOARD_FILE),
-            serde_json::to_vec(&board).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(root.slot_layout(), serde_json::to_vec(&board).unwrap()).unwrap();
         let d = Dev {
             _dir: dir,
             root,
@@ -147,12 +143,12 @@ impl Dev {
         ]
     }
 
-    fn apply(&self, imgs: &[StagedImage], board: &str) -> Result<ApplyReport, AbError> {
-        let opts = ApplyOptions {
+    fn apply(&self, imgs: &[StagedImage], board: &str) -> Result<InstallSummary, AbError> {
+        let opts = InstallOptions {
             bundle_board: board.into(),
             reboot: false,
         };
-        apply(&self.root, &self.board, imgs, &opts)
+        install(&self.root, &self.board, imgs, &opts)
     }
 
     fn snapshot(&self) -> Vec<Vec<u8>> {
@@ -356,14 +352,14 @@ fn board_file_gives_the_ab_layout_when_there_is_no_ab_json() {
     let dir = tempfile::tempdir().unwrap();
     let root = DeviceRoot::new(dir.path());
     std::fs::create_dir_all(root.join("/etc/liminix")).unwrap();
-    std::fs::write(root.board_file(), "no-such-board\n").unwrap();
+    std::fs::write(root.board_name(), "no-such-board\n").unwrap();
     assert!(
         load_board(&root).unwrap().is_none(),
         "unknown board: not A/B"
     );
     let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
     crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
-    std::fs::write(root.board_file(), "zyxel-nwa50ax\n").unwrap();
+    std::fs::write(root.board_name(), "zyxel-nwa50ax\n").unwrap();
     let b = load_board(&root)
         .unwrap()
         .expect("A/B board from the board file");

@@ -11,7 +11,7 @@ use sha2::Digest;
 
 use crate::ab::devices::{open_target, OpenTarget};
 use crate::ab::slot_ubi::{attach_error, foreign_blocks};
-use crate::ab::{AbError, ApplyOptions, ImageRole, StagedImage, Target};
+use crate::ab::{AbError, ImageRole, InstallOptions, StagedImage, Target};
 use crate::root::DeviceRoot;
 use crate::testutil::{fake_sysfs, fake_ubi_volume};
 
@@ -143,24 +143,24 @@ fn an_oversized_rootfs_is_refused_before_the_slot_is_opened() {
         let sha256 = sha2::Sha256::digest(vec![0x5Au8; len]).into();
         StagedImage { role, path, sha256 }
     };
-    let opts = ApplyOptions {
+    let opts = InstallOptions {
         bundle_board: "vm-ab-zyxel".into(),
         reboot: false,
     };
     let kernel = staged(ImageRole::Kernel, "k", 1000);
     let big = staged(ImageRole::Rootfs, "big", max as usize + 1);
-    let e = crate::ab::apply(&root, &board, &[kernel.clone(), big], &opts).unwrap_err();
+    let e = crate::ab::install(&root, &board, &[kernel.clone(), big], &opts).unwrap_err();
     assert!(matches!(e, AbError::Layout(_)), "{e}");
     assert!(e.to_string().contains("does not fit slot b"), "{e}");
     // A rootfs that fits gets as far as the devices, which this root does not have.
     let fits = staged(ImageRole::Rootfs, "fits", max as usize);
     let both = [kernel, fits];
-    let e = crate::ab::apply(&root, &board, &both, &opts).unwrap_err();
+    let e = crate::ab::install(&root, &board, &both, &opts).unwrap_err();
     assert!(!matches!(e, AbError::Layout(_)), "{e}");
     // A layout whose inactive slot names the running slot's partition is refused too.
     let mut wrong = board.clone();
     wrong.slots[1].rootfs = wrong.slots[0].rootfs.clone();
-    let e = crate::ab::apply(&root, &wrong, &both, &opts).unwrap_err();
+    let e = crate::ab::install(&root, &wrong, &both, &opts).unwrap_err();
     assert!(matches!(e, AbError::Config(_)), "{e}");
     assert!(e.to_string().contains("with the running slot a"), "{e}");
 }

@@ -9,16 +9,16 @@ use std::io::{Read, Write};
 
 use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
-use liminix_bundle::sign;
 use liminix_bundle::storepath::StorePath;
 use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Header};
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
+use crate::closure::generations::{Generations, NewGeneration};
+use crate::closure::store::Store;
 use crate::error::{AgentError, Result};
-use crate::generations::{Generations, NewGeneration};
 use crate::root::DeviceRoot;
-use crate::store::{free_space, Store};
+use crate::staging::free_space;
 
 /// Staged paths are committed in batches so an interrupted transfer keeps most of its work.
 const BATCH_BYTES: u64 = 4 << 20;
@@ -62,20 +62,20 @@ pub fn receive(
     o: &ReceiveOptions,
 ) -> Result<Received> {
     let now = o.now;
-    let store = Store::open_locked(&root.store())?;
+    let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
     store.empty_trash()?;
     let mut input = std::io::BufReader::with_capacity(128 << 10, input);
     let header = Header::read(&mut input)?;
-    check_trust(root, &header)?;
+    crate::verify::check_trust(root, &header)?;
     let m = &header.manifest;
     if !m.has_closure() {
         return Err(AgentError::Usage(
             "this bundle carries only flash images: install it with `liminix-agent apply`".into(),
         ));
     }
-    check_board(root, m)?;
+    crate::verify::check_board(root, m)?;
     let installed = gens.highest_epoch()?;
     if m.epoch < installed {
         return Err(AgentError::Epoch {
@@ -104,44 +104,6 @@ pub fn receive(
         }
     }
     install(&store, &gens, m, now, copied, events)
-}
-
-fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
-    let dir = root.trusted_keys();
-    let trusted = sign::load_trusted_dir(&dir)?;
-    if sign::trusted_signature(&h.manifest_bytes, &h.signatures, &trusted).is_some() {
-        return Ok(());
-    }
-    let signers = if h.signatures.is_empty() {
-        "nobody".to_owned()
-    } else {
-        h.signatures
-            .iter()
-            .map(|s| format!("key {}", &s.key[..16.min(s.key.len())]))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(AgentError::Untrusted {
-        signers,
-        dir,
-        trusted: trusted.len(),
-    })
-}
-
-/// The device's `/etc/liminix/board` must name the bundle's board.
-pub(crate) fn check_board(root: &DeviceRoot, m: &Manifest) -> Result<()> {
-    let file = root.board_file();
-    let device = std::fs::read_to_string(&file)
-        .map_err(AgentError::io("reading the board name from", &file))?;
-    let device = device.trim();
-    if device != m.board {
-        return Err(AgentError::WrongBoard {
-            bundle: m.board.clone(),
-            device: device.to_owned(),
-            file,
-        });
-    }
-    Ok(())
 }
 
 fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
@@ -180,7 +142,7 @@ fn delta_bases(
             let base = present
                 .iter()
                 .find(|q| q.name() == sp.name() && **q != sp)?;
-            (crate::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase {
+            (crate::closure::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase {
                 index: i,
                 base: base.base_name(),
             })

@@ -12,8 +12,8 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::error::{io_err, FlashOpError};
-use super::journal_dir::JournalLocation;
+use crate::flashops::journal_dir::JournalLocation;
+use crate::flashops::{io_err, FlashOpError};
 
 /// Spare bytes left on the journal filesystem after a staging copy.
 const COPY_MARGIN: u64 = 1 << 20;
@@ -120,16 +120,15 @@ fn copy_synced(from: &Path, to: &Path) -> Result<(), FlashOpError> {
     fs::rename(&tmp, to).map_err(io_err("rename", to))
 }
 
+/// Bytes available on the filesystem of `dir` (0 when it cannot be asked).
+fn free_bytes(dir: &Path) -> u64 {
+    super::free_space(dir).map_or(0, |(available, _, _)| available)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), FlashOpError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsync", dir))
-}
-
-fn free_bytes(dir: &Path) -> u64 {
-    rustix::fs::statvfs(dir)
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use std::path::Path;
 use liminix_bundle::storepath::StorePath;
 use serde::Serialize;
 
+use crate::closure::generations::Generations;
+use crate::closure::store::Store;
 use crate::error::{AgentError, Result};
-use crate::generations::Generations;
-use crate::root::DeviceRoot;
-use crate::store::Store;
+use crate::root::{DeviceRoot, STORE};
 
 #[derive(Debug, Serialize)]
 pub struct GcPlan {
@@ -35,12 +35,13 @@ pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u
         return Ok(Vec::new());
     };
     let Some(base) = device
-        .strip_prefix("/nix/store/")
+        .strip_prefix(STORE)
+        .and_then(|r| r.strip_prefix('/'))
         .and_then(|r| r.split('/').next())
     else {
         return Ok(Vec::new());
     };
-    let path = format!("/nix/store/{base}");
+    let path = format!("{STORE}/{base}");
     let mut out = Vec::new();
     for g in gens.list()? {
         if gens.closure(g.number)?.contains(&path) {
@@ -51,7 +52,7 @@ pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u
 }
 
 pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
-    let store = Store::open_locked(&root.store())?;
+    let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
     store.empty_trash()?;

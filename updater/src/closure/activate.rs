@@ -13,7 +13,7 @@ use std::process::Command;
 
 use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
-use crate::store::write_atomic;
+use crate::staging::write_atomic;
 
 /// Parses an s6-rc database `hashes` file: `NAME STOREPATH` or `NAME force-restart` per line.
 pub fn read_hashes(db: &Path) -> Result<BTreeMap<String, String>> {

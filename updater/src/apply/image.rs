@@ -10,14 +10,14 @@ use liminix_flash::{
 };
 use serde::Serialize;
 
-use super::devices::Devices;
 use super::error::ApplyError;
-use super::stage::StagedFile;
+use super::targets::Devices;
 use crate::error::{AgentError, Result};
 use crate::flashops::journal_dir::JournalLocation;
 use crate::flashops::raw::writer_options;
-use crate::flashops::staging::{settle, stage};
 use crate::flashops::FlashOpError;
+use crate::staging::images::StagedFile;
+use crate::staging::journal::{settle, stage};
 
 /// One image and where it goes.
 pub struct Job<'a> {
@@ -77,7 +77,7 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                     return Err(ApplyError::Layout {
                         target: job.to.target.to_owned(),
                         detail: format!(
-                            "the device has {:#x} bytes in {:#x}-byte blocks, the board file says {:#x} in {:#x}",
+                            "the device has {:#x} bytes in {:#x}-byte blocks, the board definition says {:#x} in {:#x}",
                             geo.size, geo.erase_size, partition.size, chip.erase_size
                         ),
                     }
@@ -94,7 +94,7 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                 if leb != want {
                     return Err(ApplyError::Layout {
                         target: job.to.target.to_owned(),
-                        detail: format!("LEB size {leb}, the board file says {want}"),
+                        detail: format!("LEB size {leb}, the board definition says {want}"),
                     }
                     .into());
                 }

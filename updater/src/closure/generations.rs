@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AgentError, Result};
-use crate::root::DeviceRoot;
-use crate::store::{symlink_atomic, sync_dir, write_atomic};
+use crate::root::{DeviceRoot, STORE};
+use crate::staging::{symlink_atomic, sync_dir, write_atomic};
 
 const FIXED_LINKS: [&str; 3] = ["activate", "init", "nix-store-paths"];
 
@@ -269,7 +269,8 @@ impl Generations {
 
     fn make_configuration_link(&self, top: &str, when: u64) -> Result<String> {
         let persist = self.root.persist();
-        let target = format!("nix/store/{}", top.trim_start_matches("/nix/store/"));
+        // Relative to the persist filesystem, which is the root in a recovery install.
+        let target = format!("{}/{}", STORE.trim_start_matches('/'), store_base(top));
         for bump in 0..3600 {
             let name = format!("{}.configuration", timestamp(when + bump));
             let path = persist.join(&name);
@@ -291,7 +292,7 @@ impl Generations {
         write_atomic(&tmp.join("info.json"), &json)?;
         let top = info.toplevel.as_deref().unwrap_or_default();
         if !top.is_empty() {
-            let rel = format!("../../nix/store/{}", top.trim_start_matches("/nix/store/"));
+            let rel = format!("../..{STORE}/{}", store_base(top));
             std::os::unix::fs::symlink(rel, tmp.join("toplevel"))
                 .map_err(AgentError::io("linking", tmp))?;
         }
@@ -376,7 +377,14 @@ fn newest_configuration_link(root: &DeviceRoot) -> Option<String> {
     links.sort();
     let (_, target) = links.pop()?;
     let base = target.rsplit('/').next()?;
-    Some(format!("/nix/store/{base}"))
+    Some(format!("{STORE}/{base}"))
+}
+
+/// `top` without the store directory (a store path's base name and anything below it).
+fn store_base(top: &str) -> &str {
+    top.strip_prefix(STORE)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(top)
 }
 
 fn copy_entry(src: &Path, dest: &Path) -> Result<()> {

@@ -10,9 +10,9 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind};
 use liminix_bundle::{ImageEntry, Manifest};
 use sha2::{Digest, Sha256};
 
-use super::error::ApplyError;
+use crate::apply::ApplyError;
 use crate::error::{AgentError, Result};
-use crate::store::free_space;
+use crate::staging::free_space;
 
 /// Room left on the staging filesystem beyond the images.
 const STAGING_MARGIN: u64 = 256 << 10;

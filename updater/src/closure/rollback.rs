@@ -1,9 +1,9 @@
 //! `rollback`: make another recorded generation current, in one atomic switch.
 
+use crate::closure::generations::Generations;
+use crate::closure::store::Store;
 use crate::error::{AgentError, Result};
-use crate::generations::Generations;
 use crate::root::DeviceRoot;
-use crate::store::Store;
 
 pub struct RolledBack {
     pub from: Option<u32>,
@@ -15,7 +15,7 @@ pub fn rollback(
     target: Option<u32>,
     allow_downgrade: bool,
 ) -> Result<RolledBack> {
-    let store = Store::open_locked(&root.store())?;
+    let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
     let from = gens.current();

@@ -90,7 +90,7 @@ impl<'a> RealDevices<'a> {
 impl Devices for RealDevices<'_> {
     fn raw(&mut self, p: &Partition) -> Result<(String, &mut dyn Flash), ApplyError> {
         let index = mtd_index(self.root, p)?;
-        let path = self.root.join(&format!("/dev/mtd{index}"));
+        let path = self.root.mtd_device(index);
         let key = crate::flashops::raw::target_key(self.root.dir(), &path);
         if !self.raw.contains_key(&key) {
             let dev = MtdFlash::open(&path, true)
