@@ -36,7 +36,7 @@ pub use ops::{
 };
 pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
 pub use uboot::UBootEnvFlow;
-pub use zyxel::{BootconfigIo, FlashBootconfig, ZyxelFlow};
+pub use zyxel::{BootconfigIo, ZyxelFlow};
 
 use crate::error::AgentError;
 

@@ -137,6 +137,32 @@ impl SimFlash {
         &self.data
     }
 
+    /// The cells themselves, for tests that corrupt stored data behind the
+    /// driver's back (no operation counted, page state unchanged).
+    pub fn contents_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// An independent chip with the same cells, page state, bad blocks and
+    /// armed faults on a power rail of its own (power on, no cut armed): one
+    /// starting state from which every cut point can be tried, and the chip as
+    /// the next boot finds it.
+    pub fn fork(&self) -> SimFlash {
+        SimFlash {
+            geo: self.geo,
+            data: self.data.clone(),
+            programmed: self.programmed.clone(),
+            bad: self.bad.clone(),
+            fail_erase: self.fail_erase.clone(),
+            bitflips: self.bitflips.clone(),
+            uncorrectable: self.uncorrectable.clone(),
+            corrupt: self.corrupt.clone(),
+            corrected: self.corrected,
+            stats: self.stats,
+            rail: PowerRail::new(),
+        }
+    }
+
     /// Mark block `block` (index) bad, as at the factory.
     pub fn set_bad(&mut self, block: u64) {
         self.bad[block as usize] = true;
@@ -354,6 +380,27 @@ mod tests {
             f.program(320, &[0; 16]),
             Err(FlashError::NotErased { .. })
         ));
+    }
+
+    #[test]
+    fn fork_copies_the_cells_onto_a_rail_of_its_own() {
+        let mut f = SimFlash::nand(2, 256, 64);
+        f.program(0, &[0x12; 64]).unwrap();
+        f.set_bad(1);
+        f.cut_after(0);
+        let mut g = f.fork();
+        assert!(f.erase_block(0).unwrap_err().is_power_cut());
+        assert!(f.rail().is_dead() && !g.rail().is_dead());
+        assert_eq!(&g.contents()[..64], &[0x12; 64]);
+        assert!(g.is_bad(256).unwrap());
+        assert!(matches!(
+            g.program(0, &[0; 64]),
+            Err(FlashError::NotErased { off: 0 })
+        ));
+        g.contents_mut()[3] ^= 0xFF;
+        let mut b = [0u8; 4];
+        g.read(0, &mut b).unwrap();
+        assert_eq!(b, [0x12, 0x12, 0x12, 0xED]);
     }
 
     #[test]

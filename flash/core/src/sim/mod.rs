@@ -2,7 +2,9 @@
 //! store, all driven by one [`PowerRail`](crate::power::PowerRail).
 
 pub mod flash;
+pub mod journal;
 pub mod ubi;
 
 pub use flash::{OpStats, SimFlash};
+pub use journal::SimJournal;
 pub use ubi::{SimUbi, VtblTear};

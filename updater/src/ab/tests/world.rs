@@ -6,14 +6,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use liminix_bootenv::storage::{CopyDevice, MtdCopy};
+use liminix_bootenv::zyxel::BootconfigDevice;
 use liminix_bootenv::{Endian, Env, EnvStore, Layout};
 use liminix_flash::flash::read_image;
 use liminix_flash::{Flash, FlashError, Geometry, MemImage, PowerRail, SimFlash};
 
-use crate::ab::devices::EnvFlashBridge;
 use crate::ab::install::{install_slot, SlotDevs, SlotImages, Verified};
 use crate::ab::uboot::{script_boot_decision, UBootEnvFlow};
-use crate::ab::zyxel::{FlashBootconfig, ZyxelFlow};
+use crate::ab::zyxel::ZyxelFlow;
 use crate::ab::{AbError, BootFlow, InstallReport, RootfsDev, Slot, SlotLayout, Target};
 
 pub const EB: u32 = 16 * 1024;
@@ -162,13 +162,7 @@ impl World {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                Box::new(MtdCopy::new(
-                    EnvFlashBridge(s.clone()),
-                    format!("env{i}"),
-                    0,
-                    0,
-                    1,
-                )) as Box<dyn CopyDevice>
+                Box::new(MtdCopy::new(s.clone(), format!("env{i}"), 0, 0, 1)) as Box<dyn CopyDevice>
             })
             .collect();
         EnvStore::new(layout, copies).unwrap()
@@ -176,10 +170,10 @@ impl World {
 
     pub fn flow(&self) -> Box<dyn BootFlow> {
         match self.kind {
-            Kind::Zyxel => Box::new(ZyxelFlow::new(FlashBootconfig::new(
-                EnvFlashBridge(self.boot[0].clone()),
-                0,
-            ))),
+            Kind::Zyxel => Box::new(ZyxelFlow::new(
+                BootconfigDevice::on_flash(Box::new(self.boot[0].clone()), "bootconfig".into(), 0)
+                    .unwrap(),
+            )),
             Kind::UBoot { attempts } => {
                 Box::new(UBootEnvFlow::new(self.env_store(), attempts).unwrap())
             }
