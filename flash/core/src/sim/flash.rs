@@ -383,6 +383,34 @@ mod tests {
     }
 
     #[test]
+    fn nor_programs_only_clear_bits_and_nand_needs_pages() {
+        let mut nor = SimFlash::nor(4, 1024);
+        nor.program(3, &[0x0F]).unwrap();
+        nor.program(3, &[0xF1]).unwrap();
+        assert_eq!(nor.contents()[3], 0x01);
+        crate::flash::erase_range(&mut nor, 0, 1024).unwrap();
+        assert_eq!(nor.contents()[3], 0xFF);
+        assert!(crate::flash::erase_range(&mut nor, 1, 1024).is_err());
+        let mut nand = SimFlash::nand(4, 2048, 512);
+        assert!(nand.program(1, &[0]).is_err());
+        nand.mark_bad(2048).unwrap();
+        assert!(nand.is_bad(2500).unwrap());
+        assert!(crate::flash::erase_range(&mut nand, 2048, 2048).is_err());
+    }
+
+    #[test]
+    fn power_cut_tears_the_kth_operation() {
+        let mut f = SimFlash::nor(4, 1024);
+        f.cut_after(1);
+        f.erase_block(0).unwrap();
+        f.contents_mut()[0..8].fill(0xAA);
+        assert!(f.program(0, &[0u8; 8]).unwrap_err().is_power_cut());
+        assert_eq!(&f.contents()[0..8], &[0, 0, 0, 0, 0xAA, 0xAA, 0xAA, 0xAA]);
+        assert!(f.erase_block(0).unwrap_err().is_power_cut());
+        assert!(f.rail().is_dead());
+    }
+
+    #[test]
     fn fork_copies_the_cells_onto_a_rail_of_its_own() {
         let mut f = SimFlash::nand(2, 256, 64);
         f.program(0, &[0x12; 64]).unwrap();
