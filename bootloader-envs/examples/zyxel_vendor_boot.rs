@@ -9,22 +9,19 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use liminix_bootenv::devices::MtdFlash;
-use liminix_bootenv::flash::Flash;
 use liminix_bootenv::zyxel::vendor_boot_decision_block;
+use liminix_flash::{erase_range, Flash, MtdFlash};
 
 fn run(dev: &str) -> Result<(u8, bool), String> {
-    let mtd = liminix_mtd::MtdDevice::open(Path::new(dev), true).map_err(|e| e.to_string())?;
-    let mut flash = MtdFlash(mtd);
-    let mut block = vec![0u8; flash.info().erase_size as usize];
+    let mut flash = MtdFlash::open(Path::new(dev), true).map_err(|e| e.to_string())?;
+    let mut block = vec![0u8; flash.geometry().erase_size as usize];
     flash
-        .read_at(0, &mut block)
+        .read(0, &mut block)
         .map_err(|e| format!("read the bootconfig block: {e}"))?;
     let (image, rewrite) = vendor_boot_decision_block(&block).map_err(|e| e.to_string())?;
     if let Some(b) = &rewrite {
-        flash
-            .erase(0, b.len() as u64)
-            .and_then(|()| flash.write_at(0, b))
+        erase_range(&mut flash, 0, b.len() as u64)
+            .and_then(|()| flash.program(0, b))
             .map_err(|e| format!("write the bootconfig block: {e}"))?;
     }
     Ok((image, rewrite.is_some()))

@@ -1,12 +1,13 @@
 //! Opening the copies named in an fw_env.config: files and block devices, NOR/NAND MTD
-//! character devices (through liminix-mtd) and UBI volumes (through liminix-ubi).
+//! character devices (through liminix-flash's `MtdFlash`) and UBI volumes (through liminix-ubi).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use liminix_flash::MtdFlash;
+
 use crate::config::ConfigEntry;
 use crate::error::{EnvError, Result};
-use crate::flash::{Flash, FlashInfo, FlashKind};
 use crate::layout::FlagScheme;
 use crate::storage::{CopyDevice, FileCopy, MtdCopy};
 
@@ -56,7 +57,7 @@ pub fn open_copy(entry: &ConfigEntry, writable: bool) -> Result<Box<dyn CopyDevi
                 .map_err(|_| EnvError::Geometry("negative offset on an MTD device".into()))?;
             let name = p.display().to_string();
             Box::new(MtdCopy::new(
-                MtdFlash(dev),
+                MtdFlash::new(dev),
                 name,
                 offset,
                 entry.sector_size,
@@ -65,41 +66,6 @@ pub fn open_copy(entry: &ConfigEntry, writable: bool) -> Result<Box<dyn CopyDevi
         }
         DeviceKind::Ubi(spec) => Box::new(UbiCopy::open(Path::new("/"), &spec)?),
     })
-}
-
-/// liminix-mtd's device as a [`Flash`].
-pub struct MtdFlash(pub liminix_mtd::MtdDevice);
-
-fn mtd_io(e: liminix_mtd::MtdError) -> std::io::Error {
-    std::io::Error::other(e)
-}
-
-impl Flash for MtdFlash {
-    fn info(&self) -> FlashInfo {
-        let i = self.0.info();
-        FlashInfo {
-            kind: if i.kind.is_nand() {
-                FlashKind::Nand
-            } else {
-                FlashKind::Nor
-            },
-            size: i.size,
-            erase_size: u64::from(i.erase_size),
-            write_size: u64::from(i.write_size.max(1)),
-        }
-    }
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0.read_at(off, buf).map_err(mtd_io)
-    }
-    fn write_at(&mut self, off: u64, data: &[u8]) -> std::io::Result<()> {
-        self.0.write_at(off, data).map_err(mtd_io)
-    }
-    fn erase(&mut self, off: u64, len: u64) -> std::io::Result<()> {
-        self.0.erase(off, len).map_err(mtd_io)
-    }
-    fn is_bad(&mut self, off: u64) -> std::io::Result<bool> {
-        self.0.is_bad(off).map_err(mtd_io)
-    }
 }
 
 /// A copy that is a whole UBI volume, replaced by one volume update (UBI_IOCVOLUP):

@@ -73,6 +73,15 @@ pub enum EnvError {
         /// Configured sector count.
         sectors: u64,
     },
+    /// A raw flash operation failed (the flash error says which and where).
+    #[error("{what}: {source}")]
+    Flash {
+        /// Device and what was being done.
+        what: String,
+        /// The failed operation.
+        #[source]
+        source: liminix_flash::FlashError,
+    },
     /// An I/O error with the device it happened on.
     #[error("{what}: {source}")]
     Io {
@@ -88,6 +97,16 @@ impl EnvError {
     /// Wraps an I/O error with a description of what was being done.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         EnvError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl EnvError {
+    /// Wraps a flash error with a description of what was being done.
+    pub fn flash(what: impl Into<String>, source: liminix_flash::FlashError) -> Self {
+        EnvError::Flash {
             what: what.into(),
             source,
         }

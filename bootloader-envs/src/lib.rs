@@ -3,7 +3,8 @@
 //! * [`env`](mod@env), [`layout`], [`store`]: parse and write U-Boot environments (single or
 //!   redundant, either CRC byte order), choosing the current copy by U-Boot's rule and
 //!   storing changes so that a power cut leaves the old or the new environment.
-//! * [`config`], [`storage`], [`flash`]: fw_env.config and the devices copies live on.
+//! * [`config`], [`storage`], [`devices`]: fw_env.config and the devices copies live on,
+//!   raw flash through liminix-flash's [`Flash`](liminix_flash::Flash).
 //! * [`fwtool`]: drop-in `fw_printenv` / `fw_setenv` with libubootenv 0.3.2's behaviour.
 //! * [`zyxel`]: the Zyxel dual-image bootconfig, the `zyxel-bootconfig` tool and a model
 //!   of the vendor U-Boot's slot decision.
@@ -25,7 +26,6 @@ pub mod config;
 pub mod devices;
 pub mod env;
 pub mod error;
-pub mod flash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod fwtool;

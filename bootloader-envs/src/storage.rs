@@ -10,8 +10,9 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
+use liminix_flash::{erase_range, Flash};
+
 use crate::error::{EnvError, Result};
-use crate::flash::{Flash, FlashKind};
 use crate::layout::FlagScheme;
 
 /// One copy of an environment on some storage.
@@ -119,7 +120,7 @@ impl<F: Flash> MtdCopy<F> {
         sector_size: u64,
         sectors: u64,
     ) -> Self {
-        let erase = flash.info().erase_size;
+        let erase = u64::from(flash.geometry().erase_size);
         MtdCopy {
             flash,
             name: name.into(),
@@ -140,7 +141,7 @@ impl<F: Flash> MtdCopy<F> {
         let ss = self.sector_size;
         let first = self.offset - self.offset % ss;
         let needed = (self.offset % ss + len as u64).div_ceil(ss);
-        let nand = self.flash.info().kind == FlashKind::Nand;
+        let nand = self.flash.geometry().is_nand;
         let mut budget = self.sectors.max(needed);
         let mut out = Vec::new();
         let mut at = first;
@@ -153,10 +154,9 @@ impl<F: Flash> MtdCopy<F> {
             }
             budget -= 1;
             let bad = nand
-                && self
-                    .flash
-                    .is_bad(at)
-                    .map_err(|e| EnvError::io(format!("bad-block check {}", self.describe()), e))?;
+                && self.flash.is_bad(at).map_err(|e| {
+                    EnvError::flash(format!("bad-block check {}", self.describe()), e)
+                })?;
             if !bad {
                 out.push(at);
             }
@@ -178,8 +178,8 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
         for blk in self.blocks(buf.len())? {
             let n = (ss - skip).min(buf.len() - done);
             self.flash
-                .read_at(blk + skip as u64, &mut buf[done..done + n])
-                .map_err(|e| EnvError::io(format!("read {}", self.describe()), e))?;
+                .read(blk + skip as u64, &mut buf[done..done + n])
+                .map_err(|e| EnvError::flash(format!("read {}", self.describe()), e))?;
             done += n;
             skip = 0;
         }
@@ -196,18 +196,16 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
             let mut block = vec![0xFF; ss];
             // Keep the rest of a shared block; if it cannot be read (torn page, ECC
             // failure) it is lost either way, and the copy must still be rewritable.
-            if (skip > 0 || n < ss) && self.flash.read_at(blk, &mut block).is_err() {
+            if (skip > 0 || n < ss) && self.flash.read(blk, &mut block).is_err() {
                 block.fill(0xFF);
             }
             block[skip..skip + n].copy_from_slice(&data[done..done + n]);
             let desc = self.describe();
             let what = || format!("erase/write {desc} block {blk:#x}");
+            erase_range(&mut self.flash, blk, ss as u64).map_err(|e| EnvError::flash(what(), e))?;
             self.flash
-                .erase(blk, ss as u64)
-                .map_err(|e| EnvError::io(what(), e))?;
-            self.flash
-                .write_at(blk, &block)
-                .map_err(|e| EnvError::io(what(), e))?;
+                .program(blk, &block)
+                .map_err(|e| EnvError::flash(what(), e))?;
             done += n;
             skip = 0;
         }
@@ -215,9 +213,10 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
     }
 
     fn flag_scheme(&self) -> FlagScheme {
-        match self.flash.info().kind {
-            FlashKind::Nor => FlagScheme::Boolean,
-            FlashKind::Nand => FlagScheme::Incremental,
+        if self.flash.geometry().is_nand {
+            FlagScheme::Incremental
+        } else {
+            FlagScheme::Boolean
         }
     }
 
@@ -226,7 +225,7 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
         let blocks = self.blocks(5)?;
         let at = blocks[0] + self.offset % self.sector_size + 4;
         self.flash
-            .write_at(at, &[0])
-            .map_err(|e| EnvError::io(format!("flag {}", self.describe()), e))
+            .program(at, &[0])
+            .map_err(|e| EnvError::flash(format!("flag {}", self.describe()), e))
     }
 }

@@ -5,30 +5,18 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use liminix_bootenv::flash::{Flash, FlashInfo, FlashKind, PowerCutFlash, RamFlash};
 use liminix_bootenv::storage::{CopyDevice, FileCopy, MtdCopy};
 use liminix_bootenv::{Endian, Env, EnvError, EnvStore, FlagScheme, Layout, SelectRule};
+use liminix_flash::{Flash, SimFlash};
 
 /// Both copies sit on one chip, so the chip is shared between two [`MtdCopy`]s.
-#[derive(Clone)]
-struct Chip(Rc<RefCell<PowerCutFlash<RamFlash>>>);
+type Chip = Rc<RefCell<SimFlash>>;
 
-impl Flash for Chip {
-    fn info(&self) -> FlashInfo {
-        self.0.borrow().info()
-    }
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0.borrow_mut().read_at(off, buf)
-    }
-    fn write_at(&mut self, off: u64, data: &[u8]) -> std::io::Result<()> {
-        self.0.borrow_mut().write_at(off, data)
-    }
-    fn erase(&mut self, off: u64, len: u64) -> std::io::Result<()> {
-        self.0.borrow_mut().erase(off, len)
-    }
-    fn is_bad(&mut self, off: u64) -> std::io::Result<bool> {
-        self.0.borrow_mut().is_bad(off)
-    }
+/// NOR (byte writes, no bad blocks) or NAND (page writes, bad blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Nor,
+    Nand,
 }
 
 const ENV: usize = 0x800;
@@ -44,8 +32,8 @@ fn env_with(gen: u32) -> Env {
 
 /// Copies at block 0 and block 3 (NAND: each may use 2 blocks, block 0 is bad).
 fn store_on(chip: &Chip, redundant: bool) -> EnvStore {
-    let nand = chip.info().kind == FlashKind::Nand;
-    let es = chip.info().erase_size;
+    let nand = chip.geometry().is_nand;
+    let es = u64::from(chip.geometry().erase_size);
     let sectors = if nand { 2 } else { 1 };
     let mut copies: Vec<Box<dyn CopyDevice>> =
         vec![Box::new(MtdCopy::new(chip.clone(), "chip", 0, es, sectors))];
@@ -61,31 +49,46 @@ fn store_on(chip: &Chip, redundant: bool) -> EnvStore {
     EnvStore::new(Layout::new(ENV, redundant, Endian::Big).unwrap(), copies).unwrap()
 }
 
-fn chip(ram: RamFlash, budget: Option<usize>) -> Chip {
-    Chip(Rc::new(RefCell::new(PowerCutFlash::new(ram, budget))))
+/// A chip holding `sim`'s cells whose power fails at erase/program number `cut`
+/// (0 = the first one is torn and every later one fails); `None` = never.
+fn chip(sim: SimFlash, cut: Option<u64>) -> Chip {
+    if let Some(k) = cut {
+        sim.cut_after(k);
+    }
+    Rc::new(RefCell::new(sim))
 }
 
-fn fresh(kind: FlashKind, saves: u32) -> RamFlash {
-    let mut ram = match kind {
-        FlashKind::Nor => RamFlash::new(kind, 0x4000, 0x800, 1),
-        FlashKind::Nand => RamFlash::new(kind, 0x4000, 0x800, 0x200),
-    };
-    if kind == FlashKind::Nand {
-        ram.mark_bad(0); // copy 0 must skip to the second block of its window
+/// The cells as the next boot finds them: same chip, power back on.
+fn rebooted(c: &Chip) -> SimFlash {
+    c.borrow().fork()
+}
+
+/// An erased 16 KiB chip of 2 KiB erase blocks.
+fn erased(kind: Kind) -> SimFlash {
+    match kind {
+        Kind::Nor => SimFlash::nor(8, 0x800),
+        Kind::Nand => SimFlash::nand(8, 0x800, 0x200),
     }
-    let c = chip(ram, None);
+}
+
+fn fresh(kind: Kind, saves: u32) -> SimFlash {
+    let mut sim = erased(kind);
+    if kind == Kind::Nand {
+        sim.set_bad(0); // copy 0 must skip to the second block of its window
+    }
+    let c = chip(sim, None);
     let mut st = store_on(&c, true);
     for g in 0..saves {
         st.save(&env_with(g)).unwrap();
     }
-    let inner = c.0.borrow().inner.clone();
-    if kind == FlashKind::Nand && saves >= 2 {
+    let inner = rebooted(&c);
+    if kind == Kind::Nand && saves >= 2 {
         assert!(
-            inner.data[..0x800].iter().all(|&b| b == 0xFF),
+            inner.contents()[..0x800].iter().all(|&b| b == 0xFF),
             "bad block untouched"
         );
         assert!(
-            inner.data[0x800..0x1000].iter().any(|&b| b != 0xFF),
+            inner.contents()[0x800..0x1000].iter().any(|&b| b != 0xFF),
             "copy 0 in block 1"
         );
     }
@@ -93,20 +96,19 @@ fn fresh(kind: FlashKind, saves: u32) -> RamFlash {
 }
 
 /// Returns (old_seen, new_seen) over every cut point.
-fn sweep(kind: FlashKind, previous_saves: u32) -> (usize, usize) {
+fn sweep(kind: Kind, previous_saves: u32) -> (usize, usize) {
     let old = env_with(previous_saves - 1);
     let new = env_with(previous_saves);
     let (mut old_seen, mut new_seen) = (0, 0);
     for k in 0.. {
         let c = chip(fresh(kind, previous_saves), Some(k));
         let res = store_on(&c, true).save(&new);
-        let cut = c.0.borrow().is_cut();
+        let cut = c.borrow().rail().is_dead();
         // reboot: same cells, no more cuts; both selection rules must agree
-        let after = c.0.borrow().inner.clone();
         let mut seen = Vec::new();
         for rule in [SelectRule::UBoot, SelectRule::LibUbootEnv] {
-            let rebooted = chip(after.clone(), None);
-            let loaded = store_on(&rebooted, true).with_rule(rule).load();
+            let after = chip(rebooted(&c), None);
+            let loaded = store_on(&after, true).with_rule(rule).load();
             let env = loaded
                 .unwrap_or_else(|e| panic!("{kind:?} cut at op {k}: no environment: {e}"))
                 .env;
@@ -132,19 +134,23 @@ fn sweep(kind: FlashKind, previous_saves: u32) -> (usize, usize) {
         }
         assert!(res.is_err(), "a cut save must report an error");
     }
+    eprintln!(
+        "{kind:?} after {previous_saves} save(s): {} cut points",
+        old_seen + new_seen
+    );
     (old_seen, new_seen)
 }
 
 #[test]
 fn nor_boolean_flags_survive_every_cut() {
     for saves in 1..=3 {
-        let (old, new) = sweep(FlashKind::Nor, saves);
+        let (old, new) = sweep(Kind::Nor, saves);
         // erase + write of the new copy keep the old one current; the old copy's flag
         // program (the last op) switches.
         assert!(old >= 2 && new >= 1, "saves={saves}: old {old} new {new}");
     }
     assert_eq!(
-        store_on(&chip(fresh(FlashKind::Nor, 1), None), true).flag_scheme(),
+        store_on(&chip(fresh(Kind::Nor, 1), None), true).flag_scheme(),
         FlagScheme::Boolean
     );
 }
@@ -152,7 +158,7 @@ fn nor_boolean_flags_survive_every_cut() {
 #[test]
 fn nand_incremental_flags_with_bad_block_survive_every_cut() {
     for saves in 1..=4 {
-        let (old, new) = sweep(FlashKind::Nand, saves);
+        let (old, new) = sweep(Kind::Nand, saves);
         assert!(old >= 2 && new >= 1, "saves={saves}: old {old} new {new}");
     }
 }
@@ -236,85 +242,38 @@ fn file_redundant_survives_torn_writes_and_single_copy_does_not() {
 
 #[test]
 fn single_copy_on_nor_is_lost_when_cut_between_erase_and_write() {
-    let ram = RamFlash::new(FlashKind::Nor, 0x4000, 0x800, 1);
-    let c = chip(ram, None);
+    let c = chip(erased(Kind::Nor), None);
     store_on(&c, false).save(&env_with(0)).unwrap();
-    let base = c.0.borrow().inner.clone();
-    let c = chip(base, Some(1)); // erase done, write torn
+    let c = chip(rebooted(&c), Some(1)); // erase done, write torn
     assert!(store_on(&c, false).save(&env_with(1)).is_err());
-    let after = chip(c.0.borrow().inner.clone(), None);
+    let after = chip(rebooted(&c), None);
     assert!(matches!(
         store_on(&after, false).load(),
         Err(EnvError::BadCrc { copies: 1 })
     ));
 }
 
-/// A chip whose block 0 returns read errors (an uncorrectable ECC error after a torn
-/// program) until it is erased.
-struct EccFail {
-    ram: RamFlash,
-    broken: bool,
-}
-
-impl Flash for EccFail {
-    fn info(&self) -> FlashInfo {
-        self.ram.info()
-    }
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        if self.broken && off < self.ram.info().erase_size {
-            return Err(std::io::Error::other("EBADMSG"));
-        }
-        self.ram.read_at(off, buf)
-    }
-    fn write_at(&mut self, off: u64, data: &[u8]) -> std::io::Result<()> {
-        self.ram.write_at(off, data)
-    }
-    fn erase(&mut self, off: u64, len: u64) -> std::io::Result<()> {
-        if off == 0 {
-            self.broken = false;
-        }
-        self.ram.erase(off, len)
-    }
-    fn is_bad(&mut self, off: u64) -> std::io::Result<bool> {
-        self.ram.is_bad(off)
-    }
+/// Makes every byte of block 0 an uncorrectable ECC error (what a torn program leaves)
+/// until the block is erased.
+fn break_block_0(sim: &Chip) {
+    let mut sim = sim.borrow_mut();
+    let eb = u64::from(sim.geometry().erase_size);
+    (0..eb).for_each(|off| sim.add_uncorrectable(off));
 }
 
 #[test]
 fn unreadable_copy_counts_as_invalid_and_is_rewritten() {
-    let shared = Rc::new(RefCell::new(EccFail {
-        ram: RamFlash::new(FlashKind::Nand, 0x4000, 0x800, 0x200),
-        broken: false,
-    }));
-    #[derive(Clone)]
-    struct H(Rc<RefCell<EccFail>>);
-    impl Flash for H {
-        fn info(&self) -> FlashInfo {
-            self.0.borrow().info()
-        }
-        fn read_at(&mut self, o: u64, b: &mut [u8]) -> std::io::Result<()> {
-            self.0.borrow_mut().read_at(o, b)
-        }
-        fn write_at(&mut self, o: u64, d: &[u8]) -> std::io::Result<()> {
-            self.0.borrow_mut().write_at(o, d)
-        }
-        fn erase(&mut self, o: u64, l: u64) -> std::io::Result<()> {
-            self.0.borrow_mut().erase(o, l)
-        }
-        fn is_bad(&mut self, o: u64) -> std::io::Result<bool> {
-            self.0.borrow_mut().is_bad(o)
-        }
-    }
+    let shared = chip(erased(Kind::Nand), None);
     let store = || {
         let copies: Vec<Box<dyn CopyDevice>> = vec![
-            Box::new(MtdCopy::new(H(shared.clone()), "nand", 0, 0x800, 1)),
-            Box::new(MtdCopy::new(H(shared.clone()), "nand", 0x1000, 0x800, 1)),
+            Box::new(MtdCopy::new(shared.clone(), "nand", 0, 0x800, 1)),
+            Box::new(MtdCopy::new(shared.clone(), "nand", 0x1000, 0x800, 1)),
         ];
         EnvStore::new(Layout::new(0x400, true, Endian::Little).unwrap(), copies).unwrap()
     };
     store().save(&env_with(1)).unwrap(); // copy 1
     store().save(&env_with(2)).unwrap(); // copy 0
-    shared.borrow_mut().broken = true;
+    break_block_0(&shared);
     let snap = store().snapshot().unwrap();
     assert_eq!(snap.read_errors.len(), 1);
     assert_eq!(store().load().unwrap().env, env_with(1));
@@ -322,15 +281,16 @@ fn unreadable_copy_counts_as_invalid_and_is_rewritten() {
     assert_eq!(store().save(&env_with(3)).unwrap().copy, 0);
     assert_eq!(store().load().unwrap().env, env_with(3));
     // both unreadable: an error, not a silent default
-    shared.borrow_mut().broken = true;
-    let copies: Vec<Box<dyn CopyDevice>> = vec![Box::new(MtdCopy::new(
-        H(shared.clone()),
-        "nand",
-        0,
-        0x800,
-        1,
-    ))];
+    break_block_0(&shared);
+    let copies: Vec<Box<dyn CopyDevice>> =
+        vec![Box::new(MtdCopy::new(shared.clone(), "nand", 0, 0x800, 1))];
     let mut single =
         EnvStore::new(Layout::new(0x400, false, Endian::Little).unwrap(), copies).unwrap();
-    assert!(matches!(single.load(), Err(EnvError::Io { .. })));
+    assert!(matches!(
+        single.load(),
+        Err(EnvError::Flash {
+            source: liminix_flash::FlashError::Ecc { .. },
+            ..
+        })
+    ));
 }

@@ -18,9 +18,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::uboot::{env, have_qemu, Bed, BANK, ENV_SIZE};
-use liminix_bootenv::flash::{Flash, FlashInfo, FlashKind, PowerCutFlash};
 use liminix_bootenv::storage::{CopyDevice, FileCopy, MtdCopy};
 use liminix_bootenv::{Endian, Env, EnvError, EnvStore, Layout};
+use liminix_flash::{Flash, FlashError, Geometry, SimFlash};
 
 /// Builds (once per run, cached across runs) the redundant U-Boot; `None` without QEMU.
 fn uboot() -> Option<&'static Path> {
@@ -65,30 +65,104 @@ impl NorBank {
     }
 }
 
+fn bank_err(op: &'static str, off: u64) -> impl FnOnce(io::Error) -> FlashError {
+    move |source| FlashError::Io { op, off, source }
+}
+
 impl Flash for NorBank {
-    fn info(&self) -> FlashInfo {
-        FlashInfo {
-            kind: FlashKind::Nor,
+    fn geometry(&self) -> Geometry {
+        Geometry {
             size: BANK,
-            erase_size: ENV_SIZE as u64,
+            erase_size: ENV_SIZE as u32,
             write_size: 1,
+            is_nand: false,
         }
     }
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file()?.read_exact_at(buf, off)
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.file()
+            .and_then(|f| f.read_exact_at(buf, off))
+            .map_err(bank_err("read", off))
     }
-    fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
-        let f = self.file()?;
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        let f = self.file().map_err(bank_err("program", off))?;
         let mut cells = vec![0u8; data.len()];
-        f.read_exact_at(&mut cells, off)?;
+        f.read_exact_at(&mut cells, off)
+            .map_err(bank_err("program", off))?;
         cells.iter_mut().zip(data).for_each(|(c, d)| *c &= d);
         f.write_all_at(&cells, off)
+            .map_err(bank_err("program", off))
     }
-    fn erase(&mut self, off: u64, len: u64) -> io::Result<()> {
-        self.file()?.write_all_at(&vec![0xFF; len as usize], off)
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        self.file()
+            .and_then(|f| f.write_all_at(&vec![0xFF; ENV_SIZE], off))
+            .map_err(bank_err("erase", off))
     }
-    fn is_bad(&mut self, _off: u64) -> io::Result<bool> {
+    fn is_bad(&mut self, _off: u64) -> Result<bool, FlashError> {
         Ok(false)
+    }
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        Err(FlashError::EraseFailed { off })
+    }
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        Ok(0)
+    }
+}
+
+/// The two environment blocks of the bank on the flash simulator, so a power cut tears
+/// an erase or program exactly as the simulator models it; every block an operation
+/// touched (torn or not) is copied back into the bank file for U-Boot to read.
+struct CutBank {
+    sim: SimFlash,
+    bank: NorBank,
+}
+
+impl CutBank {
+    /// The bank's cells; power fails at erase/program number `cut` (0-based).
+    fn new(bank: NorBank, cut: Option<usize>) -> Self {
+        let mut sim = SimFlash::nor(OFFSETS.len() as u64, ENV_SIZE as u32);
+        let mut cells = vec![0u8; OFFSETS.len() * ENV_SIZE];
+        bank.file().unwrap().read_exact_at(&mut cells, 0).unwrap();
+        sim.load(0, &cells);
+        if let Some(k) = cut {
+            sim.cut_after(k as u64);
+        }
+        CutBank { sim, bank }
+    }
+
+    fn mirror(&mut self, off: u64, r: Result<(), FlashError>) -> Result<(), FlashError> {
+        let start = off as usize / ENV_SIZE * ENV_SIZE;
+        let block = &self.sim.contents()[start..start + ENV_SIZE];
+        self.bank
+            .file()
+            .and_then(|f| f.write_all_at(block, start as u64))
+            .map_err(bank_err("mirror", off))?;
+        r
+    }
+}
+
+impl Flash for CutBank {
+    fn geometry(&self) -> Geometry {
+        self.sim.geometry()
+    }
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.sim.read(off, buf)
+    }
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        let r = self.sim.program(off, data);
+        self.mirror(off, r)
+    }
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        let r = self.sim.erase_block(off);
+        self.mirror(off, r)
+    }
+    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
+        self.sim.is_bad(off)
+    }
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        self.sim.mark_bad(off)
+    }
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        self.sim.corrected_bitflips()
     }
 }
 
@@ -130,7 +204,7 @@ fn store_cut(bed: &Bed, cut: [Option<usize>; 2]) -> EnvStore {
     let copies = OFFSETS
         .iter()
         .zip(cut)
-        .map(|(&o, c)| nor_copy(PowerCutFlash::new(NorBank(bed.env.clone()), c), o))
+        .map(|(&o, c)| nor_copy(CutBank::new(NorBank(bed.env.clone()), c), o))
         .collect();
     EnvStore::new(layout(), copies).unwrap()
 }
@@ -258,7 +332,10 @@ fn uboot_and_we_fall_back_when_a_save_is_cut_mid_write() {
     let err = store_cut(&bed, [Some(0), Some(1)])
         .save(&generation(3))
         .unwrap_err();
-    assert!(matches!(err, EnvError::Io { .. }), "{err}");
+    assert!(
+        matches!(&err, EnvError::Flash { source, .. } if source.is_power_cut()),
+        "{err}"
+    );
     let snap = store(&bed, Via::Nor).snapshot().unwrap();
     // copy 1 was erased and half programmed; copy 0 (gen 2) is still flagged active
     assert!(!snap.states[1].crc_ok && snap.states[0].crc_ok);

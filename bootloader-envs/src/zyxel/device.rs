@@ -1,22 +1,22 @@
 //! The bootconfig partition as the agent uses it: read the decoded bootconfig, and write
 //! a changed one back (erase + rewrite of its erase block, all other bytes kept, then
-//! read back and checked). Works on an MTD character device or on a regular file that
-//! holds the partition.
+//! read back and checked). Works on raw flash (an MTD character device, or the simulator
+//! in tests) or on a regular file that holds the partition.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use liminix_flash::{erase_range, Flash, MtdFlash};
+
 use super::Bootconfig;
-use crate::devices::MtdFlash;
 use crate::error::{EnvError, Result};
-use crate::flash::Flash;
 
 /// Erase block assumed for partition images in regular files (the NWA50AX NAND block).
 pub const FILE_BLOCK: u64 = 0x20000;
 
 enum Backing {
-    Mtd(MtdFlash),
+    Flash(Box<dyn Flash>),
     File(PathBuf),
 }
 
@@ -35,22 +35,27 @@ impl BootconfigDevice {
     /// offset past the end is [`EnvError::Geometry`].
     pub fn open(path: &Path, offset: u64) -> Result<Self> {
         let name = path.display().to_string();
-        let (backing, size, erase) = if name.starts_with("/dev/mtd") {
-            let dev = liminix_mtd::MtdDevice::open(path, true)
+        if name.starts_with("/dev/mtd") {
+            let dev = MtdFlash::open(path, true)
                 .map_err(|e| EnvError::io(format!("open {name}"), std::io::Error::other(e)))?;
-            let f = MtdFlash(dev);
-            let info = f.info();
-            (Backing::Mtd(f), info.size, info.erase_size)
-        } else {
-            let size = std::fs::metadata(path)
-                .map_err(|e| EnvError::io(format!("open {name}"), e))?
-                .len();
-            (
-                Backing::File(path.to_owned()),
-                size,
-                FILE_BLOCK.min(size).max(1),
-            )
-        };
+            return Self::on_flash(Box::new(dev), name, offset);
+        }
+        let size = std::fs::metadata(path)
+            .map_err(|e| EnvError::io(format!("open {name}"), e))?
+            .len();
+        let erase = FILE_BLOCK.min(size).max(1);
+        Self::new(Backing::File(path.to_owned()), name, size, erase, offset)
+    }
+
+    /// The bootconfig on a raw flash partition (a real MTD device, or the simulator in
+    /// tests); the two bytes are at `offset`, `name` is used in messages.
+    pub fn on_flash(flash: Box<dyn Flash>, name: String, offset: u64) -> Result<Self> {
+        let g = flash.geometry();
+        let erase = u64::from(g.erase_size);
+        Self::new(Backing::Flash(flash), name, g.size, erase, offset)
+    }
+
+    fn new(backing: Backing, name: String, size: u64, erase: u64, offset: u64) -> Result<Self> {
         if size < offset + 2 {
             return Err(EnvError::Geometry(format!(
                 "Offset {offset} beyond size of MTD device {name}"
@@ -69,13 +74,15 @@ impl BootconfigDevice {
     /// The whole erase block holding the bootconfig.
     pub fn read_block(&mut self) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.block_len as usize];
-        let r = match &mut self.backing {
-            Backing::Mtd(f) => f.read_at(self.block_off, &mut buf),
-            Backing::File(p) => {
-                std::fs::File::open(p).and_then(|f| f.read_exact_at(&mut buf, self.block_off))
-            }
-        };
-        r.map_err(|e| EnvError::io(format!("read {}", self.name), e))?;
+        let what = || format!("read {}", self.name);
+        match &mut self.backing {
+            Backing::Flash(f) => f
+                .read(self.block_off, &mut buf)
+                .map_err(|e| EnvError::flash(what(), e))?,
+            Backing::File(p) => std::fs::File::open(p)
+                .and_then(|f| f.read_exact_at(&mut buf, self.block_off))
+                .map_err(|e| EnvError::io(what(), e))?,
+        }
         Ok(buf)
     }
 
@@ -96,16 +103,19 @@ impl BootconfigDevice {
         }
         block[at..at + 2].copy_from_slice(&new);
         let what = || format!("write {}", self.name);
-        let r = match &mut self.backing {
-            Backing::Mtd(f) => f
-                .erase(self.block_off, self.block_len)
-                .and_then(|()| f.write_at(self.block_off, &block)),
-            Backing::File(p) => OpenOptions::new().write(true).open(p).and_then(|f| {
-                f.write_all_at(&block, self.block_off)?;
-                f.sync_all()
-            }),
-        };
-        r.map_err(|e| EnvError::io(what(), e))?;
+        match &mut self.backing {
+            Backing::Flash(f) => erase_range(f, self.block_off, self.block_len)
+                .and_then(|()| f.program(self.block_off, &block))
+                .map_err(|e| EnvError::flash(what(), e))?,
+            Backing::File(p) => OpenOptions::new()
+                .write(true)
+                .open(p)
+                .and_then(|f| {
+                    f.write_all_at(&block, self.block_off)?;
+                    f.sync_all()
+                })
+                .map_err(|e| EnvError::io(what(), e))?,
+        }
         let back = self.read_block()?;
         if let Some(offset) = back.iter().zip(&block).position(|(a, b)| a != b) {
             return Err(EnvError::VerifyFailed {

@@ -88,6 +88,94 @@ pub trait Flash {
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError>;
 }
 
+/// Flash shared by several owners (two environment copies on one chip, a test that
+/// inspects what the code under test writes); one borrow per operation.
+impl<F: Flash + ?Sized> Flash for std::rc::Rc<std::cell::RefCell<F>> {
+    fn geometry(&self) -> Geometry {
+        self.borrow().geometry()
+    }
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.borrow_mut().read(off, buf)
+    }
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        self.borrow_mut().erase_block(off)
+    }
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        self.borrow_mut().program(off, data)
+    }
+    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
+        self.borrow_mut().is_bad(off)
+    }
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        self.borrow_mut().mark_bad(off)
+    }
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        self.borrow_mut().corrected_bitflips()
+    }
+}
+
+impl<F: Flash + ?Sized> Flash for Box<F> {
+    fn geometry(&self) -> Geometry {
+        (**self).geometry()
+    }
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        (**self).read(off, buf)
+    }
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        (**self).erase_block(off)
+    }
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        (**self).program(off, data)
+    }
+    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
+        (**self).is_bad(off)
+    }
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        (**self).mark_bad(off)
+    }
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        (**self).corrected_bitflips()
+    }
+}
+
+impl<F: Flash + ?Sized> Flash for &mut F {
+    fn geometry(&self) -> Geometry {
+        (**self).geometry()
+    }
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        (**self).read(off, buf)
+    }
+    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        (**self).erase_block(off)
+    }
+    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        (**self).program(off, data)
+    }
+    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
+        (**self).is_bad(off)
+    }
+    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        (**self).mark_bad(off)
+    }
+    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        (**self).corrected_bitflips()
+    }
+}
+
+/// Erase `len` bytes at `off`, one erase block after the other (an environment
+/// sector may span several blocks). Both must be block-aligned.
+pub fn erase_range(flash: &mut dyn Flash, off: u64, len: u64) -> Result<(), FlashError> {
+    let eb = u64::from(flash.geometry().erase_size);
+    if off % eb != 0 || len % eb != 0 {
+        return Err(FlashError::Range {
+            op: "erase",
+            off,
+            len,
+        });
+    }
+    (0..len / eb).try_for_each(|i| flash.erase_block(off + i * eb))
+}
+
 /// Physical offsets of the good blocks, in order, as a bootloader that skips
 /// bad blocks (U-Boot `nand read`) would visit them.
 pub fn good_blocks(flash: &mut dyn Flash) -> Result<Vec<u64>, FlashError> {

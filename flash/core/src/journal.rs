@@ -5,18 +5,16 @@
 //! Records are JSON. [`FileJournal`] stores each in its own file under a
 //! directory the agent chooses (e.g. `ROOT/persist/.liminix/journal`), written
 //! as temp file + fsync + rename + fsync of the directory, so a record is
-//! either the old or the new one after a crash. [`SimJournal`] keeps records
-//! in memory and counts each store/clear as one operation on the power rail;
-//! a torn store or clear does not take effect (rename is atomic).
+//! either the old or the new one after a crash. The simulator's `SimJournal`
+//! (feature `sim`) keeps records in memory and counts each store/clear as one
+//! operation on the power rail; a torn store or clear does not take effect
+//! (rename is atomic).
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-use crate::power::{PowerRail, Tick};
 
 /// How a target is being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,51 +209,11 @@ impl JournalStore for FileJournal {
     }
 }
 
-/// In-memory journal that shares the simulator's power rail.
-#[derive(Debug, Default)]
-pub struct SimJournal {
-    records: BTreeMap<String, TxRecord>,
-    rail: PowerRail,
-}
-
-impl SimJournal {
-    /// An empty journal counting its writes on `rail`.
-    pub fn new(rail: PowerRail) -> Self {
-        SimJournal {
-            records: BTreeMap::new(),
-            rail,
-        }
-    }
-
-    fn op(&self) -> Result<(), JournalError> {
-        match self.rail.tick() {
-            Tick::Run => Ok(()),
-            Tick::Tear | Tick::Dead => Err(JournalError::PowerCut),
-        }
-    }
-}
-
-impl JournalStore for SimJournal {
-    fn load_all(&mut self) -> Result<Vec<TxRecord>, JournalError> {
-        Ok(self.records.values().cloned().collect())
-    }
-
-    fn store(&mut self, rec: &TxRecord) -> Result<(), JournalError> {
-        self.op()?;
-        self.records.insert(rec.key(), rec.clone());
-        Ok(())
-    }
-
-    fn clear(&mut self, key: &str) -> Result<(), JournalError> {
-        self.op()?;
-        self.records.remove(key);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::power::PowerRail;
+    use crate::sim::SimJournal;
 
     fn rec(target: &str, phase: Phase) -> TxRecord {
         TxRecord {

@@ -1,8 +1,9 @@
 //! liminix-flash: how images get onto router flash safely.
 //!
 //! * [`flash::Flash`] abstracts a raw MTD partition; [`ubi::Ubi`] a UBI device.
-//!   Both are implemented by in-memory simulators ([`sim`]) with fault and
-//!   power-cut injection, and by the real `/dev/mtdN` and `/dev/ubiX` devices.
+//!   Both are implemented by the real `/dev/mtdN` and `/dev/ubiX` devices and,
+//!   with the `sim` feature (tests only), by in-memory simulators (`sim`) with
+//!   fault and power-cut injection on one power rail (`power`).
 //! * [`raw`] writes a raw partition incrementally (flashcp/nandwrite
 //!   semantics, compare first, skip bad blocks, verify).
 //! * [`ubi_update`] updates a UBI volume by staging + atomic rename, or in place.
@@ -18,23 +19,27 @@ pub mod image;
 pub mod journal;
 pub mod mounts;
 pub mod mtd_backend;
+#[cfg(feature = "sim")]
 pub mod power;
 pub mod progress;
 pub mod raw;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod txn;
 pub mod ubi;
 pub mod ubi_backend;
 pub mod ubi_update;
 
-pub use flash::{Flash, FlashError, Geometry};
+pub use flash::{erase_range, Flash, FlashError, Geometry};
 pub use image::{FileImage, ImageSource, MemImage};
-pub use journal::{FileJournal, JournalStore, Phase, SimJournal, Strategy, TxRecord};
+pub use journal::{FileJournal, JournalStore, Phase, Strategy, TxRecord};
 pub use mtd_backend::MtdFlash;
+#[cfg(feature = "sim")]
 pub use power::PowerRail;
 pub use progress::{NoProgress, Progress, Stage};
 pub use raw::{scan_raw, write_raw, RawError, RawOptions, RawReport, RawScan};
-pub use sim::{SimFlash, SimUbi};
+#[cfg(feature = "sim")]
+pub use sim::{SimFlash, SimJournal, SimUbi};
 pub use txn::{recover, update_raw, update_ubi, Outcome, Recovered, RecoveryEnv, TxError};
 pub use ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};
 pub use ubi_backend::UbiDev;

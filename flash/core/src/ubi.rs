@@ -1,6 +1,6 @@
 //! The `Ubi` trait: the UBI device operations the volume-update strategies
-//! need, implemented by [`SimUbi`](crate::sim::SimUbi) and by real
-//! `/dev/ubiX` devices.
+//! need, implemented by real `/dev/ubiX` devices ([`UbiDev`](crate::UbiDev)) and,
+//! in tests, by the simulator's `SimUbi` (feature `sim`).
 
 use std::io::{self, Read};
 

@@ -9,7 +9,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use liminix_boards::VolumeKind;
-use liminix_bootenv::flash::{Flash as EnvFlash, FlashInfo, FlashKind};
 use liminix_bootenv::zyxel::BootconfigDevice;
 use liminix_flash::{Flash, FlashError, Geometry, MtdFlash, VolKind};
 
@@ -101,44 +100,6 @@ impl Flash for BlockFlash {
     }
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
         Ok(0)
-    }
-}
-
-/// A liminix-flash device seen through liminix-bootenv's flash trait, so the
-/// bootconfig and environment code runs on the same simulated chip and power rail as
-/// the slot writer.
-pub struct EnvFlashBridge<F: Flash>(pub F);
-
-fn bridge_err(e: FlashError) -> io::Error {
-    io::Error::other(e)
-}
-
-impl<F: Flash> EnvFlash for EnvFlashBridge<F> {
-    fn info(&self) -> FlashInfo {
-        let g = self.0.geometry();
-        FlashInfo {
-            kind: if g.is_nand {
-                FlashKind::Nand
-            } else {
-                FlashKind::Nor
-            },
-            size: g.size,
-            erase_size: u64::from(g.erase_size),
-            write_size: u64::from(g.write_size),
-        }
-    }
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.0.read(off, buf).map_err(bridge_err)
-    }
-    fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
-        self.0.program(off, data).map_err(bridge_err)
-    }
-    fn erase(&mut self, off: u64, len: u64) -> io::Result<()> {
-        let eb = u64::from(self.0.geometry().erase_size);
-        (0..len / eb).try_for_each(|i| self.0.erase_block(off + i * eb).map_err(bridge_err))
-    }
-    fn is_bad(&mut self, off: u64) -> io::Result<bool> {
-        self.0.is_bad(off).map_err(bridge_err)
     }
 }
 

@@ -39,7 +39,7 @@ pub use rollback::rollback;
 pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
 pub use status::{booted_slot, check_boot, status_hook, AbSection, AbStatus};
 pub use uboot::UBootEnvFlow;
-pub use zyxel::{BootconfigIo, FlashBootconfig, ZyxelFlow};
+pub use zyxel::{BootconfigIo, ZyxelFlow};
 
 use crate::error::AgentError;
 

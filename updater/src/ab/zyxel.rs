@@ -12,7 +12,6 @@
 //! bytes change, and only after the slot it points at is complete, so even that torn
 //! state boots a complete slot (proven by the power-cut enumeration in `tests`).
 
-use liminix_bootenv::flash::Flash as EnvFlash;
 use liminix_bootenv::zyxel::BootconfigDevice;
 use liminix_bootenv::{Bootconfig, ImageStatus};
 
@@ -36,51 +35,6 @@ impl BootconfigIo for BootconfigDevice {
         BootconfigDevice::write(self, bc)
             .map(|_| ())
             .map_err(AbError::boot("write bootconfig"))
-    }
-}
-
-/// The bootconfig in the first erase block of a raw flash partition (simulators and
-/// bridges to liminix-flash devices).
-pub struct FlashBootconfig<F: EnvFlash> {
-    pub flash: F,
-    offset: usize,
-}
-
-impl<F: EnvFlash> FlashBootconfig<F> {
-    /// The bytes are at `offset` within the partition's first erase block.
-    pub fn new(flash: F, offset: usize) -> Self {
-        FlashBootconfig { flash, offset }
-    }
-
-    fn block(&mut self) -> Result<Vec<u8>, AbError> {
-        let mut buf = vec![0u8; self.flash.info().erase_size as usize];
-        self.flash
-            .read_at(0, &mut buf)
-            .map_err(|e| AbError::io("read bootconfig block", e))?;
-        Ok(buf)
-    }
-}
-
-impl<F: EnvFlash> BootconfigIo for FlashBootconfig<F> {
-    fn read(&mut self) -> Result<Bootconfig, AbError> {
-        let block = self.block()?;
-        Bootconfig::parse(&block[self.offset..]).map_err(AbError::boot("parse bootconfig"))
-    }
-
-    fn write(&mut self, bc: &Bootconfig) -> Result<(), AbError> {
-        let mut block = self.block()?;
-        block[self.offset..self.offset + 2].copy_from_slice(&bc.encode_tool());
-        let len = block.len() as u64;
-        self.flash
-            .erase(0, len)
-            .and_then(|()| self.flash.write_at(0, &block))
-            .map_err(|e| AbError::io("write bootconfig block", e))?;
-        if self.block()? != block {
-            return Err(AbError::Verify(
-                "bootconfig block read back differently".into(),
-            ));
-        }
-        Ok(())
     }
 }
 

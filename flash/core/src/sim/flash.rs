@@ -137,6 +137,32 @@ impl SimFlash {
         &self.data
     }
 
+    /// The cells themselves, for tests that corrupt stored data behind the
+    /// driver's back (no operation counted, page state unchanged).
+    pub fn contents_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// An independent chip with the same cells, page state, bad blocks and
+    /// armed faults on a power rail of its own (power on, no cut armed): one
+    /// starting state from which every cut point can be tried, and the chip as
+    /// the next boot finds it.
+    pub fn fork(&self) -> SimFlash {
+        SimFlash {
+            geo: self.geo,
+            data: self.data.clone(),
+            programmed: self.programmed.clone(),
+            bad: self.bad.clone(),
+            fail_erase: self.fail_erase.clone(),
+            bitflips: self.bitflips.clone(),
+            uncorrectable: self.uncorrectable.clone(),
+            corrupt: self.corrupt.clone(),
+            corrected: self.corrected,
+            stats: self.stats,
+            rail: PowerRail::new(),
+        }
+    }
+
     /// Mark block `block` (index) bad, as at the factory.
     pub fn set_bad(&mut self, block: u64) {
         self.bad[block as usize] = true;
@@ -354,6 +380,55 @@ mod tests {
             f.program(320, &[0; 16]),
             Err(FlashError::NotErased { .. })
         ));
+    }
+
+    #[test]
+    fn nor_programs_only_clear_bits_and_nand_needs_pages() {
+        let mut nor = SimFlash::nor(4, 1024);
+        nor.program(3, &[0x0F]).unwrap();
+        nor.program(3, &[0xF1]).unwrap();
+        assert_eq!(nor.contents()[3], 0x01);
+        crate::flash::erase_range(&mut nor, 0, 1024).unwrap();
+        assert_eq!(nor.contents()[3], 0xFF);
+        assert!(crate::flash::erase_range(&mut nor, 1, 1024).is_err());
+        let mut nand = SimFlash::nand(4, 2048, 512);
+        assert!(nand.program(1, &[0]).is_err());
+        nand.mark_bad(2048).unwrap();
+        assert!(nand.is_bad(2500).unwrap());
+        assert!(crate::flash::erase_range(&mut nand, 2048, 2048).is_err());
+    }
+
+    #[test]
+    fn power_cut_tears_the_kth_operation() {
+        let mut f = SimFlash::nor(4, 1024);
+        f.cut_after(1);
+        f.erase_block(0).unwrap();
+        f.contents_mut()[0..8].fill(0xAA);
+        assert!(f.program(0, &[0u8; 8]).unwrap_err().is_power_cut());
+        assert_eq!(&f.contents()[0..8], &[0, 0, 0, 0, 0xAA, 0xAA, 0xAA, 0xAA]);
+        assert!(f.erase_block(0).unwrap_err().is_power_cut());
+        assert!(f.rail().is_dead());
+    }
+
+    #[test]
+    fn fork_copies_the_cells_onto_a_rail_of_its_own() {
+        let mut f = SimFlash::nand(2, 256, 64);
+        f.program(0, &[0x12; 64]).unwrap();
+        f.set_bad(1);
+        f.cut_after(0);
+        let mut g = f.fork();
+        assert!(f.erase_block(0).unwrap_err().is_power_cut());
+        assert!(f.rail().is_dead() && !g.rail().is_dead());
+        assert_eq!(&g.contents()[..64], &[0x12; 64]);
+        assert!(g.is_bad(256).unwrap());
+        assert!(matches!(
+            g.program(0, &[0; 64]),
+            Err(FlashError::NotErased { off: 0 })
+        ));
+        g.contents_mut()[3] ^= 0xFF;
+        let mut b = [0u8; 4];
+        g.read(0, &mut b).unwrap();
+        assert_eq!(b, [0x12, 0x12, 0x12, 0xED]);
     }
 
     #[test]

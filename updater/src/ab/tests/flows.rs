@@ -8,7 +8,7 @@ use crate::ab::uboot::{script_boot_decision, uboot_state};
 use crate::ab::{AbError, Slot};
 
 fn bc_bytes(w: &World) -> [u8; 2] {
-    let c = w.boot[0].0.borrow();
+    let c = w.boot[0].borrow();
     [c.contents()[0], c.contents()[1]]
 }
 
@@ -61,7 +61,7 @@ fn zyxel_unconfirmed_trial_falls_back_and_mark_bad_writes_nothing() {
 #[test]
 fn an_image_changed_since_verification_is_refused_before_any_write() {
     let (mut w, new) = zyxel_world();
-    let before = (bc_bytes(&w), w.kernel[1].0.borrow().contents().to_vec());
+    let before = (bc_bytes(&w), w.kernel[1].borrow().contents().to_vec());
     let e = w
         .install_claiming(Slot::B, &new, Some([7; 32]))
         .unwrap_err();
@@ -70,7 +70,7 @@ fn an_image_changed_since_verification_is_refused_before_any_write() {
         e.to_string().contains("the kernel image: image hashes to"),
         "{e}"
     );
-    let after = (bc_bytes(&w), w.kernel[1].0.borrow().contents().to_vec());
+    let after = (bc_bytes(&w), w.kernel[1].borrow().contents().to_vec());
     assert!(before == after, "bootconfig and slot B untouched");
 }
 

@@ -6,14 +6,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use liminix_bootenv::storage::{CopyDevice, MtdCopy};
+use liminix_bootenv::zyxel::BootconfigDevice;
 use liminix_bootenv::{Endian, Env, EnvStore, Layout};
 use liminix_flash::flash::read_image;
-use liminix_flash::{Flash, FlashError, Geometry, MemImage, PowerRail, SimFlash};
+use liminix_flash::{Flash, MemImage, PowerRail, SimFlash};
 
-use crate::ab::devices::EnvFlashBridge;
 use crate::ab::install::{install_slot, SlotDevs, SlotImages, Verified};
 use crate::ab::uboot::{script_boot_decision, UBootEnvFlow};
-use crate::ab::zyxel::{FlashBootconfig, ZyxelFlow};
+use crate::ab::zyxel::ZyxelFlow;
 use crate::ab::{AbError, BootFlow, InstallReport, RootfsDev, Slot, SlotLayout, Target};
 
 pub const EB: u32 = 16 * 1024;
@@ -22,39 +22,13 @@ pub const ENV_SIZE: usize = 0x2000;
 
 /// A simulated partition several owners share (the flow owns the boot state, the test
 /// inspects it).
-#[derive(Clone)]
-pub struct Shared(pub Rc<RefCell<SimFlash>>);
+pub type Shared = Rc<RefCell<SimFlash>>;
 
-impl Shared {
-    pub fn nand(blocks: u64, rail: &PowerRail) -> Self {
-        Shared(Rc::new(RefCell::new(
-            SimFlash::nand(blocks, EB, PAGE).with_rail(rail.clone()),
-        )))
-    }
-}
-
-impl Flash for Shared {
-    fn geometry(&self) -> Geometry {
-        self.0.borrow().geometry()
-    }
-    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
-        self.0.borrow_mut().read(off, buf)
-    }
-    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
-        self.0.borrow_mut().erase_block(off)
-    }
-    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
-        self.0.borrow_mut().program(off, data)
-    }
-    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
-        self.0.borrow_mut().is_bad(off)
-    }
-    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
-        self.0.borrow_mut().mark_bad(off)
-    }
-    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
-        self.0.borrow_mut().corrected_bitflips()
-    }
+/// A NAND partition of `blocks` erase blocks on `rail`.
+pub fn shared_nand(blocks: u64, rail: &PowerRail) -> Shared {
+    Rc::new(RefCell::new(
+        SimFlash::nand(blocks, EB, PAGE).with_rail(rail.clone()),
+    ))
 }
 
 /// Deterministic test image with an all-0xFF stretch (skipped by the raw writer).
@@ -119,14 +93,14 @@ impl World {
     /// Slot A holds `a` and is committed; slot B holds `b` (or is erased).
     pub fn new(kind: Kind, a: &Images, b: Option<&Images>) -> Self {
         let rail = PowerRail::new();
-        let part = || Shared::nand(8, &rail);
+        let part = || shared_nand(8, &rail);
         let w = World {
             kind,
             kernel: [part(), part()],
             rootfs: [part(), part()],
             boot: match kind {
-                Kind::Zyxel => vec![Shared::nand(1, &rail)],
-                Kind::UBoot { .. } => vec![Shared::nand(1, &rail), Shared::nand(1, &rail)],
+                Kind::Zyxel => vec![shared_nand(1, &rail)],
+                Kind::UBoot { .. } => vec![shared_nand(1, &rail), shared_nand(1, &rail)],
             },
             complete: [vec![a.clone()], b.into_iter().cloned().collect()],
             rail,
@@ -140,14 +114,14 @@ impl World {
 
     fn load(&self, slot: Slot, imgs: &Images) {
         let i = slot.index();
-        self.kernel[i].0.borrow_mut().load(0, &imgs.kernel);
-        self.rootfs[i].0.borrow_mut().load(0, &imgs.rootfs);
+        self.kernel[i].borrow_mut().load(0, &imgs.kernel);
+        self.rootfs[i].borrow_mut().load(0, &imgs.rootfs);
     }
 
     /// Sets the bootconfig bytes (Zyxel) or the environment text (U-Boot) at the factory.
     pub fn factory_state(&self, zyxel: [u8; 2], env_text: &str) {
         match self.kind {
-            Kind::Zyxel => self.boot[0].0.borrow_mut().load(0, &zyxel),
+            Kind::Zyxel => self.boot[0].borrow_mut().load(0, &zyxel),
             Kind::UBoot { .. } => {
                 let env = Env::from_text(env_text.as_bytes()).unwrap();
                 self.env_store().save(&env).unwrap();
@@ -162,13 +136,7 @@ impl World {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                Box::new(MtdCopy::new(
-                    EnvFlashBridge(s.clone()),
-                    format!("env{i}"),
-                    0,
-                    0,
-                    1,
-                )) as Box<dyn CopyDevice>
+                Box::new(MtdCopy::new(s.clone(), format!("env{i}"), 0, 0, 1)) as Box<dyn CopyDevice>
             })
             .collect();
         EnvStore::new(layout, copies).unwrap()
@@ -176,10 +144,10 @@ impl World {
 
     pub fn flow(&self) -> Box<dyn BootFlow> {
         match self.kind {
-            Kind::Zyxel => Box::new(ZyxelFlow::new(FlashBootconfig::new(
-                EnvFlashBridge(self.boot[0].clone()),
-                0,
-            ))),
+            Kind::Zyxel => Box::new(ZyxelFlow::new(
+                BootconfigDevice::on_flash(Box::new(self.boot[0].clone()), "bootconfig".into(), 0)
+                    .unwrap(),
+            )),
             Kind::UBoot { attempts } => {
                 Box::new(UBootEnvFlow::new(self.env_store(), attempts).unwrap())
             }
@@ -224,7 +192,7 @@ impl World {
     pub fn reset_may_cut(&self) -> Result<Slot, ()> {
         match self.kind {
             Kind::Zyxel => {
-                let block = self.boot[0].0.borrow().contents().to_vec();
+                let block = self.boot[0].borrow().contents().to_vec();
                 let (slot, next) =
                     liminix_bootenv::zyxel::vendor_boot_decision_block(&block).unwrap();
                 if let Some(next) = next {
@@ -252,7 +220,7 @@ impl World {
     pub fn reset(&self) -> Slot {
         match self.kind {
             Kind::Zyxel => {
-                let block = self.boot[0].0.borrow().contents().to_vec();
+                let block = self.boot[0].borrow().contents().to_vec();
                 let (slot, next) = liminix_bootenv::zyxel::vendor_boot_decision_block(&block)
                     .expect("bootconfig parses");
                 if let Some(next) = next {
