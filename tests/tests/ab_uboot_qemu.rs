@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use liminix_tests::vm_arm::{ArmBed, Variant};
+use liminix_vm::arm::{ArmBed, Variant};
 
 const ATTEMPTS: u8 = 2;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
