@@ -23,7 +23,7 @@ fn read(path: &Path) -> Result<Vec<u8>, VmError> {
 }
 
 /// Shared libraries `ldd` reports for `bin` (absolute paths; none if static).
-fn shared_libs(bin: &Path) -> Result<Vec<PathBuf>, VmError> {
+pub fn shared_libs(bin: &Path) -> Result<Vec<PathBuf>, VmError> {
     let out = Command::new("ldd")
         .arg(bin)
         .output()
