@@ -128,3 +128,21 @@ pub fn run_command(cmd: &mut std::process::Command) -> Result<Vec<u8>, VmError> 
     }
     Ok(out.stdout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_is_an_error_that_names_its_package() {
+        let e = require_program("liminix-no-such-tool", "some-package").unwrap_err();
+        assert!(matches!(e, VmError::MissingTool { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("install the Debian package some-package"),
+            "{e}"
+        );
+        assert!(require("/nonexistent/tool", "pkg").is_err());
+        assert!(require_program("sh", "dash").is_ok());
+    }
+}
