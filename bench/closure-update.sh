@@ -5,6 +5,7 @@
 # Needs root and scripts/setup.sh. Not a test: nothing here asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -q -p liminix-agent --target x86_64-unknown-linux-musl
-cargo build --release -q -p liminix-build-tools -p liminix-tests
-exec target/release/bench-closure
+cargo build --release -q -p liminix-build-tools -p liminix-bench --bin bench-closure
+exec "$CARGO_TARGET_DIR/release/bench-closure"

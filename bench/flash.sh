@@ -11,5 +11,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --quiet -p liminix-tests --bin bench-flash
+cargo build --release --quiet -p liminix-bench --bin bench-flash
 exec "$CARGO_TARGET_DIR/release/bench-flash" "$@"

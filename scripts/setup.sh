@@ -9,7 +9,7 @@ APT_PACKAGES=(
   # second opinion on NAR hashes
   nix-bin
   # VM test bed: real kernels with MTD/UBI drivers, real U-Boot
-  qemu-system-x86 qemu-system-arm qemu-user-static u-boot-qemu u-boot-tools
+  qemu-system-x86 qemu-system-arm qemu-system-mips qemu-user-static u-boot-qemu u-boot-tools
   libubootenv-tool mtd-utils squashfs-tools dosfstools mtools fdisk
   linux-image-amd64 device-tree-compiler strace
   # static ARMv7 agent for the U-Boot guest
@@ -43,15 +43,18 @@ rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unk
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
 
-# A/B tests with real U-Boot (tests/tests/ab_uboot_qemu.rs): tests/vm-arm/fetch.sh
-# downloads (does not install) Debian's armhf kernel (linux-image-6.1.0-*-armmp) and
-# busybox-static with `apt-get download`, which needs armhf in dpkg's architectures
-# and apt lists. No further packages: it uses qemu-system-arm, u-boot-qemu,
-# u-boot-tools, mtools, dosfstools, fdisk and cpio from the list above.
-if ! dpkg --print-foreign-architectures | grep -qx armhf; then
-  dpkg --add-architecture armhf
-  apt_update
-fi
+# The ARM guests (A/B tests with real U-Boot) and the MIPS guest of liminix-vm:
+# tests/vm/fetch-debian.sh downloads (does not install) Debian's armhf kernel
+# (linux-image-6.1.0-*-armmp), mipsel kernel (linux-image-6.1.0-*-4kc-malta) and
+# busybox-static with `apt-get download`, which needs the architectures in dpkg and the
+# apt lists. No further packages: the guests use qemu-system-arm, qemu-system-mips,
+# u-boot-qemu, u-boot-tools, mtools, dosfstools, fdisk, cpio and kmod (depmod) from above.
+for arch in armhf mipsel; do
+  if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    dpkg --add-architecture "$arch"
+    apt_update
+  fi
+done
 
 # bootloader-envs/uboot/build-redundant.sh fetches U-Boot's source with `apt-get source`,
 # which needs a deb-src entry for bookworm main. Added only if none exists (one-line

@@ -3,8 +3,9 @@
 //! A board file (`boards/devices/<name>.toml`, documented in `docs/boards.md`) says which flash
 //! chips and MTD partitions the board has, its UBI geometry and volumes, which images a bundle for
 //! it may carry and where each one goes, and which update strategy applies (`raw`, `ubi`,
-//! `ab-zyxel`, `ab-uboot`). Every board file of this repository is compiled into the agent and the
-//! packer, so both agree on the targets; a device may carry its own file
+//! `ab-zyxel`, `ab-uboot`). Every real device's board file of this repository is compiled into the
+//! agent and the packer, so both agree on the targets; the boards of the QEMU test guests
+//! (`vm-*`) only with the `test-boards` feature, which tests enable. A device may carry its own file
 //! (`/etc/liminix/board.toml`) for a board or a layout the agent does not know yet. Every board is
 //! validated when it is loaded ([`validate`]): partitions aligned to erase blocks, inside their
 //! chip and not overlapping, targets that exist and are writable, a strategy that fits them.
@@ -56,7 +57,7 @@ pub enum BoardError {
     SlotNeeded(String),
 }
 
-/// The board files of this repository, by name.
+/// The board files of real devices, by name: compiled into the agent and the packer.
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "belkin-rt3200",
@@ -74,18 +75,31 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "zyxel-nwa50ax",
         include_str!("../devices/zyxel-nwa50ax.toml"),
     ),
+];
+
+/// The boards of the QEMU test guests, by name. Only tests need them, so only the
+/// `test-boards` feature (or this crate's own tests) builds them in: the shipped agent does
+/// not know them, and VM tests that run it put the board file on the guest
+/// ([`OVERRIDE_PATH`]).
+#[cfg(any(test, feature = "test-boards"))]
+pub const TEST_BOARDS: &[(&str, &str)] = &[
     ("vm-ab-uboot", include_str!("../devices/vm-ab-uboot.toml")),
     ("vm-ab-zyxel", include_str!("../devices/vm-ab-zyxel.toml")),
     ("vm-nand-ubi", include_str!("../devices/vm-nand-ubi.toml")),
     ("vm-nor", include_str!("../devices/vm-nor.toml")),
 ];
 
+/// Without the `test-boards` feature there are none.
+#[cfg(not(any(test, feature = "test-boards")))]
+pub const TEST_BOARDS: &[(&str, &str)] = &[];
+
+/// Every board this build knows: [`EMBEDDED`], then [`TEST_BOARDS`].
+fn known() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    EMBEDDED.iter().chain(TEST_BOARDS)
+}
+
 fn known_names() -> String {
-    EMBEDDED
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+    known().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
 /// Parses and validates a board file; `origin` names it in errors.
@@ -100,8 +114,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Board, BoardError> {
 
 /// A built-in board.
 pub fn builtin(name: &str) -> Result<Board, BoardError> {
-    let (_, text) = EMBEDDED
-        .iter()
+    let (_, text) = known()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| BoardError::Unknown(name.to_owned()))?;
     let b = parse(text, &format!("(built in) {name}.toml"))?;
@@ -110,7 +123,7 @@ pub fn builtin(name: &str) -> Result<Board, BoardError> {
 
 /// Every built-in board.
 pub fn all_builtin() -> Result<Vec<Board>, BoardError> {
-    EMBEDDED.iter().map(|(n, _)| builtin(n)).collect()
+    known().map(|(n, _)| builtin(n)).collect()
 }
 
 /// Reads a board file from `path`.

@@ -29,7 +29,7 @@ fn err_of(text: &str) -> String {
 #[test]
 fn every_builtin_board_loads_and_resolves_its_images() {
     let boards = all_builtin().unwrap();
-    assert_eq!(boards.len(), EMBEDDED.len());
+    assert_eq!(boards.len(), EMBEDDED.len() + TEST_BOARDS.len());
     for b in &boards {
         for i in &b.images {
             let slots: Vec<Option<&str>> = if b.strategy.is_ab() {
@@ -121,7 +121,7 @@ fn ab_boards_need_matching_slots_and_bootloader() {
     );
     let e = err_of(&zyxel.replace("strategy = \"ab-zyxel\"", "strategy = \"ab-uboot\""));
     assert!(e.contains("needs a [bootloader] of type uboot-env"), "{e}");
-    let vm = EMBEDDED
+    let vm = TEST_BOARDS
         .iter()
         .find(|(n, _)| *n == "vm-ab-uboot")
         .unwrap()

@@ -9,12 +9,10 @@ use liminix_bootenv::{Endian, Layout};
 const TEXT: &[u8] =
     b"bootcmd=run distro_bootcmd\nbootdelay=2\nbaudrate=115200\nethaddr=00:11:22:33:44:55\n";
 
-fn skip() -> bool {
-    let missing = !(have("/usr/bin/fw_printenv") && have("/usr/bin/fw_setenv"));
-    if missing {
-        eprintln!("libubootenv-tool not installed; skipping");
-    }
-    missing
+/// libubootenv's tools, or a failure naming their package.
+fn tools() {
+    need("/usr/bin/fw_printenv", "libubootenv-tool");
+    need("/usr/bin/fw_setenv", "libubootenv-tool");
 }
 
 /// The edit sequence every layout goes through.
@@ -53,9 +51,7 @@ fn edit_sequence(t: &Twins, cfg: &str) {
 
 #[test]
 fn single_copy_file() {
-    if skip() {
-        return;
-    }
+    tools();
     let t = Twins::new();
     t.write("env.img", &mkenvimage(&["-s", "0x20000"], TEXT));
     t.write("fw_env.config", b"{dir}/env.img 0x0 20000 20000\n");
@@ -69,9 +65,7 @@ fn single_copy_file() {
 
 #[test]
 fn redundant_in_one_file() {
-    if skip() {
-        return;
-    }
+    tools();
     let t = Twins::new();
     let one = mkenvimage(&["-r", "-s", "0x20000"], TEXT);
     t.write("env.img", &[one.clone(), one].concat());
@@ -87,9 +81,7 @@ fn redundant_in_one_file() {
 
 #[test]
 fn redundant_in_two_files_with_flag_wraparound() {
-    if skip() {
-        return;
-    }
+    tools();
     use liminix_bootenv::Env;
     let t = Twins::new();
     let l = Layout::new(0x20000, true, Endian::Little).unwrap();
@@ -118,9 +110,7 @@ fn redundant_in_two_files_with_flag_wraparound() {
 
 #[test]
 fn one_copy_torn_and_both_bad() {
-    if skip() {
-        return;
-    }
+    tools();
     let t = Twins::new();
     let one = mkenvimage(&["-r", "-s", "0x20000"], TEXT);
     let mut newer = one.clone();
@@ -168,9 +158,7 @@ fn one_copy_torn_and_both_bad() {
 
 #[test]
 fn big_endian_image_is_invalid_for_a_little_endian_host_tool() {
-    if skip() {
-        return;
-    }
+    tools();
     let t = Twins::new();
     t.write("be.img", &mkenvimage(&["-b", "-s", "0x20000"], TEXT));
     t.write("be.config", b"{dir}/be.img 0 20000\n");
@@ -183,9 +171,7 @@ fn big_endian_image_is_invalid_for_a_little_endian_host_tool() {
 
 #[test]
 fn config_errors_and_flags_attributes() {
-    if skip() {
-        return;
-    }
+    tools();
     let t = Twins::new();
     t.both("fw_printenv", &["-c", "{dir}/missing.config"]);
     t.write("nodev.config", b"{dir}/nodev.img 0 20000\n");
@@ -221,9 +207,7 @@ fn config_errors_and_flags_attributes() {
 
 #[test]
 fn odd_config_lines_are_read_like_sscanf_does() {
-    if skip() {
-        return;
-    }
+    tools();
     let t = Twins::new();
     t.write("env.img", &mkenvimage(&["-s", "0x20000"], TEXT));
     for (i, cfg) in [

@@ -2,28 +2,15 @@
 //! made by mkenvimage parse to the same variables (both byte orders, both layouts).
 
 mod common;
-use common::mkenvimage;
+use common::{mkenvimage, need_mkenvimage};
 use liminix_bootenv::mkenv::image_from_text;
 use liminix_bootenv::{Endian, Env, Layout};
 
 const TEXT: &[u8] = b"bootcmd=echo hello; run bootm\n# comment\n\nipaddr=10.0.0.1\nspaced=a b  c = d\nmulti=line1\\\nline2\nzz=last\n";
 
-fn have() -> bool {
-    let ok = std::process::Command::new("mkenvimage")
-        .arg("-V")
-        .output()
-        .is_ok();
-    if !ok {
-        eprintln!("mkenvimage not installed; skipping");
-    }
-    ok
-}
-
 #[test]
 fn identical_bytes_for_every_flag_combination() {
-    if !have() {
-        return;
-    }
+    need_mkenvimage();
     for (args, redundant, endian, pad) in [
         (&["-s", "0x4000"][..], false, Endian::Little, 0xFF),
         (&["-r", "-s", "0x4000"][..], true, Endian::Little, 0xFF),
@@ -42,9 +29,7 @@ fn identical_bytes_for_every_flag_combination() {
 
 #[test]
 fn parses_mkenvimage_output_in_both_byte_orders() {
-    if !have() {
-        return;
-    }
+    need_mkenvimage();
     let clean = b"bootcmd=bootm 0x9f050000\nipaddr=192.168.1.1\nserverip=192.168.1.254\n";
     let want = Env::from_text(clean).unwrap();
     for (args, redundant, endian) in [
@@ -78,9 +63,7 @@ fn parses_mkenvimage_output_in_both_byte_orders() {
 
 #[test]
 fn too_large_matches_mkenvimage_refusal() {
-    if !have() {
-        return;
-    }
+    need_mkenvimage();
     let big = format!("k={}\n", "v".repeat(5000));
     let ok = std::process::Command::new("sh")
         .arg("-c")

@@ -7,51 +7,17 @@
 //! libubootenv reads a file through stdio and leaves heap garbage after the terminator).
 //! Last, zyxel-bootconfig edits a bootconfig on a real MTD partition. About 20 s.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-/// Whichever Debian kernel is installed together with its nandsim module.
-fn kernel() -> Option<(PathBuf, PathBuf)> {
-    let mut found = None;
-    for e in std::fs::read_dir("/lib/modules").ok()? {
-        let dir = e.ok()?.path();
-        let ver = dir.file_name()?.to_string_lossy().into_owned();
-        let vmlinuz = PathBuf::from(format!("/boot/vmlinuz-{ver}"));
-        if vmlinuz.exists() && dir.join("kernel/drivers/mtd/nand/raw/nandsim.ko").exists() {
-            found = Some((vmlinuz, dir));
-        }
-    }
-    found
-}
+use liminix_vm::VmBuilder;
 
-fn copy_with_libs(bin: &Path, root: &Path, dest: &str) {
-    let to = root.join(dest.trim_start_matches('/'));
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(bin, &to).unwrap();
-    let ldd = Command::new("ldd").arg(bin).output().unwrap();
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        let path = line
-            .split_whitespace()
-            .find(|w| w.starts_with('/'))
-            .map(PathBuf::from);
-        if let Some(lib) = path {
-            let to = root.join(lib.strip_prefix("/").unwrap());
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(&lib, &to).unwrap();
-        }
-    }
-}
+/// 256 MiB, 128 KiB blocks, 2 KiB pages; two 1 MiB partitions; block 0 of each bad.
+const NANDSIM: &str = "first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,8,32,32,4 badblocks=0,8";
 
-const SCRIPT: &str = r#"#!/bin/busybox sh
-export PATH=/bin:/usr/bin:/usr/sbin
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+/// Run by the harness's `sh -e` after nandsim and ubi are loaded; steps report their exit
+/// status instead of ending the script.
+const SCRIPT: &str = r#"set +e
 mkdir -p /var/lock /tmp
-M=/modules
-insmod $M/mtd.ko; insmod $M/bch.ko; insmod $M/nandcore.ko; insmod $M/nand.ko
-# 256 MiB, 128 KiB blocks, 2 KiB pages; two 1 MiB partitions; block 0 of each bad
-insmod $M/nandsim.ko first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,8,32,32,4 badblocks=0,8
-insmod $M/ubi.ko
 cat /proc/mtd
 for n in 0 1; do
   printf '/dev/mtd%s 0x0 0x20000 0x20000 2\n/dev/mtd%s 0x40000 0x20000 0x20000 2\n' $n $n > /tmp/cfg$n
@@ -118,97 +84,26 @@ $Z set-image-status 0 valid && $Z set-active-image 0 && $Z set-image-status 1 ne
 $Z get-status
 dd if=/dev/mtd4 bs=1 count=4 2>/dev/null | od -An -tx1
 echo VM-DONE
-poweroff -f
 "#;
 
 #[test]
 fn fw_setenv_on_nandsim_matches_libubootenv() {
-    let Some((vmlinuz, moddir)) = kernel() else {
-        eprintln!("no kernel with nandsim; skipping");
-        return;
-    };
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-        || !Path::new("/usr/bin/fw_setenv").exists()
-        || !Path::new("/bin/busybox").exists()
-        || !Path::new("/usr/sbin/ubimkvol").exists()
-        || Command::new("cpio").arg("--version").output().is_err()
-    {
-        eprintln!("qemu-system-x86_64, libubootenv-tool, busybox-static or cpio missing; skipping");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    for d in [
-        "bin", "proc", "sys", "dev", "modules", "usr/bin", "usr/sbin",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    copy_with_libs(
-        Path::new(env!("CARGO_BIN_EXE_bootenv-tools")),
-        &root,
-        "/bin/bootenv-tools",
-    );
-    for t in [
-        "/usr/bin/fw_printenv",
-        "/usr/bin/fw_setenv",
-        "/usr/sbin/ubiattach",
-        "/usr/sbin/ubimkvol",
-    ] {
-        copy_with_libs(Path::new(t), &root, t);
-    }
-    for m in [
-        "kernel/drivers/mtd/mtd.ko",
-        "kernel/lib/bch.ko",
-        "kernel/drivers/mtd/nand/nandcore.ko",
-        "kernel/drivers/mtd/nand/raw/nand.ko",
-        "kernel/drivers/mtd/nand/raw/nandsim.ko",
-        "kernel/drivers/mtd/ubi/ubi.ko",
-    ] {
-        let src = moddir.join(m);
-        std::fs::copy(&src, root.join("modules").join(src.file_name().unwrap())).unwrap();
-    }
-    let init = root.join("init");
-    std::fs::write(&init, SCRIPT).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let initrd = tmp.path().join("initrd.cpio");
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd {} && find . | cpio -o -H newc --quiet > {}",
-            root.display(),
-            initrd.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(st.success());
-
-    let out = Command::new("timeout")
-        .arg("180")
-        .arg("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-nographic",
-            "-no-reboot",
-            "-nic",
-            "none",
-        ])
-        .arg("-kernel")
-        .arg(&vmlinuz)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let con = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    common::need("/usr/bin/fw_setenv", "libubootenv-tool");
+    common::need("/usr/bin/fw_printenv", "libubootenv-tool");
+    let out = VmBuilder::new()
+        .modprobe("nandsim", NANDSIM)
+        .modprobe("ubi", "")
+        .executable(env!("CARGO_BIN_EXE_bootenv-tools"), "/bin/bootenv-tools")
+        .executable("/usr/bin/fw_printenv", "/usr/bin/fw_printenv")
+        .executable("/usr/bin/fw_setenv", "/usr/bin/fw_setenv")
+        .host_tool("ubiattach")
+        .host_tool("ubimkvol")
+        .script(SCRIPT)
+        .timeout(180)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.assert_success();
+    let con = out.serial;
     assert!(con.contains("VM-DONE"), "VM did not finish:\n{con}");
     assert!(con.contains("NAND simulator partition 1"), "{con}");
     let mut strict = false;

@@ -9,18 +9,15 @@ mod common;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::uboot::{env, have_qemu, Bed, ENV_SIZE};
+use common::env;
 use liminix_bootenv::storage::{CopyDevice, FileCopy};
 use liminix_bootenv::{Endian, EnvStore, Layout};
+use liminix_vm::arm::assets::UBOOT_QEMU_ARM;
+use liminix_vm::arm::{PflashBed as Bed, ENV_SIZE};
 
-const UBOOT: &str = "/usr/lib/u-boot/qemu_arm/u-boot.bin";
-
-fn available() -> bool {
-    if !Path::new(UBOOT).exists() {
-        eprintln!("{UBOOT} (u-boot-qemu) missing; skipping");
-        return false;
-    }
-    have_qemu()
+/// Debian's qemu_arm U-Boot in a fresh bed; a missing QEMU or U-Boot fails the test.
+fn bed() -> Bed {
+    Bed::new(Path::new(UBOOT_QEMU_ARM)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn store(bed: &Bed, endian: Endian) -> EnvStore {
@@ -31,10 +28,7 @@ fn store(bed: &Bed, endian: Endian) -> EnvStore {
 
 #[test]
 fn uboot_loads_our_environment_and_our_edits() {
-    if !available() {
-        return;
-    }
-    let bed = Bed::new(Path::new(UBOOT));
+    let bed = bed();
     let mut st = store(&bed, Endian::Little);
     st.save(&env(
         "bootdelay=0\nslot=a b=c\nbootcmd=echo MARK-${slot}-END; poweroff\n",
@@ -66,10 +60,7 @@ fn uboot_loads_our_environment_and_our_edits() {
 
 #[test]
 fn uboot_rejects_torn_and_wrong_endian_copies_like_we_do() {
-    if !available() {
-        return;
-    }
-    let bed = Bed::new(Path::new(UBOOT));
+    let bed = bed();
     let e = env("bootdelay=0\nbootcmd=echo SHOULD-NOT-RUN; poweroff\n");
     // wrong byte order: valid for a big-endian target, not for this ARM U-Boot
     store(&bed, Endian::Big).save(&e).unwrap();

@@ -17,18 +17,22 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::uboot::{env, have_qemu, Bed, BANK, ENV_SIZE};
+use common::env;
 use liminix_bootenv::storage::{CopyDevice, FileCopy, MtdCopy};
 use liminix_bootenv::{Endian, Env, EnvError, EnvStore, Layout};
 use liminix_flash::{Flash, FlashError, Geometry, SimFlash};
+use liminix_vm::arm::assets::BANK;
+use liminix_vm::arm::{PflashBed as Bed, ENV_SIZE};
 
-/// Builds (once per run, cached across runs) the redundant U-Boot; `None` without QEMU.
-fn uboot() -> Option<&'static Path> {
+/// A fresh bed running `uboot`; a missing QEMU fails the test.
+fn bed_with(uboot: &Path) -> Bed {
+    Bed::new(uboot).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Builds (once per run, cached across runs) the redundant U-Boot.
+fn uboot() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    if !have_qemu() {
-        return None;
-    }
-    Some(BIN.get_or_init(build))
+    BIN.get_or_init(build)
 }
 
 fn build() -> PathBuf {
@@ -267,8 +271,8 @@ fn corrupt(bed: &Bed, copy: usize) {
 
 #[test]
 fn uboot_boots_each_of_our_saves_through_mtd_nor() {
-    let Some(ub) = uboot() else { return };
-    let bed = Bed::new(ub);
+    let ub = uboot();
+    let bed = bed_with(ub);
     // from an erased bank: copy 1, then 0, 1, 0 (flags 1 / obsolete 0)
     for gen in 1..=4 {
         let r = store(&bed, Via::Nor).save(&generation(gen)).unwrap();
@@ -281,8 +285,8 @@ fn uboot_boots_each_of_our_saves_through_mtd_nor() {
 
 #[test]
 fn uboot_boots_our_first_and_second_file_saves() {
-    let Some(ub) = uboot() else { return };
-    let bed = Bed::new(ub);
+    let ub = uboot();
+    let bed = bed_with(ub);
     // incremental flags from an erased bank: 0 in copy 1, then 1 in copy 0; U-Boot's
     // boolean rule reads (1, 0) as "copy 0 active, copy 1 obsolete"
     for (gen, copy, flags) in [(1, 1, 0), (2, 0, 1)] {
@@ -299,8 +303,8 @@ fn uboot_boots_our_first_and_second_file_saves() {
 /// MTD device, which gives boolean flags (previous test).
 #[test]
 fn file_saves_beyond_the_second_break_on_uboots_cfi_nor_rule() {
-    let Some(ub) = uboot() else { return };
-    let bed = Bed::new(ub);
+    let ub = uboot();
+    let bed = bed_with(ub);
     for gen in 1..=2 {
         store(&bed, Via::File).save(&generation(gen)).unwrap();
     }
@@ -323,8 +327,8 @@ fn file_saves_beyond_the_second_break_on_uboots_cfi_nor_rule() {
 
 #[test]
 fn uboot_and_we_fall_back_when_a_save_is_cut_mid_write() {
-    let Some(ub) = uboot() else { return };
-    let bed = Bed::new(ub);
+    let ub = uboot();
+    let bed = bed_with(ub);
     for gen in 1..=2 {
         store(&bed, Via::Nor).save(&generation(gen)).unwrap();
     }
@@ -353,10 +357,10 @@ fn uboot_and_we_fall_back_when_a_save_is_cut_mid_write() {
 /// obsoletes copy 1); we must take the same copy whether it is the new or the old one.
 #[test]
 fn uboot_and_we_agree_when_power_fails_before_the_old_copy_is_obsoleted() {
-    let Some(ub) = uboot() else { return };
+    let ub = uboot();
     // (complete saves, cut copy) -> gen 2 in copy 0 wins: the new one, then the old one
     for (done, cut) in [(1, [None, Some(0)]), (2, [Some(0), None])] {
-        let bed = Bed::new(ub);
+        let bed = bed_with(ub);
         for gen in 1..=done {
             store(&bed, Via::Nor).save(&generation(gen)).unwrap();
         }
@@ -379,9 +383,9 @@ fn uboot_and_we_agree_when_power_fails_before_the_old_copy_is_obsoleted() {
 
 #[test]
 fn uboot_and_we_skip_a_newer_copy_corrupted_after_its_save() {
-    let Some(ub) = uboot() else { return };
+    let ub = uboot();
     for via in [Via::Nor, Via::File] {
-        let bed = Bed::new(ub);
+        let bed = bed_with(ub);
         for gen in 1..=2 {
             store(&bed, via).save(&generation(gen)).unwrap();
         }
@@ -395,8 +399,8 @@ fn uboot_and_we_skip_a_newer_copy_corrupted_after_its_save() {
 
 #[test]
 fn uboot_and_we_reject_two_bad_copies() {
-    let Some(ub) = uboot() else { return };
-    let bed = Bed::new(ub);
+    let ub = uboot();
+    let bed = bed_with(ub);
     for gen in 1..=2 {
         store(&bed, Via::Nor).save(&generation(gen)).unwrap();
     }
@@ -414,8 +418,8 @@ fn uboot_and_we_reject_two_bad_copies() {
 
 #[test]
 fn we_read_what_uboots_saveenv_wrote() {
-    let Some(ub) = uboot() else { return };
-    let bed = Bed::new(ub);
+    let ub = uboot();
+    let bed = bed_with(ub);
     let mut e = env("bootdelay=0\nbootcmd=setenv x y; saveenv; echo SAVED; poweroff\n");
     e.set(b"gen", b"1").unwrap();
     assert_eq!(store(&bed, Via::Nor).save(&e).unwrap().copy, 1);
@@ -449,9 +453,7 @@ fn we_read_what_uboots_saveenv_wrote() {
 
 /// Our `fw_printenv` and libubootenv's, given a two-line fw_env.config for the bank.
 fn same_fw_printenv_as_libubootenv(bed: &Bed) {
-    if !common::have("/usr/bin/fw_printenv") {
-        panic!("/usr/bin/fw_printenv (libubootenv-tool) missing; scripts/setup.sh installs it");
-    }
+    common::need("/usr/bin/fw_printenv", "libubootenv-tool");
     let cfg = bed.dir().join("fw_env.config");
     let lines: String = OFFSETS
         .iter()

@@ -21,11 +21,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use liminix_tests::ab_layout::zyxel_nandsim_ab_json;
 use liminix_tests::data::pattern;
-use liminix_tests::vm::{
-    build_static, static_agent_with_ab_apply, zyxel_nandsim_ab_json, StaticTarget, VmBuilder,
-    VmOutput,
-};
+use liminix_vm::{build_static, static_agent_with_ab_apply, StaticTarget, VmBuilder, VmOutput};
 use sha2::{Digest, Sha256};
 
 const NANDSIM: &str =

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use liminix_tests::vm_arm::{ArmBed, Variant};
+use liminix_vm::arm::{ArmBed, Variant};
 
 const T: Duration = Duration::from_secs(300);
 

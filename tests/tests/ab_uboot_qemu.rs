@@ -2,7 +2,7 @@
 //! `bootloader-envs/uboot/ab-boot.txt` (compiled with mkimage -T script), Debian's
 //! armmp kernel boots the slot it picks, and the static ARMv7 agent inside the guest
 //! installs the other slot, confirms or reports. Every boot is a fresh power-on of the
-//! same disk (see liminix_tests::vm_arm).
+//! same disk (see liminix_vm::arm).
 //!
 //! One run, seven boots, attempt budget 2:
 //! 1. A installs a good B.  2. U-Boot tries B; B passes its health check and runs
@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use liminix_tests::vm_arm::{ArmBed, Variant};
+use liminix_vm::arm::{ArmBed, Variant};
 
 const ATTEMPTS: u8 = 2;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);

@@ -17,8 +17,9 @@
 //!   made again, and a partition holding other data is refused with the `ubiformat`
 //!   advice, which then works. Slot A's kernel and volume stay as they were throughout.
 
+use liminix_tests::ab_layout::zyxel_nandsim_ab_json;
 use liminix_tests::data::pattern;
-use liminix_tests::vm::{static_agent_with_ab_apply, zyxel_nandsim_ab_json, VmBuilder, VmOutput};
+use liminix_vm::{static_agent_with_ab_apply, VmBuilder, VmOutput};
 use sha2::{Digest, Sha256};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,16,8,16,1";

@@ -3,6 +3,8 @@
 //! and to UBI volumes on nandsim (board vm-nand-ubi), each board under its own `--root` whose
 //! /sys, /dev and /proc are the guest's. Flash contents are compared with the images in the
 //! guest; refusals (flipped byte, wrong board, lower epoch) must leave the flash as it was.
+//! The agent is the shipped build, which does not know the `vm-*` boards: each root carries
+//! its board file as `/etc/liminix/board.toml`.
 //!
 //! One boot.
 
@@ -13,7 +15,7 @@ use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::liminix_boards;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
-use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+use liminix_vm::{build_static, StaticTarget, VmBuilder, VmOutput};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,128";
 
@@ -64,6 +66,7 @@ mkroot() {
   mkdir -p $1/etc/liminix/trusted-keys $1/persist $1/run
   ln -s /sys $1/sys; ln -s /dev $1/dev; ln -s /proc $1/proc
   echo $2 > $1/etc/liminix/board
+  cp /img/$2.toml $1/etc/liminix/board.toml
   cp /img/build.pub $1/etc/liminix/trusted-keys/
 }
 
@@ -137,6 +140,14 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
         .timeout(400);
     for (name, data) in &files {
         vm = vm.file(host.write(name, data), &format!("/img/{name}"));
+    }
+    for board in ["vm-nor", "vm-nand-ubi"] {
+        let (_, text) = liminix_boards::TEST_BOARDS
+            .iter()
+            .find(|(n, _)| *n == board)
+            .unwrap();
+        let file = format!("{board}.toml");
+        vm = vm.file(host.write(&file, text.as_bytes()), &format!("/img/{file}"));
     }
     let public = host.write("build.pub", host.key.public().to_file_text().as_bytes());
     let nor1 = host.bundle("nor1.bundle", "vm-nor", 2, &[("firmware", "fw1")]);

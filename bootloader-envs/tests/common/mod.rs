@@ -1,21 +1,32 @@
 //! Helpers shared by the integration tests: run the real libubootenv tools and ours on
-//! twin directories and compare everything they produce; boot real U-Boot ([`uboot`]).
+//! twin directories and compare everything they produce. Real U-Boot boots through
+//! `liminix_vm::arm::PflashBed`.
 
 #![allow(dead_code)]
-
-pub mod uboot;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use liminix_bootenv::Layout;
+use liminix_bootenv::{Env, Layout};
 
 /// stdout, stderr, exit status.
 pub type Outcome = (Vec<u8>, Vec<u8>, i32);
 
-pub fn have(tool: &str) -> bool {
-    Path::new(tool).exists()
+/// A missing tool fails the test with the Debian package to install (scripts/setup.sh
+/// installs them all); a test never passes without running.
+pub fn need(path: &str, package: &'static str) {
+    liminix_vm::require(path, package).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `mkenvimage` on the PATH, or a failure naming u-boot-tools.
+pub fn need_mkenvimage() {
+    liminix_vm::require_program("mkenvimage", "u-boot-tools").unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Parses `name=value` lines.
+pub fn env(text: &str) -> Env {
+    Env::from_text(text.as_bytes()).unwrap()
 }
 
 /// Runs /usr/bin/fw_printenv or /usr/bin/fw_setenv.
@@ -47,6 +58,7 @@ pub fn mine(tool: &str, args: &[&str], dir: &Path) -> Outcome {
 
 /// `mkenvimage ARGS -o OUT INPUT`, returning the image.
 pub fn mkenvimage(args: &[&str], input: &[u8]) -> Vec<u8> {
+    need_mkenvimage();
     let dir = tempfile::tempdir().unwrap();
     let inp = dir.path().join("input.txt");
     let out = dir.path().join("out.img");

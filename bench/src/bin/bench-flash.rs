@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use liminix_tests::vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+use liminix_vm::{build_static, StaticTarget, VmBuilder, VmOutput};
 
 const NAND: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 do_delays=1 erase_delay=2 programm_delay=200";
 const EB: u64 = 128 * 1024;

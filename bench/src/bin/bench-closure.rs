@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,13 +77,8 @@ fn device_with(lab: &Lab, base: &Closure) -> Device {
 
 /// Copies a dynamically linked program and the libraries ldd names into a chroot.
 fn copy_with_libs(program: &Path, root: &Path) {
-    let ldd = Command::new("ldd").arg(program).output().unwrap();
     let mut files = vec![program.to_path_buf()];
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        if let Some(p) = line.split_whitespace().find(|w| w.starts_with('/')) {
-            files.push(PathBuf::from(p));
-        }
-    }
+    files.extend(liminix_vm::initramfs::shared_libs(program).unwrap_or_else(|e| panic!("{e}")));
     for f in files {
         let dest = root.join(f.strip_prefix("/").unwrap());
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();

@@ -1,4 +1,5 @@
-//! Finding the host's Debian kernel and the modules a guest needs.
+//! Kernels and the modules a guest needs: the host's x86_64 kernel, or one that
+//! [`crate::debian`] fetched for another architecture.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ fn version_key(v: &str) -> Vec<u64> {
 
 /// The newest `/boot/vmlinuz-*-amd64` that has a module tree.
 pub fn find_kernel() -> Result<Kernel, VmError> {
-    let rd = std::fs::read_dir("/boot").map_err(|e| VmError::Setup(format!("/boot: {e}")))?;
+    let rd = std::fs::read_dir("/boot").map_err(VmError::io(Path::new("/boot")))?;
     let mut found: Vec<Kernel> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -40,14 +41,16 @@ pub fn find_kernel() -> Result<Kernel, VmError> {
         })
         .collect();
     found.sort_by_key(|k| version_key(&k.version));
-    found.pop().ok_or_else(|| {
-        VmError::Setup("no /boot/vmlinuz-*-amd64 with modules (install linux-image-amd64)".into())
+    found.pop().ok_or(VmError::MissingTool {
+        tool: "/boot/vmlinuz-*-amd64 with its modules".into(),
+        package: "linux-image-amd64",
     })
 }
 
 /// modules.dep as a map from normalised module name to (path, dependency paths).
 pub struct ModuleDeps {
     by_name: BTreeMap<String, (String, Vec<String>)>,
+    kernel: String,
 }
 
 /// Module names treat '-' and '_' alike.
@@ -59,8 +62,7 @@ fn module_name(path: &str) -> String {
 impl ModuleDeps {
     pub fn load(kernel: &Kernel) -> Result<Self, VmError> {
         let p = kernel.modules_dir.join("modules.dep");
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| VmError::Setup(format!("{}: {e}", p.display())))?;
+        let text = std::fs::read_to_string(&p).map_err(VmError::io(&p))?;
         let by_name = text
             .lines()
             .filter_map(|l| {
@@ -69,17 +71,23 @@ impl ModuleDeps {
                 Some((module_name(path), (path.to_string(), deps)))
             })
             .collect();
-        Ok(Self { by_name })
+        Ok(Self {
+            by_name,
+            kernel: kernel.version.clone(),
+        })
     }
 
     /// Module paths (relative to the module dir) of `names` and all they need.
     pub fn closure(&self, names: &[String]) -> Result<BTreeSet<String>, VmError> {
         let mut out = BTreeSet::new();
         for name in names {
-            let (path, deps) = self
-                .by_name
-                .get(&name.replace('-', "_"))
-                .ok_or_else(|| VmError::Setup(format!("kernel has no module {name}")))?;
+            let (path, deps) =
+                self.by_name
+                    .get(&name.replace('-', "_"))
+                    .ok_or_else(|| VmError::NoModule {
+                        kernel: self.kernel.clone(),
+                        module: name.clone(),
+                    })?;
             out.insert(path.clone());
             out.extend(deps.iter().cloned());
         }
@@ -116,21 +124,9 @@ pub fn read_module(kernel: &Kernel, rel: &str) -> Result<Vec<u8>, VmError> {
         _ => None,
     };
     let Some(tool) = tool else {
-        return std::fs::read(&path)
-            .map_err(|e| VmError::Setup(format!("{}: {e}", path.display())));
+        return std::fs::read(&path).map_err(VmError::io(&path));
     };
-    let out = Command::new(tool)
-        .arg("-dc")
-        .arg(&path)
-        .output()
-        .map_err(|e| VmError::Setup(format!("{tool}: {e}")))?;
-    if !out.status.success() {
-        return Err(VmError::Setup(format!(
-            "{tool} -dc {} failed",
-            path.display()
-        )));
-    }
-    Ok(out.stdout)
+    crate::run_command(Command::new(tool).arg("-dc").arg(&path))
 }
 
 #[cfg(test)]
@@ -179,6 +175,7 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            kernel: "test".into(),
         };
         let paths = deps.closure(&["m".into()]).unwrap();
         assert_eq!(deps.filtered(&paths), "kernel/m.ko: kernel/d.ko\n");

@@ -1,50 +1,54 @@
-//! A QEMU test bed with real Linux flash drivers.
+//! Scripted guests: QEMU boots a kernel with an initramfs built here (busybox, the
+//! requested kernel modules and their dependencies, chosen host tools with their shared
+//! libraries, test files) whose /init runs a shell script and reports the script's exit
+//! status after a per-run marker on the serial console.
 //!
-//! Boots the host's Debian x86_64 kernel under TCG with an initramfs built here
-//! (busybox, the requested kernel modules and their dependencies, chosen
-//! mtd-utils binaries with their shared libraries, test files) whose /init runs
-//! a shell script and reports the script's exit status after a per-run marker
-//! on the serial console. Raw disk images become virtio disks, so block2mtd
-//! gives guests flash that outlives them; `kill_on` cuts the power (SIGKILL to
+//! Two machines: x86_64 (the host's Debian kernel; raw disk images become virtio disks, so
+//! block2mtd gives guests flash that outlives them) and MIPS little-endian (`-M malta`,
+//! Debian's 4kc-malta kernel and mipsel busybox). `kill_on` cuts the power (SIGKILL to
 //! QEMU) when a line appears, for interrupted-update tests.
 
-mod ab_layout;
-mod build;
-mod cpio;
-mod disk;
-mod initramfs;
-mod kernel;
-mod qemu;
-
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub use ab_layout::zyxel_nandsim_ab_json;
-pub use build::{build_static, static_agent_with_ab_apply, StaticTarget};
-pub use disk::Disk;
-pub use kernel::{find_kernel, Kernel};
+use super::debian::{self, Arch};
+use super::initramfs::Initramfs;
+use super::kernel::{find_kernel, Kernel};
+use super::qemu::{Launch, Stop};
+use super::VmError;
 
-/// Why a guest could not be run.
-#[derive(Debug)]
-pub enum VmError {
-    /// Preparing kernel, initramfs, binaries or QEMU failed.
-    Setup(String),
-    /// QEMU exited abnormally without reporting a status.
-    Qemu(VmOutput),
+/// Which QEMU machine boots the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// `qemu-system-x86_64` with the host's kernel and busybox.
+    X86_64,
+    /// `qemu-system-mipsel -M malta` with Debian's mipsel kernel and busybox.
+    MipselMalta,
 }
 
-impl fmt::Display for VmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Machine {
+    /// The kernel and the busybox executable of this machine's guests.
+    fn system(self) -> Result<(Kernel, PathBuf), VmError> {
         match self {
-            Self::Setup(m) => write!(f, "VM setup: {m}"),
-            Self::Qemu(o) => write!(f, "QEMU failed: {}\nserial:\n{}", o.qemu_stderr, o.serial),
+            Machine::X86_64 => {
+                crate::require("/bin/busybox", "busybox-static")?;
+                Ok((find_kernel()?, PathBuf::from("/bin/busybox")))
+            }
+            Machine::MipselMalta => {
+                let a = debian::assets(Arch::Mipsel)?;
+                Ok((a.kernel, a.busybox))
+            }
+        }
+    }
+
+    fn qemu(self) -> (&'static str, &'static str, &'static [&'static str]) {
+        match self {
+            Machine::X86_64 => ("qemu-system-x86_64", "qemu-system-x86", &[]),
+            Machine::MipselMalta => ("qemu-system-mipsel", "qemu-system-mips", &["-M", "malta"]),
         }
     }
 }
-
-impl std::error::Error for VmError {}
 
 /// What a guest run produced.
 #[derive(Debug, Clone)]
@@ -144,6 +148,9 @@ pub struct VmBuilder {
     append: String,
     kill_on: Option<String>,
     reboot: bool,
+    machine: Machine,
+    /// Host executables shipped with their shared libraries: (host path, guest path).
+    executables: Vec<(PathBuf, String)>,
 }
 
 impl Default for VmBuilder {
@@ -155,6 +162,7 @@ impl Default for VmBuilder {
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl VmBuilder {
+    /// An x86_64 guest on the host's kernel (512 MiB, 120 s).
     pub fn new() -> Self {
         Self {
             modules: Vec::new(),
@@ -168,6 +176,18 @@ impl VmBuilder {
             append: String::new(),
             kill_on: None,
             reboot: false,
+            machine: Machine::X86_64,
+            executables: Vec::new(),
+        }
+    }
+
+    /// A guest on the MIPS little-endian Malta board instead of x86_64. It runs mipsel
+    /// programs only: host tools and virtio disks are x86_64-only.
+    pub fn mipsel() -> Self {
+        Self {
+            machine: Machine::MipselMalta,
+            memory_mb: 256,
+            ..Self::new()
         }
     }
 
@@ -188,6 +208,14 @@ impl VmBuilder {
     /// Copies a host file into the guest at `guest` (absolute path).
     pub fn file(mut self, host: impl AsRef<Path>, guest: &str) -> Self {
         self.files
+            .push((host.as_ref().to_path_buf(), guest.to_string()));
+        self
+    }
+
+    /// Copies a dynamically linked host executable into the guest at `guest`, with the
+    /// shared libraries `ldd` lists for it.
+    pub fn executable(mut self, host: impl AsRef<Path>, guest: &str) -> Self {
+        self.executables
             .push((host.as_ref().to_path_buf(), guest.to_string()));
         self
     }
@@ -250,37 +278,94 @@ impl VmBuilder {
 
     /// Builds the initramfs, boots, and waits for the guest to finish.
     pub fn run(self) -> Result<VmOutput, VmError> {
-        let kernel = find_kernel()?;
+        self.check_machine()?;
+        let (kernel, busybox) = self.machine.system()?;
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
         let end_marker = format!("LIMINIX-VM-END-{tag}");
-        let script = format!("{SCRIPT_HELPERS}{}\n{}", self.loads.join("\n"), self.script);
-        let image = initramfs::build(&initramfs::Contents {
-            kernel: &kernel,
-            modules: &self.modules,
-            files: &self.files,
-            host_tools: &self.host_tools,
-            script: &script,
-            end_marker: &end_marker,
-            with_disks: !self.disks.is_empty(),
-        })?;
         let initrd = std::env::temp_dir().join(format!("liminix-vm-{tag}.cpio"));
-        std::fs::write(&initrd, image)
-            .map_err(|e| VmError::Setup(format!("{}: {e}", initrd.display())))?;
-        let result = qemu::run(&qemu::Launch {
+        self.initramfs(&kernel, &busybox, &end_marker)?
+            .write(&initrd)?;
+        let (program, package, _) = self.machine.qemu();
+        let launch = Launch {
+            program,
+            package,
             args: self.qemu_args(&kernel, &initrd),
-            end_marker: &end_marker,
-            kill_marker: self.kill_on.as_deref(),
+            stop: self.kill_on.as_deref().map(Stop::at_line),
             timeout: self.timeout,
-        });
+        };
+        let result = launch.run();
         let _ = std::fs::remove_file(&initrd);
-        result
+        let run = result?;
+        let status = parse_status(&run.serial, &end_marker);
+        let out = VmOutput {
+            status,
+            killed_at_marker: run.stopped,
+            timed_out: run.timed_out,
+            elapsed: run.elapsed,
+            qemu_stderr: run.stderr,
+            serial: run.serial,
+        };
+        if !run.stopped && !run.timed_out && !run.exit.success() && status.is_none() {
+            return Err(VmError::Qemu(Box::new(out)));
+        }
+        Ok(out)
+    }
+
+    fn check_machine(&self) -> Result<(), VmError> {
+        let x86_only = !self.host_tools.is_empty() || !self.disks.is_empty();
+        if self.machine != Machine::X86_64 && x86_only {
+            return Err(VmError::Unsupported(format!(
+                "{:?} guests cannot take host tools or virtio disks",
+                self.machine
+            )));
+        }
+        Ok(())
+    }
+
+    fn initramfs(
+        &self,
+        kernel: &Kernel,
+        busybox: &Path,
+        end_marker: &str,
+    ) -> Result<Initramfs, VmError> {
+        let mut fs = Initramfs::new();
+        fs.copy(busybox, "/bin/busybox")?;
+        fs.symlink("/bin/sh", "busybox");
+        let with_disks = !self.disks.is_empty();
+        fs.bytes(
+            "/init",
+            init_script(with_disks, end_marker).as_bytes(),
+            0o755,
+        );
+        // pipefail: `probe | sed …` must not hide a failing probe from `sh -e`.
+        let script = format!(
+            "set -o pipefail\n{SCRIPT_HELPERS}{}\n{}",
+            self.loads.join("\n"),
+            self.script
+        );
+        fs.bytes("/test.sh", script.as_bytes(), 0o755);
+        let mut modules = self.modules.clone();
+        if with_disks {
+            modules.extend(["virtio_pci", "virtio_blk"].map(String::from));
+        }
+        fs.modules(kernel, &modules)?;
+        for name in &self.host_tools {
+            fs.host_tool(name)?;
+        }
+        for (host, guest) in &self.executables {
+            fs.executable(host, guest)?;
+        }
+        for (host, guest) in &self.files {
+            fs.copy(host, guest)?;
+        }
+        Ok(fs)
     }
 
     fn qemu_args(&self, kernel: &Kernel, initrd: &Path) -> Vec<String> {
-        let mut args: Vec<String> = ["-accel", "tcg", "-nographic", "-nic", "none"]
-            .map(String::from)
-            .to_vec();
+        let (_, _, machine) = self.machine.qemu();
+        let mut args: Vec<String> = machine.iter().map(|a| a.to_string()).collect();
+        args.extend(["-accel", "tcg", "-nographic", "-nic", "none"].map(String::from));
         if !self.reboot {
             args.push("-no-reboot".into());
         }
@@ -302,6 +387,38 @@ impl VmBuilder {
     }
 }
 
+/// Status printed after the end marker, if the marker appeared.
+fn parse_status(serial: &str, marker: &str) -> Option<i32> {
+    let rest = &serial[serial.rfind(marker)? + marker.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn init_script(with_disks: bool, end_marker: &str) -> String {
+    let disks = if with_disks {
+        "modprobe virtio_pci; modprobe virtio_blk\nfor i in $(seq 50); do [ -e /dev/vda ] && break; sleep 0.1; done\n"
+    } else {
+        ""
+    };
+    format!(
+        "#!/bin/busybox sh\n\
+         /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin\n\
+         /bin/busybox --install -s\n\
+         mount -t proc proc /proc\n\
+         mount -t sysfs sysfs /sys\n\
+         mount -t devtmpfs devtmpfs /dev\n\
+         mount -t tmpfs tmpfs /tmp\n\
+         export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
+         {disks}\
+         echo; echo LIMINIX-VM-START\n\
+         cd /tmp\n\
+         sh -e /test.sh </dev/null 2>&1\n\
+         rc=$?\n\
+         sync\n\
+         echo \"{end_marker} $rc\"\n\
+         poweroff -f\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +435,13 @@ mod tests {
         };
         assert_eq!(out.field("info ", "size"), Some("268435456"));
         assert_eq!(out.field("info ", "missing"), None);
+    }
+
+    #[test]
+    fn status_follows_the_last_marker() {
+        let s = "x\nEND-1 3\nEND-1 0\n";
+        assert_eq!(parse_status(s, "END-1"), Some(0));
+        assert_eq!(parse_status("nothing", "END-1"), None);
     }
 
     #[test]

@@ -11,28 +11,19 @@
 //! one power-on of the machine until the guest powers off or reboots (`-no-reboot`),
 //! i.e. a reset; the disk persists between boots.
 
-mod assets;
+pub mod assets;
+mod pflash;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use assets::cache_dir;
-use assets::run;
+pub use pflash::{PflashBed, ENV_SIZE};
 
-/// Why the bed could not be prepared or run.
-#[derive(Debug)]
-pub struct ArmError(pub String);
-
-impl std::fmt::Display for ArmError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ArmError {}
+use crate::debian::{self, Arch};
+use crate::initramfs::Initramfs;
+use crate::qemu::{Launch, Stop};
+use crate::{run_command, VmError};
 
 /// Sectors of the disk's partitions: boot FAT, slot A, slot B.
 const PARTS: [(u64, u64); 3] = [(2048, 81920), (83968, 40960), (124928, 40960)];
@@ -63,13 +54,20 @@ pub struct ArmBed {
     disk: PathBuf,
     flash0: PathBuf,
     flash1: PathBuf,
-    debian: assets::Debian,
-    agent: assets::Agent,
+    debian: debian::Assets,
+    /// The static ARMv7 agent and its `ab_apply` example.
+    agent: (PathBuf, PathBuf),
 }
 
-fn io(what: &str) -> impl Fn(std::io::Error) -> ArmError + '_ {
-    move |e| ArmError(format!("{what}: {e}"))
-}
+/// Modules the guest loads, in order (virtio and virtio_ring are built in).
+const MODULES: &[&str] = &[
+    "kernel/drivers/virtio/virtio_mmio.ko",
+    "kernel/drivers/block/virtio_blk.ko",
+    "kernel/fs/fat/fat.ko",
+    "kernel/fs/fat/vfat.ko",
+    "kernel/fs/nls/nls_cp437.ko",
+    "kernel/fs/nls/nls_ascii.ko",
+];
 
 /// The guest's A/B description: slots are the disk's partitions 2 and 3.
 fn ab_json(attempts: u8) -> String {
@@ -118,10 +116,11 @@ poweroff -f
 
 impl ArmBed {
     /// Fetches and builds everything, and lays out slot A with a good system.
-    pub fn new(attempts: u8) -> Result<ArmBed, ArmError> {
-        let debian = assets::debian()?;
-        let agent = assets::agent()?;
-        let dir = tempfile::tempdir().map_err(io("tempdir"))?;
+    pub fn new(attempts: u8) -> Result<ArmBed, VmError> {
+        let debian = debian::assets(Arch::Armhf)?;
+        let agent = crate::build::armv7_agent_with_ab_apply()?;
+        let tmp = std::env::temp_dir();
+        let dir = tempfile::tempdir().map_err(VmError::io(&tmp))?;
         let mut bed = ArmBed {
             disk: dir.path().join("disk.img"),
             flash0: dir.path().join("flash0.img"),
@@ -134,48 +133,34 @@ impl ArmBed {
         Ok(bed)
     }
 
-    fn initrd(&self, variant: Variant, version: &str, attempts: u8) -> Result<PathBuf, ArmError> {
-        let stage = self.dir.path().join(format!("initrd-{version}"));
-        let mk = |p: &str| std::fs::create_dir_all(stage.join(p)).map_err(io("mkdir"));
-        for d in [
-            "bin",
-            "proc",
-            "sys",
-            "dev",
-            "tmp",
-            "etc/liminix",
-            "lib/modules",
-        ] {
-            mk(d)?;
+    fn initrd(&self, variant: Variant, version: &str, attempts: u8) -> Result<PathBuf, VmError> {
+        let mut fs = Initramfs::new();
+        for d in ["/bin", "/proc", "/sys", "/dev", "/tmp", "/etc/liminix"] {
+            fs.dir(d);
         }
-        let copy = |from: &Path, to: &str| {
-            std::fs::copy(from, stage.join(to))
-                .map(|_| ())
-                .map_err(io("copy into initrd"))
-        };
-        copy(&self.debian.busybox, "bin/busybox")?;
-        copy(&self.agent.agent, "bin/liminix-agent")?;
-        copy(&self.agent.ab_apply, "bin/ab_apply")?;
+        fs.copy(&self.debian.busybox, "/bin/busybox")?;
+        fs.copy(&self.agent.0, "/bin/liminix-agent")?;
+        fs.copy(&self.agent.1, "/bin/ab_apply")?;
         let mut order = String::new();
-        for m in assets::MODULES {
+        for m in MODULES {
             let name = Path::new(m).file_name().unwrap().to_string_lossy();
-            copy(&self.debian.modules.join(m), &format!("lib/modules/{name}"))?;
+            let host = self.debian.kernel.modules_dir.join(m);
+            fs.copy(&host, &format!("/lib/modules/{name}"))?;
             order.push_str(&format!("{name}\n"));
         }
-        let write = |p: &str, s: &str| std::fs::write(stage.join(p), s).map_err(io("write"));
-        write("lib/modules/order", &order)?;
-        write("version", version)?;
-        write("etc/liminix/ab.json", &ab_json(attempts))?;
-        write("etc/fw_env.config", "/boot/uboot.env 0x0 0x4000\n")?;
+        fs.bytes("/lib/modules/order", order.as_bytes(), 0o644);
+        fs.bytes("/version", version.as_bytes(), 0o644);
+        fs.bytes("/etc/liminix/ab.json", ab_json(attempts).as_bytes(), 0o644);
+        let fw_env = "/boot/uboot.env 0x0 0x4000\n";
+        fs.bytes("/etc/fw_env.config", fw_env.as_bytes(), 0o644);
         let body = match variant {
             Variant::Good => INIT_GOOD,
             Variant::Bad => INIT_BAD,
         };
-        write("init", &format!("{INIT_HEAD}{body}"))?;
-        std::os::unix::fs::symlink("/boot/persist", stage.join("persist")).map_err(io("ln"))?;
-        run(Command::new("chmod").args(["0755"]).arg(stage.join("init")))?;
+        fs.bytes("/init", format!("{INIT_HEAD}{body}").as_bytes(), 0o755);
+        fs.symlink("/persist", "/boot/persist");
         let out = self.dir.path().join(format!("initrd-{version}.cpio"));
-        std::fs::write(&out, assets::cpio_of(&stage)?).map_err(io("initrd"))?;
+        fs.write(&out)?;
         Ok(out)
     }
 
@@ -185,26 +170,26 @@ impl ArmBed {
         variant: Variant,
         version: &str,
         attempts: u8,
-    ) -> Result<SlotImage, ArmError> {
+    ) -> Result<SlotImage, VmError> {
         let initrd = self.initrd(variant, version, attempts)?;
         let path = self.dir.path().join(format!("slot-{version}.img"));
         let kib = PARTS[1].1 * SECTOR / 1024;
         assets::fat_image(
             &path,
             kib,
-            &[("zImage", &self.debian.zimage), ("initrd", &initrd)],
+            &[("zImage", &self.debian.kernel.image), ("initrd", &initrd)],
         )?;
-        let data = std::fs::read(&path).map_err(io("slot image"))?;
+        let data = std::fs::read(&path).map_err(VmError::io(&path))?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
         Ok(SlotImage { path, sha256 })
     }
 
-    fn layout(&mut self, attempts: u8) -> Result<(), ArmError> {
-        assets::uboot_bank(&self.flash0)?;
+    fn layout(&mut self, attempts: u8) -> Result<(), VmError> {
+        assets::uboot_bank(Path::new(assets::UBOOT_QEMU_ARM), &self.flash0)?;
         assets::env_bank(&self.flash1, &uboot_env())?;
         let end = PARTS[2].0 + PARTS[2].1;
-        let f = std::fs::File::create(&self.disk).map_err(io("disk"))?;
-        f.set_len(end * SECTOR).map_err(io("disk"))?;
+        let f = std::fs::File::create(&self.disk).map_err(VmError::io(&self.disk))?;
+        f.set_len(end * SECTOR).map_err(VmError::io(&self.disk))?;
         let table: String = std::iter::once("label: dos\n".to_string())
             .chain(
                 PARTS
@@ -212,52 +197,36 @@ impl ArmBed {
                     .map(|(s, n)| format!("start={s}, size={n}, type=c\n")),
             )
             .collect();
-        let mut sf = Command::new("sfdisk")
-            .arg("--quiet")
-            .arg(&self.disk)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(io("sfdisk"))?;
-        std::io::Write::write_all(&mut sf.stdin.take().unwrap(), table.as_bytes())
-            .map_err(io("sfdisk"))?;
-        if !sf.wait().map_err(io("sfdisk"))?.success() {
-            return Err(ArmError("sfdisk failed".into()));
-        }
+        partition(&self.disk, &table)?;
         let dir = self.dir.path();
         let scr = dir.join("ab-boot.scr");
-        let src = assets::workspace_root().join("bootloader-envs/uboot/ab-boot.txt");
+        let src = crate::workspace_root().join("bootloader-envs/uboot/ab-boot.txt");
         assets::script_image(&src, &scr)?;
         let vars = dir.join("uboot.env");
         self.ab_vars_file(&vars, "ab_boot=a\nab_try=none\nab_left=0\nab_failed=none\n")?;
         let boot = dir.join("boot.img");
         let kib = PARTS[0].1 * SECTOR / 1024;
         assets::fat_image(&boot, kib, &[("ab-boot.scr", &scr), ("uboot.env", &vars)])?;
-        run(Command::new("mmd").arg("-i").arg(&boot).arg("::persist"))?;
+        run_command(Command::new("mmd").arg("-i").arg(&boot).arg("::persist"))?;
         self.put_partition(0, &boot)?;
         let a = self.slot_image(Variant::Good, "a-1", attempts)?;
         self.put_partition(1, &a.path)
     }
 
     /// An A/B variables file (single-copy environment, as U-Boot's `env export -c`).
-    fn ab_vars_file(&self, out: &Path, text: &str) -> Result<(), ArmError> {
-        let txt = out.with_extension("txt");
-        std::fs::write(&txt, text).map_err(io("vars"))?;
-        run(Command::new("mkenvimage")
-            .args(["-s", &format!("{ENV_FILE_SIZE:#x}"), "-o"])
-            .arg(out)
-            .arg(&txt))
-        .map(|_| ())
+    fn ab_vars_file(&self, out: &Path, text: &str) -> Result<(), VmError> {
+        assets::env_image(text, ENV_FILE_SIZE, out)
     }
 
-    fn put_partition(&self, i: usize, img: &Path) -> Result<(), ArmError> {
-        let data = std::fs::read(img).map_err(io("partition image"))?;
+    fn put_partition(&self, i: usize, img: &Path) -> Result<(), VmError> {
+        let data = std::fs::read(img).map_err(VmError::io(img))?;
         assert!(data.len() as u64 <= PARTS[i].1 * SECTOR);
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(&self.disk)
-            .map_err(io("disk"))?;
-        std::os::unix::fs::FileExt::write_all_at(&f, &data, PARTS[i].0 * SECTOR).map_err(io("disk"))
+            .map_err(VmError::io(&self.disk))?;
+        std::os::unix::fs::FileExt::write_all_at(&f, &data, PARTS[i].0 * SECTOR)
+            .map_err(VmError::io(&self.disk))
     }
 
     fn mtools_image(&self) -> String {
@@ -265,40 +234,44 @@ impl ArmBed {
     }
 
     /// Copies a host file onto the boot partition as `name`.
-    pub fn put_boot_file(&self, host: &Path, name: &str) -> Result<(), ArmError> {
-        run(Command::new("mcopy")
-            .args(["-o", "-i", &self.mtools_image()])
-            .arg(host)
-            .arg(format!("::{name}")))
-        .map(|_| ())
+    pub fn put_boot_file(&self, host: &Path, name: &str) -> Result<(), VmError> {
+        run_command(
+            Command::new("mcopy")
+                .args(["-o", "-i", &self.mtools_image()])
+                .arg(host)
+                .arg(format!("::{name}")),
+        )
+        .map(drop)
     }
 
     /// The guest's instructions for the next boot (`sh /boot/step.sh`).
-    pub fn set_step(&self, script: &str) -> Result<(), ArmError> {
+    pub fn set_step(&self, script: &str) -> Result<(), VmError> {
         let p = self.dir.path().join("step.sh");
-        std::fs::write(&p, script).map_err(io("step"))?;
+        std::fs::write(&p, script).map_err(VmError::io(&p))?;
         self.put_boot_file(&p, "step.sh")
     }
 
     /// A file from the boot partition.
-    pub fn boot_file(&self, name: &str) -> Result<Vec<u8>, ArmError> {
-        run(Command::new("mtype")
-            .args(["-i", &self.mtools_image()])
-            .arg(format!("::{name}")))
+    pub fn boot_file(&self, name: &str) -> Result<Vec<u8>, VmError> {
+        run_command(
+            Command::new("mtype")
+                .args(["-i", &self.mtools_image()])
+                .arg(format!("::{name}")),
+        )
     }
 
     /// Bytes of slot partition `slot` (0 = A, 1 = B).
-    pub fn slot_bytes(&self, slot: usize) -> Result<Vec<u8>, ArmError> {
+    pub fn slot_bytes(&self, slot: usize) -> Result<Vec<u8>, VmError> {
         let (start, len) = PARTS[slot + 1];
-        let f = std::fs::File::open(&self.disk).map_err(io("disk"))?;
+        let f = std::fs::File::open(&self.disk).map_err(VmError::io(&self.disk))?;
         let mut buf = vec![0u8; (len * SECTOR) as usize];
         std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, start * SECTOR)
-            .map_err(io("disk"))?;
+            .map_err(VmError::io(&self.disk))?;
         Ok(buf)
     }
 
     /// One power-on until the guest powers off or resets; returns the serial console.
-    pub fn boot(&self, timeout: Duration) -> Result<String, ArmError> {
+    pub fn boot(&self, timeout: Duration) -> Result<String, VmError> {
         self.power(timeout, None)
     }
 
@@ -309,88 +282,74 @@ impl ArmBed {
         timeout: Duration,
         marker: &str,
         delay: Duration,
-    ) -> Result<String, ArmError> {
-        self.power(timeout, Some((marker, delay)))
+    ) -> Result<String, VmError> {
+        self.power(timeout, Some(Stop::after(marker, delay)))
     }
 
-    fn power(&self, timeout: Duration, cut: Option<(&str, Duration)>) -> Result<String, ArmError> {
-        let mut child = Command::new("qemu-system-arm")
-            .args(["-M", "virt", "-accel", "tcg", "-m", "512", "-nographic"])
-            .args([
-                "-no-reboot",
-                "-nic",
-                "none",
-                "-monitor",
-                "none",
-                "-serial",
-                "stdio",
-            ])
-            .arg("-drive")
-            .arg(format!(
-                "if=pflash,format=raw,file={}",
-                self.flash0.display()
-            ))
-            .arg("-drive")
-            .arg(format!(
-                "if=pflash,format=raw,file={}",
-                self.flash1.display()
-            ))
-            .arg("-drive")
-            .arg(format!(
-                "if=none,id=d0,format=raw,file={}",
-                self.disk.display()
-            ))
-            .args(["-device", "virtio-blk-device,drive=d0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io("qemu-system-arm"))?;
-        let (tx, rx) = mpsc::channel();
-        let mut out = child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let start = Instant::now();
-        let mut raw = Vec::new();
-        let mut timed_out = false;
-        let mut cut_at: Option<Instant> = None;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(c) => raw.extend_from_slice(&c),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if let (Some((marker, delay)), None) = (cut, cut_at) {
-                let text = String::from_utf8_lossy(&raw);
-                if text.lines().any(|l| l.contains(marker)) {
-                    cut_at = Some(Instant::now() + delay);
-                }
-            }
-            if cut_at.is_some_and(|t| Instant::now() >= t) {
-                let _ = child.kill();
-                break;
-            }
-            if start.elapsed() > timeout {
-                timed_out = true;
-                let _ = child.kill();
-                break;
-            }
+    fn power(&self, timeout: Duration, cut: Option<Stop>) -> Result<String, VmError> {
+        let mut args = machine_args(&[&self.flash0, &self.flash1], 512);
+        args.extend([
+            "-drive".into(),
+            format!("if=none,id=d0,format=raw,file={}", self.disk.display()),
+        ]);
+        args.extend(["-device".into(), "virtio-blk-device,drive=d0".into()]);
+        let run = Launch {
+            program: QEMU_ARM,
+            package: QEMU_ARM_PACKAGE,
+            args,
+            stop: cut,
+            timeout,
         }
-        let _ = child.wait();
-        let _ = reader.join();
-        raw.extend(rx.try_iter().flatten());
-        let serial = String::from_utf8_lossy(&raw).replace('\r', "");
-        if timed_out {
-            return Err(ArmError(format!("guest timed out; console:\n{serial}")));
+        .run()?;
+        if run.timed_out {
+            return Err(VmError::Timeout {
+                secs: timeout.as_secs(),
+                serial: run.serial,
+            });
         }
-        Ok(serial)
+        Ok(run.serial)
     }
+}
+
+const QEMU_ARM: &str = "qemu-system-arm";
+const QEMU_ARM_PACKAGE: &str = "qemu-system-arm";
+
+/// `-M virt` under TCG with `memory_mb` of RAM, the serial console on stdout, no network,
+/// and `pflash` as the two flash banks; no reboot: a reset ends the run.
+fn machine_args(pflash: &[&Path; 2], memory_mb: u32) -> Vec<String> {
+    let mut args: Vec<String> = ["-M", "virt", "-accel", "tcg", "-nographic", "-no-reboot"]
+        .map(String::from)
+        .to_vec();
+    args.extend(["-m".into(), memory_mb.to_string()]);
+    args.extend(["-nic", "none", "-monitor", "none", "-serial", "stdio"].map(String::from));
+    for bank in pflash {
+        args.push("-drive".into());
+        args.push(format!("if=pflash,format=raw,file={}", bank.display()));
+    }
+    args
+}
+
+/// Writes a DOS partition table (sfdisk's input format) to `disk`.
+fn partition(disk: &Path, table: &str) -> Result<(), VmError> {
+    crate::require_program("sfdisk", "fdisk")?;
+    let mut sf = Command::new("sfdisk")
+        .arg("--quiet")
+        .arg(disk)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(VmError::io(Path::new("sfdisk")))?;
+    let mut stdin = sf.stdin.take().expect("piped stdin");
+    std::io::Write::write_all(&mut stdin, table.as_bytes()).map_err(VmError::io(disk))?;
+    drop(stdin);
+    let status = sf.wait().map_err(VmError::io(disk))?;
+    if !status.success() {
+        return Err(VmError::Command {
+            command: format!("sfdisk {}", disk.display()),
+            detail: status.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// U-Boot's environment in pflash: addresses, the board hooks `ab-boot.txt` calls, and
