@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::error::{AgentError, Result};
+use crate::error::{ActivationError, AgentError, Result};
 use crate::root::DeviceRoot;
 use crate::store::write_atomic;
 
@@ -46,11 +46,16 @@ pub fn services_to_restart(
 
 fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .map_err(|e| AgentError::Activation(format!("cannot run {shown}: {e}")))?;
+    let status = cmd.status().map_err(|source| ActivationError::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
     if !status.success() {
-        return Err(AgentError::Activation(format!("{shown} failed ({status})")));
+        return Err(ActivationError::Failed {
+            command: shown,
+            status,
+        }
+        .into());
     }
     Ok(())
 }

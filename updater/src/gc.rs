@@ -12,7 +12,7 @@ use std::path::Path;
 use liminix_bundle::storepath::StorePath;
 use serde::Serialize;
 
-use crate::error::{AgentError, Result};
+use crate::error::{Result, StateError};
 use crate::generations::Generations;
 use crate::root::DeviceRoot;
 use crate::store::Store;
@@ -57,9 +57,7 @@ pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
     store.empty_trash()?;
     let all = gens.list()?;
     let Some(current) = gens.current() else {
-        return Err(AgentError::State(
-            "no generation is recorded as current: refusing to guess what is garbage (install a bundle first)".into(),
-        ));
+        return Err(StateError::NoCurrent.into());
     };
     let mut kept: BTreeSet<u32> = [current].into_iter().collect();
     kept.extend(gens.previous());

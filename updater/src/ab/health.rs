@@ -57,10 +57,10 @@ pub fn wait_healthy(cfg: &HealthConfig, deadline: Duration) -> Result<(), AbErro
         match check_once(cfg) {
             Ok(()) => return Ok(()),
             Err(why) if start.elapsed() + POLL > deadline => {
-                return Err(AbError::Unhealthy(format!(
-                    "{why} (gave up after {} s)",
-                    start.elapsed().as_secs()
-                )))
+                return Err(AbError::Unhealthy {
+                    why,
+                    waited_secs: start.elapsed().as_secs(),
+                })
             }
             Err(_) => std::thread::sleep(POLL),
         }
@@ -121,7 +121,7 @@ mod tests {
         };
         assert!(matches!(
             wait_healthy(&cfg, Duration::ZERO),
-            Err(AbError::Unhealthy(_))
+            Err(AbError::Unhealthy { .. })
         ));
     }
 }

@@ -6,7 +6,7 @@
 //! exactly what runs on the device ([`super::devices`] opens the real targets).
 
 use liminix_flash::raw::check_fits;
-use liminix_flash::ubi_update::{volume_equals, write_volume};
+use liminix_flash::ubi_update::{volume_equals, write_volume, VolumeWriteError};
 use liminix_flash::{
     scan_raw, Flash, ImageSource, NoProgress, RawError, RawOptions, RawScan, Ubi, VolKind,
 };
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::flow::BootFlow;
 use super::slot::{Slot, SlotLayout};
-use super::AbError;
+use super::{AbError, LayoutError, VerifyError, WriteError};
 
 /// How to make a slot's UBI volume that is missing, too small or of the wrong type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +105,14 @@ pub struct InstallReport {
     pub rootfs_volume: Option<VolumeAction>,
 }
 
-fn too_large(what: &str, slot: Slot, len: u64, max: u64) -> AbError {
-    AbError::Layout(format!(
-        "{what} image of {len} bytes does not fit slot {slot} ({max} bytes)"
-    ))
+fn too_large(what: &'static str, slot: Slot, len: u64, max: u64) -> AbError {
+    LayoutError::TooLarge {
+        what,
+        slot,
+        len,
+        max,
+    }
+    .into()
 }
 
 /// Refuses images that do not fit the slot as the layout describes it (its board's
@@ -120,12 +124,8 @@ pub fn check_sizes(slot: Slot, layout: &SlotLayout, imgs: &SlotImages) -> Result
     }
     match (&layout.rootfs, imgs.rootfs) {
         (None, None) => Ok(()),
-        (Some(_), None) => Err(AbError::Layout(format!(
-            "slot {slot} has a root filesystem but the bundle carries no rootfs image"
-        ))),
-        (None, Some(_)) => Err(AbError::Layout(format!(
-            "the bundle carries a rootfs image but slot {slot} has no root filesystem target"
-        ))),
+        (Some(_), None) => Err(LayoutError::NoRootfsImage(slot).into()),
+        (None, Some(_)) => Err(LayoutError::NoRootfsTarget(slot).into()),
         (Some(_), Some(img)) if img.len() > layout.rootfs_max => {
             Err(too_large("rootfs", slot, img.len(), layout.rootfs_max))
         }
@@ -142,11 +142,10 @@ pub fn check_layout(
     imgs: &SlotImages,
 ) -> Result<(), AbError> {
     check_sizes(slot, layout, imgs)?;
-    check_fits(devs.kernel, imgs.kernel.len())
-        .map_err(|e| AbError::Layout(format!("kernel: {e}")))?;
+    check_fits(devs.kernel, imgs.kernel.len()).map_err(does_not_fit("kernel"))?;
     match (&mut devs.rootfs, imgs.rootfs) {
         (Some(RootfsDev::Raw(f)), Some(img)) => {
-            check_fits(*f, img.len()).map_err(|e| AbError::Layout(format!("rootfs: {e}")))
+            check_fits(*f, img.len()).map_err(does_not_fit("rootfs"))
         }
         (Some(RootfsDev::Volume { ubi, name, make }), Some(img)) => {
             plan_volume(*ubi, name, make.as_ref(), img.len())
@@ -155,6 +154,10 @@ pub fn check_layout(
         }
         _ => Ok(()),
     }
+}
+
+fn does_not_fit(what: &'static str) -> impl FnOnce(RawError) -> AbError {
+    move |source| LayoutError::DoesNotFit { what, source }.into()
 }
 
 /// What must happen to the volume before the image goes in.
@@ -187,36 +190,25 @@ impl PlanError {
     fn in_slot(self, slot: Slot, name: &str, len: u64) -> AbError {
         match self {
             PlanError::Io(e) => AbError::io("UBI volumes", e),
-            PlanError::TooLarge { max, others } => AbError::Layout(format!(
-                "rootfs image of {len} bytes does not fit slot {slot} (UBI volume {name} can \
-                 have {max} bytes){}",
-                others_hint(&others)
-            )),
-            PlanError::NoRoom {
+            PlanError::TooLarge { max, others } => LayoutError::VolumeTooLarge {
+                slot,
+                volume: name.to_owned(),
+                len,
+                max,
+                others,
+            }
+            .into(),
+            PlanError::NoRoom { size, room, others } => LayoutError::NoRoom {
+                slot,
+                volume: name.to_owned(),
                 size,
                 room,
                 others,
-            } => AbError::Layout(format!(
-                "UBI volume {name} of slot {slot} is to have {size} bytes but its UBI device \
-                 has room for {room}{}",
-                others_hint(&others)
-            )),
-            PlanError::Missing(name) => AbError::Layout(format!(
-                "slot {slot} has no UBI volume {name:?} (and its layout does not let the agent make one)"
-            )),
+            }
+            .into(),
+            PlanError::Missing(volume) => LayoutError::NoVolume { slot, volume }.into(),
         }
     }
-}
-
-fn others_hint(others: &[String]) -> String {
-    if others.is_empty() {
-        return String::new();
-    }
-    format!(
-        "; the device also holds {}: if they are not needed (a vendor firmware's, say), \
-         UBI-format the slot's partition (`ubiformat`) and apply again",
-        others.join(", ")
-    )
 }
 
 /// Decides from the device what to do with the volume; reads only.
@@ -312,24 +304,20 @@ fn writer_options() -> RawOptions {
 
 /// The raw writer's compare pass (reads and hashes, writes nothing), refusing an
 /// image that no longer hashes as verified.
-fn scan(what: &str, flash: &mut dyn Flash, img: Verified) -> Result<RawScan, AbError> {
+fn scan(what: &'static str, flash: &mut dyn Flash, img: Verified) -> Result<RawScan, AbError> {
     let opts = RawOptions {
         expect_sha256: Some(img.sha256),
         ..writer_options()
     };
     scan_raw(flash, img.src, &opts, &mut NoProgress).map_err(|e| match e {
-        RawError::NotVerified { .. } => AbError::Verify(format!("the {what} image: {e}")),
-        e => AbError::Write(format!("{what}: {e}")),
+        source @ RawError::NotVerified { .. } => VerifyError::Scan { what, source }.into(),
+        source => WriteError::Raw { what, source }.into(),
     })
 }
 
-fn same_hash(what: &str, got: [u8; 32], want: [u8; 32]) -> Result<(), AbError> {
+fn same_hash(what: &'static str, got: [u8; 32], want: [u8; 32]) -> Result<(), AbError> {
     if got != want {
-        return Err(AbError::Verify(format!(
-            "the {what} image hashes to {} now but was verified as {}",
-            hex::encode(got),
-            hex::encode(want)
-        )));
+        return Err(VerifyError::Changed { what, got, want }.into());
     }
     Ok(())
 }
@@ -343,7 +331,10 @@ fn write_rootfs(
     match (dev, raw_scan) {
         (RootfsDev::Raw(f), Some(scan)) => {
             scan.write(*f, img.src, &writer_options(), &mut NoProgress)
-                .map_err(|e| AbError::Write(format!("rootfs: {e}")))?;
+                .map_err(|source| WriteError::Raw {
+                    what: "rootfs",
+                    source,
+                })?;
             Ok(None)
         }
         (RootfsDev::Raw(_), None) => unreachable!("raw targets are scanned before writing"),
@@ -351,18 +342,26 @@ fn write_rootfs(
             let plan = plan_volume(*ubi, name, make.as_ref(), img.len())
                 .map_err(|e| e.in_slot(slot, name, img.len()))?;
             let (id, action) = prepare_volume(*ubi, name, plan)?;
-            let sha = write_volume(*ubi, id, img.src, &mut NoProgress)
-                .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
+            let sha =
+                write_volume(*ubi, id, img.src, &mut NoProgress).map_err(volume_write(name))?;
             same_hash("rootfs", sha, img.sha256)?;
-            let same = volume_equals(*ubi, id, img.src, &mut NoProgress)
-                .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
+            let same =
+                volume_equals(*ubi, id, img.src, &mut NoProgress).map_err(volume_write(name))?;
             if !same {
-                return Err(AbError::Verify(format!(
-                    "UBI volume {name} does not read back as the image"
-                )));
+                return Err(VerifyError::VolumeReadBack(name.clone()).into());
             }
             Ok(Some(action))
         }
+    }
+}
+
+fn volume_write(volume: &str) -> impl FnOnce(VolumeWriteError) -> AbError + '_ {
+    move |source| {
+        WriteError::Volume {
+            volume: volume.to_owned(),
+            source,
+        }
+        .into()
     }
 }
 
@@ -394,7 +393,10 @@ pub fn install_slot(
             &writer_options(),
             &mut NoProgress,
         )
-        .map_err(|e| AbError::Write(format!("kernel: {e}")))?;
+        .map_err(|source| WriteError::Raw {
+            what: "kernel",
+            source,
+        })?;
     let mut rootfs_volume = None;
     if let (Some(dev), Some(img)) = (devs.rootfs.as_mut(), imgs.rootfs) {
         rootfs_volume = write_rootfs(slot, dev, img, rscan)?;

@@ -15,7 +15,7 @@ use super::install::{
 };
 use super::record::{self, Pending, Rollback};
 use super::slot::{AbBoard, FlowConfig, Slot, Target};
-use super::AbError;
+use super::{AbError, ConfigError, LayoutError, RefusedError, VerifyError};
 use crate::root::DeviceRoot;
 
 /// What a staged image is for.
@@ -81,9 +81,7 @@ pub fn booted_slot(root: &DeviceRoot, board: &AbBoard) -> Result<Slot, AbError> 
                 .next_back()
         }
     };
-    found.ok_or_else(|| {
-        AbError::Config("the kernel command line does not say which slot was booted".into())
-    })
+    found.ok_or_else(|| ConfigError::UnknownBootedSlot.into())
 }
 
 fn verified((src, sha256): &(FileImage, [u8; 32])) -> Verified<'_> {
@@ -102,19 +100,19 @@ fn one_image(
         return Ok(None);
     };
     if it.next().is_some() {
-        return Err(AbError::Layout(format!("more than one {role:?} image")));
+        return Err(LayoutError::TwoImages(role).into());
     }
     let src = FileImage::new(&img.path).map_err(|e| AbError::io("open staged image", e))?;
     let got = src
         .sha256()
         .map_err(|e| AbError::io("read staged image", e))?;
     if got != img.sha256 {
-        return Err(AbError::Verify(format!(
-            "{} hashes to {} but the manifest says {}",
-            img.path.display(),
-            hex::encode(got),
-            hex::encode(img.sha256)
-        )));
+        return Err(VerifyError::Staged {
+            path: img.path.clone(),
+            got,
+            want: img.sha256,
+        }
+        .into());
     }
     Ok(Some((src, got)))
 }
@@ -136,8 +134,7 @@ pub fn apply(
             device: board.board.clone(),
         });
     }
-    let kernel = one_image(images, ImageRole::Kernel)?
-        .ok_or_else(|| AbError::Layout("the bundle has no kernel image".into()))?;
+    let kernel = one_image(images, ImageRole::Kernel)?.ok_or(LayoutError::NoKernel)?;
     let rootfs = one_image(images, ImageRole::Rootfs)?;
     let imgs = SlotImages {
         kernel: verified(&kernel),
@@ -151,11 +148,11 @@ pub fn apply(
     let mut flow = open_flow(root, board)?;
     let state = flow.state()?;
     if state.committed != from {
-        return Err(AbError::Refused(format!(
-            "the running slot {from} is not confirmed (the boot loader falls back to {}); \
-             run `liminix-agent mark-good` or reboot first",
-            state.committed
-        )));
+        return Err(RefusedError::Unconfirmed {
+            running: from,
+            committed: state.committed,
+        }
+        .into());
     }
     let mut kdev = open_target(root, &layout.kernel)?;
     let mut rdev = layout
@@ -184,7 +181,7 @@ pub fn apply(
         },
     )?;
     if opts.reboot {
-        crate::activate::reboot().map_err(|e| AbError::Write(format!("reboot: {e}")))?;
+        crate::activate::reboot().map_err(|e| AbError::Reboot(Box::new(e)))?;
     }
     Ok(ApplyReport {
         from,
@@ -203,10 +200,11 @@ fn check_own_targets(board: &AbBoard, to: Slot) -> Result<(), AbError> {
     };
     let running: Vec<&Target> = targets(to.other()).collect();
     match targets(to).find(|t| running.contains(t)) {
-        Some(t) => Err(AbError::Config(format!(
-            "slot {to} shares {t:?} with the running slot {}",
-            to.other()
-        ))),
+        Some(t) => Err(ConfigError::SharedTarget {
+            slot: to,
+            target: t.clone(),
+        }
+        .into()),
         None => Ok(()),
     }
 }
@@ -215,9 +213,7 @@ fn raw_of(t: &mut OpenTarget) -> Result<&mut dyn liminix_flash::Flash, AbError> 
     match t {
         OpenTarget::Mtd(f) => Ok(f),
         OpenTarget::Block(f) => Ok(f),
-        OpenTarget::Volume { .. } => Err(AbError::Config(
-            "a kernel must go to a raw partition, not a UBI volume".into(),
-        )),
+        OpenTarget::Volume { .. } => Err(ConfigError::KernelOnVolume.into()),
     }
 }
 
@@ -448,9 +444,7 @@ pub fn rollback(root: &DeviceRoot, board: &AbBoard, force: bool) -> Result<(Slot
         booted.other()
     };
     if to != booted && state.is_failed(to) && !force {
-        return Err(AbError::Refused(format!(
-            "slot {to} is marked failed (its last trial did not confirm); use --force to boot it anyway"
-        )));
+        return Err(RefusedError::Failed(to).into());
     }
     flow.set_committed(to)?;
     record::clear_pending(root)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::slot::Slot;
-use super::AbError;
+use super::{AbError, ConfigError};
 use crate::root::DeviceRoot;
 
 /// Written before the flow points the next reset at the new slot.
@@ -47,9 +47,13 @@ fn path(root: &DeviceRoot, name: &str) -> PathBuf {
 
 fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
     match std::fs::read(p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| AbError::Config(format!("{}: {e}", p.display()))),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|source| {
+            ConfigError::Parse {
+                path: p.to_owned(),
+                source,
+            }
+            .into()
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(AbError::io(&format!("read {}", p.display()), e)),
     }

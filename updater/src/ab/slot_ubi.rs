@@ -16,7 +16,7 @@ use liminix_flash::mounts::{volume_mount_point, VolumeRef};
 use liminix_flash::{Flash, FlashError, MtdFlash, Ubi, UbiDev};
 use serde::Serialize;
 
-use super::AbError;
+use super::{AbError, ConfigError, RefusedError};
 use crate::root::DeviceRoot;
 
 /// A UBI device attached for an install.
@@ -55,7 +55,10 @@ impl SlotUbi {
     /// is.
     pub fn on_partition(root: &DeviceRoot, partition: &str, volume: &str) -> Result<Self, AbError> {
         let mtd = liminix_mtd::sysfs::find_by_name(root.dir(), partition)
-            .map_err(|e| AbError::Config(format!("mtd:{partition}: {e}")))?
+            .map_err(|source| ConfigError::Partition {
+                spec: format!("mtd:{partition}"),
+                source,
+            })?
             .index;
         let found = crate::apply::devices::attached_ubi(root, mtd)
             .map_err(|e| AbError::io("list UBI devices", e))?;
@@ -197,10 +200,12 @@ fn refuse_if_mounted(root: &DeviceRoot, num: u32, volume: &str) -> Result<(), Ab
     let at =
         volume_mount_point(root.dir(), r).map_err(|e| AbError::io("read the mount table", e))?;
     match at {
-        Some(at) => Err(AbError::Refused(format!(
-            "UBI volume {volume} of ubi{num} is mounted at {at}, so it is not the inactive \
-             slot's to write (does the slot layout name the running slot's partition?)"
-        ))),
+        Some(at) => Err(RefusedError::Mounted {
+            volume: volume.to_owned(),
+            ubi: num,
+            at: at.to_string(),
+        }
+        .into()),
         None => Ok(()),
     }
 }

@@ -18,7 +18,7 @@ use liminix_bootenv::{Bootconfig, ImageStatus};
 
 use super::flow::{BootFlow, FlowState};
 use super::slot::Slot;
-use super::AbError;
+use super::{AbError, RefusedError, VerifyError};
 
 /// Reads and writes the bootconfig bytes wherever they live.
 pub trait BootconfigIo {
@@ -76,9 +76,7 @@ impl<F: EnvFlash> BootconfigIo for FlashBootconfig<F> {
             .and_then(|()| self.flash.write_at(0, &block))
             .map_err(|e| AbError::io("write bootconfig block", e))?;
         if self.block()? != block {
-            return Err(AbError::Verify(
-                "bootconfig block read back differently".into(),
-            ));
+            return Err(VerifyError::BootconfigReadBack.into());
         }
         Ok(())
     }
@@ -132,9 +130,7 @@ impl<I: BootconfigIo> BootFlow for ZyxelFlow<I> {
     fn prepare_write(&mut self, slot: Slot) -> Result<(), AbError> {
         let bc = self.io.read()?;
         if Slot::from_index(bc.active as usize) == slot {
-            return Err(AbError::Refused(format!(
-                "slot {slot} is the active image in the bootconfig; it cannot be overwritten"
-            )));
+            return Err(RefusedError::ActiveImage(slot).into());
         }
         self.update(|bc| {
             if bc.status[slot.index()] == ImageStatus::New {

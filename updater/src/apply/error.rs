@@ -1,8 +1,8 @@
-//! What can stop `apply`, with the exit code each maps to.
+//! What can stop `apply`, with the wire kind (and so the exit code) of each.
 
 use liminix_flash::TxError;
 
-use crate::error::exit;
+use liminix_bundle::wire::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -46,37 +46,27 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// The exit code, the one its [`kind`](Self::kind) documents.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            ApplyError::NoImages => exit::USAGE,
-            ApplyError::Board(_)
-            | ApplyError::NotOnBoard { .. }
-            | ApplyError::TargetMismatch { .. }
-            | ApplyError::Layout { .. }
-            | ApplyError::Mounted { .. } => exit::REFUSED,
-            ApplyError::TooLarge { .. } => exit::NO_SPACE,
-            ApplyError::Payload { .. } | ApplyError::Missing(_) => exit::VERIFY,
-            ApplyError::Ab(crate::ab::AbError::WrongBoard { .. })
-            | ApplyError::Ab(crate::ab::AbError::Refused(_))
-            | ApplyError::Ab(crate::ab::AbError::Layout(_)) => exit::REFUSED,
-            ApplyError::Ab(crate::ab::AbError::Verify(_)) => exit::VERIFY,
-            ApplyError::Device { .. } | ApplyError::Tx { .. } | ApplyError::Ab(_) => exit::FAILURE,
-        }
+        self.kind().exit_code()
     }
 
-    pub fn kind(&self) -> &'static str {
+    /// What went wrong, as the wire protocol names it.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ApplyError::Board(_) => "board",
-            ApplyError::NoImages => "usage",
-            ApplyError::NotOnBoard { .. } | ApplyError::TargetMismatch { .. } => "wrong_board",
-            ApplyError::Layout { .. } => "layout",
-            ApplyError::TooLarge { .. } => "no_space",
-            ApplyError::Payload { .. } => "payload",
-            ApplyError::Missing(_) => "incomplete",
-            ApplyError::Device { .. } => "device",
-            ApplyError::Mounted { .. } => "mounted",
-            ApplyError::Tx { .. } => "flash",
-            ApplyError::Ab(_) => "ab",
+            ApplyError::Board(_) => ErrorKind::Board,
+            ApplyError::NoImages => ErrorKind::Usage,
+            ApplyError::NotOnBoard { .. } | ApplyError::TargetMismatch { .. } => {
+                ErrorKind::WrongBoard
+            }
+            ApplyError::Layout { .. } => ErrorKind::Layout,
+            ApplyError::TooLarge { .. } => ErrorKind::NoSpace,
+            ApplyError::Payload { .. } => ErrorKind::Payload,
+            ApplyError::Missing(_) => ErrorKind::Incomplete,
+            ApplyError::Device { .. } => ErrorKind::Device,
+            ApplyError::Mounted { .. } => ErrorKind::Mounted,
+            ApplyError::Tx { .. } => ErrorKind::Flash,
+            ApplyError::Ab(e) => e.kind(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use liminix_agent::ab;
-use liminix_agent::error::{AgentError, Result};
+use liminix_agent::error::{AgentError, Result, StateError};
 use liminix_agent::root::DeviceRoot;
 
 use crate::cli::Global;
@@ -28,12 +28,8 @@ pub struct MarkGoodArgs {
 
 pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
     let root = DeviceRoot::new(&g.root);
-    let mut board = ab::load_board(&root)?.ok_or_else(|| {
-        AgentError::State(format!(
-            "this device has no A/B slots ({} is missing)",
-            ab::slot::BOARD_FILE
-        ))
-    })?;
+    let mut board = ab::load_board(&root)?
+        .ok_or_else(|| AgentError::State(StateError::NotAb(ab::slot::BOARD_FILE.into())))?;
     if a.no_check {
         board.health = ab::HealthConfig::default();
     }

@@ -33,7 +33,7 @@ pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
     let result = receive_and_act(&root, a, &mut events);
     if let Err(e) = &result {
         let _ = events.send(&AgentEvent::Error {
-            kind: e.kind().into(),
+            kind: e.kind(),
             message: e.to_string(),
         });
     }
