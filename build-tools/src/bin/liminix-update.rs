@@ -21,7 +21,7 @@ use liminix_bundle::wire::AgentEvent;
         By default the device then reboots; --fast restarts only the services that changed.\n\n\
         SSH_COMMAND replaces `ssh` and may carry options, e.g. SSH_COMMAND=\"ssh -p 2222\".",
     after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
-        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch),\n  5 no space on the device, 6 device busy, 7 activation failed, 8 ssh or agent unreachable."
+        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch, layout),\n  5 no space on the device, 6 device busy, 7 activation or reboot failed, 8 ssh or agent\n  unreachable (docs/errors.md)."
 )]
 struct Args {
     /// user@host of the device
