@@ -18,10 +18,7 @@ fn role(name: &str) -> Result<ImageRole, ApplyError> {
     match name {
         "kernel" => Ok(ImageRole::Kernel),
         "rootfs" => Ok(ImageRole::Rootfs),
-        other => Err(ApplyError::Layout {
-            target: format!("slot:{other}"),
-            detail: "A/B slots take a `kernel` and optionally a `rootfs` image".into(),
-        }),
+        other => Err(ApplyError::NotSlotImage(other.to_owned())),
     }
 }
 

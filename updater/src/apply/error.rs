@@ -18,20 +18,39 @@ pub enum ApplyError {
         bundle: String,
         device: String,
     },
-    #[error("target {target} does not match the board file: {detail}")]
-    Layout { target: String, detail: String },
-    #[error("image {image} does not fit {target}: {detail}")]
+    #[error("target {target} does not match the board file: the device has {size:#x} bytes in {erase_size:#x}-byte blocks, the board file says {want_size:#x} in {want_erase_size:#x}")]
+    Geometry {
+        target: String,
+        size: u64,
+        erase_size: u64,
+        want_size: u64,
+        want_erase_size: u64,
+    },
+    #[error(
+        "target {target} does not match the board file: LEB size {leb}, the board file says {want}"
+    )]
+    LebSize { target: String, leb: u64, want: u64 },
+    #[error("image {0:?} is not an A/B slot's: A/B slots take a `kernel` and optionally a `rootfs` image")]
+    NotSlotImage(String),
+    #[error("image {image} does not fit {target}: {source}")]
     TooLarge {
         image: String,
         target: String,
-        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("image {image} failed verification: {detail}")]
     Payload { image: String, detail: String },
     #[error("the bundle stream ended without image {0}")]
     Missing(String),
-    #[error("cannot open {target}: {detail}")]
-    Device { target: String, detail: String },
+    #[error("cannot open {target}: {source}")]
+    Device {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("UBI on mtd:{partition}: no UBI device is attached to mtd{mtd} (ubiattach it first)")]
+    NotAttached { partition: String, mtd: u32 },
     #[error("UBI volume {volume} is mounted at {at}: an in-place update would pull it from under the system")]
     Mounted { volume: String, at: String },
     #[error("writing image {image} to {target}: {source}")]
@@ -59,11 +78,13 @@ impl ApplyError {
             ApplyError::NotOnBoard { .. } | ApplyError::TargetMismatch { .. } => {
                 ErrorKind::WrongBoard
             }
-            ApplyError::Layout { .. } => ErrorKind::Layout,
+            ApplyError::Geometry { .. }
+            | ApplyError::LebSize { .. }
+            | ApplyError::NotSlotImage(_) => ErrorKind::Layout,
             ApplyError::TooLarge { .. } => ErrorKind::NoSpace,
             ApplyError::Payload { .. } => ErrorKind::Payload,
             ApplyError::Missing(_) => ErrorKind::Incomplete,
-            ApplyError::Device { .. } => ErrorKind::Device,
+            ApplyError::Device { .. } | ApplyError::NotAttached { .. } => ErrorKind::Device,
             ApplyError::Mounted { .. } => ErrorKind::Mounted,
             ApplyError::Tx { .. } => ErrorKind::Flash,
             ApplyError::Ab(e) => e.kind(),
