@@ -96,8 +96,8 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                 if leb != want {
                     return Err(ApplyError::LebSize {
                         target: job.to.target.to_owned(),
-                        leb: leb.into(),
-                        want: want.into(),
+                        leb,
+                        want,
                     }
                     .into());
                 }
