@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use liminix_bundle::nar::NarError;
 use liminix_bundle::storepath::StorePathError;
 use liminix_bundle::stream::StreamError;
 
@@ -40,8 +41,12 @@ pub enum AgentError {
         needed: u64,
         available: u64,
     },
-    #[error("store path {path} failed verification: {detail}")]
-    Payload { path: String, detail: String },
+    #[error("store path {path} failed verification: {source}")]
+    Payload {
+        path: String,
+        #[source]
+        source: PayloadError,
+    },
     #[error("the bundle stream ended without {missing} wanted store path(s), e.g. {example}")]
     Incomplete { missing: usize, example: String },
     #[error("another liminix-agent is working on {0} (lock held)")]
@@ -60,6 +65,47 @@ pub enum AgentError {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Ab(#[from] crate::ab::AbError),
+}
+
+/// Why a store path's NAR or a flash image is not what the signed manifest promised.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("zstd: {0}")]
+    Zstd(#[source] ruzstd::decoding::errors::FrameDecoderError),
+    #[error(transparent)]
+    Nar(#[from] NarError),
+    #[error("reading entry: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("trailing data after the NAR")]
+    Trailing,
+    #[error("delta against {0}, which this agent did not offer")]
+    NotOffered(String),
+    #[error(transparent)]
+    BaseName(#[from] StorePathError),
+    #[error("reading delta base {base}: {source}")]
+    Base {
+        base: String,
+        #[source]
+        source: NarError,
+    },
+    #[error("delta: {0}")]
+    Delta(#[source] std::io::Error),
+    #[error("NAR sha256 {} ({got_size} bytes) does not match the signed manifest's {want_sha256} ({want_size} bytes)", hex::encode(got_sha256))]
+    NarMismatch {
+        got_sha256: [u8; 32],
+        got_size: u64,
+        want_sha256: String,
+        want_size: u64,
+    },
+    #[error("images are never sent as deltas")]
+    ImageDelta,
+    #[error("{got_size} bytes with sha256 {}, the signed manifest says {want_size} bytes with {want_sha256}", hex::encode(got_sha256))]
+    ImageMismatch {
+        got_sha256: [u8; 32],
+        got_size: u64,
+        want_sha256: String,
+        want_size: u64,
+    },
 }
 
 /// The device's generations or store are not in the state an operation needs.

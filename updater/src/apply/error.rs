@@ -39,8 +39,12 @@ pub enum ApplyError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("image {image} failed verification: {detail}")]
-    Payload { image: String, detail: String },
+    #[error("image {image} failed verification: {source}")]
+    Payload {
+        image: String,
+        #[source]
+        source: crate::error::PayloadError,
+    },
     #[error("the bundle stream ended without image {0}")]
     Missing(String),
     #[error("cannot open {target}: {source}")]
