@@ -46,7 +46,11 @@ pub enum AbError {
     },
     /// The health check did not pass in time.
     #[error("health check failed: {why} (gave up after {waited_secs} s)")]
-    Unhealthy { why: String, waited_secs: u64 },
+    Unhealthy {
+        #[source]
+        why: super::health::HealthError,
+        waited_secs: u64,
+    },
     /// The slot is installed but the reboot into it failed.
     #[error("reboot: {0}")]
     Reboot(#[source] Box<crate::error::AgentError>),
