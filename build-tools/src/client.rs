@@ -402,3 +402,39 @@ fn send_entries(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(kind: ErrorKind) -> UpdateError {
+        UpdateError::Agent {
+            kind,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn the_agents_kind_decides_the_exit_code() {
+        assert_eq!(refused(ErrorKind::Untrusted).exit_code(), exit::VERIFY);
+        assert_eq!(refused(ErrorKind::Epoch).exit_code(), exit::REFUSED);
+        assert_eq!(refused(ErrorKind::NoSpace).exit_code(), exit::NO_SPACE);
+        assert_eq!(refused(ErrorKind::Busy).exit_code(), exit::BUSY);
+        assert_eq!(refused(ErrorKind::Activation).exit_code(), exit::ACTIVATION);
+        assert_eq!(refused(ErrorKind::Usage).exit_code(), exit::USAGE);
+        // A kind from a newer agent is a plain failure, and is shown as sent.
+        let newer = refused(ErrorKind::Other("quantum_flux".into()));
+        assert_eq!(newer.exit_code(), exit::FAILURE);
+        assert!(newer.to_string().contains("(quantum_flux)"), "{newer}");
+    }
+
+    #[test]
+    fn an_unreachable_device_is_exit_8() {
+        let e = UpdateError::NoAgent {
+            host: "root@router".into(),
+            agent: "liminix-agent".into(),
+        };
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        assert_eq!(exit::UNREACHABLE, 8);
+    }
+}
