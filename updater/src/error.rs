@@ -45,7 +45,7 @@ pub enum AgentError {
     Payload {
         path: String,
         #[source]
-        source: PayloadError,
+        source: Box<PayloadError>,
     },
     #[error("the bundle stream ended without {missing} wanted store path(s), e.g. {example}")]
     Incomplete { missing: usize, example: String },

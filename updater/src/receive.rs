@@ -251,7 +251,7 @@ fn restore_entry(
     };
     let bad = |source: PayloadError| AgentError::Payload {
         path: pe.path.clone(),
-        source,
+        source: Box::new(source),
     };
     let got = match enc {
         Encoding::Raw => {

@@ -43,7 +43,7 @@ pub enum ApplyError {
     Payload {
         image: String,
         #[source]
-        source: crate::error::PayloadError,
+        source: Box<crate::error::PayloadError>,
     },
     #[error("the bundle stream ended without image {0}")]
     Missing(String),

@@ -69,7 +69,7 @@ fn stage_one<R: Read>(
 ) -> Result<StagedFile> {
     let bad = |source: PayloadError| ApplyError::Payload {
         image: image.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let file = File::create(path).map_err(AgentError::io("creating", path))?;
     let mut out = HashingWriter {
