@@ -28,11 +28,12 @@ pub enum AbError {
     #[error("refused: {0}")]
     Refused(#[from] RefusedError),
     /// The inactive slot's UBI partition cannot be attached (nothing was written).
-    #[error("partition {partition} (mtd{mtd}) has no UBI device attached and cannot be attached: {detail}")]
+    #[error("partition {partition} (mtd{mtd}) has no UBI device attached and cannot be attached: {reason}")]
     Attach {
         partition: String,
         mtd: u32,
-        detail: String,
+        #[source]
+        reason: AttachError,
     },
     /// Writing a slot failed.
     #[error("writing the slot: {0}")]
@@ -61,6 +62,28 @@ pub enum AbError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// Why a slot's UBI partition cannot be attached, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("{0}; is UBI in the kernel (CONFIG_MTD_UBI, or `modprobe ubi`)?")]
+    NoUbi(#[source] liminix_ubi::UbiError),
+    #[error("{source}; {}", format_hint(*mtd))]
+    Refused {
+        mtd: u32,
+        #[source]
+        source: liminix_ubi::UbiError,
+    },
+    #[error("{count} of its erase blocks (from block {first}) hold data that is neither UBI nor erased; {}", format_hint(*mtd))]
+    Foreign { mtd: u32, count: usize, first: u64 },
+}
+
+fn format_hint(mtd: u32) -> String {
+    format!(
+        "if what it holds is not needed (the vendor firmware, say), UBI-format it: \
+         `ubiformat /dev/mtd{mtd}` erases it; then apply again. Nothing was written"
+    )
 }
 
 /// What is wrong with the A/B description of the device.

@@ -27,7 +27,9 @@ pub mod zyxel;
 mod tests;
 
 pub use devices::{SlotUbi, UbiAttach};
-pub use error::{AbError, ConfigError, LayoutError, RefusedError, VerifyError, WriteError};
+pub use error::{
+    AbError, AttachError, ConfigError, LayoutError, RefusedError, VerifyError, WriteError,
+};
 pub use flow::{BootFlow, FlowState};
 pub use install::{
     install_slot, InstallReport, RootfsDev, SlotDevs, SlotImages, VolumeAction, VolumeSpec,

@@ -12,8 +12,8 @@ use sha2::Digest;
 use crate::ab::devices::{open_target, OpenTarget};
 use crate::ab::slot_ubi::{attach_error, foreign_blocks};
 use crate::ab::{
-    AbError, ApplyOptions, ConfigError, ImageRole, LayoutError, RefusedError, Slot, StagedImage,
-    Target,
+    AbError, ApplyOptions, AttachError, ConfigError, ImageRole, LayoutError, RefusedError, Slot,
+    StagedImage, Target,
 };
 use crate::root::DeviceRoot;
 use crate::testutil::{fake_sysfs, fake_ubi_volume};
@@ -106,7 +106,16 @@ fn a_partition_that_cannot_be_attached_is_a_clear_error() {
         what: "mtd3".into(),
         source: rustix::io::Errno::INVAL,
     };
-    let msg = attach_error("ubi_1", 3, refused).to_string();
+    let e = attach_error("ubi_1", 3, refused);
+    assert!(
+        matches!(
+            &e,
+            AbError::Attach { partition, mtd: 3, reason: AttachError::Refused { mtd: 3, .. } }
+                if partition == "ubi_1"
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
     assert!(msg.contains("partition ubi_1 (mtd3)"), "{msg}");
     assert!(msg.contains("UBI_IOCATT"), "{msg}");
     assert!(msg.contains("`ubiformat /dev/mtd3`"), "{msg}");
@@ -115,7 +124,18 @@ fn a_partition_that_cannot_be_attached_is_a_clear_error() {
         path: "/dev/ubi_ctrl".into(),
         source: rustix::io::Errno::NOENT,
     };
-    let msg = attach_error("ubi_1", 3, no_ubi).to_string();
+    let e = attach_error("ubi_1", 3, no_ubi);
+    assert!(
+        matches!(
+            &e,
+            AbError::Attach {
+                reason: AttachError::NoUbi(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
     assert!(msg.contains("modprobe ubi"), "{msg}");
     // Below a root without the partition's device node nothing gets as far as an attach.
     let (_d, root) = device(&[(0, 1)], "");
