@@ -1,7 +1,7 @@
 //! Failures of the A/B strategy, grouped by what the user must do about them; each group keeps
 //! the slot, image, device and cause it concerns.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use liminix_bundle::wire::ErrorKind;
 use liminix_flash::raw::RawError;
@@ -55,6 +55,14 @@ pub enum AbError {
     /// The slot is installed but the reboot into it failed.
     #[error("reboot: {0}")]
     Reboot(#[source] Box<crate::error::AgentError>),
+    /// A record file of the A/B state cannot be read or written.
+    #[error("{what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Some other I/O failure.
     #[error("{what}: {source}")]
     Io {
@@ -265,6 +273,17 @@ impl AbError {
         }
     }
 
+    pub(super) fn file<'a>(
+        what: &'static str,
+        path: &'a Path,
+    ) -> impl Fn(std::io::Error) -> AbError + Copy + 'a {
+        move |source| AbError::File {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     /// The wire kind, which decides the exit code.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -281,7 +300,7 @@ impl AbError {
             AbError::Boot { .. } => ErrorKind::BootLoader,
             AbError::Unhealthy { .. } => ErrorKind::Unhealthy,
             AbError::Reboot(_) => ErrorKind::Activation,
-            AbError::Io { .. } => ErrorKind::Io,
+            AbError::File { .. } | AbError::Io { .. } => ErrorKind::Io,
         }
     }
 }

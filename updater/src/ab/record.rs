@@ -55,7 +55,7 @@ fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
             .into()
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AbError::io(&format!("read {}", p.display()), e)),
+        Err(e) => Err(AbError::file("read", p)(e)),
     }
 }
 
@@ -65,7 +65,7 @@ fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
     std::fs::create_dir_all(dir).map_err(|e| AbError::io("create /persist/ab", e))?;
     let tmp = p.with_extension("tmp");
     let body = serde_json::to_vec_pretty(v).expect("records serialise");
-    let io = |e| AbError::io(&format!("write {}", p.display()), e);
+    let io = AbError::file("write", p);
     let f = std::fs::File::create(&tmp).map_err(io)?;
     std::io::Write::write_all(&mut &f, &body).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -78,9 +78,7 @@ fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
 
 fn remove(p: &Path) -> Result<(), AbError> {
     match std::fs::remove_file(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(AbError::io(&format!("remove {}", p.display()), e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AbError::file("remove", p)(e)),
         _ => Ok(()),
     }
 }
