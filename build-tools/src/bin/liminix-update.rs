@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use liminix_build_tools::client::{update, After, Report, UpdateOptions};
+use liminix_build_tools::client::{update, After, Report, UpdateError, UpdateOptions};
 use liminix_bundle::wire::AgentEvent;
 
 #[derive(Parser)]
@@ -172,10 +172,12 @@ fn main() -> ExitCode {
                 src = s.source();
             }
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "failed", "message": e.to_string()})
-                );
+                let mut failed = serde_json::json!({"event": "failed", "message": e.to_string()});
+                // The agent's kind, for scripts that act on more than the exit code.
+                if let UpdateError::Agent { kind, .. } = &e {
+                    failed["kind"] = kind.as_str().into();
+                }
+                println!("{failed}");
             }
             eprintln!("{msg}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
