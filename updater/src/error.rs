@@ -51,8 +51,8 @@ pub enum AgentError {
     Incomplete { missing: usize, example: String },
     #[error("another liminix-agent is working on {0} (lock held)")]
     Busy(PathBuf),
-    #[error("{0}")]
-    Usage(String),
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("activation failed: {0}")]
@@ -65,6 +65,17 @@ pub enum AgentError {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Ab(#[from] crate::ab::AbError),
+}
+
+/// A command that makes no sense on this device or with this bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("--fast activates the running system; with --root use --no-reboot")]
+    FastWithRoot,
+    #[error("this bundle carries only flash images: install it with `liminix-agent apply`")]
+    ImagesOnly,
+    #[error("A/B boards roll back between slots; no generation number is taken")]
+    AbGeneration,
 }
 
 /// Why a store path's NAR or a flash image is not what the signed manifest promised.

@@ -15,7 +15,7 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Head
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
-use crate::error::{AgentError, PayloadError, Result};
+use crate::error::{AgentError, PayloadError, Result, UsageError};
 use crate::generations::{Generations, NewGeneration};
 use crate::root::DeviceRoot;
 use crate::store::{free_space, Store};
@@ -71,9 +71,7 @@ pub fn receive(
     check_trust(root, &header)?;
     let m = &header.manifest;
     if !m.has_closure() {
-        return Err(AgentError::Usage(
-            "this bundle carries only flash images: install it with `liminix-agent apply`".into(),
-        ));
+        return Err(UsageError::ImagesOnly.into());
     }
     check_board(root, m)?;
     let installed = gens.highest_epoch()?;

@@ -4,7 +4,7 @@ use clap::Args;
 use liminix_agent::error::Result;
 use liminix_agent::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
 use liminix_agent::root::DeviceRoot;
-use liminix_agent::{activate, error::AgentError};
+use liminix_agent::{activate, error::UsageError};
 use liminix_bundle::wire::{AgentEvent, PROTOCOL};
 
 use crate::cli::Global;
@@ -42,9 +42,7 @@ pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
 
 fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> Result<()> {
     if a.fast && !root.is_live_system() {
-        return Err(AgentError::Usage(
-            "--fast activates the running system; with --root use --no-reboot".into(),
-        ));
+        return Err(UsageError::FastWithRoot.into());
     }
     let opts = ReceiveOptions {
         now: super::now(),

@@ -47,9 +47,7 @@ pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
 /// A/B boards: cancel a pending trial, or make the other slot the committed one.
 fn ab_rollback(g: &Global, a: &RollbackArgs, board: &liminix_agent::ab::AbBoard) -> Result<()> {
     if a.generation.is_some() {
-        return Err(liminix_agent::error::AgentError::Usage(
-            "A/B boards roll back between slots; no generation number is taken".into(),
-        ));
+        return Err(liminix_agent::error::UsageError::AbGeneration.into());
     }
     let (from, to) = liminix_agent::ab::rollback(&DeviceRoot::new(&g.root), board, a.force)?;
     if g.json {
