@@ -66,9 +66,6 @@ pub enum FlashOpError {
         "{0} journalled transaction(s) remain unrecovered (torn or failing); see the lines above"
     )]
     Remaining(usize),
-    /// Bad arguments.
-    #[error("{0}")]
-    Usage(String),
     /// The journal cannot be read or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -86,7 +83,7 @@ impl FlashOpError {
     /// What went wrong, as `--json` output and the wire protocol name it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            FlashOpError::Usage(_) | FlashOpError::VolumeSpec(_) => ErrorKind::Usage,
+            FlashOpError::VolumeSpec(_) => ErrorKind::Usage,
             FlashOpError::Busy(_) => ErrorKind::Busy,
             FlashOpError::Mounted { .. } => ErrorKind::Mounted,
             FlashOpError::Tx(e) => tx_kind(e),
