@@ -41,7 +41,7 @@ pub enum AbError {
     /// The boot loader state could not be read or written.
     #[error("{what}: {source}")]
     Boot {
-        what: String,
+        what: &'static str,
         #[source]
         source: liminix_bootenv::EnvError,
     },
@@ -66,7 +66,7 @@ pub enum AbError {
     /// Some other I/O failure.
     #[error("{what}: {source}")]
     Io {
-        what: String,
+        what: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -259,16 +259,16 @@ pub enum WriteError {
 }
 
 impl AbError {
-    pub(super) fn boot(what: &str) -> impl FnOnce(liminix_bootenv::EnvError) -> AbError + '_ {
-        move |source| AbError::Boot {
-            what: what.to_string(),
-            source,
-        }
+    pub(super) fn boot(what: &'static str) -> impl FnOnce(liminix_bootenv::EnvError) -> AbError {
+        move |source| AbError::Boot { what, source }
     }
 
-    pub(super) fn io(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> AbError {
+    pub(super) fn io(
+        what: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> AbError {
         AbError::Io {
-            what: what.to_string(),
+            what,
             source: Box::new(e),
         }
     }

@@ -142,7 +142,13 @@ fn a_partition_that_cannot_be_attached_is_a_clear_error() {
     std::fs::write(root.join("/dev/ubi_ctrl"), b"").unwrap();
     let e = open_target(&root, &rootfs_on(PARTS[3])).err().unwrap();
     assert!(
-        matches!(&e, AbError::Io { what, .. } if what == "open UBI partition"),
+        matches!(
+            e,
+            AbError::Io {
+                what: "open UBI partition",
+                ..
+            }
+        ),
         "{e}"
     );
     let e = open_target(&root, &rootfs_on("no-such-partition"))
