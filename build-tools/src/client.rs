@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use liminix_bundle::storepath::StorePath;
 use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
-use liminix_bundle::wire::{AgentEvent, DeltaBase};
+use liminix_bundle::wire::{AgentEvent, DeltaBase, ErrorKind};
 use liminix_bundle::{delta, nar};
 
 use crate::pack::{index, EntryLocation, PackError};
@@ -33,6 +33,13 @@ pub struct UpdateOptions {
     pub store_root: Option<PathBuf>,
 }
 
+/// Exit codes of `update.sh`: the agent's, and one of its own.
+pub mod exit {
+    pub use liminix_bundle::wire::exit::*;
+    /// The device could not be reached over ssh, or has no agent.
+    pub const UNREACHABLE: i32 = 8;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
     #[error(transparent)]
@@ -44,28 +51,32 @@ pub enum UpdateError {
     #[error("ssh to {host} failed before the agent answered (exit status {status})")]
     Ssh { host: String, status: String },
     #[error("the device refused the update ({kind}): {message}")]
-    Agent { kind: String, message: String },
-    #[error("talking to the agent: {0}")]
-    Protocol(String),
+    Agent { kind: ErrorKind, message: String },
+    #[error("talking to the agent: {source}: {line:?}")]
+    Garbled {
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("talking to the agent: expected {expected}, got {got:?}")]
+    Unexpected {
+        expected: &'static str,
+        got: Box<AgentEvent>,
+    },
+    #[error("bundle files hold no delta entries (entry {0} is one)")]
+    DeltaInBundle(u32),
     #[error("sending the bundle: {0}")]
     Io(#[from] io::Error),
 }
 
 impl UpdateError {
-    /// Exit code of `update.sh`, mirroring the agent's codes where the agent decided.
+    /// Exit code of `update.sh`: the agent's where the agent decided (docs/errors.md).
     pub fn exit_code(&self) -> i32 {
         match self {
-            UpdateError::Agent { kind, .. } => match kind.as_str() {
-                "corrupt" | "untrusted" | "payload" | "incomplete" => 3,
-                "wrong_board" | "epoch" => 4,
-                "no_space" => 5,
-                "busy" => 6,
-                "activation" => 7,
-                _ => 1,
-            },
-            UpdateError::Bundle(_) => 3,
-            UpdateError::NoAgent { .. } | UpdateError::Ssh { .. } => 8,
-            _ => 1,
+            UpdateError::Agent { kind, .. } => kind.exit_code(),
+            UpdateError::Bundle(_) => exit::VERIFY,
+            UpdateError::NoAgent { .. } | UpdateError::Ssh { .. } => exit::UNREACHABLE,
+            _ => exit::FAILURE,
         }
     }
 }
@@ -131,7 +142,7 @@ impl Agent {
         }
         AgentEvent::from_line(&line)
             .map(Some)
-            .map_err(|e| UpdateError::Protocol(format!("{e}: {line:?}")))
+            .map_err(|source| UpdateError::Garbled { line, source })
     }
 
     fn failed_before_answer(&mut self, o: &UpdateOptions) -> UpdateError {
@@ -165,9 +176,10 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
     match agent.next_event()? {
         Some(e @ AgentEvent::Hello { .. }) => report.event(&e),
         Some(other) => {
-            return Err(UpdateError::Protocol(format!(
-                "expected hello, got {other:?}"
-            )))
+            return Err(UpdateError::Unexpected {
+                expected: "hello",
+                got: Box::new(other),
+            })
         }
         None => return Err(agent.failed_before_answer(o)),
     }
@@ -180,9 +192,10 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
             return Err(UpdateError::Agent { kind, message })
         }
         Some(other) => {
-            return Err(UpdateError::Protocol(format!(
-                "expected want, got {other:?}"
-            )))
+            return Err(UpdateError::Unexpected {
+                expected: "want",
+                got: Box::new(other),
+            })
         }
         None => return Err(agent.failed_before_answer(o)),
     };
@@ -339,11 +352,7 @@ fn read_entry_nar(bundle: &Path, e: &EntryLocation) -> Result<Vec<u8>, UpdateErr
         Encoding::Zstd => {
             zstd::stream::copy_decode(&mut chunks, &mut nar)?;
         }
-        Encoding::ZstdDelta { .. } => {
-            return Err(UpdateError::Protocol(
-                "bundle files hold no delta entries".into(),
-            ))
-        }
+        Encoding::ZstdDelta { .. } => return Err(UpdateError::DeltaInBundle(e.header.index)),
     }
     Ok(nar)
 }
@@ -391,5 +400,41 @@ fn send_entries(
         // The agent stopped reading; its error event explains why, read by the caller.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok((plan.len(), sent)),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(kind: ErrorKind) -> UpdateError {
+        UpdateError::Agent {
+            kind,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn the_agents_kind_decides_the_exit_code() {
+        assert_eq!(refused(ErrorKind::Untrusted).exit_code(), exit::VERIFY);
+        assert_eq!(refused(ErrorKind::Epoch).exit_code(), exit::REFUSED);
+        assert_eq!(refused(ErrorKind::NoSpace).exit_code(), exit::NO_SPACE);
+        assert_eq!(refused(ErrorKind::Busy).exit_code(), exit::BUSY);
+        assert_eq!(refused(ErrorKind::Activation).exit_code(), exit::ACTIVATION);
+        assert_eq!(refused(ErrorKind::Usage).exit_code(), exit::USAGE);
+        // A kind from a newer agent is a plain failure, and is shown as sent.
+        let newer = refused(ErrorKind::Other("quantum_flux".into()));
+        assert_eq!(newer.exit_code(), exit::FAILURE);
+        assert!(newer.to_string().contains("(quantum_flux)"), "{newer}");
+    }
+
+    #[test]
+    fn an_unreachable_device_is_exit_8() {
+        let e = UpdateError::NoAgent {
+            host: "root@router".into(),
+            agent: "liminix-agent".into(),
+        };
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        assert_eq!(exit::UNREACHABLE, 8);
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use liminix_bundle::nar;
+use liminix_bundle::wire::{exit, ErrorKind};
 use liminix_tests::closure::{Closure, ClosureSpec};
 use liminix_tests::device::{convfile_lines, Device};
 use liminix_tests::lab::{text, Lab, Pack};
@@ -313,11 +314,18 @@ fn one_flipped_byte_is_refused() {
     assert!(lab.device.recorded_calls().is_empty());
 }
 
-fn assert_refused_unchanged(lab: &Lab, up: &Path, code: i32, words: &str) {
+fn assert_refused_unchanged(lab: &Lab, up: &Path, code: i32, kind: ErrorKind, words: &str) {
     let store = store_entries(&lab.device);
     let persist = persist_snapshot(&lab.device);
     let o = lab.update(up, &[]);
     assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    assert_eq!(code, kind.exit_code());
+    // The client names the kind the agent sent.
+    assert!(
+        text(&o).contains(&format!("refused the update ({kind})")),
+        "kind {kind}: {}",
+        text(&o)
+    );
     assert!(
         text(&o).contains(words),
         "message should say {words:?}: {}",
@@ -351,6 +359,7 @@ fn untrusted_key_wrong_board_and_lower_epoch_are_refused() {
             },
         ),
         3,
+        ErrorKind::Untrusted,
         "no trusted signature",
     );
     assert_refused_unchanged(
@@ -363,6 +372,7 @@ fn untrusted_key_wrong_board_and_lower_epoch_are_refused() {
             },
         ),
         4,
+        ErrorKind::WrongBoard,
         "board",
     );
     assert_ok(
@@ -389,6 +399,7 @@ fn untrusted_key_wrong_board_and_lower_epoch_are_refused() {
             },
         ),
         4,
+        ErrorKind::Epoch,
         "epoch",
     );
 }
@@ -399,7 +410,7 @@ fn a_full_filesystem_is_refused_before_the_first_write() {
     lab.device.mount_tmpfs_store(1 << 20).unwrap();
     let a = lab.generate(&ClosureSpec::small(7));
     let up = lab.updater(&a, &Pack::default());
-    assert_refused_unchanged(&lab, &up, 5, "not enough space");
+    assert_refused_unchanged(&lab, &up, 5, ErrorKind::NoSpace, "not enough space");
     assert!(
         fs::read_dir(lab.device.path("nix/store/.liminix-staging"))
             .map_or(true, |mut d| d.next().is_none()),
@@ -442,6 +453,7 @@ fn rollback_switches_generations_atomically_and_back() {
     assert_ok(&lab.agent("rollback 2"), "roll forward");
     assert_eq!(current(&lab), Some(2));
     let o = lab.agent("rollback 9");
+    assert_eq!(o.status.code(), Some(exit::FAILURE), "{}", text(&o));
     assert!(
         !o.status.success() && text(&o).contains("no generation 9"),
         "{}",

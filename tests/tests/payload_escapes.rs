@@ -3,9 +3,11 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Output;
 
 use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
 use liminix_bundle::stream::{self, ChunkWriter, Encoding, EntryHeader, EntryKind, Header};
+use liminix_bundle::wire::{AgentEvent, ErrorKind};
 use liminix_bundle::{Manifest, SecretKey};
 use liminix_tests::lab::{text, Lab};
 use sha2::{Digest, Sha256};
@@ -123,10 +125,21 @@ fn walk(dir: &Path) -> Vec<String> {
     v
 }
 
-fn assert_refused(lab: &Lab, bundle: &Path, code: i32, words: &str) {
+/// The kind of the agent's `error` event, if it sent one.
+fn error_kind(o: &Output) -> Option<ErrorKind> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| match AgentEvent::from_line(l) {
+            Ok(AgentEvent::Error { kind, .. }) => Some(kind),
+            _ => None,
+        })
+}
+
+fn assert_refused(lab: &Lab, bundle: &Path, code: i32, kind: ErrorKind, words: &str) {
     let before = tree(lab.device.root());
     let o = lab.receive_file(bundle, "--no-reboot");
     assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    assert_eq!(error_kind(&o), Some(kind), "{}", text(&o));
     assert!(
         text(&o).contains(words),
         "expected {words:?} in: {}",
@@ -160,7 +173,13 @@ fn dot_dot_names_are_refused() {
     file_node(&mut f, b"pwned\n");
     for name in [&b".."[..], b".", b"../etc", b"a/../../x"] {
         let nar = dir_nar(&[(name, f.clone())]);
-        assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
+        assert_refused(
+            &lab,
+            &bundle(&lab, &nar, None),
+            3,
+            ErrorKind::Payload,
+            "failed verification",
+        );
     }
     assert!(!lab.device.path("etc/pwned").exists() && !lab.device.path("nix/x").exists());
 }
@@ -176,14 +195,26 @@ fn writing_through_a_symlink_is_refused() {
     let inner = dir_node(&[(b"passwd", node)]);
     // "etc" as a symlink to /etc, then "etc" again as a directory holding passwd.
     let nar = dir_nar(&[(b"etc", link.clone()), (b"etc", inner)]);
-    assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
+    assert_refused(
+        &lab,
+        &bundle(&lab, &nar, None),
+        3,
+        ErrorKind::Payload,
+        "failed verification",
+    );
     // A relative link climbing out, then a file under the same name.
     let mut up = Vec::new();
     symlink_node(&mut up, b"../../../etc");
     let mut f = Vec::new();
     file_node(&mut f, b"x");
     let nar = dir_nar(&[(b"e", up), (b"e", f)]);
-    assert_refused(&lab, &bundle(&lab, &nar, None), 3, "failed verification");
+    assert_refused(
+        &lab,
+        &bundle(&lab, &nar, None),
+        3,
+        ErrorKind::Payload,
+        "failed verification",
+    );
     assert_eq!(fs::read(lab.device.path("etc/passwd")).unwrap(), passwd);
 }
 
@@ -200,6 +231,7 @@ fn a_manifest_path_outside_the_store_is_refused() {
         &lab,
         &bundle(&lab, &nar, Some(&evil)),
         3,
+        ErrorKind::Corrupt,
         "invalid store path",
     );
 }
@@ -217,6 +249,7 @@ fn an_activate_link_leaving_the_store_is_not_installed() {
     let nar = dir_nar(&[(b"bin", bin), (b"etc", etc)]);
     let o = lab.receive_file(&bundle(&lab, &nar, None), "--no-reboot");
     assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(error_kind(&o), Some(ErrorKind::State), "{}", text(&o));
     assert!(text(&o).contains("not a file in the store"), "{}", text(&o));
     assert!(
         fs::symlink_metadata(lab.device.path("persist/activate")).is_err(),

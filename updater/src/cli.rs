@@ -17,8 +17,8 @@ use crate::cmd;
     long_about = "Installs signed Liminix bundles on this device and manages its generations.\n\n\
         Normally driven over ssh by `update.sh root@router`. Bundles must carry a signature by a key\n\
         in /etc/liminix/trusted-keys/ and be built for the board named in /etc/liminix/board.",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch),\n\
-        5 no space, 6 busy, 7 activation or reboot failed."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch,\n\
+        layout, A/B state), 5 no space, 6 busy, 7 activation or reboot failed (docs/errors.md)."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -1,27 +1,15 @@
-//! Agent errors and the exit codes they map to (documented in docs/errors.md).
+//! Agent errors, the wire error kind of each and, through it, the exit code (docs/errors.md).
 
 use std::path::PathBuf;
 
+use liminix_bundle::nar::NarError;
+use liminix_bundle::storepath::StorePathError;
 use liminix_bundle::stream::StreamError;
 
-/// Exit codes are part of the agent's interface: `update.sh` and scripts act on them.
-pub mod exit {
-    pub const OK: i32 = 0;
-    /// I/O or other unexpected failure.
-    pub const FAILURE: i32 = 1;
-    /// Bad command line.
-    pub const USAGE: i32 = 2;
-    /// The bundle failed verification: signature, hash, corrupt or truncated stream, unsafe path.
-    pub const VERIFY: i32 = 3;
-    /// The bundle is authentic but refused: wrong board, lower security epoch.
-    pub const REFUSED: i32 = 4;
-    /// Not enough free space for the update.
-    pub const NO_SPACE: i32 = 5;
-    /// Another agent holds the store lock.
-    pub const BUSY: i32 = 6;
-    /// Installed, but activating the new generation (`--fast`) or rebooting failed.
-    pub const ACTIVATION: i32 = 7;
-}
+/// Exit codes are part of the agent's interface: `update.sh` and scripts act on them. They live
+/// with the wire's error kinds so that agent and client share one table.
+pub use liminix_bundle::wire::exit;
+pub use liminix_bundle::wire::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -53,24 +41,141 @@ pub enum AgentError {
         needed: u64,
         available: u64,
     },
-    #[error("store path {path} failed verification: {detail}")]
-    Payload { path: String, detail: String },
+    #[error("store path {path} failed verification: {source}")]
+    Payload {
+        path: String,
+        #[source]
+        source: Box<PayloadError>,
+    },
     #[error("the bundle stream ended without {missing} wanted store path(s), e.g. {example}")]
     Incomplete { missing: usize, example: String },
     #[error("another liminix-agent is working on {0} (lock held)")]
     Busy(PathBuf),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    State(String),
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("activation failed: {0}")]
-    Activation(String),
+    Activation(#[from] ActivationError),
     #[error(transparent)]
     Key(#[from] liminix_bundle::sign::KeyError),
     #[error(transparent)]
     Flash(#[from] crate::flashops::FlashOpError),
     #[error(transparent)]
     Apply(#[from] crate::apply::ApplyError),
+    #[error(transparent)]
+    Ab(#[from] crate::ab::AbError),
+}
+
+/// A command that makes no sense on this device or with this bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("--fast activates the running system; with --root use --no-reboot")]
+    FastWithRoot,
+    #[error("this bundle carries only flash images: install it with `liminix-agent apply`")]
+    ImagesOnly,
+    #[error("A/B boards roll back between slots; no generation number is taken")]
+    AbGeneration,
+}
+
+/// Why a store path's NAR or a flash image is not what the signed manifest promised.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("zstd: {0}")]
+    Zstd(#[source] ruzstd::decoding::errors::FrameDecoderError),
+    #[error(transparent)]
+    Nar(#[from] NarError),
+    #[error("reading entry: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("trailing data after the NAR")]
+    Trailing,
+    #[error("delta against {0}, which this agent did not offer")]
+    NotOffered(String),
+    #[error(transparent)]
+    BaseName(#[from] StorePathError),
+    #[error("reading delta base {base}: {source}")]
+    Base {
+        base: String,
+        #[source]
+        source: NarError,
+    },
+    #[error("delta: {0}")]
+    Delta(#[source] std::io::Error),
+    #[error("NAR sha256 {} ({got_size} bytes) does not match the signed manifest's {want_sha256} ({want_size} bytes)", hex::encode(got_sha256))]
+    NarMismatch {
+        got_sha256: [u8; 32],
+        got_size: u64,
+        want_sha256: String,
+        want_size: u64,
+    },
+    #[error("images are never sent as deltas")]
+    ImageDelta,
+    #[error("{got_size} bytes with sha256 {}, the signed manifest says {want_size} bytes with {want_sha256}", hex::encode(got_sha256))]
+    ImageMismatch {
+        got_sha256: [u8; 32],
+        got_size: u64,
+        want_sha256: String,
+        want_size: u64,
+    },
+}
+
+/// The device's generations or store are not in the state an operation needs.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no previous generation to roll back to (see `liminix-agent status`)")]
+    NoPrevious,
+    #[error("no generation is recorded as current: refusing to guess what is garbage (install a bundle first)")]
+    NoCurrent,
+    #[error("generation {0} is already current")]
+    AlreadyCurrent(u32),
+    #[error("there is no generation {number}")]
+    NoGeneration {
+        number: u32,
+        #[source]
+        source: Box<AgentError>,
+    },
+    #[error("{path}: {source}")]
+    GenerationInfo {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{list} names {entry:?}: {source}")]
+    BadListEntry {
+        list: String,
+        entry: String,
+        #[source]
+        source: StorePathError,
+    },
+    #[error("generation {generation} is incomplete: {path} is missing from the store")]
+    MissingPath { generation: u32, path: String },
+    #[error("etc/nix-store-paths names {0}, which is neither in the bundle nor on the device")]
+    Unlisted(String),
+    #[error("the toplevel's {what} is not a file in the store (resolves to {resolved})")]
+    NotInStore {
+        what: &'static str,
+        resolved: PathBuf,
+    },
+    #[error("no free configuration link name in {0}")]
+    NoLinkName(PathBuf),
+    #[error("this device has no A/B slots ({0} is missing)")]
+    NotAb(PathBuf),
+}
+
+/// A command of the activation or the reboot failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    #[error("cannot run {command}: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status})")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+    },
 }
 
 impl AgentError {
@@ -79,41 +184,30 @@ impl AgentError {
         move |source| AgentError::Io { what, path, source }
     }
 
+    /// The exit code, the one its [`kind`](Self::kind) documents.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            AgentError::Stream(_) | AgentError::Untrusted { .. } | AgentError::Payload { .. } => {
-                exit::VERIFY
-            }
-            AgentError::Incomplete { .. } => exit::VERIFY,
-            AgentError::WrongBoard { .. } | AgentError::Epoch { .. } => exit::REFUSED,
-            AgentError::NoSpace { .. } => exit::NO_SPACE,
-            AgentError::Busy(_) => exit::BUSY,
-            AgentError::Usage(_) => exit::USAGE,
-            AgentError::Activation(_) => exit::ACTIVATION,
-            AgentError::Io { .. } | AgentError::State(_) | AgentError::Key(_) => exit::FAILURE,
-            AgentError::Flash(e) => e.exit_code(),
-            AgentError::Apply(e) => e.exit_code(),
-        }
+        self.kind().exit_code()
     }
 
-    /// Short machine-readable name for `--json` output and the wire protocol.
-    pub fn kind(&self) -> &'static str {
+    /// What went wrong, as `--json` output and the wire protocol name it.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            AgentError::Io { .. } => "io",
-            AgentError::Stream(_) => "corrupt",
-            AgentError::Untrusted { .. } => "untrusted",
-            AgentError::WrongBoard { .. } => "wrong_board",
-            AgentError::Epoch { .. } => "epoch",
-            AgentError::NoSpace { .. } => "no_space",
-            AgentError::Payload { .. } => "payload",
-            AgentError::Incomplete { .. } => "incomplete",
-            AgentError::Busy(_) => "busy",
-            AgentError::Usage(_) => "usage",
-            AgentError::State(_) => "state",
-            AgentError::Activation(_) => "activation",
-            AgentError::Key(_) => "key",
+            AgentError::Io { .. } => ErrorKind::Io,
+            AgentError::Stream(_) => ErrorKind::Corrupt,
+            AgentError::Untrusted { .. } => ErrorKind::Untrusted,
+            AgentError::WrongBoard { .. } => ErrorKind::WrongBoard,
+            AgentError::Epoch { .. } => ErrorKind::Epoch,
+            AgentError::NoSpace { .. } => ErrorKind::NoSpace,
+            AgentError::Payload { .. } => ErrorKind::Payload,
+            AgentError::Incomplete { .. } => ErrorKind::Incomplete,
+            AgentError::Busy(_) => ErrorKind::Busy,
+            AgentError::Usage(_) => ErrorKind::Usage,
+            AgentError::State(_) => ErrorKind::State,
+            AgentError::Activation(_) => ErrorKind::Activation,
+            AgentError::Key(_) => ErrorKind::Key,
             AgentError::Flash(e) => e.kind(),
             AgentError::Apply(e) => e.kind(),
+            AgentError::Ab(e) => e.kind(),
         }
     }
 }

@@ -55,7 +55,7 @@ impl Devices for Sim {
             .find(|(n, _)| *n == p.name)
             .ok_or_else(|| ApplyError::Device {
                 target: p.name.clone(),
-                detail: "not simulated".into(),
+                source: "not simulated".into(),
             })?;
         Ok((format!("mtd:{name}"), f))
     }
@@ -66,7 +66,7 @@ impl Devices for Sim {
             .find(|(n, _)| *n == p.name)
             .ok_or_else(|| ApplyError::Device {
                 target: p.name.clone(),
-                detail: "not simulated".into(),
+                source: "not simulated".into(),
             })?;
         Ok(("ubi0".into(), u))
     }
@@ -324,7 +324,10 @@ fn refusals_happen_before_the_first_write() {
     };
     let e = refused(&d, &good, &mut small);
     assert!(
-        matches!(e, AgentError::Apply(ApplyError::Layout { .. })),
+        matches!(
+            e,
+            AgentError::Apply(ApplyError::Geometry { size: 0x200000, .. })
+        ),
         "{e}"
     );
 

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use liminix_agent::closure::receive::{receive, Events, ReceiveOptions};
-use liminix_agent::error::{exit, AgentError};
+use liminix_agent::error::{exit, AgentError, UsageError};
 use liminix_agent::root::DeviceRoot;
 use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
@@ -128,7 +128,10 @@ fn receive_installs_the_closure_of_a_mixed_bundle_and_refuses_an_image_only_one(
     ) else {
         panic!("receive took an image-only bundle")
     };
-    assert!(matches!(e, AgentError::Usage(_)), "{e}");
+    assert!(
+        matches!(e, AgentError::Usage(UsageError::ImagesOnly)),
+        "{e}"
+    );
     assert_eq!(e.exit_code(), exit::USAGE);
     assert!(e.to_string().contains("liminix-agent apply"), "{e}");
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use liminix_build_tools::client::{update, After, Report, UpdateOptions};
+use liminix_build_tools::client::{update, After, Report, UpdateError, UpdateOptions};
 use liminix_bundle::wire::AgentEvent;
 
 #[derive(Parser)]
@@ -21,7 +21,7 @@ use liminix_bundle::wire::AgentEvent;
         By default the device then reboots; --fast restarts only the services that changed.\n\n\
         SSH_COMMAND replaces `ssh` and may carry options, e.g. SSH_COMMAND=\"ssh -p 2222\".",
     after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
-        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch),\n  5 no space on the device, 6 device busy, 7 activation failed, 8 ssh or agent unreachable."
+        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch, layout),\n  5 no space on the device, 6 device busy, 7 activation or reboot failed, 8 ssh or agent\n  unreachable (docs/errors.md)."
 )]
 struct Args {
     /// user@host of the device
@@ -172,10 +172,12 @@ fn main() -> ExitCode {
                 src = s.source();
             }
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "failed", "message": e.to_string()})
-                );
+                let mut failed = serde_json::json!({"event": "failed", "message": e.to_string()});
+                // The agent's kind, for scripts that act on more than the exit code.
+                if let UpdateError::Agent { kind, .. } = &e {
+                    failed["kind"] = kind.as_str().into();
+                }
+                println!("{failed}");
             }
             eprintln!("{msg}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))

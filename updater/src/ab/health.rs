@@ -11,30 +11,46 @@ use super::AbError;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_secs(1);
 
+/// What one evaluation found missing.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("cannot run s6-rc -a list: {0}")]
+    S6Rc(#[source] std::io::Error),
+    #[error("services not up: {}", .0.join(", "))]
+    ServicesDown(Vec<String>),
+    #[error("cannot run health command: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("health command {command:?} failed ({status})")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+    },
+}
+
 /// One evaluation: `Ok(())` when healthy, else what is still missing.
-pub fn check_once(cfg: &HealthConfig) -> Result<(), String> {
+pub fn check_once(cfg: &HealthConfig) -> Result<(), HealthError> {
     check_with(cfg, "s6-rc")
 }
 
 /// [`check_once`] with the s6-rc program to ask (a path or a name on `PATH`).
-pub fn check_with(cfg: &HealthConfig, s6_rc: &str) -> Result<(), String> {
+pub fn check_with(cfg: &HealthConfig, s6_rc: &str) -> Result<(), HealthError> {
     if !cfg.services.is_empty() {
         let out = Command::new(s6_rc)
             .args(["-a", "list"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run s6-rc -a list: {e}"))?;
+            .map_err(HealthError::S6Rc)?;
         let text = String::from_utf8_lossy(&out.stdout);
         let up: Vec<&str> = text.lines().map(str::trim).collect();
-        let down: Vec<&str> = cfg
+        let down: Vec<String> = cfg
             .services
             .iter()
-            .map(String::as_str)
-            .filter(|s| !up.contains(s))
+            .filter(|s| !up.contains(&s.as_str()))
+            .cloned()
             .collect();
         if !down.is_empty() {
-            return Err(format!("services not up: {}", down.join(", ")));
+            return Err(HealthError::ServicesDown(down));
         }
     }
     if let Some(cmd) = &cfg.command {
@@ -42,9 +58,12 @@ pub fn check_with(cfg: &HealthConfig, s6_rc: &str) -> Result<(), String> {
             .args(["-c", cmd])
             .stdin(Stdio::null())
             .status()
-            .map_err(|e| format!("cannot run health command: {e}"))?;
+            .map_err(HealthError::Spawn)?;
         if !st.success() {
-            return Err(format!("health command {cmd:?} failed ({st})"));
+            return Err(HealthError::Failed {
+                command: cmd.clone(),
+                status: st,
+            });
         }
     }
     Ok(())
@@ -57,10 +76,10 @@ pub fn wait_healthy(cfg: &HealthConfig, deadline: Duration) -> Result<(), AbErro
         match check_once(cfg) {
             Ok(()) => return Ok(()),
             Err(why) if start.elapsed() + POLL > deadline => {
-                return Err(AbError::Unhealthy(format!(
-                    "{why} (gave up after {} s)",
-                    start.elapsed().as_secs()
-                )))
+                return Err(AbError::Unhealthy {
+                    why,
+                    waited_secs: start.elapsed().as_secs(),
+                })
             }
             Err(_) => std::thread::sleep(POLL),
         }
@@ -96,20 +115,25 @@ mod tests {
             command: Some("true".into()),
             deadline_secs: None,
         };
-        assert_eq!(check_with(&cfg, &s6), Ok(()));
+        assert!(check_with(&cfg, &s6).is_ok());
         cfg.services.push("ntp".into());
-        assert_eq!(
-            check_with(&cfg, &s6),
-            Err("services not up: ntp".to_string())
+        let e = check_with(&cfg, &s6).unwrap_err();
+        assert!(
+            matches!(&e, HealthError::ServicesDown(d) if d == &["ntp"]),
+            "{e}"
         );
+        assert_eq!(e.to_string(), "services not up: ntp");
         cfg.services.pop();
         cfg.command = Some("exit 1".into());
-        assert!(check_with(&cfg, &s6)
-            .unwrap_err()
-            .contains("health command"));
-        assert!(check_with(&cfg, "/nonexistent/s6-rc")
-            .unwrap_err()
-            .contains("cannot run s6-rc"));
+        let e = check_with(&cfg, &s6).unwrap_err();
+        assert!(
+            matches!(&e, HealthError::Failed { command, status } if command == "exit 1" && status.code() == Some(1)),
+            "{e}"
+        );
+        assert!(e.to_string().contains("health command"), "{e}");
+        let e = check_with(&cfg, "/nonexistent/s6-rc").unwrap_err();
+        assert!(matches!(e, HealthError::S6Rc(_)), "{e}");
+        assert!(e.to_string().contains("cannot run s6-rc"), "{e}");
     }
 
     #[test]
@@ -121,7 +145,7 @@ mod tests {
         };
         assert!(matches!(
             wait_healthy(&cfg, Duration::ZERO),
-            Err(AbError::Unhealthy(_))
+            Err(AbError::Unhealthy { .. })
         ));
     }
 }

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use liminix_flash::raw::check_fits;
-use liminix_flash::ubi_update::{volume_equals, write_volume};
+use liminix_flash::ubi_update::{volume_equals, write_volume, VolumeWriteError};
 use liminix_flash::{
     scan_raw, FileImage, Flash, ImageSource, NoProgress, RawError, RawOptions, RawScan, Ubi,
     VolKind,
@@ -23,7 +23,7 @@ use super::record::{self, Pending};
 use super::slot::{AbBoard, Slot, SlotLayout, Target};
 use super::status::booted_slot;
 use super::volume::{plan_volume, prepare_volume};
-use super::AbError;
+use super::{AbError, ConfigError, LayoutError, RefusedError, VerifyError, WriteError};
 use crate::root::DeviceRoot;
 
 /// How to make a slot's UBI volume that is missing, too small or of the wrong type.
@@ -115,10 +115,14 @@ pub struct InstallReport {
     pub rootfs_volume: Option<VolumeAction>,
 }
 
-fn too_large(what: &str, slot: Slot, len: u64, max: u64) -> AbError {
-    AbError::Layout(format!(
-        "{what} image of {len} bytes does not fit slot {slot} ({max} bytes)"
-    ))
+fn too_large(what: &'static str, slot: Slot, len: u64, max: u64) -> AbError {
+    LayoutError::TooLarge {
+        what,
+        slot,
+        len,
+        max,
+    }
+    .into()
 }
 
 /// Refuses images that do not fit the slot as the layout describes it (its board's
@@ -130,12 +134,8 @@ pub fn check_sizes(slot: Slot, layout: &SlotLayout, imgs: &SlotImages) -> Result
     }
     match (&layout.rootfs, imgs.rootfs) {
         (None, None) => Ok(()),
-        (Some(_), None) => Err(AbError::Layout(format!(
-            "slot {slot} has a root filesystem but the bundle carries no rootfs image"
-        ))),
-        (None, Some(_)) => Err(AbError::Layout(format!(
-            "the bundle carries a rootfs image but slot {slot} has no root filesystem target"
-        ))),
+        (Some(_), None) => Err(LayoutError::NoRootfsImage(slot).into()),
+        (None, Some(_)) => Err(LayoutError::NoRootfsTarget(slot).into()),
         (Some(_), Some(img)) if img.len() > layout.rootfs_max => {
             Err(too_large("rootfs", slot, img.len(), layout.rootfs_max))
         }
@@ -152,11 +152,10 @@ pub fn check_layout(
     imgs: &SlotImages,
 ) -> Result<(), AbError> {
     check_sizes(slot, layout, imgs)?;
-    check_fits(devs.kernel, imgs.kernel.len())
-        .map_err(|e| AbError::Layout(format!("kernel: {e}")))?;
+    check_fits(devs.kernel, imgs.kernel.len()).map_err(does_not_fit("kernel"))?;
     match (&mut devs.rootfs, imgs.rootfs) {
         (Some(RootfsDev::Raw(f)), Some(img)) => {
-            check_fits(*f, img.len()).map_err(|e| AbError::Layout(format!("rootfs: {e}")))
+            check_fits(*f, img.len()).map_err(does_not_fit("rootfs"))
         }
         (Some(RootfsDev::Volume { ubi, name, make }), Some(img)) => {
             plan_volume(*ubi, name, make.as_ref(), img.len())
@@ -206,6 +205,10 @@ pub struct InstallSummary {
     pub rebooted: bool,
 }
 
+fn does_not_fit(what: &'static str) -> impl FnOnce(RawError) -> AbError {
+    move |source| LayoutError::DoesNotFit { what, source }.into()
+}
+
 fn verified((src, sha256): &(FileImage, [u8; 32])) -> Verified<'_> {
     Verified {
         src,
@@ -222,19 +225,19 @@ fn one_image(
         return Ok(None);
     };
     if it.next().is_some() {
-        return Err(AbError::Layout(format!("more than one {role:?} image")));
+        return Err(LayoutError::TwoImages(role).into());
     }
     let src = FileImage::new(&img.path).map_err(|e| AbError::io("open staged image", e))?;
     let got = src
         .sha256()
         .map_err(|e| AbError::io("read staged image", e))?;
     if got != img.sha256 {
-        return Err(AbError::Verify(format!(
-            "{} hashes to {} but the manifest says {}",
-            img.path.display(),
-            hex::encode(got),
-            hex::encode(img.sha256)
-        )));
+        return Err(VerifyError::Staged {
+            path: img.path.clone(),
+            got,
+            want: img.sha256,
+        }
+        .into());
     }
     Ok(Some((src, got)))
 }
@@ -256,8 +259,7 @@ pub fn install(
             device: board.board.clone(),
         });
     }
-    let kernel = one_image(images, ImageRole::Kernel)?
-        .ok_or_else(|| AbError::Layout("the bundle has no kernel image".into()))?;
+    let kernel = one_image(images, ImageRole::Kernel)?.ok_or(LayoutError::NoKernel)?;
     let rootfs = one_image(images, ImageRole::Rootfs)?;
     let imgs = SlotImages {
         kernel: verified(&kernel),
@@ -271,11 +273,11 @@ pub fn install(
     let mut flow = open_flow(root, board)?;
     let state = flow.state()?;
     if state.committed != from {
-        return Err(AbError::Refused(format!(
-            "the running slot {from} is not confirmed (the boot loader falls back to {}); \
-             run `liminix-agent mark-good` or reboot first",
-            state.committed
-        )));
+        return Err(RefusedError::Unconfirmed {
+            running: from,
+            committed: state.committed,
+        }
+        .into());
     }
     let mut kdev = open_target(root, &layout.kernel)?;
     let mut rdev = layout
@@ -304,7 +306,7 @@ pub fn install(
         },
     )?;
     if opts.reboot {
-        crate::closure::activate::reboot().map_err(|e| AbError::Write(format!("reboot: {e}")))?;
+        crate::closure::activate::reboot().map_err(|e| AbError::Reboot(Box::new(e)))?;
     }
     Ok(InstallSummary {
         from,
@@ -323,10 +325,11 @@ fn check_own_targets(board: &AbBoard, to: Slot) -> Result<(), AbError> {
     };
     let running: Vec<&Target> = targets(to.other()).collect();
     match targets(to).find(|t| running.contains(t)) {
-        Some(t) => Err(AbError::Config(format!(
-            "slot {to} shares {t:?} with the running slot {}",
-            to.other()
-        ))),
+        Some(t) => Err(ConfigError::SharedTarget {
+            slot: to,
+            target: t.clone(),
+        }
+        .into()),
         None => Ok(()),
     }
 }
@@ -335,9 +338,7 @@ fn raw_of(t: &mut OpenTarget) -> Result<&mut dyn liminix_flash::Flash, AbError> 
     match t {
         OpenTarget::Mtd(f) => Ok(f),
         OpenTarget::Block(f) => Ok(f),
-        OpenTarget::Volume { .. } => Err(AbError::Config(
-            "a kernel must go to a raw partition, not a UBI volume".into(),
-        )),
+        OpenTarget::Volume { .. } => Err(ConfigError::KernelOnVolume.into()),
     }
 }
 
@@ -382,24 +383,20 @@ fn writer_options() -> RawOptions {
 
 /// The raw writer's compare pass (reads and hashes, writes nothing), refusing an
 /// image that no longer hashes as verified.
-fn scan(what: &str, flash: &mut dyn Flash, img: Verified) -> Result<RawScan, AbError> {
+fn scan(what: &'static str, flash: &mut dyn Flash, img: Verified) -> Result<RawScan, AbError> {
     let opts = RawOptions {
         expect_sha256: Some(img.sha256),
         ..writer_options()
     };
     scan_raw(flash, img.src, &opts, &mut NoProgress).map_err(|e| match e {
-        RawError::NotVerified { .. } => AbError::Verify(format!("the {what} image: {e}")),
-        e => AbError::Write(format!("{what}: {e}")),
+        source @ RawError::NotVerified { .. } => VerifyError::Scan { what, source }.into(),
+        source => WriteError::Raw { what, source }.into(),
     })
 }
 
-fn same_hash(what: &str, got: [u8; 32], want: [u8; 32]) -> Result<(), AbError> {
+fn same_hash(what: &'static str, got: [u8; 32], want: [u8; 32]) -> Result<(), AbError> {
     if got != want {
-        return Err(AbError::Verify(format!(
-            "the {what} image hashes to {} now but was verified as {}",
-            hex::encode(got),
-            hex::encode(want)
-        )));
+        return Err(VerifyError::Changed { what, got, want }.into());
     }
     Ok(())
 }
@@ -413,7 +410,10 @@ fn write_rootfs(
     match (dev, raw_scan) {
         (RootfsDev::Raw(f), Some(scan)) => {
             scan.write(*f, img.src, &writer_options(), &mut NoProgress)
-                .map_err(|e| AbError::Write(format!("rootfs: {e}")))?;
+                .map_err(|source| WriteError::Raw {
+                    what: "rootfs",
+                    source,
+                })?;
             Ok(None)
         }
         (RootfsDev::Raw(_), None) => unreachable!("raw targets are scanned before writing"),
@@ -421,18 +421,26 @@ fn write_rootfs(
             let plan = plan_volume(*ubi, name, make.as_ref(), img.len())
                 .map_err(|e| e.in_slot(slot, name, img.len()))?;
             let (id, action) = prepare_volume(*ubi, name, plan)?;
-            let sha = write_volume(*ubi, id, img.src, &mut NoProgress)
-                .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
+            let sha =
+                write_volume(*ubi, id, img.src, &mut NoProgress).map_err(volume_write(name))?;
             same_hash("rootfs", sha, img.sha256)?;
-            let same = volume_equals(*ubi, id, img.src, &mut NoProgress)
-                .map_err(|e| AbError::Write(format!("rootfs volume {name}: {e}")))?;
+            let same =
+                volume_equals(*ubi, id, img.src, &mut NoProgress).map_err(volume_write(name))?;
             if !same {
-                return Err(AbError::Verify(format!(
-                    "UBI volume {name} does not read back as the image"
-                )));
+                return Err(VerifyError::VolumeReadBack(name.clone()).into());
             }
             Ok(Some(action))
         }
+    }
+}
+
+fn volume_write(volume: &str) -> impl FnOnce(VolumeWriteError) -> AbError + '_ {
+    move |source| {
+        WriteError::Volume {
+            volume: volume.to_owned(),
+            source,
+        }
+        .into()
     }
 }
 
@@ -464,7 +472,10 @@ pub fn install_slot(
             &writer_options(),
             &mut NoProgress,
         )
-        .map_err(|e| AbError::Write(format!("kernel: {e}")))?;
+        .map_err(|source| WriteError::Raw {
+            what: "kernel",
+            source,
+        })?;
     let mut rootfs_volume = None;
     if let (Some(dev), Some(img)) = (devs.rootfs.as_mut(), imgs.rootfs) {
         rootfs_volume = write_rootfs(slot, dev, img, rscan)?;

@@ -12,6 +12,7 @@
 //! enumerations in `tests` run the code the device runs. See docs/ab.md.
 
 pub mod devices;
+mod error;
 pub mod flow;
 pub mod health;
 pub mod install;
@@ -29,6 +30,9 @@ pub mod zyxel;
 mod tests;
 
 pub use devices::{SlotUbi, UbiAttach};
+pub use error::{
+    AbError, AttachError, ConfigError, LayoutError, RefusedError, VerifyError, WriteError,
+};
 pub use flow::{BootFlow, FlowState};
 pub use install::{
     install, install_slot, ImageRole, InstallOptions, InstallReport, InstallSummary, RootfsDev,
@@ -40,85 +44,3 @@ pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, 
 pub use status::{booted_slot, check_boot, status_hook, AbSection, AbStatus};
 pub use uboot::UBootEnvFlow;
 pub use zyxel::{BootconfigIo, ZyxelFlow};
-
-use crate::error::AgentError;
-
-/// Failures of the A/B strategy.
-#[derive(Debug, thiserror::Error)]
-pub enum AbError {
-    /// The slot layout or the device layout is wrong.
-    #[error("A/B configuration: {0}")]
-    Config(String),
-    /// The bundle is for another board.
-    #[error("bundle is for board {bundle:?} but this device is {device:?}")]
-    WrongBoard { bundle: String, device: String },
-    /// The images do not fit the slot layout (nothing was written).
-    #[error("slot layout: {0}")]
-    Layout(String),
-    /// A staged image does not match its manifest hash (nothing was written).
-    #[error("verification failed: {0}")]
-    Verify(String),
-    /// The state does not allow the operation.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The inactive slot's UBI partition cannot be attached (nothing was written).
-    #[error("partition {partition} (mtd{mtd}) has no UBI device attached and cannot be attached: {detail}")]
-    Attach {
-        partition: String,
-        mtd: u32,
-        detail: String,
-    },
-    /// Writing a slot failed.
-    #[error("writing the slot: {0}")]
-    Write(String),
-    /// The boot loader state could not be read or written.
-    #[error("{what}: {source}")]
-    Boot {
-        what: String,
-        #[source]
-        source: liminix_bootenv::EnvError,
-    },
-    /// The health check did not pass in time.
-    #[error("health check failed: {0}")]
-    Unhealthy(String),
-    /// Some other I/O failure.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-}
-
-impl AbError {
-    fn boot(what: &str) -> impl FnOnce(liminix_bootenv::EnvError) -> AbError + '_ {
-        move |source| AbError::Boot {
-            what: what.to_string(),
-            source,
-        }
-    }
-
-    fn io(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> AbError {
-        AbError::Io {
-            what: what.to_string(),
-            source: Box::new(e),
-        }
-    }
-}
-
-impl From<AbError> for AgentError {
-    fn from(e: AbError) -> Self {
-        match e {
-            AbError::WrongBoard { bundle, device } => AgentError::WrongBoard {
-                bundle,
-                device,
-                file: crate::root::SLOT_LAYOUT.into(),
-            },
-            AbError::Verify(detail) => AgentError::Payload {
-                path: "slot image".into(),
-                detail,
-            },
-            other => AgentError::State(other.to_string()),
-        }
-    }
-}

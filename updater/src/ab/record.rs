@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::slot::Slot;
-use super::AbError;
+use super::{AbError, ConfigError};
 use crate::root::DeviceRoot;
 
 /// Written before the flow points the next reset at the new slot.
@@ -46,22 +46,25 @@ fn path(root: &DeviceRoot, name: &str) -> PathBuf {
 
 fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
     match std::fs::read(p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| AbError::Config(format!("{}: {e}", p.display()))),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|source| {
+            ConfigError::Parse {
+                path: p.to_owned(),
+                source,
+            }
+            .into()
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AbError::io(&format!("read {}", p.display()), e)),
+        Err(e) => Err(AbError::file("read", p)(e)),
     }
 }
 
 /// Write to a temporary name, fsync, rename: a reader sees the old or the new record.
 fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
     let dir = p.parent().expect("record paths have a parent");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| AbError::io(&format!("create {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir).map_err(AbError::file("create", dir))?;
     let tmp = p.with_extension("tmp");
     let body = serde_json::to_vec_pretty(v).expect("records serialise");
-    let io = |e| AbError::io(&format!("write {}", p.display()), e);
+    let io = AbError::file("write", p);
     let f = std::fs::File::create(&tmp).map_err(io)?;
     std::io::Write::write_all(&mut &f, &body).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -74,9 +77,7 @@ fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
 
 fn remove(p: &Path) -> Result<(), AbError> {
     match std::fs::remove_file(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(AbError::io(&format!("remove {}", p.display()), e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AbError::file("remove", p)(e)),
         _ => Ok(()),
     }
 }

@@ -4,7 +4,7 @@ use super::devices::open_flow;
 use super::record;
 use super::slot::{AbBoard, Slot};
 use super::status::booted_slot;
-use super::AbError;
+use super::{AbError, RefusedError};
 use crate::root::DeviceRoot;
 
 /// Explicit rollback: cancels a pending trial, or else makes the other slot the
@@ -22,9 +22,7 @@ pub fn rollback(root: &DeviceRoot, board: &AbBoard, force: bool) -> Result<(Slot
         booted.other()
     };
     if to != booted && state.is_failed(to) && !force {
-        return Err(AbError::Refused(format!(
-            "slot {to} is marked failed (its last trial did not confirm); use --force to boot it anyway"
-        )));
+        return Err(RefusedError::Failed(to).into());
     }
     flow.set_committed(to)?;
     record::clear_pending(root)?;

@@ -189,9 +189,9 @@ pub fn load_board(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, sup
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| super::AbError::Config(format!("{}: {e}", path.display()))),
+            .map_err(|source| super::ConfigError::Parse { path, source }.into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => from_board_definition(root),
-        Err(e) => Err(super::AbError::Config(format!("{}: {e}", path.display()))),
+        Err(source) => Err(super::ConfigError::Read { path, source }.into()),
     }
 }
 
@@ -209,5 +209,11 @@ fn from_board_definition(
     }
     crate::apply::ab::ab_board(root, &board)
         .map(Some)
-        .map_err(|e| super::AbError::Config(format!("board {}: {e}", board.name)))
+        .map_err(|e| {
+            super::ConfigError::Board {
+                board: board.name.clone(),
+                source: Box::new(e),
+            }
+            .into()
+        })
 }

@@ -16,7 +16,7 @@ use liminix_flash::mounts::{volume_mount_point, VolumeRef};
 use liminix_flash::{Flash, FlashError, MtdFlash, Ubi, UbiDev};
 use serde::Serialize;
 
-use super::AbError;
+use super::{AbError, AttachError, ConfigError, RefusedError};
 use crate::root::DeviceRoot;
 
 /// A UBI device attached for an install.
@@ -55,7 +55,10 @@ impl SlotUbi {
     /// is.
     pub fn on_partition(root: &DeviceRoot, partition: &str, volume: &str) -> Result<Self, AbError> {
         let mtd = liminix_mtd::sysfs::find_by_name(root.dir(), partition)
-            .map_err(|e| AbError::Config(format!("mtd:{partition}: {e}")))?
+            .map_err(|source| ConfigError::Partition {
+                spec: format!("mtd:{partition}"),
+                source,
+            })?
             .index;
         let found = crate::apply::targets::attached_ubi(root, mtd)
             .map_err(|e| AbError::io("list UBI devices", e))?;
@@ -114,24 +117,15 @@ fn open(root: &DeviceRoot, num: u32) -> Result<UbiDev, AbError> {
     UbiDev::open(root.dir(), num).map_err(|e| AbError::io("open UBI device", e))
 }
 
-fn format_hint(mtd: u32) -> String {
-    format!(
-        "if what it holds is not needed (the vendor firmware, say), UBI-format it: \
-         `ubiformat /dev/mtd{mtd}` erases it; then apply again. Nothing was written"
-    )
-}
-
 pub(crate) fn attach_error(partition: &str, mtd: u32, e: liminix_ubi::UbiError) -> AbError {
-    let what_to_do = match e {
-        liminix_ubi::UbiError::Open { .. } => {
-            "is UBI in the kernel (CONFIG_MTD_UBI, or `modprobe ubi`)?".to_owned()
-        }
-        _ => format_hint(mtd),
+    let reason = match e {
+        liminix_ubi::UbiError::Open { .. } => AttachError::NoUbi(e),
+        source => AttachError::Refused { mtd, source },
     };
     AbError::Attach {
         partition: partition.to_owned(),
         mtd,
-        detail: format!("{e}; {what_to_do}"),
+        reason,
     }
 }
 
@@ -174,12 +168,11 @@ fn refuse_foreign_data(root: &DeviceRoot, partition: &str, mtd: u32) -> Result<(
     Err(AbError::Attach {
         partition: partition.to_owned(),
         mtd,
-        detail: format!(
-            "{} of its erase blocks (from block {}) hold data that is neither UBI nor erased; {}",
-            foreign.len(),
-            foreign[0],
-            format_hint(mtd)
-        ),
+        reason: AttachError::Foreign {
+            mtd,
+            count: foreign.len(),
+            first: foreign[0],
+        },
     })
 }
 
@@ -197,10 +190,12 @@ fn refuse_if_mounted(root: &DeviceRoot, num: u32, volume: &str) -> Result<(), Ab
     let at =
         volume_mount_point(root.dir(), r).map_err(|e| AbError::io("read the mount table", e))?;
     match at {
-        Some(at) => Err(AbError::Refused(format!(
-            "UBI volume {volume} of ubi{num} is mounted at {at}, so it is not the inactive \
-             slot's to write (does the slot layout name the running slot's partition?)"
-        ))),
+        Some(at) => Err(RefusedError::Mounted {
+            volume: volume.to_owned(),
+            ubi: num,
+            at: at.to_string(),
+        }
+        .into()),
         None => Ok(()),
     }
 }

@@ -9,7 +9,7 @@ use super::devices::open_flow;
 use super::flow::{BootFlow, FlowState};
 use super::record::{self, Pending, Rollback};
 use super::slot::{AbBoard, FlowConfig, Slot};
-use super::AbError;
+use super::{AbError, ConfigError};
 use crate::root::DeviceRoot;
 
 /// The running slot: `bootImage=` on Zyxel, `liminix.slot=` (set by `ab-boot.txt`) with
@@ -29,9 +29,7 @@ pub fn booted_slot(root: &DeviceRoot, board: &AbBoard) -> Result<Slot, AbError> 
                 .next_back()
         }
     };
-    found.ok_or_else(|| {
-        AbError::Config("the kernel command line does not say which slot was booted".into())
-    })
+    found.ok_or_else(|| ConfigError::UnknownBootedSlot.into())
 }
 
 /// Where a trial stands, as the running agent sees it.

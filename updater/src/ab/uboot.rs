@@ -20,7 +20,7 @@ use liminix_bootenv::{Env, EnvStore};
 
 use super::flow::{BootFlow, FlowState};
 use super::slot::Slot;
-use super::AbError;
+use super::{AbError, ConfigError, RefusedError};
 
 /// Variable names of the protocol.
 pub const VAR_BOOT: &str = "ab_boot";
@@ -40,9 +40,7 @@ impl UBootEnvFlow {
     /// while `test` compares in decimal, which agree only on single digits).
     pub fn new(store: EnvStore, attempts: u8) -> Result<Self, AbError> {
         if !(1..=9).contains(&attempts) {
-            return Err(AbError::Config(format!(
-                "boot attempts must be 1..=9, not {attempts}"
-            )));
+            return Err(ConfigError::Attempts(attempts).into());
         }
         Ok(UBootEnvFlow { store, attempts })
     }
@@ -147,9 +145,7 @@ impl BootFlow for UBootEnvFlow {
     fn prepare_write(&mut self, slot: Slot) -> Result<(), AbError> {
         let env = self.load()?;
         if uboot_state(&env).committed == slot {
-            return Err(AbError::Refused(format!(
-                "slot {slot} is the committed slot ({VAR_BOOT}); it cannot be overwritten"
-            )));
+            return Err(RefusedError::Committed(slot).into());
         }
         self.update(|env| {
             set(env, VAR_BOOT, slot.other().name());

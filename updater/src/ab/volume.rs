@@ -6,7 +6,7 @@ use liminix_flash::{Ubi, VolKind};
 
 use super::install::{VolumeAction, VolumeSpec};
 use super::slot::Slot;
-use super::AbError;
+use super::{AbError, LayoutError};
 
 /// What must happen to the volume before the image goes in.
 pub(super) enum VolumePlan {
@@ -38,36 +38,25 @@ impl PlanError {
     pub(super) fn in_slot(self, slot: Slot, name: &str, len: u64) -> AbError {
         match self {
             PlanError::Io(e) => AbError::io("UBI volumes", e),
-            PlanError::TooLarge { max, others } => AbError::Layout(format!(
-                "rootfs image of {len} bytes does not fit slot {slot} (UBI volume {name} can \
-                 have {max} bytes){}",
-                others_hint(&others)
-            )),
-            PlanError::NoRoom {
+            PlanError::TooLarge { max, others } => LayoutError::VolumeTooLarge {
+                slot,
+                volume: name.to_owned(),
+                len,
+                max,
+                others,
+            }
+            .into(),
+            PlanError::NoRoom { size, room, others } => LayoutError::NoRoom {
+                slot,
+                volume: name.to_owned(),
                 size,
                 room,
                 others,
-            } => AbError::Layout(format!(
-                "UBI volume {name} of slot {slot} is to have {size} bytes but its UBI device \
-                 has room for {room}{}",
-                others_hint(&others)
-            )),
-            PlanError::Missing(name) => AbError::Layout(format!(
-                "slot {slot} has no UBI volume {name:?} (and its layout does not let the agent make one)"
-            )),
+            }
+            .into(),
+            PlanError::Missing(volume) => LayoutError::NoVolume { slot, volume }.into(),
         }
     }
-}
-
-fn others_hint(others: &[String]) -> String {
-    if others.is_empty() {
-        return String::new();
-    }
-    format!(
-        "; the device also holds {}: if they are not needed (a vendor firmware's, say), \
-         UBI-format the slot's partition (`ubiformat`) and apply again",
-        others.join(", ")
-    )
 }
 
 /// Decides from the device what to do with the volume; reads only.

@@ -17,7 +17,7 @@ use liminix_bootenv::{Bootconfig, ImageStatus};
 
 use super::flow::{BootFlow, FlowState};
 use super::slot::Slot;
-use super::AbError;
+use super::{AbError, RefusedError};
 
 /// Reads and writes the bootconfig bytes wherever they live.
 pub trait BootconfigIo {
@@ -86,9 +86,7 @@ impl<I: BootconfigIo> BootFlow for ZyxelFlow<I> {
     fn prepare_write(&mut self, slot: Slot) -> Result<(), AbError> {
         let bc = self.io.read()?;
         if Slot::from_index(bc.active as usize) == slot {
-            return Err(AbError::Refused(format!(
-                "slot {slot} is the active image in the bootconfig; it cannot be overwritten"
-            )));
+            return Err(RefusedError::ActiveImage(slot).into());
         }
         self.update(|bc| {
             if bc.status[slot.index()] == ImageStatus::New {

@@ -18,10 +18,7 @@ fn role(name: &str) -> Result<ImageRole, ApplyError> {
     match name {
         "kernel" => Ok(ImageRole::Kernel),
         "rootfs" => Ok(ImageRole::Rootfs),
-        other => Err(ApplyError::Layout {
-            target: format!("slot:{other}"),
-            detail: "A/B slots take a `kernel` and optionally a `rootfs` image".into(),
-        }),
+        other => Err(ApplyError::NotSlotImage(other.to_owned())),
     }
 }
 
@@ -183,8 +180,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = DeviceRoot::new(dir.path());
         let b = liminix_boards::builtin("vm-ab-uboot").unwrap();
-        let e = ab_board(&root, &b).unwrap_err().to_string();
-        assert!(e.contains("mtd:kernel_a"), "{e}");
+        let e = ab_board(&root, &b).unwrap_err();
+        assert!(
+            matches!(&e, ApplyError::Device { target, .. } if target == "mtd:kernel_a"),
+            "{e}"
+        );
         let names = [
             "NAND simulator partition 0",
             "NAND simulator partition 1",
@@ -192,8 +192,11 @@ mod tests {
             "NAND simulator partition 3",
         ];
         crate::testutil::fake_sysfs(&root, &names, &[(0, 2)]);
-        let e = ab_board(&root, &b).unwrap_err().to_string();
-        assert!(e.contains("mtd:ubi_b"), "{e}");
+        let e = ab_board(&root, &b).unwrap_err();
+        assert!(
+            matches!(&e, ApplyError::Device { target, .. } if target == "mtd:ubi_b"),
+            "{e}"
+        );
         // Slot b's UBI partition exists but nothing is attached to it: the layout names
         // the partition, the device is found or attached when the slot is written.
         let names = [&names[..], &["NAND simulator partition 4"]].concat();

@@ -1,8 +1,8 @@
-//! What can stop `apply`, with the exit code each maps to.
+//! What can stop `apply`, with the wire kind (and so the exit code) of each.
 
 use liminix_flash::TxError;
 
-use crate::error::exit;
+use liminix_bundle::wire::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -18,20 +18,43 @@ pub enum ApplyError {
         bundle: String,
         device: String,
     },
-    #[error("target {target} does not match the board file: {detail}")]
-    Layout { target: String, detail: String },
-    #[error("image {image} does not fit {target}: {detail}")]
+    #[error("target {target} does not match the board file: the device has {size:#x} bytes in {erase_size:#x}-byte blocks, the board file says {want_size:#x} in {want_erase_size:#x}")]
+    Geometry {
+        target: String,
+        size: u64,
+        erase_size: u64,
+        want_size: u64,
+        want_erase_size: u64,
+    },
+    #[error(
+        "target {target} does not match the board file: LEB size {leb}, the board file says {want}"
+    )]
+    LebSize { target: String, leb: u64, want: u64 },
+    #[error("image {0:?} is not an A/B slot's: A/B slots take a `kernel` and optionally a `rootfs` image")]
+    NotSlotImage(String),
+    #[error("image {image} does not fit {target}: {source}")]
     TooLarge {
         image: String,
         target: String,
-        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("image {image} failed verification: {detail}")]
-    Payload { image: String, detail: String },
+    #[error("image {image} failed verification: {source}")]
+    Payload {
+        image: String,
+        #[source]
+        source: Box<crate::error::PayloadError>,
+    },
     #[error("the bundle stream ended without image {0}")]
     Missing(String),
-    #[error("cannot open {target}: {detail}")]
-    Device { target: String, detail: String },
+    #[error("cannot open {target}: {source}")]
+    Device {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("UBI on mtd:{partition}: no UBI device is attached to mtd{mtd} (ubiattach it first)")]
+    NotAttached { partition: String, mtd: u32 },
     #[error("UBI volume {volume} is mounted at {at}: an in-place update would pull it from under the system")]
     Mounted { volume: String, at: String },
     #[error("writing image {image} to {target}: {source}")]
@@ -46,37 +69,29 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// The exit code, the one its [`kind`](Self::kind) documents.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            ApplyError::NoImages => exit::USAGE,
-            ApplyError::Board(_)
-            | ApplyError::NotOnBoard { .. }
-            | ApplyError::TargetMismatch { .. }
-            | ApplyError::Layout { .. }
-            | ApplyError::Mounted { .. } => exit::REFUSED,
-            ApplyError::TooLarge { .. } => exit::NO_SPACE,
-            ApplyError::Payload { .. } | ApplyError::Missing(_) => exit::VERIFY,
-            ApplyError::Ab(crate::ab::AbError::WrongBoard { .. })
-            | ApplyError::Ab(crate::ab::AbError::Refused(_))
-            | ApplyError::Ab(crate::ab::AbError::Layout(_)) => exit::REFUSED,
-            ApplyError::Ab(crate::ab::AbError::Verify(_)) => exit::VERIFY,
-            ApplyError::Device { .. } | ApplyError::Tx { .. } | ApplyError::Ab(_) => exit::FAILURE,
-        }
+        self.kind().exit_code()
     }
 
-    pub fn kind(&self) -> &'static str {
+    /// What went wrong, as the wire protocol names it.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ApplyError::Board(_) => "board",
-            ApplyError::NoImages => "usage",
-            ApplyError::NotOnBoard { .. } | ApplyError::TargetMismatch { .. } => "wrong_board",
-            ApplyError::Layout { .. } => "layout",
-            ApplyError::TooLarge { .. } => "no_space",
-            ApplyError::Payload { .. } => "payload",
-            ApplyError::Missing(_) => "incomplete",
-            ApplyError::Device { .. } => "device",
-            ApplyError::Mounted { .. } => "mounted",
-            ApplyError::Tx { .. } => "flash",
-            ApplyError::Ab(_) => "ab",
+            ApplyError::Board(_) => ErrorKind::Board,
+            ApplyError::NoImages => ErrorKind::Usage,
+            ApplyError::NotOnBoard { .. } | ApplyError::TargetMismatch { .. } => {
+                ErrorKind::WrongBoard
+            }
+            ApplyError::Geometry { .. }
+            | ApplyError::LebSize { .. }
+            | ApplyError::NotSlotImage(_) => ErrorKind::Layout,
+            ApplyError::TooLarge { .. } => ErrorKind::NoSpace,
+            ApplyError::Payload { .. } => ErrorKind::Payload,
+            ApplyError::Missing(_) => ErrorKind::Incomplete,
+            ApplyError::Device { .. } | ApplyError::NotAttached { .. } => ErrorKind::Device,
+            ApplyError::Mounted { .. } => ErrorKind::Mounted,
+            ApplyError::Tx { .. } => ErrorKind::Flash,
+            ApplyError::Ab(e) => e.kind(),
         }
     }
 }

@@ -56,11 +56,13 @@ fn ubi_options(volume: &liminix_boards::Volume, in_place: bool, sha: [u8; 32]) -
     }
 }
 
-fn too_large(job: &Job, detail: String) -> ApplyError {
-    ApplyError::TooLarge {
+fn too_large<'a, E: std::error::Error + Send + Sync + 'static>(
+    job: &'a Job,
+) -> impl FnOnce(E) -> ApplyError + 'a {
+    move |e| ApplyError::TooLarge {
         image: job.image.name.clone(),
         target: job.to.target.to_owned(),
-        detail,
+        source: Box::new(e),
     }
 }
 
@@ -74,27 +76,28 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                 let (_, flash) = dev.raw(partition)?;
                 let geo = flash.geometry();
                 if geo.size != partition.size || u64::from(geo.erase_size) != chip.erase_size {
-                    return Err(ApplyError::Layout {
+                    return Err(ApplyError::Geometry {
                         target: job.to.target.to_owned(),
-                        detail: format!(
-                            "the device has {:#x} bytes in {:#x}-byte blocks, the board definition says {:#x} in {:#x}",
-                            geo.size, geo.erase_size, partition.size, chip.erase_size
-                        ),
+                        size: geo.size,
+                        erase_size: geo.erase_size.into(),
+                        want_size: partition.size,
+                        want_erase_size: chip.erase_size,
                     }
                     .into());
                 }
-                check_fits(flash, size).map_err(|e| too_large(job, e.to_string()))?;
+                check_fits(flash, size).map_err(too_large(job))?;
             }
             Place::Ubi {
                 partition, volume, ..
             } => {
                 let (target, ubi) = dev.ubi(partition)?;
-                let leb = ubi.leb_size().map_err(|e| too_large(job, e.to_string()))?;
+                let leb = ubi.leb_size().map_err(too_large(job))?;
                 let want = board.ubi.as_ref().map_or(leb, |u| u.leb_size);
                 if leb != want {
-                    return Err(ApplyError::Layout {
+                    return Err(ApplyError::LebSize {
                         target: job.to.target.to_owned(),
-                        detail: format!("LEB size {leb}, the board definition says {want}"),
+                        leb,
+                        want,
                     }
                     .into());
                 }
@@ -104,7 +107,7 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                     size,
                     &ubi_options(volume, in_place, job.image.sha256),
                 )
-                .map_err(|e| too_large(job, e.to_string()))?;
+                .map_err(too_large(job))?;
                 if let UbiPlan::InPlace { current } = p {
                     if let Some(at) = dev.mount_point(&target, &current)? {
                         return Err(ApplyError::Mounted {
@@ -202,8 +205,7 @@ fn write_ubi(
     dev.recover(loc, &key, progress)?;
     let opts = ubi_options(volume, in_place, job.image.sha256);
     let (_, ubi) = dev.ubi(partition)?;
-    let planned = plan(ubi, &volume.name, job.image.size, &opts)
-        .map_err(|e| too_large(job, e.to_string()))?;
+    let planned = plan(ubi, &volume.name, job.image.size, &opts).map_err(too_large(job))?;
     // Only an in-place update needs the image again after a crash; a swap rolls back.
     let is_in_place = matches!(planned, UbiPlan::InPlace { .. });
     let path = match is_in_place {

@@ -34,16 +34,21 @@ pub trait Devices {
     }
 }
 
-fn device_err(target: impl Into<String>) -> impl FnOnce(String) -> ApplyError {
+fn device_err<E: std::error::Error + Send + Sync + 'static>(
+    target: impl Into<String>,
+) -> impl FnOnce(E) -> ApplyError {
     let target = target.into();
-    move |detail| ApplyError::Device { target, detail }
+    move |e| ApplyError::Device {
+        target,
+        source: Box::new(e),
+    }
 }
 
 /// The MTD index of the partition the board calls `p`.
 pub fn mtd_index(root: &DeviceRoot, p: &Partition) -> Result<u32, ApplyError> {
     liminix_mtd::sysfs::find_by_name(root.dir(), p.sysfs_name())
         .map(|e| e.index)
-        .map_err(|e| device_err(format!("mtd:{}", p.name))(e.to_string()))
+        .map_err(device_err(format!("mtd:{}", p.name)))
 }
 
 /// The number of the UBI device attached to MTD device `mtd`, if one is.
@@ -61,12 +66,11 @@ pub fn attached_ubi(root: &DeviceRoot, mtd: u32) -> Result<Option<u32>, liminix_
 /// `ubi` strategy updates the running system's own device).
 pub fn ubi_number(root: &DeviceRoot, p: &Partition) -> Result<u32, ApplyError> {
     let mtd = mtd_index(root, p)?;
-    let err = device_err(format!("UBI on mtd:{}", p.name));
     attached_ubi(root, mtd)
-        .map_err(|e| err(e.to_string()))?
-        .ok_or_else(|| ApplyError::Device {
-            target: format!("UBI on mtd:{}", p.name),
-            detail: format!("no UBI device is attached to mtd{mtd} (ubiattach it first)"),
+        .map_err(device_err(format!("UBI on mtd:{}", p.name)))?
+        .ok_or_else(|| ApplyError::NotAttached {
+            partition: p.name.clone(),
+            mtd,
         })
 }
 
@@ -93,8 +97,8 @@ impl Devices for RealDevices<'_> {
         let path = self.root.mtd_device(index);
         let key = crate::flashops::raw::target_key(self.root.dir(), &path);
         if !self.raw.contains_key(&key) {
-            let dev = MtdFlash::open(&path, true)
-                .map_err(|e| device_err(path.display().to_string())(e.to_string()))?;
+            let dev =
+                MtdFlash::open(&path, true).map_err(device_err(path.display().to_string()))?;
             self.raw.insert(key.clone(), dev);
         }
         let dev = self.raw.get_mut(&key).expect("inserted");
@@ -105,8 +109,7 @@ impl Devices for RealDevices<'_> {
         let num = ubi_number(self.root, p)?;
         let target = format!("ubi{num}");
         if !self.ubi.contains_key(&target) {
-            let dev = UbiDev::open(self.root.dir(), num)
-                .map_err(|e| device_err(target.clone())(e.to_string()))?;
+            let dev = UbiDev::open(self.root.dir(), num).map_err(device_err(target.clone()))?;
             self.ubi.insert(target.clone(), (num, dev));
         }
         let (_, dev) = self.ubi.get_mut(&target).expect("inserted");

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::error::{AgentError, Result};
+use crate::error::{ActivationError, AgentError, Result, UsageError};
 use crate::root::DeviceRoot;
 use crate::staging::write_atomic;
 
@@ -46,11 +46,16 @@ pub fn services_to_restart(
 
 fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .map_err(|e| AgentError::Activation(format!("cannot run {shown}: {e}")))?;
+    let status = cmd.status().map_err(|source| ActivationError::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
     if !status.success() {
-        return Err(AgentError::Activation(format!("{shown} failed ({status})")));
+        return Err(ActivationError::Failed {
+            command: shown,
+            status,
+        }
+        .into());
     }
     Ok(())
 }
@@ -58,9 +63,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// Live-activates the installed generation `toplevel` on the running system (root must be `/`).
 pub fn fast(root: &DeviceRoot, toplevel: &str) -> Result<Vec<String>> {
     if !root.is_live_system() {
-        return Err(AgentError::Usage(
-            "--fast activates the running system; with --root use --no-reboot".into(),
-        ));
+        return Err(UsageError::FastWithRoot.into());
     }
     let old_db = fs::canonicalize(root.live_s6_db()).map_err(AgentError::io(
         "resolving the running s6-rc database",

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::closure::generations::Generations;
 use crate::closure::store::Store;
-use crate::error::{AgentError, Result};
+use crate::error::{Result, StateError};
 use crate::root::{DeviceRoot, STORE};
 
 #[derive(Debug, Serialize)]
@@ -58,9 +58,7 @@ pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
     store.empty_trash()?;
     let all = gens.list()?;
     let Some(current) = gens.current() else {
-        return Err(AgentError::State(
-            "no generation is recorded as current: refusing to guess what is garbage (install a bundle first)".into(),
-        ));
+        return Err(StateError::NoCurrent.into());
     };
     let mut kept: BTreeSet<u32> = [current].into_iter().collect();
     kept.extend(gens.previous());

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AgentError, Result};
+use crate::error::{AgentError, Result, StateError};
 use crate::root::{DeviceRoot, STORE};
 use crate::staging::{symlink_atomic, sync_dir, write_atomic};
 
@@ -87,7 +87,7 @@ impl Generations {
         let path = self.dir.join(n.to_string()).join("info.json");
         let bytes = fs::read(&path).map_err(AgentError::io("reading", &path))?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| AgentError::State(format!("{}: {e}", path.display())))
+            .map_err(|source| StateError::GenerationInfo { path, source }.into())
     }
 
     fn read_pointer(&self, name: &str) -> Option<u32> {
@@ -228,25 +228,29 @@ impl Generations {
             .map(str::trim)
             .filter(|l| !l.is_empty())
         {
-            let p = liminix_bundle::storepath::StorePath::parse(line)
-                .map_err(|e| AgentError::State(format!("etc/nix-store-paths: {e}")))?;
+            let p = liminix_bundle::storepath::StorePath::parse(line).map_err(|source| {
+                StateError::BadListEntry {
+                    list: "etc/nix-store-paths".into(),
+                    entry: line.into(),
+                    source,
+                }
+            })?;
             if fs::symlink_metadata(self.root.store().join(p.base_name())).is_err() {
-                return Err(AgentError::State(format!(
-                    "etc/nix-store-paths names {line}, which is neither in the bundle nor on the device"
-                )));
+                return Err(StateError::Unlisted(line.into()).into());
             }
         }
         Ok(())
     }
 
-    fn require_in_store(&self, host: &Path, what: &str) -> Result<()> {
+    fn require_in_store(&self, host: &Path, what: &'static str) -> Result<()> {
         if host.starts_with(self.root.store()) && host.is_file() {
             Ok(())
         } else {
-            Err(AgentError::State(format!(
-                "the toplevel's {what} is not a file in the store (resolves to {})",
-                host.display()
-            )))
+            Err(StateError::NotInStore {
+                what,
+                resolved: host.to_owned(),
+            }
+            .into())
         }
     }
 
@@ -284,7 +288,7 @@ impl Generations {
                 }
             }
         }
-        Err(AgentError::State("no free configuration link name".into()))
+        Err(StateError::NoLinkName(persist).into())
     }
 
     fn finish_record(&self, tmp: &Path, info: &GenerationInfo) -> Result<()> {

@@ -16,7 +16,7 @@ use liminix_bundle::Manifest;
 
 use crate::closure::generations::{Generations, NewGeneration};
 use crate::closure::store::Store;
-use crate::error::{AgentError, Result};
+use crate::error::{AgentError, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
 use crate::staging::free_space;
 
@@ -71,9 +71,7 @@ pub fn receive(
     crate::verify::check_trust(root, &header)?;
     let m = &header.manifest;
     if !m.has_closure() {
-        return Err(AgentError::Usage(
-            "this bundle carries only flash images: install it with `liminix-agent apply`".into(),
-        ));
+        return Err(UsageError::ImagesOnly.into());
     }
     crate::verify::check_board(root, m)?;
     let installed = gens.highest_epoch()?;
@@ -211,20 +209,20 @@ fn restore_entry(
     let opts = RestoreOptions {
         max_size: Some(pe.nar_size),
     };
-    let bad = |detail: String| AgentError::Payload {
+    let bad = |source: PayloadError| AgentError::Payload {
         path: pe.path.clone(),
-        detail,
+        source: Box::new(source),
     };
     let got = match enc {
         Encoding::Raw => {
-            let h = nar::restore(chunks, dest, &opts).map_err(|e| bad(e.to_string()))?;
+            let h = nar::restore(chunks, dest, &opts).map_err(|e| bad(e.into()))?;
             expect_end(chunks).map_err(bad)?;
             h
         }
         Encoding::Zstd => {
             let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
-                .map_err(|e| bad(format!("zstd: {e}")))?;
-            let h = nar::restore(&mut dec, dest, &opts).map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| bad(PayloadError::Zstd(e)))?;
+            let h = nar::restore(&mut dec, dest, &opts).map_err(|e| bad(e.into()))?;
             expect_end(&mut dec).map_err(bad)?;
             drop(dec);
             expect_end(chunks).map_err(bad)?;
@@ -232,21 +230,23 @@ fn restore_entry(
         }
         Encoding::ZstdDelta { base } => {
             if offered != Some(base.as_str()) {
-                return Err(bad(format!(
-                    "delta against {base}, which this agent did not offer"
-                )));
+                return Err(bad(PayloadError::NotOffered(base.clone())));
             }
             let base_path =
-                store.path_of(&StorePath::from_base_name(base).map_err(|e| bad(e.to_string()))?);
+                store.path_of(&StorePath::from_base_name(base).map_err(|e| bad(e.into()))?);
             let mut base_nar = Vec::new();
-            nar::dump(&base_path, &mut base_nar)
-                .map_err(|e| bad(format!("reading delta base {base}: {e}")))?;
+            nar::dump(&base_path, &mut base_nar).map_err(|source| {
+                bad(PayloadError::Base {
+                    base: base.clone(),
+                    source,
+                })
+            })?;
             let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
-                .map_err(|e| bad(format!("zstd: {e}")))?;
+                .map_err(|e| bad(PayloadError::Zstd(e)))?;
             let h = {
-                let mut delta =
-                    delta::DeltaReader::new(&base_nar, &mut dec).map_err(|e| bad(e.to_string()))?;
-                let h = nar::restore(&mut delta, dest, &opts).map_err(|e| bad(e.to_string()))?;
+                let mut delta = delta::DeltaReader::new(&base_nar, &mut dec)
+                    .map_err(|e| bad(PayloadError::Delta(e)))?;
+                let h = nar::restore(&mut delta, dest, &opts).map_err(|e| bad(e.into()))?;
                 expect_end(&mut delta).map_err(&bad)?;
                 h
             };
@@ -257,26 +257,25 @@ fn restore_entry(
         }
     };
     if got.sha256 != pe.sha256() || got.size != pe.nar_size {
-        return Err(bad(format!(
-            "NAR sha256 {} ({} bytes) does not match the signed manifest's {} ({} bytes)",
-            hex::encode(got.sha256),
-            got.size,
-            pe.nar_sha256,
-            pe.nar_size
-        )));
+        return Err(bad(PayloadError::NarMismatch {
+            got_sha256: got.sha256,
+            got_size: got.size,
+            want_sha256: pe.nar_sha256.clone(),
+            want_size: pe.nar_size,
+        }));
     }
     Ok(())
 }
 
 /// The entry must hold exactly one NAR: trailing bytes mean a corrupt or crafted stream.
-fn expect_end(r: &mut impl Read) -> std::result::Result<(), String> {
+fn expect_end(r: &mut impl Read) -> std::result::Result<(), PayloadError> {
     let mut probe = [0u8; 1];
     loop {
         match r.read(&mut probe) {
             Ok(0) => return Ok(()),
-            Ok(_) => return Err("trailing data after the NAR".into()),
+            Ok(_) => return Err(PayloadError::Trailing),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading entry: {e}")),
+            Err(e) => return Err(PayloadError::Read(e)),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::closure::generations::Generations;
 use crate::closure::store::Store;
-use crate::error::{AgentError, Result};
+use crate::error::{AgentError, Result, StateError};
 use crate::root::DeviceRoot;
 
 pub struct RolledBack {
@@ -19,19 +19,16 @@ pub fn rollback(
     let gens = Generations::new(root);
     gens.tidy()?;
     let from = gens.current();
-    let to = target.or(gens.previous()).ok_or_else(|| {
-        AgentError::State(
-            "no previous generation to roll back to (see `liminix-agent status`)".into(),
-        )
-    })?;
+    let to = target
+        .or(gens.previous())
+        .ok_or_else(|| AgentError::State(StateError::NoPrevious))?;
     if Some(to) == from {
-        return Err(AgentError::State(format!(
-            "generation {to} is already current"
-        )));
+        return Err(StateError::AlreadyCurrent(to).into());
     }
-    let info = gens
-        .info(to)
-        .map_err(|_| AgentError::State(format!("there is no generation {to}")))?;
+    let info = gens.info(to).map_err(|e| StateError::NoGeneration {
+        number: to,
+        source: Box::new(e),
+    })?;
     let highest = gens.highest_epoch()?;
     if info.epoch < highest && !allow_downgrade {
         return Err(AgentError::Epoch {
@@ -40,12 +37,19 @@ pub fn rollback(
         });
     }
     for p in gens.closure(to)? {
-        let sp = liminix_bundle::storepath::StorePath::parse(&p)
-            .map_err(|e| AgentError::State(format!("generation {to} lists {p:?}: {e}")))?;
+        let sp = liminix_bundle::storepath::StorePath::parse(&p).map_err(|source| {
+            StateError::BadListEntry {
+                list: format!("generation {to}"),
+                entry: p.clone(),
+                source,
+            }
+        })?;
         if !store.has(&sp) {
-            return Err(AgentError::State(format!(
-                "generation {to} is incomplete: {p} is missing from the store"
-            )));
+            return Err(StateError::MissingPath {
+                generation: to,
+                path: p,
+            }
+            .into());
         }
     }
     gens.switch_to(to)?;

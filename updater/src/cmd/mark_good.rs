@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use liminix_agent::ab;
-use liminix_agent::error::{AgentError, Result};
+use liminix_agent::error::{AgentError, Result, StateError};
 
 use crate::cli::Global;
 
@@ -28,10 +28,7 @@ pub struct MarkGoodArgs {
 pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
     let root = g.device();
     let mut board = ab::load_board(&root)?.ok_or_else(|| {
-        AgentError::State(format!(
-            "this device has no A/B slots ({} is missing)",
-            liminix_agent::root::SLOT_LAYOUT
-        ))
+        AgentError::State(StateError::NotAb(liminix_agent::root::SLOT_LAYOUT.into()))
     })?;
     if a.no_check {
         board.health = ab::HealthConfig::default();

@@ -3,8 +3,8 @@ use std::io::IsTerminal;
 use clap::Args;
 use liminix_agent::closure::activate;
 use liminix_agent::closure::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
-use liminix_agent::error::AgentError;
 use liminix_agent::error::Result;
+use liminix_agent::error::UsageError;
 use liminix_agent::root::DeviceRoot;
 use liminix_bundle::wire::{AgentEvent, PROTOCOL};
 
@@ -34,7 +34,7 @@ pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
     let result = receive_and_act(&root, a, &mut events);
     if let Err(e) = &result {
         let _ = events.send(&AgentEvent::Error {
-            kind: e.kind().into(),
+            kind: e.kind(),
             message: e.to_string(),
         });
     }
@@ -43,9 +43,7 @@ pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
 
 fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> Result<()> {
     if a.fast && !root.is_live_system() {
-        return Err(AgentError::Usage(
-            "--fast activates the running system; with --root use --no-reboot".into(),
-        ));
+        return Err(UsageError::FastWithRoot.into());
     }
     let opts = ReceiveOptions {
         now: liminix_agent::now(),

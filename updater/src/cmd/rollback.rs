@@ -49,9 +49,7 @@ fn ab_rollback(
     board: &liminix_agent::ab::AbBoard,
 ) -> Result<()> {
     if a.generation.is_some() {
-        return Err(liminix_agent::error::AgentError::Usage(
-            "A/B boards roll back between slots; no generation number is taken".into(),
-        ));
+        return Err(liminix_agent::error::UsageError::AbGeneration.into());
     }
     let (from, to) = liminix_agent::ab::rollback(root, board, a.force)?;
     if g.json {

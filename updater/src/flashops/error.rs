@@ -1,4 +1,4 @@
-//! Errors of the agent's flash commands and the exit codes they map to.
+//! Errors of the agent's flash commands, with the wire kind (and so the exit code) of each.
 
 use std::io;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use liminix_flash::raw::RawError;
 use liminix_flash::txn::TxError;
 use liminix_flash::ubi_update::PlanError;
 
-use crate::error::exit;
+use liminix_bundle::wire::ErrorKind;
 
 /// Failure of `flashcp`, `ubi-update` or `recover`.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +66,6 @@ pub enum FlashOpError {
         "{0} journalled transaction(s) remain unrecovered (torn or failing); see the lines above"
     )]
     Remaining(usize),
-    /// Bad arguments.
-    #[error("{0}")]
-    Usage(String),
     /// The journal cannot be read or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -78,38 +75,38 @@ pub enum FlashOpError {
 }
 
 impl FlashOpError {
-    /// The agent exit code (see [`crate::error::exit`]).
+    /// The agent exit code, the one its [`kind`](Self::kind) documents.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            FlashOpError::Usage(_) | FlashOpError::VolumeSpec(_) => exit::USAGE,
-            FlashOpError::Busy(_) => exit::BUSY,
-            FlashOpError::Mounted { .. } => exit::REFUSED,
-            FlashOpError::Tx(e) => tx_exit_code(e),
-            _ => exit::FAILURE,
-        }
+        self.kind().exit_code()
     }
 
-    /// Short machine-readable name for `--json` output.
-    pub fn kind(&self) -> &'static str {
-        match self.exit_code() {
-            exit::USAGE => "usage",
-            exit::BUSY => "busy",
-            exit::REFUSED => "mounted",
-            exit::NO_SPACE => "no_space",
-            exit::VERIFY => "verify",
-            _ => "flash",
+    /// What went wrong, as `--json` output and the wire protocol name it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FlashOpError::VolumeSpec(_) => ErrorKind::Usage,
+            FlashOpError::Busy(_) => ErrorKind::Busy,
+            FlashOpError::Mounted { .. } => ErrorKind::Mounted,
+            FlashOpError::Tx(e) => tx_kind(e),
+            FlashOpError::Mtd { .. } | FlashOpError::UbiDev { .. } => ErrorKind::Device,
+            FlashOpError::Image { .. } | FlashOpError::Io { .. } => ErrorKind::Io,
+            FlashOpError::Ubi { .. }
+            | FlashOpError::Unrecovered { .. }
+            | FlashOpError::Remaining(_)
+            | FlashOpError::Journal(_) => ErrorKind::Flash,
         }
     }
 }
 
-fn tx_exit_code(e: &TxError) -> i32 {
+fn tx_kind(e: &TxError) -> ErrorKind {
     match e {
         TxError::Raw(RawError::TooLarge { .. } | RawError::NoSpace { .. })
-        | TxError::Plan(PlanError::TooLarge { .. } | PlanError::NoSpace { .. }) => exit::NO_SPACE,
+        | TxError::Plan(PlanError::TooLarge { .. } | PlanError::NoSpace { .. }) => {
+            ErrorKind::NoSpace
+        }
         TxError::Raw(RawError::Verify { .. } | RawError::Digest { .. })
-        | TxError::Verify { .. } => exit::VERIFY,
-        TxError::Pending(_) => exit::BUSY,
-        _ => exit::FAILURE,
+        | TxError::Verify { .. } => ErrorKind::Verify,
+        TxError::Pending(_) => ErrorKind::Busy,
+        _ => ErrorKind::Flash,
     }
 }
 

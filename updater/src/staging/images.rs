@@ -11,7 +11,7 @@ use liminix_bundle::{ImageEntry, Manifest};
 use sha2::{Digest, Sha256};
 
 use crate::apply::ApplyError;
-use crate::error::{AgentError, Result};
+use crate::error::{AgentError, PayloadError, Result};
 use crate::staging::free_space;
 
 /// Room left on the staging filesystem beyond the images.
@@ -67,9 +67,9 @@ fn stage_one<R: Read>(
     image: &ImageEntry,
     path: &Path,
 ) -> Result<StagedFile> {
-    let bad = |detail: String| ApplyError::Payload {
+    let bad = |source: PayloadError| ApplyError::Payload {
         image: image.name.clone(),
-        detail,
+        source: Box::new(source),
     };
     let file = File::create(path).map_err(AgentError::io("creating", path))?;
     let mut out = HashingWriter {
@@ -81,13 +81,13 @@ fn stage_one<R: Read>(
         Encoding::Raw => io::copy(&mut chunks.take(limit), &mut out),
         Encoding::Zstd => {
             let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
-                .map_err(|e| bad(format!("zstd: {e}")))?;
+                .map_err(|e| bad(PayloadError::Zstd(e)))?;
             io::copy(&mut (&mut dec).take(limit), &mut out)
         }
-        Encoding::ZstdDelta { .. } => return Err(bad("delta encoding".into()).into()),
+        Encoding::ZstdDelta { .. } => return Err(bad(PayloadError::ImageDelta).into()),
     }
-    .map_err(|e| bad(format!("reading the entry: {e}")))?;
-    let trailing = chunks.drain().map_err(|e| bad(e.to_string()))?;
+    .map_err(|e| bad(PayloadError::Read(e)))?;
+    let trailing = chunks.drain().map_err(|e| bad(PayloadError::Read(e)))?;
     let sha256: [u8; 32] = out.hash.finalize().into();
     out.inner
         .into_inner()
@@ -95,13 +95,12 @@ fn stage_one<R: Read>(
         .sync_all()
         .map_err(AgentError::io("syncing", path))?;
     if copied != image.size || trailing != 0 || sha256 != image.sha256_bytes() {
-        return Err(bad(format!(
-            "{} bytes with sha256 {}, the signed manifest says {} bytes with {}",
-            copied + trailing,
-            hex::encode(sha256),
-            image.size,
-            image.sha256
-        ))
+        return Err(bad(PayloadError::ImageMismatch {
+            got_sha256: sha256,
+            got_size: copied + trailing,
+            want_sha256: image.sha256.clone(),
+            want_size: image.size,
+        })
         .into());
     }
     Ok(StagedFile {

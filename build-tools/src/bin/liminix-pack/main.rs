@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "liminix-pack",
     version,
-    about = "Make keys, signed Liminix bundles and update.sh outputs"
+    about = "Make keys, signed Liminix bundles and update.sh outputs",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage (docs/errors.md)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -11,7 +11,10 @@ use sha2::Digest;
 
 use crate::ab::devices::{open_target, OpenTarget};
 use crate::ab::slot_ubi::{attach_error, foreign_blocks};
-use crate::ab::{AbError, ImageRole, InstallOptions, StagedImage, Target};
+use crate::ab::{
+    AbError, AttachError, ConfigError, ImageRole, InstallOptions, LayoutError, RefusedError, Slot,
+    StagedImage, Target,
+};
 use crate::root::DeviceRoot;
 use crate::testutil::{fake_sysfs, fake_ubi_volume};
 
@@ -60,7 +63,7 @@ fn an_attached_partition_is_used_unless_its_volume_is_mounted() {
     assert_eq!(ubi.close(), None);
     // The running slot's partition, named by a wrong layout: its volume is the root.
     let e = open_target(&root, &rootfs_on(PARTS[1])).err().unwrap();
-    assert!(matches!(e, AbError::Refused(_)), "{e}");
+    assert!(mounted_at_root(&e), "{e}");
     assert!(e.to_string().contains("mounted at /"), "{e}");
     // The same for the ab.json form naming the device by number.
     let legacy = Target::UbiVolume {
@@ -68,7 +71,12 @@ fn an_attached_partition_is_used_unless_its_volume_is_mounted() {
         volume: "rootfs".into(),
     };
     let e = open_target(&root, &legacy).err().unwrap();
+    assert!(mounted_at_root(&e), "{e}");
     assert!(e.to_string().contains("mounted at /"), "{e}");
+}
+
+fn mounted_at_root(e: &AbError) -> bool {
+    matches!(e, AbError::Refused(RefusedError::Mounted { at, .. }) if at == "/")
 }
 
 #[test]
@@ -98,7 +106,16 @@ fn a_partition_that_cannot_be_attached_is_a_clear_error() {
         what: "mtd3".into(),
         source: rustix::io::Errno::INVAL,
     };
-    let msg = attach_error("ubi_1", 3, refused).to_string();
+    let e = attach_error("ubi_1", 3, refused);
+    assert!(
+        matches!(
+            &e,
+            AbError::Attach { partition, mtd: 3, reason: AttachError::Refused { mtd: 3, .. } }
+                if partition == "ubi_1"
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
     assert!(msg.contains("partition ubi_1 (mtd3)"), "{msg}");
     assert!(msg.contains("UBI_IOCATT"), "{msg}");
     assert!(msg.contains("`ubiformat /dev/mtd3`"), "{msg}");
@@ -107,17 +124,40 @@ fn a_partition_that_cannot_be_attached_is_a_clear_error() {
         path: "/dev/ubi_ctrl".into(),
         source: rustix::io::Errno::NOENT,
     };
-    let msg = attach_error("ubi_1", 3, no_ubi).to_string();
+    let e = attach_error("ubi_1", 3, no_ubi);
+    assert!(
+        matches!(
+            &e,
+            AbError::Attach {
+                reason: AttachError::NoUbi(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
     assert!(msg.contains("modprobe ubi"), "{msg}");
     // Below a root without the partition's device node nothing gets as far as an attach.
     let (_d, root) = device(&[(0, 1)], "");
     std::fs::write(root.join("/dev/ubi_ctrl"), b"").unwrap();
     let e = open_target(&root, &rootfs_on(PARTS[3])).err().unwrap();
-    assert!(e.to_string().contains("open UBI partition"), "{e}");
+    assert!(
+        matches!(
+            e,
+            AbError::Io {
+                what: "open UBI partition",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = open_target(&root, &rootfs_on("no-such-partition"))
         .err()
         .unwrap();
-    assert!(matches!(e, AbError::Config(_)), "{e}");
+    assert!(
+        matches!(&e, AbError::Config(ConfigError::Partition { spec, .. }) if spec == "mtd:no-such-partition"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -150,8 +190,17 @@ fn an_oversized_rootfs_is_refused_before_the_slot_is_opened() {
     let kernel = staged(ImageRole::Kernel, "k", 1000);
     let big = staged(ImageRole::Rootfs, "big", max as usize + 1);
     let e = crate::ab::install(&root, &board, &[kernel.clone(), big], &opts).unwrap_err();
-    assert!(matches!(e, AbError::Layout(_)), "{e}");
-    assert!(e.to_string().contains("does not fit slot b"), "{e}");
+    assert!(
+        matches!(
+            e,
+            AbError::Layout(LayoutError::TooLarge {
+                what: "rootfs",
+                slot: Slot::B,
+                ..
+            })
+        ),
+        "{e}"
+    );
     // A rootfs that fits gets as far as the devices, which this root does not have.
     let fits = staged(ImageRole::Rootfs, "fits", max as usize);
     let both = [kernel, fits];
@@ -161,6 +210,12 @@ fn an_oversized_rootfs_is_refused_before_the_slot_is_opened() {
     let mut wrong = board.clone();
     wrong.slots[1].rootfs = wrong.slots[0].rootfs.clone();
     let e = crate::ab::install(&root, &wrong, &both, &opts).unwrap_err();
-    assert!(matches!(e, AbError::Config(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            AbError::Config(ConfigError::SharedTarget { slot: Slot::B, .. })
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("with the running slot a"), "{e}");
 }
