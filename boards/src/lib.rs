@@ -1,9 +1,9 @@
 //! liminix-boards: what the updater knows about each board.
 //!
-//! A board file (`boards/devices/<name>.toml`, documented in `docs/boards.md`) says which flash
+//! A board definition (`boards/devices/<name>.toml`, documented in `docs/boards.md`) says which flash
 //! chips and MTD partitions the board has, its UBI geometry and volumes, which images a bundle for
 //! it may carry and where each one goes, and which update strategy applies (`raw`, `ubi`,
-//! `ab-zyxel`, `ab-uboot`). Every real device's board file of this repository is compiled into the
+//! `ab-zyxel`, `ab-uboot`). Every real device's board definition of this repository is compiled into the
 //! agent and the packer, so both agree on the targets; the boards of the QEMU test guests
 //! (`vm-*`) only with the `test-boards` feature, which tests enable. A device may carry its own file
 //! (`/etc/liminix/board.toml`) for a board or a layout the agent does not know yet. Every board is
@@ -22,27 +22,27 @@ pub use schema::{
 };
 pub use target::{Place, Resolved, TargetRef};
 
-/// Device path of a board file that takes precedence over the built-in one.
+/// Device path of a board definition that takes precedence over the built-in one.
 pub const OVERRIDE_PATH: &str = "/etc/liminix/board.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
-    #[error("board file {origin}: {source}")]
+    #[error("board definition {origin}: {source}")]
     Parse {
         origin: String,
         source: toml::de::Error,
     },
     #[error("board {board}: {msg}")]
     Invalid { board: String, msg: String },
-    #[error("board file {origin} describes board {found:?}, expected {expected:?}")]
+    #[error("board definition {origin} describes board {found:?}, expected {expected:?}")]
     Name {
         origin: String,
         found: String,
         expected: String,
     },
-    #[error("no board file for {0:?}: this program knows {known}", known = known_names())]
+    #[error("no board definition for {0:?}: this program knows {known}", known = known_names())]
     Unknown(String),
-    #[error("reading board file {path}: {source}")]
+    #[error("reading board definition {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -57,7 +57,7 @@ pub enum BoardError {
     SlotNeeded(String),
 }
 
-/// The board files of real devices, by name: compiled into the agent and the packer.
+/// The board definitions of real devices, by name: compiled into the agent and the packer.
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "belkin-rt3200",
@@ -79,7 +79,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 
 /// The boards of the QEMU test guests, by name. Only tests need them, so only the
 /// `test-boards` feature (or this crate's own tests) builds them in: the shipped agent does
-/// not know them, and VM tests that run it put the board file on the guest
+/// not know them, and VM tests that run it put the board definition on the guest
 /// ([`OVERRIDE_PATH`]).
 #[cfg(any(test, feature = "test-boards"))]
 pub const TEST_BOARDS: &[(&str, &str)] = &[
@@ -102,7 +102,7 @@ fn known_names() -> String {
     known().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
-/// Parses and validates a board file; `origin` names it in errors.
+/// Parses and validates a board definition; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Board, BoardError> {
     let board: Board = toml::from_str(text).map_err(|source| BoardError::Parse {
         origin: origin.to_owned(),
@@ -126,7 +126,7 @@ pub fn all_builtin() -> Result<Vec<Board>, BoardError> {
     known().map(|(n, _)| builtin(n)).collect()
 }
 
-/// Reads a board file from `path`.
+/// Reads a board definition from `path`.
 pub fn load_file(path: &Path) -> Result<Board, BoardError> {
     let text = std::fs::read_to_string(path).map_err(|source| BoardError::Io {
         path: path.to_owned(),

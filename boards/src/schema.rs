@@ -1,4 +1,4 @@
-//! The board file's shape, as serde reads it. `docs/boards.md` documents every field; the rules
+//! The board definition's shape, as serde reads it. `docs/boards.md` documents every field; the rules
 //! that cross fields (alignment, overlap, references) live in [`crate::validate`].
 
 use std::collections::BTreeMap;

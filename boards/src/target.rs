@@ -30,7 +30,7 @@ impl<'a> TargetRef<'a> {
 #[derive(Clone, Debug)]
 pub struct Resolved<'a> {
     pub image: &'a ImageSpec,
-    /// The target as written in the board file (`mtd:kernel_1`, `ubi:rootfs`).
+    /// The target as written in the board definition (`mtd:kernel_1`, `ubi:rootfs`).
     pub target: &'a str,
     pub place: Place<'a>,
     /// Most bytes the target can take according to the board (the device's bad blocks and the

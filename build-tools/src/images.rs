@@ -1,4 +1,4 @@
-//! Flash images in bundles: the manifest entries (the board file decides each image's target) and
+//! Flash images in bundles: the manifest entries (the board definition decides each image's target) and
 //! the framed, compressed payload entries.
 
 use std::fs::File;

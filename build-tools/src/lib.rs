@@ -1,11 +1,11 @@
 //! Build-side tools: `liminix-pack` makes keys and signed bundles, `liminix-update` (behind the
 //! generated `update.sh`) sends a bundle to a device over one ssh connection. Bundles carry a
-//! system closure, flash images placed by the board file (`liminix-boards`), or both.
+//! system closure, flash images placed by the board definition (`liminix-boards`), or both.
 
 pub mod client;
 pub mod closure;
 pub mod images;
 pub mod pack;
 
-/// The board files the packer places images by.
+/// The board definitions the packer places images by.
 pub use liminix_boards;

@@ -50,7 +50,7 @@ pub enum PackError {
     DuplicateImage(String),
     #[error("nothing to pack: give a toplevel, images, or both")]
     Nothing,
-    #[error("images need the board file of {0}")]
+    #[error("images need the board definition of {0}")]
     NoBoardFile(String),
     #[error("bundle lacks the payload of image {0}")]
     MissingImage(String),
@@ -75,7 +75,7 @@ pub struct PackOptions<'a> {
     pub level: i32,
     /// Flash images (`--image NAME=FILE`).
     pub images: &'a [ImageInput],
-    /// The board file that decides the images' targets (needed when there are images).
+    /// The board definition that decides the images' targets (needed when there are images).
     pub board_def: Option<&'a liminix_boards::Board>,
     /// Store images uncompressed (encoding 0) instead of as zstd frames.
     pub raw_images: bool,

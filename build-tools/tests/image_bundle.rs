@@ -1,4 +1,4 @@
-//! Image bundles through the packer's library: manifest from the board file, payload entries,
+//! Image bundles through the packer's library: manifest from the board definition, payload entries,
 //! full verification, and refusal of images the board cannot take.
 
 use std::path::Path;

@@ -29,7 +29,7 @@ pub struct Manifest {
     /// Every store path of the closure, including the toplevel, sorted by path.
     #[serde(default)]
     pub paths: Vec<PathEntry>,
-    /// Flash images, sorted by name; the board file says where each one goes.
+    /// Flash images, sorted by name; the board definition says where each one goes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageEntry>,
 }
@@ -61,10 +61,10 @@ pub struct PathEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageEntry {
-    /// Image name as the board file defines it (`firmware`, `kernel`, `rootfs`, …).
+    /// Image name as the board definition defines it (`firmware`, `kernel`, `rootfs`, …).
     pub name: String,
-    /// Where the board file said the image goes when the bundle was packed (`mtd:NAME` or
-    /// `ubi:VOLUME`); the device checks it against its own board file.
+    /// Where the board definition said the image goes when the bundle was packed (`mtd:NAME` or
+    /// `ubi:VOLUME`); the device checks it against its own board definition.
     pub target: String,
     /// sha256 of the image bytes, lower-case hex.
     pub sha256: String,

@@ -8,7 +8,7 @@
 //! * With an `/etc/liminix/ab.json` override naming raw partitions: slot B's kernel and
 //!   UBI partitions are written with the raw writer; a bundle for another board and an
 //!   oversized image are refused with nothing written.
-//! * Without it, the layout comes from the board file (`vm-ab-zyxel`, the NWA50AX
+//! * Without it, the layout comes from the board definition (`vm-ab-zyxel`, the NWA50AX
 //!   layout on nandsim's partitions): slot A's UBI partition is attached as the booted
 //!   slot's, slot B's is erased and not attached. The agent attaches it, makes the
 //!   `rootfs` volume, writes and reads it back and detaches it; the guest re-attaches it
@@ -96,7 +96,7 @@ echo "status $(liminix-agent --json status | tr -d '\n ')"
 const NANDSIM_AB: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,64,8,64,1";
 /// What a UBI device on a 64-PEB partition of this chip offers its volumes: 64 PEBs
 /// less 4 and the 40 the kernel keeps for bad blocks, in LEBs of 129024 bytes. The
-/// board file's rootfs limit.
+/// board definition's rootfs limit.
 const ROOM: usize = 20 * 129_024;
 
 fn sha(d: &[u8]) -> String {

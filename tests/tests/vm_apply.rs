@@ -4,7 +4,7 @@
 //! /sys, /dev and /proc are the guest's. Flash contents are compared with the images in the
 //! guest; refusals (flipped byte, wrong board, lower epoch) must leave the flash as it was.
 //! The agent is the shipped build, which does not know the `vm-*` boards: each root carries
-//! its board file as `/etc/liminix/board.toml`.
+//! its board definition as `/etc/liminix/board.toml`.
 //!
 //! One boot.
 

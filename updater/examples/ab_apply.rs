@@ -1,7 +1,7 @@
 //! `ab_apply`: runs the A/B strategy's `apply` on this device with images given on the
 //! command line, for the QEMU tests (the agent's `apply` command, which unpacks bundles,
 //! calls the same `liminix_agent::ab::install`). The slot layout is the device's: its
-//! `/etc/liminix/ab.json`, else derived from the board file `/etc/liminix/board` names.
+//! `/etc/liminix/ab.json`, else derived from the board definition of the board name in `/etc/liminix/board`.
 //!
 //! Usage: `ab_apply [--root DIR] [--reboot] BUNDLE_BOARD kernel=PATH:SHA256 [rootfs=PATH:SHA256]`
 

@@ -316,7 +316,7 @@ fn refusals_happen_before_the_first_write() {
     let e = refused(&d, &flipped, &mut nor_sim());
     assert_eq!(e.exit_code(), exit::VERIFY, "{e}");
 
-    // The device's partition is not the one the board file describes.
+    // The device's partition is not the one the board definition describes.
     let mut small = Sim {
         raw: vec![("firmware".into(), SimFlash::nor(32, 0x10000))],
         ubi: vec![],

@@ -12,13 +12,13 @@ pub enum ApplyError {
     NoImages,
     #[error("image {image:?} is not an image of board {board}")]
     NotOnBoard { image: String, board: String },
-    #[error("image {image} was packed for target {bundle} but this device's board file puts it at {device}")]
+    #[error("image {image} was packed for target {bundle} but this device's board definition puts it at {device}")]
     TargetMismatch {
         image: String,
         bundle: String,
         device: String,
     },
-    #[error("target {target} does not match the board file: the device has {size:#x} bytes in {erase_size:#x}-byte blocks, the board file says {want_size:#x} in {want_erase_size:#x}")]
+    #[error("target {target} does not match the board definition: the device has {size:#x} bytes in {erase_size:#x}-byte blocks, the board definition says {want_size:#x} in {want_erase_size:#x}")]
     Geometry {
         target: String,
         size: u64,
@@ -27,7 +27,7 @@ pub enum ApplyError {
         want_erase_size: u64,
     },
     #[error(
-        "target {target} does not match the board file: LEB size {leb}, the board file says {want}"
+        "target {target} does not match the board definition: LEB size {leb}, the board definition says {want}"
     )]
     LebSize { target: String, leb: u64, want: u64 },
     #[error("image {0:?} is not an A/B slot's: A/B slots take a `kernel` and optionally a `rootfs` image")]

@@ -20,7 +20,7 @@ pub struct Args {
 /// Flash images for image boards.
 #[derive(clap::Args, Default)]
 pub struct ImageArgs {
-    /// A flash image: NAME is an image of the board file, which decides its target (repeatable)
+    /// A flash image: NAME is an image of the board definition, which decides its target (repeatable)
     #[arg(long = "image", value_name = "NAME=FILE")]
     pub images: Vec<ImageInput>,
     /// Board file to use instead of the built-in one for --board
@@ -81,7 +81,7 @@ pub fn pack(c: &Common, img: &ImageArgs, out: &std::path::Path) -> super::Result
     if let Some(b) = &board_def {
         if b.name != c.board {
             return Err(format!(
-                "board file describes {:?}, not --board {:?}",
+                "board definition describes {:?}, not --board {:?}",
                 b.name, c.board
             )
             .into());

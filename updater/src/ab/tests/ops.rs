@@ -375,7 +375,7 @@ fn board_file_gives_the_ab_layout_when_there_is_no_ab_json() {
     std::fs::write(root.board_name(), "zyxel-nwa50ax\n").unwrap();
     let b = load_board(&root)
         .unwrap()
-        .expect("A/B board from the board file");
+        .expect("A/B board from the board definition");
     assert_eq!(b.board, "zyxel-nwa50ax");
     assert!(matches!(b.flow, FlowConfig::Zyxel { .. }));
     assert_eq!(
