@@ -23,7 +23,7 @@ pub struct ImageArgs {
     /// A flash image: NAME is an image of the board definition, which decides its target (repeatable)
     #[arg(long = "image", value_name = "NAME=FILE")]
     pub images: Vec<ImageInput>,
-    /// Board file to use instead of the built-in one for --board
+    /// Board definition (a board.toml) to use instead of the built-in one for --board
     #[arg(long, value_name = "FILE")]
     pub board_file: Option<PathBuf>,
     /// Store images uncompressed
