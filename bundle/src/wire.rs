@@ -1,9 +1,10 @@
 //! Messages the agent sends back while it receives a bundle, one JSON object per line on stdout.
 //!
-//! The conversation over one ssh channel is: client → bundle header (manifest + signatures);
-//! agent → `want` (or `error`); client → the wanted entries and the end marker; agent → `stored`
-//! per entry, then `installed` and, with `--fast`, `activated`, or `error`. A bundle piped in from a
-//! file follows the same path: the agent skips entries it did not ask for.
+//! The conversation over one ssh channel is: agent → `hello`; client → bundle header (manifest +
+//! signatures); agent → `want` (or `error`); client → the wanted entries and the end marker;
+//! agent → `installed` (or `unchanged`), then `activated` with `--fast` or `rebooting`, or
+//! `error` at any point. A bundle piped in from a file follows the same path: the agent skips
+//! entries it did not ask for.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +24,6 @@ pub enum AgentEvent {
         bytes: u64,
         #[serde(default)]
         bases: Vec<DeltaBase>,
-    },
-    Stored {
-        index: u32,
     },
     Installed {
         generation: u32,

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use liminix_vm::{build_static, Disk, StaticTarget, VmBuilder, VmOutput};
 
-/// nandsim as a 256 MiB NAND, 128 KiB erase blocks, 2 KiB pages (TESTBED.md).
+/// nandsim as a 256 MiB NAND, 128 KiB erase blocks, 2 KiB pages.
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
 
 fn probes() -> &'static (PathBuf, PathBuf) {

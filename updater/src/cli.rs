@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use liminix_agent::error::{exit, AgentError};
 use liminix_agent::root::DeviceRoot;
+use liminix_bundle::wire::AgentEvent;
 
 use crate::cmd;
 
@@ -91,7 +92,25 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     match result {
         Ok(()) => exit::OK,
-        Err(e) => report(&e),
+        Err(e) => {
+            // `receive` has already sent its error event in the wire conversation.
+            if cli.global.json && !matches!(cli.command, Command::Receive(_)) {
+                print_json_error(&e);
+            }
+            report(&e)
+        }
+    }
+}
+
+/// The failure as one JSON line on stdout, the wire's `error` event, so that a script reads the
+/// same kind from `liminix-agent --json` as `update.sh` does over ssh.
+fn print_json_error(e: &AgentError) {
+    let event = AgentEvent::Error {
+        kind: e.kind(),
+        message: e.to_string(),
+    };
+    if let Ok(line) = serde_json::to_string(&event) {
+        println!("{line}");
     }
 }
 

@@ -30,7 +30,7 @@ pub struct FlashcpArgs {
     pub journal: Option<PathBuf>,
     /// Image file
     pub image: PathBuf,
-    /// /dev/mtdN, mtdN or mtd:NAME
+    /// /dev/mtdN, mtdN, /dev/mtdblockN, mtdblockN or mtd:NAME
     pub device: String,
 }
 

@@ -11,13 +11,14 @@ use crate::cli::Global;
 
 #[derive(Args)]
 pub struct MarkGoodArgs {
-    /// Seconds the health check may take (default: the board's, else 120)
+    /// Seconds the health check may take (default: `health.deadline_secs` of the slot layout
+    /// /etc/liminix/ab.json, else 120)
     #[arg(long, value_name = "SECS")]
     pub deadline: Option<u64>,
-    /// s6-rc service that must be up (repeatable; replaces the board's list)
+    /// s6-rc service that must be up (repeatable; replaces the slot layout's `health.services`)
     #[arg(long = "service", value_name = "NAME")]
     pub services: Vec<String>,
-    /// Shell command that must exit 0 (replaces the board's)
+    /// Shell command that must exit 0 (replaces the slot layout's `health.command`)
     #[arg(long, value_name = "CMD")]
     pub check: Option<String>,
     /// Confirm without any health check

@@ -34,8 +34,8 @@ pub struct ImageArgs {
 /// Options shared by `bundle` and `updater`.
 #[derive(clap::Args)]
 pub struct Common {
-    /// The system configuration store path (nix-build -A outputs.systemConfiguration); optional
-    /// when the bundle carries images
+    /// The system configuration store path (nix-build -A outputs.systemConfiguration); `bundle`
+    /// needs it unless it is given images, `updater` always needs it
     #[arg(long, value_name = "STOREPATH")]
     pub toplevel: Option<String>,
     /// Directory holding nix/store
@@ -50,7 +50,7 @@ pub struct Common {
     /// Security epoch: devices refuse bundles with a lower epoch than they installed
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub epoch: u64,
-    /// zstd compression level of the payload
+    /// zstd compression level (1-22) of the store paths and, unless --raw-images, the images
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub level: i32,
 }

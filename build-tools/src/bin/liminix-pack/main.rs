@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Make an ed25519 signing key pair (the public file goes into /etc/liminix/trusted-keys/)
     Keygen(keygen::Args),
-    /// Pack a system configuration's closure into a signed bundle
+    /// Pack a system configuration's closure, flash images or both into a signed bundle
     Bundle(bundle::Args),
     /// Check a bundle completely: signature by the given key, every payload hash
     Verify(verify::Args),

@@ -37,7 +37,7 @@ pub fn run(a: Args) -> super::Result {
     let script = format!(
         "#!/bin/sh\n\
          # Installs {top} (board {board}) on a Liminix device over ssh.\n\
-         # Usage: update.sh [--fast|--no-reboot] [--root DIR] [--agent PATH] [--json] user@host\n\
+         # Usage: update.sh [--fast|--no-reboot] [--root DIR] [--agent PATH] [--json] [--no-delta] [--store-root DIR] user@host\n\
          here=$(cd \"$(dirname \"$0\")\" && pwd)\n\
          exec \"$here/liminix-update\" --bundle \"$here/../share/liminix/system.bundle\" --store-root {root} \"$@\"\n",
         root = shell_quote(&a.common.store_root.to_string_lossy()),
