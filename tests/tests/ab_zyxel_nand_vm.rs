@@ -82,8 +82,14 @@ echo "status $(liminix-agent --json status | tr -d '\n ')"
     out.assert_success();
     let s = &out.serial;
     assert!(s.contains("refusals unchanged=yes"), "{s}");
-    assert!(s.contains("is for board \"other-board\""), "{s}");
-    assert!(s.contains("does not fit slot b"), "{s}");
+    assert!(
+        s.contains("ab_apply: [wrong_board] bundle is for board \"other-board\""),
+        "{s}"
+    );
+    assert!(
+        s.contains("ab_apply: [layout] kernel image of 1048577 bytes does not fit slot b"),
+        "{s}"
+    );
     // image 1 NEW, image 0 VALID, active 0 (docs/formats/zyxel-bootconfig.md, "Byte layout")
     assert!(s.contains("bc=4800"), "{s}");
     assert!(s.contains(&format!("slotb kernel={ks} rootfs={rs}")), "{s}");
@@ -229,6 +235,7 @@ echo "check3 rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {k2l} /de
     assert_eq!(field("slota", "rootfs"), sha(img("ra")));
 
     // 1: refused by the board's limit, nothing attached or written
+    assert!(s.contains("ab_apply: [layout] "), "{s}");
     assert!(s.contains("does not fit slot b"), "{s}");
     assert_eq!(field("oversize", "ubidevs"), "1");
     assert_eq!(field("oversize", "slotb_same"), "1");
@@ -270,6 +277,7 @@ echo "check3 rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {k2l} /de
     assert_eq!(field("junk", "ubidevs"), "1");
     assert_eq!(field("junk", "slotb_same"), "1");
     let e = out.lines_starting("junk-error").join("\n");
+    assert!(e.contains("ab_apply: [device] "), "{e}");
     assert!(e.contains("ubiformat /dev/mtd3"), "{e}");
     assert!(e.contains("neither UBI nor erased"), "{e}");
 

@@ -50,7 +50,9 @@ fn run() -> Result<String, String> {
         bundle_board: board_name.clone(),
         reboot,
     };
-    let r = ab::install(&root, &board, &images, &opts).map_err(|e| e.to_string())?;
+    // The kind first, as the agent's wire error carries it, so tests match on it.
+    let r =
+        ab::install(&root, &board, &images, &opts).map_err(|e| format!("[{}] {e}", e.kind()))?;
     Ok(serde_json::to_string(&r).expect("report serialises"))
 }
 

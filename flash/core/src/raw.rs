@@ -59,12 +59,17 @@ impl Default for RawOptions {
     }
 }
 
-/// What a raw write did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+fn hex_digest<S: serde::Serializer>(digest: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(digest))
+}
+
+/// What a raw write did (serialised as the agent reports it, the hash in hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RawReport {
     /// Image length in bytes.
     pub image_len: u64,
     /// SHA-256 of the image as read from the source and read back from flash.
+    #[serde(serialize_with = "hex_digest")]
     pub sha256: [u8; 32],
     /// Erase blocks the image occupies.
     pub blocks: u64,

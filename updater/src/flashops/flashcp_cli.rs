@@ -166,14 +166,14 @@ pub fn write_summary(s: &RawSummary, w: &mut dyn Write) -> std::io::Result<()> {
         w,
         "{}: {} bytes in {} blocks: {} rewritten, {} unchanged, {} bad skipped, {} retired, {} erased after the image; verified sha256 {}",
         s.device.display(),
-        s.image_len,
-        s.blocks,
-        s.rewritten_blocks,
-        s.unchanged_blocks,
-        s.skipped_bad_blocks,
-        s.retired_blocks.len(),
+        s.write.image_len,
+        s.write.blocks,
+        s.write.rewritten_blocks,
+        s.write.unchanged_blocks,
+        s.write.skipped_bad_blocks,
+        s.write.retired_blocks.len(),
         s.erased_after_image,
-        s.sha256
+        hex::encode(s.write.sha256)
     )
 }
 

@@ -46,15 +46,9 @@ pub struct RawSummary {
     pub device: PathBuf,
     /// Journal key of the transaction.
     pub target: String,
-    pub image_len: u64,
-    pub sha256: String,
-    /// Erase blocks the image covers.
-    pub blocks: u64,
-    pub unchanged_blocks: u64,
-    pub rewritten_blocks: u64,
-    pub skipped_bad_blocks: u64,
-    pub retired_blocks: Vec<u64>,
-    pub corrected_bitflips: u64,
+    /// The writer's report, its fields inline in JSON.
+    #[serde(flatten)]
+    pub write: RawReport,
     /// Blocks after the image erased by `--erase-all`.
     pub erased_after_image: u64,
     /// How the image was staged for recovery.
@@ -178,14 +172,7 @@ fn summary(
     RawSummary {
         device,
         target,
-        image_len: r.image_len,
-        sha256: hex::encode(r.sha256),
-        blocks: r.blocks,
-        unchanged_blocks: r.unchanged_blocks,
-        rewritten_blocks: r.rewritten_blocks,
-        skipped_bad_blocks: r.skipped_bad_blocks,
-        retired_blocks: r.retired_blocks,
-        corrected_bitflips: r.corrected_bitflips,
+        write: r,
         erased_after_image,
         staged,
         journal,
