@@ -43,4 +43,4 @@ pub use rollback::rollback;
 pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
 pub use status::{booted_slot, check_boot, status_hook, AbSection, AbStatus};
 pub use uboot::UBootEnvFlow;
-pub use zyxel::{BootconfigIo, ZyxelFlow};
+pub use zyxel::ZyxelFlow;

@@ -19,42 +19,36 @@ use super::flow::{BootFlow, FlowState};
 use super::slot::Slot;
 use super::{AbError, RefusedError};
 
-/// Reads and writes the bootconfig bytes wherever they live.
-pub trait BootconfigIo {
-    /// Decodes the bootconfig.
-    fn read(&mut self) -> Result<Bootconfig, AbError>;
-    /// Writes `bc` (OpenWrt encoding, other bytes kept) and reads it back.
-    fn write(&mut self, bc: &Bootconfig) -> Result<(), AbError>;
+/// The Zyxel boot flow over the bootconfig partition (a real MTD device, or the simulator in
+/// tests: [`BootconfigDevice`] works on any flash).
+pub struct ZyxelFlow {
+    device: BootconfigDevice,
 }
 
-impl BootconfigIo for BootconfigDevice {
-    fn read(&mut self) -> Result<Bootconfig, AbError> {
-        BootconfigDevice::read(self).map_err(AbError::boot("read bootconfig"))
+impl ZyxelFlow {
+    pub fn new(device: BootconfigDevice) -> Self {
+        ZyxelFlow { device }
     }
+
+    fn read(&mut self) -> Result<Bootconfig, AbError> {
+        self.device.read().map_err(AbError::boot("read bootconfig"))
+    }
+
+    /// Writes `bc` (OpenWrt encoding, other bytes kept); the device reads it back.
     fn write(&mut self, bc: &Bootconfig) -> Result<(), AbError> {
-        BootconfigDevice::write(self, bc)
+        self.device
+            .write(bc)
             .map(|_| ())
             .map_err(AbError::boot("write bootconfig"))
-    }
-}
-
-/// The Zyxel boot flow over some bootconfig storage.
-pub struct ZyxelFlow<I: BootconfigIo> {
-    pub io: I,
-}
-
-impl<I: BootconfigIo> ZyxelFlow<I> {
-    pub fn new(io: I) -> Self {
-        ZyxelFlow { io }
     }
 
     /// Reads, lets `change` edit, writes only if the bytes the tool writes differ.
     fn update(&mut self, change: impl FnOnce(&mut Bootconfig)) -> Result<(), AbError> {
-        let old = self.io.read()?;
+        let old = self.read()?;
         let mut new = old;
         change(&mut new);
         if new.encode_tool() != old.encode_tool() {
-            self.io.write(&new)?;
+            self.write(&new)?;
         }
         Ok(())
     }
@@ -74,17 +68,17 @@ pub fn zyxel_state(bc: &Bootconfig) -> FlowState {
     }
 }
 
-impl<I: BootconfigIo> BootFlow for ZyxelFlow<I> {
+impl BootFlow for ZyxelFlow {
     fn name(&self) -> &'static str {
         "zyxel-bootconfig"
     }
 
     fn state(&mut self) -> Result<FlowState, AbError> {
-        Ok(zyxel_state(&self.io.read()?))
+        Ok(zyxel_state(&self.read()?))
     }
 
     fn prepare_write(&mut self, slot: Slot) -> Result<(), AbError> {
-        let bc = self.io.read()?;
+        let bc = self.read()?;
         if Slot::from_index(bc.active as usize) == slot {
             return Err(RefusedError::ActiveImage(slot).into());
         }
