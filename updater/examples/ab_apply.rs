@@ -43,7 +43,7 @@ fn run() -> Result<String, String> {
         .map(|a| parse_image(a))
         .collect::<Result<Vec<_>, _>>()?;
     let root = DeviceRoot::new(root);
-    let board = ab::load_board(&root)
+    let board = ab::load_slot_layout(&root)
         .map_err(|e| e.to_string())?
         .ok_or("no A/B board description")?;
     let opts = InstallOptions {

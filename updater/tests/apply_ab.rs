@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use liminix_agent::ab::{AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
+use liminix_agent::ab::{FlowConfig, HealthConfig, Slot, SlotLayout, SlotTargets, Target};
 use liminix_agent::apply::{apply_with, ApplyError, ApplyOptions, Devices};
 use liminix_agent::root::DeviceRoot;
 use liminix_boards::Partition;
@@ -55,13 +55,13 @@ fn device(dir: &Path, key: &SecretKey) -> DeviceRoot {
         "console=ttyS0 bootImage=0",
     )
     .unwrap();
-    let slot = |k: &str, r: &str| SlotLayout {
+    let slot = |k: &str, r: &str| SlotTargets {
         kernel: block(k),
         kernel_max: PART as u64,
         rootfs: Some(block(r)),
         rootfs_max: PART as u64,
     };
-    let ab = AbBoard {
+    let ab = SlotLayout {
         board: "zyxel-nwa50ax".into(),
         slots: [slot("/dev/ka", "/dev/ra"), slot("/dev/kb", "/dev/rb")],
         flow: FlowConfig::Zyxel {

@@ -14,7 +14,7 @@ use liminix_flash::{Flash, FlashError, Geometry, MtdFlash, VolKind};
 
 use super::flow::BootFlow;
 use super::install::VolumeSpec;
-use super::slot::{AbBoard, FlowConfig, Target};
+use super::slot::{FlowConfig, SlotLayout, Target};
 use super::uboot::UBootEnvFlow;
 use super::zyxel::ZyxelFlow;
 use super::AbError;
@@ -167,7 +167,7 @@ pub fn open_target(root: &DeviceRoot, t: &Target) -> Result<OpenTarget, AbError>
 }
 
 /// Opens the board's boot flow.
-pub fn open_flow(root: &DeviceRoot, board: &AbBoard) -> Result<Box<dyn BootFlow>, AbError> {
+pub fn open_flow(root: &DeviceRoot, board: &SlotLayout) -> Result<Box<dyn BootFlow>, AbError> {
     Ok(match &board.flow {
         FlowConfig::Zyxel { device, offset } => {
             let path = device_path(root, device)?;

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::devices::{open_flow, open_target, OpenTarget, UbiAttach};
 use super::flow::BootFlow;
 use super::record::{self, Pending};
-use super::slot::{AbBoard, Slot, SlotLayout, Target};
+use super::slot::{Slot, SlotLayout, SlotTargets, Target};
 use super::status::booted_slot;
 use super::volume::{plan_volume, prepare_volume};
 use super::{AbError, ConfigError, LayoutError, RefusedError, VerifyError, WriteError};
@@ -127,7 +127,7 @@ fn too_large(what: &'static str, slot: Slot, len: u64, max: u64) -> AbError {
 
 /// Refuses images that do not fit the slot as the layout describes it (its board's
 /// limits), before any device of the slot is opened.
-pub fn check_sizes(slot: Slot, layout: &SlotLayout, imgs: &SlotImages) -> Result<(), AbError> {
+pub fn check_sizes(slot: Slot, layout: &SlotTargets, imgs: &SlotImages) -> Result<(), AbError> {
     let klen = imgs.kernel.len();
     if klen == 0 || klen > layout.kernel_max {
         return Err(too_large("kernel", slot, klen, layout.kernel_max));
@@ -147,7 +147,7 @@ pub fn check_sizes(slot: Slot, layout: &SlotLayout, imgs: &SlotImages) -> Result
 /// limits, then the opened devices (good blocks, the UBI device's room).
 pub fn check_layout(
     slot: Slot,
-    layout: &SlotLayout,
+    layout: &SlotTargets,
     devs: &mut SlotDevs,
     imgs: &SlotImages,
 ) -> Result<(), AbError> {
@@ -249,7 +249,7 @@ fn one_image(
 /// partition, see [`super::SlotUbi`]).
 pub fn install(
     root: &DeviceRoot,
-    board: &AbBoard,
+    board: &SlotLayout,
     images: &[StagedImage],
     opts: &InstallOptions,
 ) -> Result<InstallSummary, AbError> {
@@ -318,7 +318,7 @@ pub fn install(
 }
 
 /// Refuses a layout whose slot `to` shares a target with the other (running) slot.
-fn check_own_targets(board: &AbBoard, to: Slot) -> Result<(), AbError> {
+fn check_own_targets(board: &SlotLayout, to: Slot) -> Result<(), AbError> {
     let targets = |s: Slot| {
         let l = board.slot(s);
         std::iter::once(&l.kernel).chain(l.rootfs.as_ref())
@@ -454,7 +454,7 @@ fn volume_write(volume: &str) -> impl FnOnce(VolumeWriteError) -> AbError + '_ {
 pub fn install_slot(
     flow: &mut dyn BootFlow,
     slot: Slot,
-    layout: &SlotLayout,
+    layout: &SlotTargets,
     mut devs: SlotDevs,
     imgs: &SlotImages,
 ) -> Result<InstallReport, AbError> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::devices::open_flow;
 use super::health;
-use super::slot::{AbBoard, Slot};
+use super::slot::{Slot, SlotLayout};
 use super::status::{booted_slot, check_boot, AbStatus};
 use super::AbError;
 use crate::root::DeviceRoot;
@@ -26,7 +26,7 @@ pub struct MarkGood {
 /// back.
 pub fn mark_good(
     root: &DeviceRoot,
-    board: &AbBoard,
+    board: &SlotLayout,
     deadline: Option<Duration>,
 ) -> Result<MarkGood, AbError> {
     let slot = booted_slot(root, board)?;

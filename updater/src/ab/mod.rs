@@ -40,7 +40,7 @@ pub use install::{
 };
 pub use mark_good::{mark_good, MarkGood};
 pub use rollback::rollback;
-pub use slot::{load_board, AbBoard, FlowConfig, HealthConfig, Slot, SlotLayout, Target};
+pub use slot::{load_slot_layout, FlowConfig, HealthConfig, Slot, SlotLayout, SlotTargets, Target};
 pub use status::{booted_slot, check_boot, status_hook, AbSection, AbStatus};
 pub use uboot::UBootEnvFlow;
 pub use zyxel::ZyxelFlow;

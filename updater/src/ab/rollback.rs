@@ -2,14 +2,18 @@
 
 use super::devices::open_flow;
 use super::record;
-use super::slot::{AbBoard, Slot};
+use super::slot::{Slot, SlotLayout};
 use super::status::booted_slot;
 use super::{AbError, RefusedError};
 use crate::root::DeviceRoot;
 
 /// Explicit rollback: cancels a pending trial, or else makes the other slot the
 /// committed one (refused if it is marked failed, unless `force`).
-pub fn rollback(root: &DeviceRoot, board: &AbBoard, force: bool) -> Result<(Slot, Slot), AbError> {
+pub fn rollback(
+    root: &DeviceRoot,
+    board: &SlotLayout,
+    force: bool,
+) -> Result<(Slot, Slot), AbError> {
     let booted = booted_slot(root, board)?;
     let mut flow = open_flow(root, board)?;
     let state = flow.state()?;

@@ -94,7 +94,7 @@ pub enum Target {
 
 /// The images of one slot and the most each may hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlotLayout {
+pub struct SlotTargets {
     pub kernel: Target,
     /// Largest kernel image the slot takes, in bytes (8 MiB on the NWA50AX).
     pub kernel_max: u64,
@@ -143,32 +143,33 @@ pub struct HealthConfig {
     pub deadline_secs: Option<u64>,
 }
 
-/// An A/B board: its name, the two slots and the boot flow.
+/// The slot layout (`ab.json`, or derived from the board definition): the board name, the
+/// targets of the two slots, the boot flow and the health check `mark-good` waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AbBoard {
+pub struct SlotLayout {
     pub board: String,
-    pub slots: [SlotLayout; 2],
+    pub slots: [SlotTargets; 2],
     pub flow: FlowConfig,
     #[serde(default)]
     pub health: HealthConfig,
 }
 
-impl AbBoard {
+impl SlotLayout {
     /// The layout of `slot`.
-    pub fn slot(&self, slot: Slot) -> &SlotLayout {
+    pub fn slot(&self, slot: Slot) -> &SlotTargets {
         &self.slots[slot.index()]
     }
 
     /// The Zyxel NWA50AX: per slot an 8 MiB kernel and a 32 MiB UBI partition, bootconfig
     /// in its own partition (docs/formats/zyxel-bootconfig.md, "Flash map").
-    pub fn zyxel_nwa50ax() -> AbBoard {
-        let slot = |k: &str, u: &str| SlotLayout {
+    pub fn zyxel_nwa50ax() -> SlotLayout {
+        let slot = |k: &str, u: &str| SlotTargets {
             kernel: Target::Mtd { name: k.into() },
             kernel_max: 8 << 20,
             rootfs: Some(Target::Mtd { name: u.into() }),
             rootfs_max: 32 << 20,
         };
-        AbBoard {
+        SlotLayout {
             board: "zyxel-nwa50ax".into(),
             slots: [slot("kernel", "ubi"), slot("kernel_1", "ubi_1")],
             flow: FlowConfig::Zyxel {
@@ -184,7 +185,9 @@ impl AbBoard {
 /// ([`crate::root::DeviceRoot::slot_layout`]) if present, else the slots of its board definition
 /// (liminix-boards, strategies `ab-zyxel`/`ab-uboot`). `Ok(None)` when
 /// it is not an A/B board (or names no board definition the agent knows).
-pub fn load_board(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, super::AbError> {
+pub fn load_slot_layout(
+    root: &crate::root::DeviceRoot,
+) -> Result<Option<SlotLayout>, super::AbError> {
     let path = root.slot_layout();
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
@@ -197,7 +200,7 @@ pub fn load_board(root: &crate::root::DeviceRoot) -> Result<Option<AbBoard>, sup
 
 fn from_board_definition(
     root: &crate::root::DeviceRoot,
-) -> Result<Option<AbBoard>, super::AbError> {
+) -> Result<Option<SlotLayout>, super::AbError> {
     let Ok(name) = std::fs::read_to_string(root.board_name()) else {
         return Ok(None);
     };

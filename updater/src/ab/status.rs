@@ -8,13 +8,13 @@ use serde::Serialize;
 use super::devices::open_flow;
 use super::flow::{BootFlow, FlowState};
 use super::record::{self, Pending, Rollback};
-use super::slot::{AbBoard, FlowConfig, Slot};
+use super::slot::{FlowConfig, Slot, SlotLayout};
 use super::{AbError, ConfigError};
 use crate::root::DeviceRoot;
 
 /// The running slot: `bootImage=` on Zyxel, `liminix.slot=` (set by `ab-boot.txt`) with
 /// U-Boot environments.
-pub fn booted_slot(root: &DeviceRoot, board: &AbBoard) -> Result<Slot, AbError> {
+pub fn booted_slot(root: &DeviceRoot, board: &SlotLayout) -> Result<Slot, AbError> {
     let found = match &board.flow {
         FlowConfig::Zyxel { .. } => liminix_bootenv::zyxel::running_slot(root.dir())
             .map_err(AbError::boot("read the booted image"))?
@@ -111,7 +111,7 @@ fn detect_rollback(
 /// Reads the boot-loader state and the pending record, and settles what they imply:
 /// a trial found unconfirmed by the old slot is recorded as a rollback (with pstore)
 /// and its slot marked bad; a confirmed trial's record is cleared.
-pub fn check_boot(root: &DeviceRoot, board: &AbBoard) -> Result<AbStatus, AbError> {
+pub fn check_boot(root: &DeviceRoot, board: &SlotLayout) -> Result<AbStatus, AbError> {
     let booted = booted_slot(root, board)?;
     let mut flow = open_flow(root, board)?;
     let mut state = flow.state()?;
@@ -146,7 +146,7 @@ pub fn check_boot(root: &DeviceRoot, board: &AbBoard) -> Result<AbStatus, AbErro
 
 /// The `ab` section for `status`: `None` on boards without A/B slots.
 pub fn status_hook(root: &DeviceRoot) -> Option<Result<AbStatus, String>> {
-    match super::load_board(root) {
+    match super::load_slot_layout(root) {
         Ok(None) => None,
         Ok(Some(board)) => Some(check_boot(root, &board).map_err(|e| e.to_string())),
         Err(e) => Some(Err(e.to_string())),

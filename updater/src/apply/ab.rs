@@ -7,7 +7,7 @@ use liminix_boards::{Board, Bootloader, Place};
 
 use super::error::ApplyError;
 use super::targets::mtd_index;
-use crate::ab::{self, AbBoard, FlowConfig, ImageRole, SlotLayout, StagedImage, Target};
+use crate::ab::{self, FlowConfig, ImageRole, SlotLayout, SlotTargets, StagedImage, Target};
 use crate::root::DeviceRoot;
 use crate::staging::images::StagedFile;
 
@@ -46,13 +46,13 @@ fn target(root: &DeviceRoot, place: &Place) -> Result<Target, ApplyError> {
     })
 }
 
-fn slot_layout(root: &DeviceRoot, b: &Board, slot: &str) -> Result<SlotLayout, ApplyError> {
+fn slot_layout(root: &DeviceRoot, b: &Board, slot: &str) -> Result<SlotTargets, ApplyError> {
     let kernel = b.resolve("kernel", Some(slot))?;
     let rootfs = match b.image("rootfs") {
         Some(_) => Some(b.resolve("rootfs", Some(slot))?),
         None => None,
     };
-    Ok(SlotLayout {
+    Ok(SlotTargets {
         kernel: target(root, &kernel.place)?,
         kernel_max: kernel.max_size,
         rootfs: rootfs
@@ -64,7 +64,7 @@ fn slot_layout(root: &DeviceRoot, b: &Board, slot: &str) -> Result<SlotLayout, A
 }
 
 /// The A/B strategy's view of a board definition.
-pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
+pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<SlotLayout, ApplyError> {
     let mut slots: Vec<_> = b.slots.iter().collect();
     slots.sort_by_key(|s| s.index);
     let flow = match &b.bootloader {
@@ -84,7 +84,7 @@ pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<AbBoard, ApplyError> {
         },
         None => unreachable!("validated: A/B boards have a bootloader"),
     };
-    Ok(AbBoard {
+    Ok(SlotLayout {
         board: b.name.clone(),
         slots: [
             slot_layout(root, b, &slots[0].name)?,
@@ -102,7 +102,7 @@ pub fn install(
     staged: &[StagedFile],
     reboot: bool,
 ) -> Result<ab::InstallSummary, ApplyError> {
-    let board = match ab::load_board(root)? {
+    let board = match ab::load_slot_layout(root)? {
         Some(board) => board,
         None => ab_board(root, b)?,
     };

@@ -22,7 +22,7 @@ pub struct RollbackArgs {
 
 pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
     let root = g.device();
-    if let Some(board) = liminix_agent::ab::load_board(&root)? {
+    if let Some(board) = liminix_agent::ab::load_slot_layout(&root)? {
         return ab_rollback(g, &root, a, &board);
     }
     let r = liminix_agent::closure::rollback::rollback(&root, a.generation, a.allow_downgrade)?;
@@ -46,7 +46,7 @@ fn ab_rollback(
     g: &Global,
     root: &DeviceRoot,
     a: &RollbackArgs,
-    board: &liminix_agent::ab::AbBoard,
+    board: &liminix_agent::ab::SlotLayout,
 ) -> Result<()> {
     if a.generation.is_some() {
         return Err(liminix_agent::error::UsageError::AbGeneration.into());

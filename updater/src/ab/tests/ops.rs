@@ -15,7 +15,7 @@ const PART: usize = 256 * 1024;
 struct Dev {
     _dir: tempfile::TempDir,
     root: DeviceRoot,
-    board: AbBoard,
+    board: SlotLayout,
 }
 
 fn block(path: &str) -> Target {
@@ -55,13 +55,13 @@ impl Dev {
                 attempts: 1,
             }
         };
-        let slot = |k: &str, r: &str| SlotLayout {
+        let slot = |k: &str, r: &str| SlotTargets {
             kernel: block(k),
             kernel_max: PART as u64,
             rootfs: Some(block(r)),
             rootfs_max: PART as u64,
         };
-        let board = AbBoard {
+        let board = SlotLayout {
             board: "testboard".into(),
             slots: [slot("/dev/ka", "/dev/ra"), slot("/dev/kb", "/dev/rb")],
             flow,
@@ -351,11 +351,11 @@ fn failing_health_check_confirms_nothing() {
 #[test]
 fn board_file_round_trips_and_missing_means_not_ab() {
     let d = Dev::new(true);
-    assert_eq!(load_board(&d.root).unwrap().unwrap(), d.board);
+    assert_eq!(load_slot_layout(&d.root).unwrap().unwrap(), d.board);
     let other = DeviceRoot::new(Path::new("/nonexistent-root"));
-    assert!(load_board(&other).unwrap().is_none());
+    assert!(load_slot_layout(&other).unwrap().is_none());
     assert!(status_hook(&other).is_none());
-    let z = AbBoard::zyxel_nwa50ax();
+    let z = SlotLayout::zyxel_nwa50ax();
     assert_eq!(z.slot(Slot::B).kernel_max, 8 << 20);
     assert_eq!(z.slot(Slot::B).rootfs_max, 32 << 20);
 }
@@ -367,13 +367,13 @@ fn board_file_gives_the_ab_layout_when_there_is_no_ab_json() {
     std::fs::create_dir_all(root.join("/etc/liminix")).unwrap();
     std::fs::write(root.board_name(), "no-such-board\n").unwrap();
     assert!(
-        load_board(&root).unwrap().is_none(),
+        load_slot_layout(&root).unwrap().is_none(),
         "unknown board: not A/B"
     );
     let names = ["u-boot", "kernel", "ubi", "kernel_1", "ubi_1", "bootconfig"];
     crate::testutil::fake_sysfs(&root, &names, &[(0, 2), (1, 4)]);
     std::fs::write(root.board_name(), "zyxel-nwa50ax\n").unwrap();
-    let b = load_board(&root)
+    let b = load_slot_layout(&root)
         .unwrap()
         .expect("A/B board from the board definition");
     assert_eq!(b.board, "zyxel-nwa50ax");

@@ -11,7 +11,7 @@ use liminix_flash::{flash::read_image, MemImage, SimUbi, VolKind};
 use super::world::{Images, Kind, World};
 use crate::ab::install::{install_slot, SlotDevs, SlotImages, Verified};
 use crate::ab::{
-    AbError, InstallReport, LayoutError, RootfsDev, Slot, SlotLayout, VolumeAction, VolumeSpec,
+    AbError, InstallReport, LayoutError, RootfsDev, Slot, SlotTargets, VolumeAction, VolumeSpec,
 };
 
 const LEB: u64 = 16 * 1024;
@@ -67,7 +67,7 @@ impl Dev {
             rootfs: Some(Verified::of(&r)),
         };
         // The board allows the whole device: what fits is the volume's (or the room's) call.
-        let layout = SlotLayout {
+        let layout = SlotTargets {
             rootfs_max: LEBS * LEB,
             ..super::world::layout()
         };

@@ -14,7 +14,7 @@ use liminix_flash::{Flash, MemImage, PowerRail, SimFlash};
 use crate::ab::install::{install_slot, SlotDevs, SlotImages, Verified};
 use crate::ab::uboot::{script_boot_decision, UBootEnvFlow};
 use crate::ab::zyxel::ZyxelFlow;
-use crate::ab::{AbError, BootFlow, InstallReport, RootfsDev, Slot, SlotLayout, Target};
+use crate::ab::{AbError, BootFlow, InstallReport, RootfsDev, Slot, SlotTargets, Target};
 
 pub const EB: u32 = 16 * 1024;
 pub const PAGE: u32 = 2048;
@@ -78,8 +78,8 @@ pub struct World {
     pub complete: [Vec<Images>; 2],
 }
 
-pub fn layout() -> SlotLayout {
-    SlotLayout {
+pub fn layout() -> SlotTargets {
+    SlotTargets {
         kernel: Target::Mtd {
             name: "kernel".into(),
         },
