@@ -114,53 +114,37 @@ impl<F: Flash + ?Sized> Flash for std::rc::Rc<std::cell::RefCell<F>> {
     }
 }
 
-impl<F: Flash + ?Sized> Flash for Box<F> {
-    fn geometry(&self) -> Geometry {
-        (**self).geometry()
-    }
-    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
-        (**self).read(off, buf)
-    }
-    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
-        (**self).erase_block(off)
-    }
-    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
-        (**self).program(off, data)
-    }
-    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
-        (**self).is_bad(off)
-    }
-    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
-        (**self).mark_bad(off)
-    }
-    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
-        (**self).corrected_bitflips()
-    }
+/// A box or a `&mut` borrow of a flash is a flash: every method goes to the flash it points at.
+macro_rules! forward_flash {
+    ($pointer:ty) => {
+        impl<F: Flash + ?Sized> Flash for $pointer {
+            fn geometry(&self) -> Geometry {
+                (**self).geometry()
+            }
+            fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+                (**self).read(off, buf)
+            }
+            fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+                (**self).erase_block(off)
+            }
+            fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+                (**self).program(off, data)
+            }
+            fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
+                (**self).is_bad(off)
+            }
+            fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+                (**self).mark_bad(off)
+            }
+            fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+                (**self).corrected_bitflips()
+            }
+        }
+    };
 }
 
-impl<F: Flash + ?Sized> Flash for &mut F {
-    fn geometry(&self) -> Geometry {
-        (**self).geometry()
-    }
-    fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
-        (**self).read(off, buf)
-    }
-    fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
-        (**self).erase_block(off)
-    }
-    fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
-        (**self).program(off, data)
-    }
-    fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
-        (**self).is_bad(off)
-    }
-    fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
-        (**self).mark_bad(off)
-    }
-    fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
-        (**self).corrected_bitflips()
-    }
-}
+forward_flash!(Box<F>);
+forward_flash!(&mut F);
 
 /// Erase `len` bytes at `off`, one erase block after the other (an environment
 /// sector may span several blocks). Both must be block-aligned.
