@@ -87,7 +87,7 @@ echo "status $(liminix-agent --json status | tr -d '\n ')"
         "{s}"
     );
     assert!(
-        s.contains("ab_apply: [layout] kernel image of 1048577 bytes does not fit slot b"),
+        s.contains("ab_apply: [layout] slot layout: kernel image of 1048577 bytes does not fit slot b (1048576 bytes)"),
         "{s}"
     );
     // image 1 NEW, image 0 VALID, active 0 (docs/formats/zyxel-bootconfig.md, "Byte layout")
