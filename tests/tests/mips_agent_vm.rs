@@ -1,0 +1,293 @@
+//! The mipsel agent (scripts/build-agents.sh) on a real MIPS kernel: Debian's 4kc-malta
+//! kernel under `qemu-system-mipsel -M malta` (TCG), so every MTD and UBI ioctl goes
+//! through the numbers and struct layouts a little-endian MIPS router uses. One boot runs
+//! the scenarios of the x86_64 VM tests that need no x86_64 tool in the guest (the guest
+//! has only mipsel busybox; images are made on the host):
+//! `flashcp` on nandsim with bad blocks, `ubi-update` swap keeping the old volume (on a UBI
+//! image made by the host's ubinize and written with the agent), `fw_setenv`/`fw_printenv`
+//! on an MTD environment whose first block is bad, and `zyxel-bootconfig` on a raw MTD
+//! partition.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use liminix_tests::data::pattern;
+use liminix_vm::{built_agent, require_program, VmBuilder, VmOutput};
+
+const KB128: usize = 128 * 1024;
+
+/// 256 MiB, 128 KiB blocks, 2 KiB pages. mtd0: 16 blocks, 2 and 5 bad (raw images);
+/// mtd1: 16 blocks, its first (16) bad (U-Boot environment); mtd2: 128 blocks (UBI);
+/// mtd3: 4 blocks (Zyxel bootconfig).
+const NANDSIM: &str = "first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,16,128,4 badblocks=2,5,16";
+
+fn agent() -> PathBuf {
+    built_agent("mipsel-unknown-linux-gnu").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `data` with one byte changed in each of `blocks` (of `bs` bytes).
+fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    for b in blocks {
+        d[b * bs + 11] ^= 0xA5;
+    }
+    d
+}
+
+/// Host files shipped into the guest under /img.
+struct Images {
+    dir: tempfile::TempDir,
+}
+
+impl Images {
+    fn get() -> &'static Images {
+        static I: OnceLock<Images> = OnceLock::new();
+        I.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let a = pattern(1, 1_500_000);
+            let files: Vec<(&str, Vec<u8>)> = vec![
+                ("a", a.clone()),
+                ("b", changed(&a, KB128, &[3, 9])),
+                ("toobig", pattern(3, 14 * KB128 + 1)),
+                ("r1", pattern(5, 1_500_000)),
+                ("r2", pattern(6, 1_400_000)),
+            ];
+            for (name, data) in files {
+                std::fs::write(dir.path().join(name), data).unwrap();
+            }
+            ubinize(dir.path());
+            mkenvimage(dir.path());
+            Images { dir }
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+const IMAGES: [&str; 7] = ["a", "b", "toobig", "r1", "r2", "ubi", "env"];
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A UBI image with one volume `rootfs` holding r1, for the guest's 128 KiB / 2 KiB NAND;
+/// VID headers at 2048 (the guest attaches with the same offset).
+fn ubinize(dir: &std::path::Path) {
+    require_program("ubinize", "mtd-utils").unwrap();
+    let cfg = dir.join("ubi.cfg");
+    let r1 = dir.join("r1");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[rootfs]\nmode=ubi\nimage={}\nvol_id=0\nvol_size=2MiB\nvol_type=dynamic\nvol_name=rootfs\n",
+            r1.display()
+        ),
+    )
+    .unwrap();
+    run(Command::new("ubinize")
+        .arg("-o")
+        .arg(dir.join("ubi"))
+        .args(["-p", "128KiB", "-m", "2048", "-s", "2048"])
+        .arg(&cfg));
+}
+
+/// U-Boot's own mkenvimage writes one redundant copy (the CRC in the byte order a
+/// little-endian U-Boot reads), which the guest flashes before the agent reads it.
+fn mkenvimage(dir: &std::path::Path) {
+    require_program("mkenvimage", "u-boot-tools").unwrap();
+    let vars = dir.join("vars");
+    std::fs::write(&vars, "bootcmd=run boot_a\nbootdelay=3\nslot=a\n").unwrap();
+    run(Command::new("mkenvimage")
+        .args(["-r", "-s", "0x20000", "-o"])
+        .arg(dir.join("env"))
+        .arg(&vars));
+}
+
+const SCRIPT: &str = r#"
+mkdir -p /usr/local/bin /var/lock /etc
+for n in flashcp fw_printenv fw_setenv zyxel-bootconfig; do ln -s /bin/liminix-agent /usr/local/bin/$n; done
+export PATH=/usr/local/bin:$PATH
+rc() { tag=$1; shift; r=0; "$@" || r=$?; echo "$tag rc=$r"; }
+# The good blocks of mtd0 in order: the agent skips 2 and 5.
+good_blocks() { for b in 0 1 3 4 6 7 8 9 10 11 12 13; do dd if=/dev/mtd0 bs=131072 skip=$b count=1 2>/dev/null; done; }
+echo "uname machine=$(uname -m)"
+
+# --- flashcp on NAND with bad blocks ---
+json raw-a liminix-agent --json flashcp --journal /tmp/j /img/a /dev/mtd0
+flashcp -v /img/b "mtd:NAND simulator partition 0" --journal /tmp/j 2>&1 | sed 's/^/raw-b-log /' 
+json raw-b2 liminix-agent --json flashcp --journal /tmp/j /img/b /dev/mtd0
+good_blocks > /tmp/dump
+same 1500000 /tmp/dump /img/b raw-read-back
+rc too-big liminix-agent flashcp --journal /tmp/j /img/toobig /dev/mtd0
+good_blocks > /tmp/dump
+same 1500000 /tmp/dump /img/b untouched-nand
+ls /tmp/j/staging | wc -l | sed 's/^/staging-left count=/'
+ls /tmp/j | grep -c '^tx-' | sed 's/^/records-left count=/' || true
+
+# --- ubi-update swap on UBI over nandsim ---
+json ubi-image liminix-agent --json flashcp --journal /tmp/j /img/ubi /dev/mtd2
+modprobe ubi mtd=2,2048
+echo "ubi-before name=$(cat /sys/class/ubi/ubi0_0/name)"
+json swap liminix-agent --json ubi-update --journal /tmp/j ubi0:rootfs /img/r2
+same 1400000 /dev/ubi0_1 /img/r2 swap-new
+same 1500000 /dev/ubi0_0 /img/r1 swap-old
+echo "ubi-after vol0=$(cat /sys/class/ubi/ubi0_0/name) vol1=$(cat /sys/class/ubi/ubi0_1/name)"
+
+# --- U-Boot environment on MTD (first block bad) ---
+printf '/dev/mtd1 0x0 0x20000 0x20000 2\n/dev/mtd1 0x40000 0x20000 0x20000 2\n' > /etc/fw_env.config
+liminix-agent flashcp /img/env /dev/mtd1
+echo ENV-MKENVIMAGE
+fw_printenv
+rc setenv fw_setenv slot b upgrade_available 1
+rc setenv-space fw_setenv extra "with spaces = x"
+rc unset fw_setenv bootdelay
+echo ENV-AFTER
+fw_printenv
+echo ENV-END
+echo "env-n slot=$(fw_printenv -n slot)"
+
+# --- Zyxel bootconfig on a raw MTD partition ---
+echo ZYXEL
+Z="zyxel-bootconfig /dev/mtd3"
+$Z get-status
+$Z set-image-status 0 valid && $Z set-active-image 0 && $Z set-image-status 1 new
+$Z get-status
+dd if=/dev/mtd3 bs=1 count=4 2>/dev/null | od -An -tx1
+echo ZYXEL-END
+"#;
+
+fn guest() -> VmBuilder {
+    let imgs = Images::get();
+    let mut vm = VmBuilder::mipsel()
+        .file(agent(), "/bin/liminix-agent")
+        .modprobe("nandsim", NANDSIM)
+        .module("ubi")
+        .script(SCRIPT)
+        .timeout(900);
+    for name in IMAGES {
+        vm = vm.file(imgs.path(name), &format!("/img/{name}"));
+    }
+    vm
+}
+
+fn check_flashcp(out: &VmOutput) {
+    let a = out.json_rc("raw-a").1;
+    assert_eq!(a["blocks"], 12, "{a}");
+    assert_eq!(
+        a["rewritten_blocks"], 12,
+        "blank flash: every block differs"
+    );
+    assert_eq!(a["skipped_bad_blocks"], 2);
+    assert_eq!(a["target"], "mtd:NAND simulator partition 0");
+    assert!(
+        out.serial.contains("raw-b-log /dev/mtd0: 1500000 bytes in 12 blocks: 2 rewritten, 10 unchanged, 2 bad skipped"),
+        "the name `flashcp` runs the agent, only changed blocks are erased; {}",
+        out.serial
+    );
+    let b2 = out.json_rc("raw-b2").1;
+    assert_eq!(b2["rewritten_blocks"], 0, "{b2}");
+    assert_eq!(out.require_field("raw-read-back ", "equal"), "1");
+    assert_eq!(out.require_field("too-big ", "rc"), "5", "no space");
+    assert!(
+        out.serial.contains("image of 1835009 bytes does not fit"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(out.require_field("untouched-nand ", "equal"), "1");
+    assert_eq!(out.require_field("staging-left ", "count"), "0");
+    assert_eq!(out.require_field("records-left ", "count"), "0");
+}
+
+fn check_ubi(out: &VmOutput) {
+    assert_eq!(out.json_rc("ubi-image").0, 0);
+    assert_eq!(out.require_field("ubi-before ", "name"), "rootfs");
+    let s = out.json_rc("swap").1;
+    assert_eq!(s["strategy"], "swap", "{s}");
+    assert_eq!(s["volume_id"], 1);
+    assert_eq!(s["old_kept_as"], "rootfs.old");
+    assert_eq!(out.require_field("swap-new ", "equal"), "1");
+    assert_eq!(
+        out.require_field("swap-old ", "equal"),
+        "1",
+        "old kept for rollback"
+    );
+    assert_eq!(out.require_field("ubi-after ", "vol0"), "rootfs.old");
+    assert_eq!(out.require_field("ubi-after ", "vol1"), "rootfs");
+}
+
+fn between<'a>(serial: &'a str, start: &str, end: &str) -> Vec<&'a str> {
+    let from = serial
+        .split(&format!("\n{start}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {start}: {serial}"));
+    from.split(&format!("\n{end}\n"))
+        .next()
+        .unwrap()
+        .lines()
+        .collect()
+}
+
+fn check_env(out: &VmOutput) {
+    assert_eq!(
+        between(&out.serial, "ENV-MKENVIMAGE", "setenv rc=0"),
+        ["bootcmd=run boot_a", "bootdelay=3", "slot=a"],
+        "reads U-Boot's own image"
+    );
+    assert_eq!(out.require_field("setenv ", "rc"), "0");
+    assert_eq!(out.require_field("setenv-space ", "rc"), "0");
+    assert_eq!(out.require_field("unset ", "rc"), "0");
+    assert_eq!(
+        between(&out.serial, "ENV-AFTER", "ENV-END"),
+        [
+            "bootcmd=run boot_a",
+            "extra=with spaces = x",
+            "slot=b",
+            "upgrade_available=1"
+        ],
+        "{}",
+        out.serial
+    );
+    assert_eq!(out.require_field("env-n ", "slot"), "b");
+}
+
+fn check_bootconfig(out: &VmOutput) {
+    assert_eq!(
+        between(&out.serial, "ZYXEL", "ZYXEL-END"),
+        [
+            "Active Image: 1",
+            "Image 0 Status: invalid",
+            "Image 1 Status: invalid",
+            "Active Image: 0",
+            "Image 0 Status: valid",
+            "Image 1 Status: new",
+            " 48 00 ff ff"
+        ],
+        "{}",
+        out.serial
+    );
+}
+
+#[test]
+fn mipsel_agent_flash_ubi_env_and_bootconfig_on_real_drivers() {
+    let out = guest().run().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("guest ran {:.1} s", out.elapsed.as_secs_f64());
+    out.assert_success();
+    assert_eq!(
+        out.require_field("uname ", "machine"),
+        "mips",
+        "{}",
+        out.serial
+    );
+    check_flashcp(&out);
+    check_ubi(&out);
+    check_env(&out);
+    check_bootconfig(&out);
+}
