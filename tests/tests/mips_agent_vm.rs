@@ -6,14 +6,15 @@
 //! `flashcp` on nandsim with bad blocks, `ubi-update` swap keeping the old volume (on a UBI
 //! image made by the host's ubinize and written with the agent), `fw_setenv`/`fw_printenv`
 //! on an MTD environment whose first block is bad, and `zyxel-bootconfig` on a raw MTD
-//! partition.
+//! partition. Two more boots: a raw write to block2mtd on a virtio disk cut by killing QEMU,
+//! then the journal (on ext4 on a second disk) completing it.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use liminix_tests::data::pattern;
-use liminix_vm::{built_agent, require_program, VmBuilder, VmOutput};
+use liminix_vm::{built_agent, require_program, Disk, VmBuilder, VmOutput};
 
 const KB128: usize = 128 * 1024;
 
@@ -290,4 +291,116 @@ fn mipsel_agent_flash_ubi_env_and_bootconfig_on_real_drivers() {
     check_ubi(&out);
     check_env(&out);
     check_bootconfig(&out);
+}
+
+/// block2mtd on the first virtio disk is the raw partition; the second disk holds ext4,
+/// mounted on /persist (where the agent's journal lives by default).
+const CUT_SETUP: &str = r#"
+modprobe block2mtd block2mtd=/dev/vda,128KiB
+modprobe crc32c_generic
+modprobe ext4
+RAW=$(grep -l 'block2mtd: /dev/vda' /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/\(mtd[0-9]*\)/name,\1,')
+mkdir -p /persist
+mount -t ext4 /dev/vdb /persist
+echo 1 > /proc/sys/vm/dirty_expire_centisecs
+echo 1 > /proc/sys/vm/dirty_writeback_centisecs
+rc() { tag=$1; shift; r=0; "$@" || r=$?; echo "$tag rc=$r"; }
+"#;
+
+const CUT_RAW: &str = r#"
+liminix-agent flashcp /img/k1 /dev/$RAW
+same 3145728 /dev/$RAW /img/k1 cut-raw-before
+sync
+(while :; do sync; sleep 0.05; done) &
+liminix-agent flashcp -v /img/k2 /dev/$RAW 2>&1 | sed 's/^/cut /'
+echo "raw write finished before the cut"
+"#;
+
+const RECOVER_RAW: &str = r#"
+ls /persist/.liminix/journal | sed 's/^/journal-file /'
+ls /persist/.liminix/journal/staging | sed 's/^/staged-file /'
+same 3145728 /dev/$RAW /img/k2 before-recover-new
+rc recover-raw liminix-agent recover
+same 3145728 /dev/$RAW /img/k2 after-raw-cut
+ls /persist/.liminix/journal/staging | wc -l | sed 's/^/staging-left count=/'
+"#;
+
+/// k1 and k2 (k1 with a byte changed in each of its 24 blocks) in a directory of their own.
+fn cut_images() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = pattern(20, 3 * 1024 * 1024);
+    let k2 = changed(&k1, KB128, &(0..24).collect::<Vec<_>>());
+    let (p1, p2) = (dir.path().join("k1"), dir.path().join("k2"));
+    std::fs::write(&p1, k1).unwrap();
+    std::fs::write(&p2, k2).unwrap();
+    (dir, p1, p2)
+}
+
+fn cut_boot(vda: &Disk, vdb: &Disk, images: &(tempfile::TempDir, PathBuf, PathBuf)) -> VmBuilder {
+    VmBuilder::mipsel()
+        .file(agent(), "/bin/liminix-agent")
+        .module("block2mtd")
+        .module("crc32c_generic")
+        .module("ext4")
+        .disk(vda.path())
+        .disk(vdb.path())
+        .file(&images.1, "/img/k1")
+        .file(&images.2, "/img/k2")
+        .timeout(900)
+}
+
+#[test]
+fn mipsel_journal_completes_a_raw_write_cut_by_power_loss() {
+    require_program("mkfs.ext4", "e2fsprogs").unwrap();
+    let (vda, vdb) = (
+        Disk::new("mips-cut-raw", 8 << 20),
+        Disk::new("mips-cut-persist", 32 << 20),
+    );
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(vdb.path()));
+    let images = cut_images();
+    let marker = "cut writing: 10%";
+    let out = cut_boot(&vda, &vdb, &images)
+        .script(&format!("{CUT_SETUP}{CUT_RAW}"))
+        .run_until(marker)
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("cut boot ran {:.1} s", out.elapsed.as_secs_f64());
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
+    assert_eq!(out.require_field("cut-raw-before ", "equal"), "1");
+
+    let out = cut_boot(&vda, &vdb, &images)
+        .script(&format!("{CUT_SETUP}{RECOVER_RAW}"))
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("recovery boot ran {:.1} s", out.elapsed.as_secs_f64());
+    out.assert_success();
+    assert!(
+        out.serial
+            .contains("journal-file tx-mtd_block2mtd___dev_vda.json"),
+        "{}",
+        out.serial
+    );
+    assert!(
+        out.serial
+            .contains("staged-file mtd_block2mtd___dev_vda.img"),
+        "{}",
+        out.serial
+    );
+    assert!(
+        out.serial
+            .contains("recovered mtd:block2mtd: /dev/vda: completed"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(
+        out.require_field("before-recover-new ", "equal"),
+        "0",
+        "cut mid-write"
+    );
+    assert_eq!(out.require_field("recover-raw ", "rc"), "0");
+    assert_eq!(
+        out.require_field("after-raw-cut ", "equal"),
+        "1",
+        "finished from the staged image"
+    );
+    assert_eq!(out.require_field("staging-left ", "count"), "0");
 }
