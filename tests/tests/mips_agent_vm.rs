@@ -2,12 +2,12 @@
 //! kernel under `qemu-system-mipsel -M malta` (TCG), so every MTD and UBI ioctl goes
 //! through the numbers and struct layouts a little-endian MIPS router uses. One boot runs
 //! the scenarios of the x86_64 VM tests that need no x86_64 tool in the guest (the guest
-//! has only mipsel busybox; images are made on the host):
-//! `flashcp` on nandsim with bad blocks, `ubi-update` swap keeping the old volume (on a UBI
-//! image made by the host's ubinize and written with the agent), `fw_setenv`/`fw_printenv`
-//! on an MTD environment whose first block is bad, and `zyxel-bootconfig` on a raw MTD
-//! partition. Two more boots: a raw write to block2mtd on a virtio disk cut by killing QEMU,
-//! then the journal (on ext4 on a second disk) completing it.
+//! has only mipsel busybox; images are made on the host): `flashcp` on nandsim with bad
+//! blocks and on mtdram (NOR), `ubi-update` swap keeping the old volume (on a UBI image
+//! made by the host's ubinize and written with the agent), `fw_setenv`/`fw_printenv` on an
+//! MTD environment whose first block is bad, and `zyxel-bootconfig` on a raw MTD
+//! partition. Two more boots: a raw write to block2mtd on a virtio disk cut by killing
+//! QEMU, then the journal (on ext4 on a second disk) completing it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,6 +17,7 @@ use liminix_tests::data::pattern;
 use liminix_vm::{built_agent, require_program, Disk, VmBuilder, VmOutput};
 
 const KB128: usize = 128 * 1024;
+const KB64: usize = 64 * 1024;
 
 /// 256 MiB, 128 KiB blocks, 2 KiB pages. mtd0: 16 blocks, 2 and 5 bad (raw images);
 /// mtd1: 16 blocks, its first (16) bad (U-Boot environment); mtd2: 128 blocks (UBI);
@@ -47,12 +48,16 @@ impl Images {
         I.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let a = pattern(1, 1_500_000);
+            let n1 = pattern(4, 1_000_000);
             let files: Vec<(&str, Vec<u8>)> = vec![
                 ("a", a.clone()),
                 ("b", changed(&a, KB128, &[3, 9])),
                 ("toobig", pattern(3, 14 * KB128 + 1)),
                 ("r1", pattern(5, 1_500_000)),
                 ("r2", pattern(6, 1_400_000)),
+                ("n1", n1.clone()),
+                ("n2", changed(&n1, KB64, &[0, 14])),
+                ("s", pattern(9, 100_000)),
             ];
             for (name, data) in files {
                 std::fs::write(dir.path().join(name), data).unwrap();
@@ -68,7 +73,9 @@ impl Images {
     }
 }
 
-const IMAGES: [&str; 7] = ["a", "b", "toobig", "r1", "r2", "ubi", "env"];
+const IMAGES: [&str; 10] = [
+    "a", "b", "toobig", "r1", "r2", "n1", "n2", "s", "ubi", "env",
+];
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
@@ -130,8 +137,19 @@ same 1500000 /tmp/dump /img/b raw-read-back
 rc too-big liminix-agent flashcp --journal /tmp/j /img/toobig /dev/mtd0
 good_blocks > /tmp/dump
 same 1500000 /tmp/dump /img/b untouched-nand
+rc usage flashcp -x /img/b /dev/mtd0
 ls /tmp/j/staging | wc -l | sed 's/^/staging-left count=/'
 ls /tmp/j | grep -c '^tx-' | sed 's/^/records-left count=/' || true
+
+# --- flashcp on NOR (mtdram, 64 KiB blocks) ---
+modprobe mtdram total_size=4096 erase_size=64
+NOR=/dev/$(grep -l 'mtdram test device' /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/\(mtd[0-9]*\)/name,\1,')
+json nor-n1 liminix-agent --json flashcp --journal /tmp/j /img/n1 $NOR
+json nor-n2 liminix-agent --json flashcp --journal /tmp/j /img/n2 "mtd:mtdram test device"
+same 1000000 $NOR /img/n2 read-back-nor
+json nor-erase-all liminix-agent --json flashcp --journal /tmp/j -A /img/s $NOR
+same 100000 $NOR /img/s read-back-nor-small
+echo "nor-tail nonblank=$(tail -c +131073 $NOR | tr -d '\377' | wc -c)"
 
 # --- ubi-update swap on UBI over nandsim ---
 json ubi-image liminix-agent --json flashcp --journal /tmp/j /img/ubi /dev/mtd2
@@ -171,6 +189,7 @@ fn guest() -> VmBuilder {
         .file(agent(), "/bin/liminix-agent")
         .modprobe("nandsim", NANDSIM)
         .module("ubi")
+        .module("mtdram")
         .script(SCRIPT)
         .timeout(900);
     for name in IMAGES {
@@ -203,8 +222,23 @@ fn check_flashcp(out: &VmOutput) {
         out.serial
     );
     assert_eq!(out.require_field("untouched-nand ", "equal"), "1");
+    assert_eq!(out.require_field("usage ", "rc"), "2");
+    assert!(out.serial.contains("flashcp: unsupported option -x"));
     assert_eq!(out.require_field("staging-left ", "count"), "0");
     assert_eq!(out.require_field("records-left ", "count"), "0");
+}
+
+fn check_nor(out: &VmOutput) {
+    assert_eq!(out.json_rc("nor-n1").1["rewritten_blocks"], 16);
+    let n2 = out.json_rc("nor-n2").1;
+    assert_eq!(n2["rewritten_blocks"], 2, "{n2}");
+    assert_eq!(n2["unchanged_blocks"], 14);
+    assert_eq!(out.require_field("read-back-nor ", "equal"), "1");
+    let e = out.json_rc("nor-erase-all").1;
+    assert_eq!(e["rewritten_blocks"], 2, "{e}");
+    assert_eq!(e["erased_after_image"], 14, "{e}");
+    assert_eq!(out.require_field("read-back-nor-small ", "equal"), "1");
+    assert_eq!(out.require_field("nor-tail ", "nonblank"), "0");
 }
 
 fn check_ubi(out: &VmOutput) {
@@ -288,6 +322,7 @@ fn mipsel_agent_flash_ubi_env_and_bootconfig_on_real_drivers() {
         out.serial
     );
     check_flashcp(&out);
+    check_nor(&out);
     check_ubi(&out);
     check_env(&out);
     check_bootconfig(&out);
