@@ -3,8 +3,9 @@
 //! through the numbers and struct layouts a little-endian MIPS router uses. One boot runs
 //! the scenarios of the x86_64 VM tests that need no x86_64 tool in the guest (the guest
 //! has only mipsel busybox; images are made on the host): `flashcp` on nandsim with bad
-//! blocks and on mtdram (NOR), `ubi-update` swap keeping the old volume (on a UBI image
-//! made by the host's ubinize and written with the agent), `fw_setenv`/`fw_printenv` on an
+//! blocks and on mtdram (NOR), `ubi-update` swap keeping the old volume and in-place
+//! (refused while mounted, refused as a swap without room) on UBI images made by the host's
+//! ubinize and written with the agent, `fw_setenv`/`fw_printenv` on an
 //! MTD environment whose first block is bad, and `zyxel-bootconfig` on a raw MTD
 //! partition. Two more boots: a raw write to block2mtd on a virtio disk cut by killing
 //! QEMU, then the journal (on ext4 on a second disk) completing it.
@@ -21,8 +22,8 @@ const KB64: usize = 64 * 1024;
 
 /// 256 MiB, 128 KiB blocks, 2 KiB pages. mtd0: 16 blocks, 2 and 5 bad (raw images);
 /// mtd1: 16 blocks, its first (16) bad (U-Boot environment); mtd2: 128 blocks (UBI);
-/// mtd3: 4 blocks (Zyxel bootconfig).
-const NANDSIM: &str = "first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,16,128,4 badblocks=2,5,16";
+/// mtd3: 4 blocks (Zyxel bootconfig); mtd4: 128 blocks (a full UBI for in-place updates).
+const NANDSIM: &str = "first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,16,128,4,128 badblocks=2,5,16";
 
 fn agent() -> PathBuf {
     built_agent("mipsel-unknown-linux-gnu").unwrap_or_else(|e| panic!("{e}"))
@@ -58,6 +59,7 @@ impl Images {
                 ("n1", n1.clone()),
                 ("n2", changed(&n1, KB64, &[0, 14])),
                 ("s", pattern(9, 100_000)),
+                ("d", pattern(8, 1_000_000)),
             ];
             for (name, data) in files {
                 std::fs::write(dir.path().join(name), data).unwrap();
@@ -73,8 +75,8 @@ impl Images {
     }
 }
 
-const IMAGES: [&str; 10] = [
-    "a", "b", "toobig", "r1", "r2", "n1", "n2", "s", "ubi", "env",
+const IMAGES: [&str; 12] = [
+    "a", "b", "toobig", "r1", "r2", "n1", "n2", "s", "d", "ubi", "ubifull", "env",
 ];
 
 fn run(cmd: &mut Command) {
@@ -86,25 +88,49 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// A UBI image with one volume `rootfs` holding r1, for the guest's 128 KiB / 2 KiB NAND;
-/// VID headers at 2048 (the guest attaches with the same offset).
-fn ubinize(dir: &std::path::Path) {
+/// `ubinize` of `cfg` into `out` for the guest's 128 KiB / 2 KiB NAND; VID headers at 2048
+/// (the guest attaches with the same offset).
+fn ubinize_to(cfg: &str, dir: &std::path::Path, out: &str) {
     require_program("ubinize", "mtd-utils").unwrap();
-    let cfg = dir.join("ubi.cfg");
+    let path = dir.join(format!("{out}.cfg"));
+    std::fs::write(&path, cfg).unwrap();
+    run(Command::new("ubinize")
+        .arg("-o")
+        .arg(dir.join(out))
+        .args(["-p", "128KiB", "-m", "2048", "-s", "2048"])
+        .arg(&path));
+}
+
+/// Two UBI images: `ubi` with one volume `rootfs` holding r1 (room to swap), and `ubifull`
+/// with an empty UBIFS volume `data` and a `filler` that takes every free block at attach
+/// (the volume table's autoresize flag), so that only an in-place update fits.
+fn ubinize(dir: &std::path::Path) {
     let r1 = dir.join("r1");
-    std::fs::write(
-        &cfg,
-        format!(
+    ubinize_to(
+        &format!(
             "[rootfs]\nmode=ubi\nimage={}\nvol_id=0\nvol_size=2MiB\nvol_type=dynamic\nvol_name=rootfs\n",
             r1.display()
         ),
-    )
-    .unwrap();
-    run(Command::new("ubinize")
+        dir,
+        "ubi",
+    );
+    require_program("mkfs.ubifs", "mtd-utils").unwrap();
+    let (empty, ubifs) = (dir.join("empty"), dir.join("data.ubifs"));
+    std::fs::create_dir_all(&empty).unwrap();
+    run(Command::new("mkfs.ubifs")
+        .args(["-m", "2048", "-e", "126976", "-c", "40", "-r"])
+        .arg(&empty)
         .arg("-o")
-        .arg(dir.join("ubi"))
-        .args(["-p", "128KiB", "-m", "2048", "-s", "2048"])
-        .arg(&cfg));
+        .arg(&ubifs));
+    ubinize_to(
+        &format!(
+            "[data]\nmode=ubi\nimage={}\nvol_id=0\nvol_size=4MiB\nvol_type=dynamic\nvol_name=data\n\
+             [filler]\nmode=ubi\nvol_id=1\nvol_size=1MiB\nvol_type=dynamic\nvol_name=filler\nvol_flags=autoresize\n",
+            ubifs.display()
+        ),
+        dir,
+        "ubifull",
+    );
 }
 
 /// U-Boot's own mkenvimage writes one redundant copy (the CRC in the byte order a
@@ -153,12 +179,25 @@ echo "nor-tail nonblank=$(tail -c +131073 $NOR | tr -d '\377' | wc -c)"
 
 # --- ubi-update swap on UBI over nandsim ---
 json ubi-image liminix-agent --json flashcp --journal /tmp/j /img/ubi /dev/mtd2
-modprobe ubi mtd=2,2048
+json ubifull-image liminix-agent --json flashcp --journal /tmp/j /img/ubifull /dev/mtd4
+modprobe ubi mtd=2,2048 mtd=4,2048
 echo "ubi-before name=$(cat /sys/class/ubi/ubi0_0/name)"
 json swap liminix-agent --json ubi-update --journal /tmp/j ubi0:rootfs /img/r2
 same 1400000 /dev/ubi0_1 /img/r2 swap-new
 same 1500000 /dev/ubi0_0 /img/r1 swap-old
 echo "ubi-after vol0=$(cat /sys/class/ubi/ubi0_0/name) vol1=$(cat /sys/class/ubi/ubi0_1/name)"
+# UBIFS asks the crypto API for every compressor it knows; these two are modules here.
+modprobe zstd
+modprobe deflate
+modprobe ubifs
+echo "ubifull names=$(cat /sys/class/ubi/ubi1_0/name),$(cat /sys/class/ubi/ubi1_1/name) free=$(cat /sys/class/ubi/ubi1/avail_eraseblocks)"
+mkdir -p /mnt
+mount -t ubifs ubi1:data /mnt
+rc no-room liminix-agent ubi-update --journal /tmp/j ubi1:data /img/d
+rc mounted liminix-agent ubi-update --journal /tmp/j --in-place ubi1:data /img/d
+umount /mnt
+json in-place liminix-agent --json ubi-update --journal /tmp/j --in-place ubi1:data /img/d
+same 1000000 /dev/ubi1_0 /img/d in-place-data
 
 # --- U-Boot environment on MTD (first block bad) ---
 printf '/dev/mtd1 0x0 0x20000 0x20000 2\n/dev/mtd1 0x40000 0x20000 0x20000 2\n' > /etc/fw_env.config
@@ -190,6 +229,9 @@ fn guest() -> VmBuilder {
         .modprobe("nandsim", NANDSIM)
         .module("ubi")
         .module("mtdram")
+        .module("zstd")
+        .module("deflate")
+        .module("ubifs")
         .script(SCRIPT)
         .timeout(900);
     for name in IMAGES {
@@ -256,6 +298,28 @@ fn check_ubi(out: &VmOutput) {
     );
     assert_eq!(out.require_field("ubi-after ", "vol0"), "rootfs.old");
     assert_eq!(out.require_field("ubi-after ", "vol1"), "rootfs");
+    assert_eq!(out.json_rc("ubifull-image").0, 0);
+    assert_eq!(out.require_field("ubifull ", "names"), "data,filler");
+    assert_eq!(
+        out.require_field("ubifull ", "free"),
+        "0",
+        "the filler took every free block"
+    );
+    assert_eq!(out.require_field("no-room ", "rc"), "5");
+    assert!(
+        out.serial.contains("in-place not allowed"),
+        "{}",
+        out.serial
+    );
+    assert_eq!(out.require_field("mounted ", "rc"), "4");
+    assert!(
+        out.serial.contains("it is mounted on /mnt"),
+        "{}",
+        out.serial
+    );
+    let ip = out.json_rc("in-place").1;
+    assert_eq!(ip["strategy"], "in-place", "{ip}");
+    assert_eq!(out.require_field("in-place-data ", "equal"), "1");
 }
 
 fn between<'a>(serial: &'a str, start: &str, end: &str) -> Vec<&'a str> {
