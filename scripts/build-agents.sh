@@ -65,5 +65,5 @@ qemu-mips-static "$out/mips-unknown-linux-gnu/liminix-agent" --help >/dev/null
 printf '%-32s %10s %8s\n' "target" "bytes" "MiB"
 for t in "${STABLE_TARGETS[@]}" "${MIPS_TARGETS[@]}"; do
   size=$(stat -c %s "$out/$t/liminix-agent")
-  printf '%-32s %10d %8.2f\n' "$t" "$size" "$(echo "$size / 1048576" | bc -l)"
+  awk -v t="$t" -v s="$size" 'BEGIN { printf "%-32s %10d %8.2f\n", t, s, s / 1048576 }'
 done

@@ -17,7 +17,7 @@ APT_PACKAGES=(
   # linkers and C libraries of the static MIPS agents (scripts/build-agents.sh), LE and BE
   gcc-mipsel-linux-gnu libc6-dev-mipsel-cross gcc-mips-linux-gnu libc6-dev-mips-cross
   # scripts/build-agents.sh checks each agent is static with file(1)
-  file bc
+  file
   # U-Boot with a redundant environment, built from Debian's source package by
   # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)
