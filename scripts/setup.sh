@@ -14,6 +14,10 @@ APT_PACKAGES=(
   linux-image-amd64 device-tree-compiler strace
   # static ARMv7 agent for the U-Boot guest
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+  # linkers and C libraries of the static MIPS agents (scripts/build-agents.sh), LE and BE
+  gcc-mipsel-linux-gnu libc6-dev-mipsel-cross gcc-mips-linux-gnu libc6-dev-mips-cross
+  # scripts/build-agents.sh checks each agent is static with file(1)
+  file
   # U-Boot with a redundant environment, built from Debian's source package by
   # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)
@@ -41,6 +45,9 @@ fi
 
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf >/dev/null
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# MIPS has no rustup standard library: scripts/build-agents.sh builds it from source with this
+# pinned nightly (keep the two in step). Stable stays the toolchain of everything else.
+rustup toolchain install nightly-2026-05-19 --profile minimal --component rust-src >/dev/null
 
 
 # The ARM guests (A/B tests with real U-Boot) and the MIPS guest of liminix-vm:

@@ -11,4 +11,5 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Static agents the end-to-end tests put into chroots and VMs.
 cargo build --release -p liminix-agent --target x86_64-unknown-linux-musl
 cargo build --release -p liminix-build-tools
+bash scripts/build-agents.sh
 cargo test --workspace --no-fail-fast

@@ -127,3 +127,17 @@ pub fn armv7_agent_with_ab_apply() -> Result<(PathBuf, PathBuf), VmError> {
     )?;
     Ok(agent_and_ab_apply(v))
 }
+
+/// The static agent for the CPU `triple` that `scripts/build-agents.sh` left in
+/// `$CARGO_TARGET_DIR/agents` (the MIPS ones need a nightly toolchain, which a nested cargo
+/// build here would not pick).
+pub fn built_agent(triple: &str) -> Result<PathBuf, VmError> {
+    let path = crate::cache_dir("agents")
+        .join(triple)
+        .join("liminix-agent");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(VmError::AgentNotBuilt(path))
+    }
+}

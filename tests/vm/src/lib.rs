@@ -22,7 +22,7 @@ pub mod kernel;
 pub mod qemu;
 mod scripted;
 
-pub use build::{build_static, static_agent_with_ab_apply, StaticTarget};
+pub use build::{build_static, built_agent, static_agent_with_ab_apply, StaticTarget};
 pub use disk::Disk;
 pub use scripted::{Machine, VmBuilder, VmOutput};
 
@@ -49,6 +49,9 @@ pub enum VmError {
     /// The guest asked for something its machine cannot give.
     #[error("{0}")]
     Unsupported(String),
+    /// `scripts/build-agents.sh` has not left the agent for this CPU.
+    #[error("{} is missing: run `bash scripts/build-agents.sh` (scripts/test.sh does)", .0.display())]
+    AgentNotBuilt(PathBuf),
     /// QEMU exited abnormally without the guest reporting a status.
     #[error("QEMU failed: {}\nserial:\n{}", .0.qemu_stderr, .0.serial)]
     Qemu(Box<VmOutput>),
