@@ -6,6 +6,12 @@
 //! The agent is the shipped build, which does not know the `vm-*` boards: each root carries
 //! its board definition as `/etc/liminix/board.toml`.
 //!
+//! The same scenario runs twice: on the host's x86_64 kernel with the musl agent, and on
+//! Debian's 4kc-malta kernel (`qemu-system-mipsel -M malta`) with the mipsel agent of
+//! `scripts/build-agents.sh`, so the ioctl numbers and struct layouts of a little-endian MIPS
+//! router are exercised too. The MIPS guest has only busybox, so the script attaches UBI by the
+//! module parameter and finds volumes in sysfs on both guests.
+//!
 //! One boot.
 
 use liminix_tests::data::pattern;
@@ -15,7 +21,7 @@ use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::liminix_boards;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
-use liminix_vm::{build_static, StaticTarget, VmBuilder, VmOutput};
+use liminix_vm::{build_static, built_agent, StaticTarget, VmBuilder, VmOutput};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,128";
 
@@ -59,7 +65,6 @@ impl Host {
 
 const SCRIPT: &str = r#"
 exec 2>&1
-modprobe ubi
 rc() { tag=$1; shift; r=0; "$@" >/dev/null 2>&1 || r=$?; echo "$tag rc=$r"; }
 mtd_named() { for d in /sys/class/mtd/mtd[0-9]*; do if [ "$(cat $d/name)" = "$1" ]; then basename $d; fi; done | grep -v ro | head -1; }
 mkroot() {
@@ -69,6 +74,8 @@ mkroot() {
   cp /img/$2.toml $1/etc/liminix/board.toml
   cp /img/build.pub $1/etc/liminix/trusted-keys/
 }
+# The volume id of UBI volume $1 on ubi0, from sysfs (the MIPS guest has no mtd-utils).
+vol_id() { for v in /sys/class/ubi/ubi0_*; do if [ "$(cat $v/name)" = "$1" ]; then basename $v | sed 's/ubi0_//'; fi; done; }
 
 # --- raw NOR: mtdram 4 MiB, 64 KiB blocks ---
 modprobe mtdram total_size=4096 erase_size=64
@@ -89,16 +96,16 @@ echo "nor-staging count=$(ls /nor/run/liminix/staging | wc -l)"
 $NANDSIM
 mkroot /nand vm-nand-ubi
 ubinum=$(mtd_named "NAND simulator partition 1" | sed 's/mtd//')
-ubiattach -m $ubinum -d 0 >/dev/null
+modprobe ubi mtd=$ubinum
 json ubi-1 liminix-agent --root /nand --json apply /img/ubi1.bundle
-kid=$(ubinfo -d 0 -N kernel | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
-rid=$(ubinfo -d 0 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+kid=$(vol_id kernel)
+rid=$(vol_id rootfs)
 same 200000 /dev/ubi0_$kid /img/k1 ubi-1-kernel
 same 900000 /dev/ubi0_$rid /img/r1 ubi-1-rootfs
-ubinfo -d 0 -N kernel | grep -q 'static' && echo "ubi-kernel static=1"
+[ "$(cat /sys/class/ubi/ubi0_$kid/type)" = static ] && echo "ubi-kernel static=1"
 json ubi-2 liminix-agent --root /nand --json apply /img/ubi2.bundle
-rid=$(ubinfo -d 0 -N rootfs | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
-oid=$(ubinfo -d 0 -N rootfs.old | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p')
+rid=$(vol_id rootfs)
+oid=$(vol_id rootfs.old)
 same 850000 /dev/ubi0_$rid /img/r2 ubi-2-rootfs
 same 900000 /dev/ubi0_$oid /img/r1 ubi-2-old
 "#;
@@ -113,6 +120,18 @@ fn report(out: &VmOutput) {
 #[test]
 fn apply_image_bundles_on_real_nor_and_ubi() {
     let agent = build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap();
+    let guest = VmBuilder::new().memory_mb(768).timeout(400);
+    apply_on(guest, &agent);
+}
+
+#[test]
+fn mipsel_apply_image_bundles_on_real_nor_and_ubi() {
+    let agent = built_agent("mipsel-unknown-linux-gnu").unwrap_or_else(|e| panic!("{e}"));
+    apply_on(VmBuilder::mipsel().timeout(900), &agent);
+}
+
+/// Packs the bundles on the host, applies them in `guest` with `agent`, checks the flash.
+fn apply_on(guest: VmBuilder, agent: &Path) {
     let host = Host {
         dir: tempfile::tempdir().unwrap(),
         key: SecretKey::generate(),
@@ -129,15 +148,11 @@ fn apply_image_bundles_on_real_nor_and_ubi() {
         ("r1", pattern(3, 900_000)),
         ("r2", pattern(4, 850_000)),
     ];
-    let mut vm = VmBuilder::new()
-        .file(&agent, "/bin/liminix-agent")
+    let mut vm = guest
+        .file(agent, "/bin/liminix-agent")
         .module("mtdram")
         .module("nandsim")
-        .module("ubi")
-        .host_tool("ubiattach")
-        .host_tool("ubinfo")
-        .memory_mb(768)
-        .timeout(400);
+        .module("ubi");
     for (name, data) in &files {
         vm = vm.file(host.write(name, data), &format!("/img/{name}"));
     }
