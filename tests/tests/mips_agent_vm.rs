@@ -10,10 +10,13 @@
 //! partition. Two more boots: a raw write to block2mtd on a virtio disk cut by killing
 //! QEMU, then the journal (on ext4 on a second disk) completing it.
 
+mod flash_checks;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use flash_checks::changed;
 use liminix_tests::data::pattern;
 use liminix_vm::{built_agent, require_program, Disk, VmBuilder, VmOutput};
 
@@ -27,15 +30,6 @@ const NANDSIM: &str = "first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00
 
 fn agent() -> PathBuf {
     built_agent("mipsel-unknown-linux-gnu").unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `data` with one byte changed in each of `blocks` (of `bs` bytes).
-fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
-    let mut d = data.to_vec();
-    for b in blocks {
-        d[b * bs + 11] ^= 0xA5;
-    }
-    d
 }
 
 /// Host files shipped into the guest under /img.
@@ -240,62 +234,10 @@ fn guest() -> VmBuilder {
     vm
 }
 
-fn check_flashcp(out: &VmOutput) {
-    let a = out.json_rc("raw-a").1;
-    assert_eq!(a["blocks"], 12, "{a}");
-    assert_eq!(
-        a["rewritten_blocks"], 12,
-        "blank flash: every block differs"
-    );
-    assert_eq!(a["skipped_bad_blocks"], 2);
-    assert_eq!(a["target"], "mtd:NAND simulator partition 0");
-    assert!(
-        out.serial.contains("raw-b-log /dev/mtd0: 1500000 bytes in 12 blocks: 2 rewritten, 10 unchanged, 2 bad skipped"),
-        "the name `flashcp` runs the agent, only changed blocks are erased; {}",
-        out.serial
-    );
-    let b2 = out.json_rc("raw-b2").1;
-    assert_eq!(b2["rewritten_blocks"], 0, "{b2}");
-    assert_eq!(out.require_field("raw-read-back ", "equal"), "1");
-    assert_eq!(out.require_field("too-big ", "rc"), "5", "no space");
-    assert!(
-        out.serial.contains("image of 1835009 bytes does not fit"),
-        "{}",
-        out.serial
-    );
-    assert_eq!(out.require_field("untouched-nand ", "equal"), "1");
-    assert_eq!(out.require_field("usage ", "rc"), "2");
-    assert!(out.serial.contains("flashcp: unsupported option -x"));
-    assert_eq!(out.require_field("staging-left ", "count"), "0");
-    assert_eq!(out.require_field("records-left ", "count"), "0");
-}
-
-fn check_nor(out: &VmOutput) {
-    assert_eq!(out.json_rc("nor-n1").1["rewritten_blocks"], 16);
-    let n2 = out.json_rc("nor-n2").1;
-    assert_eq!(n2["rewritten_blocks"], 2, "{n2}");
-    assert_eq!(n2["unchanged_blocks"], 14);
-    assert_eq!(out.require_field("read-back-nor ", "equal"), "1");
-    let e = out.json_rc("nor-erase-all").1;
-    assert_eq!(e["rewritten_blocks"], 2, "{e}");
-    assert_eq!(e["erased_after_image"], 14, "{e}");
-    assert_eq!(out.require_field("read-back-nor-small ", "equal"), "1");
-    assert_eq!(out.require_field("nor-tail ", "nonblank"), "0");
-}
-
 fn check_ubi(out: &VmOutput) {
     assert_eq!(out.json_rc("ubi-image").0, 0);
     assert_eq!(out.require_field("ubi-before ", "name"), "rootfs");
-    let s = out.json_rc("swap").1;
-    assert_eq!(s["strategy"], "swap", "{s}");
-    assert_eq!(s["volume_id"], 1);
-    assert_eq!(s["old_kept_as"], "rootfs.old");
-    assert_eq!(out.require_field("swap-new ", "equal"), "1");
-    assert_eq!(
-        out.require_field("swap-old ", "equal"),
-        "1",
-        "old kept for rollback"
-    );
+    flash_checks::check_ubi_swap(out);
     assert_eq!(out.require_field("ubi-after ", "vol0"), "rootfs.old");
     assert_eq!(out.require_field("ubi-after ", "vol1"), "rootfs");
     assert_eq!(out.json_rc("ubifull-image").0, 0);
@@ -305,21 +247,7 @@ fn check_ubi(out: &VmOutput) {
         "0",
         "the filler took every free block"
     );
-    assert_eq!(out.require_field("no-room ", "rc"), "5");
-    assert!(
-        out.serial.contains("in-place not allowed"),
-        "{}",
-        out.serial
-    );
-    assert_eq!(out.require_field("mounted ", "rc"), "4");
-    assert!(
-        out.serial.contains("it is mounted on /mnt"),
-        "{}",
-        out.serial
-    );
-    let ip = out.json_rc("in-place").1;
-    assert_eq!(ip["strategy"], "in-place", "{ip}");
-    assert_eq!(out.require_field("in-place-data ", "equal"), "1");
+    flash_checks::check_ubi_in_place(out);
 }
 
 fn between<'a>(serial: &'a str, start: &str, end: &str) -> Vec<&'a str> {
@@ -385,8 +313,8 @@ fn mipsel_agent_flash_ubi_env_and_bootconfig_on_real_drivers() {
         "{}",
         out.serial
     );
-    check_flashcp(&out);
-    check_nor(&out);
+    flash_checks::check_raw_nand(&out, "raw-read-back");
+    flash_checks::check_nor(&out, "read-back-nor", "read-back-nor-small");
     check_ubi(&out);
     check_env(&out);
     check_bootconfig(&out);
@@ -472,34 +400,5 @@ fn mipsel_journal_completes_a_raw_write_cut_by_power_loss() {
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("recovery boot ran {:.1} s", out.elapsed.as_secs_f64());
     out.assert_success();
-    assert!(
-        out.serial
-            .contains("journal-file tx-mtd_block2mtd___dev_vda.json"),
-        "{}",
-        out.serial
-    );
-    assert!(
-        out.serial
-            .contains("staged-file mtd_block2mtd___dev_vda.img"),
-        "{}",
-        out.serial
-    );
-    assert!(
-        out.serial
-            .contains("recovered mtd:block2mtd: /dev/vda: completed"),
-        "{}",
-        out.serial
-    );
-    assert_eq!(
-        out.require_field("before-recover-new ", "equal"),
-        "0",
-        "cut mid-write"
-    );
-    assert_eq!(out.require_field("recover-raw ", "rc"), "0");
-    assert_eq!(
-        out.require_field("after-raw-cut ", "equal"),
-        "1",
-        "finished from the staged image"
-    );
-    assert_eq!(out.require_field("staging-left ", "count"), "0");
+    flash_checks::check_raw_recovered(&out);
 }

@@ -8,6 +8,9 @@
 //!
 //! Four boots: devices + first cut, then one boot per recovery + next cut.
 
+mod flash_checks;
+
+use flash_checks::changed;
 use liminix_tests::data::pattern;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -21,16 +24,6 @@ const KB64: usize = 64 * 1024;
 fn agent() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap())
-}
-
-/// Deterministic image bytes.
-/// `data` with one byte changed in each of `blocks` (of `bs` bytes).
-fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
-    let mut d = data.to_vec();
-    for b in blocks {
-        d[b * bs + 11] ^= 0xA5;
-    }
-    d
 }
 
 /// Host files shipped into every guest under /img.
@@ -270,47 +263,8 @@ fn cut_boot(vda: &Disk, vdb: &Disk, script: &str) -> VmBuilder {
         .script(&format!("{PRELUDE}{B2M_SETUP}{script}").replace("$NANDSIM", NANDSIM))
 }
 
-fn check_devices(out: &VmOutput) {
-    let a = out.json_rc("raw-a").1;
-    assert_eq!(a["blocks"], 12, "{a}");
-    assert_eq!(
-        a["rewritten_blocks"], 12,
-        "blank flash: every block differs"
-    );
-    assert_eq!(a["skipped_bad_blocks"], 2);
-    assert_eq!(a["target"], "mtd:NAND simulator partition 0");
-    assert!(
-        out.serial.contains("raw-b-log /dev/mtd0: 1500000 bytes in 12 blocks: 2 rewritten, 10 unchanged, 2 bad skipped"),
-        "the name `flashcp` runs the agent; {}",
-        out.serial
-    );
-    let b2 = out.json_rc("raw-b2").1;
-    assert_eq!(b2["rewritten_blocks"], 0, "{b2}");
-    assert_eq!(out.require_field("xcheck-nanddump ", "equal"), "1");
-    assert_eq!(out.require_field("too-big ", "rc"), "5", "no space");
-    assert!(
-        out.serial.contains("image of 1835009 bytes does not fit"),
-        "{}",
-        out.serial
-    );
-    assert_eq!(out.require_field("untouched-nand ", "equal"), "1");
-    assert_eq!(out.require_field("usage ", "rc"), "2");
-    assert!(out.serial.contains("flashcp: unsupported option -x"));
-    assert_eq!(out.require_field("staging-left ", "count"), "0");
-    assert_eq!(out.require_field("records-left ", "count"), "0");
-}
-
 fn check_ubi(out: &VmOutput) {
-    let s = out.json_rc("swap").1;
-    assert_eq!(s["strategy"], "swap", "{s}");
-    assert_eq!(s["volume_id"], 1);
-    assert_eq!(s["old_kept_as"], "rootfs.old");
-    assert_eq!(out.require_field("swap-new ", "equal"), "1");
-    assert_eq!(
-        out.require_field("swap-old ", "equal"),
-        "1",
-        "old kept for rollback"
-    );
+    flash_checks::check_ubi_swap(out);
     assert!(
         out.serial.contains("ubinfo-old Volume ID:   0"),
         "{}",
@@ -326,39 +280,16 @@ fn check_ubi(out: &VmOutput) {
     assert_eq!(m["old_kept_as"], "cfg.old");
     assert_eq!(out.require_field("still-mounted ", "count"), "1");
     assert_eq!(out.require_field("swap-mounted-new ", "equal"), "1");
-    assert_eq!(out.require_field("no-room ", "rc"), "5");
-    assert!(
-        out.serial.contains("in-place not allowed"),
-        "{}",
-        out.serial
-    );
-    assert_eq!(out.require_field("mounted ", "rc"), "4");
-    assert!(
-        out.serial.contains("it is mounted on /mnt"),
-        "{}",
-        out.serial
-    );
-    let ip = out.json_rc("in-place").1;
-    assert_eq!(ip["strategy"], "in-place", "{ip}");
-    assert_eq!(out.require_field("in-place-data ", "equal"), "1");
+    flash_checks::check_ubi_in_place(out);
 }
 
 fn check_nor(out: &VmOutput) {
-    assert_eq!(out.json_rc("nor-n1").1["rewritten_blocks"], 16);
-    let n2 = out.json_rc("nor-n2").1;
-    assert_eq!(n2["rewritten_blocks"], 2, "{n2}");
-    assert_eq!(n2["unchanged_blocks"], 14);
-    assert_eq!(out.require_field("xcheck-nor ", "equal"), "1");
+    flash_checks::check_nor(out, "xcheck-nor", "xcheck-nor-small");
     let f = out.json_rc("nor-after-flashcp").1;
     assert_eq!(
         f["rewritten_blocks"], 0,
         "mtd-utils flashcp's image is recognised: {f}"
     );
-    let e = out.json_rc("nor-erase-all").1;
-    assert_eq!(e["rewritten_blocks"], 2, "{e}");
-    assert_eq!(e["erased_after_image"], 14, "{e}");
-    assert_eq!(out.require_field("xcheck-nor-small ", "equal"), "1");
-    assert_eq!(out.require_field("nor-tail ", "nonblank"), "0");
 }
 
 #[test]
@@ -379,7 +310,7 @@ fn agent_flash_commands_and_power_cuts() {
         .unwrap();
     report("devices_and_raw_cut", &out);
     assert!(out.killed_at_marker, "serial:\n{}", out.serial);
-    check_devices(&out);
+    flash_checks::check_raw_nand(&out, "xcheck-nanddump");
     check_ubi(&out);
     check_nor(&out);
     assert_eq!(out.require_field("cut-raw-before ", "equal"), "1");
@@ -389,36 +320,7 @@ fn agent_flash_commands_and_power_cuts() {
         .unwrap();
     report("recover_raw_cut_swap", &out);
     assert!(out.killed_at_marker, "serial:\n{}", out.serial);
-    assert!(
-        out.serial
-            .contains("journal-file tx-mtd_block2mtd___dev_vda.json"),
-        "{}",
-        out.serial
-    );
-    assert!(
-        out.serial
-            .contains("staged-file mtd_block2mtd___dev_vda.img"),
-        "{}",
-        out.serial
-    );
-    assert!(
-        out.serial
-            .contains("recovered mtd:block2mtd: /dev/vda: completed"),
-        "{}",
-        out.serial
-    );
-    assert_eq!(
-        out.require_field("before-recover-new ", "equal"),
-        "0",
-        "cut mid-write"
-    );
-    assert_eq!(out.require_field("recover-raw ", "rc"), "0");
-    assert_eq!(
-        out.require_field("after-raw-cut ", "equal"),
-        "1",
-        "finished from the staged image"
-    );
-    assert_eq!(out.require_field("staging-left ", "count"), "0");
+    flash_checks::check_raw_recovered(&out);
 
     let out = cut_boot(&vda, &vdb, RECOVER_SWAP_CUT_IN_PLACE)
         .run_until(marker)
