@@ -20,14 +20,7 @@ fn run(args: &[&str]) -> (String, String, i32) {
 fn get_set_and_keep_other_bytes() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("bootconfig.bin");
-    // 512 KiB partition: block 0 with vendor data after byte 32, rest erased
-    let mut img = vec![0xFFu8; 0x80000];
-    img[0] = 0xC8;
-    img[1] = 0x00;
-    img[2..32].fill(0);
-    for (i, b) in img[32..0x20000].iter_mut().enumerate() {
-        *b = (i % 251) as u8;
-    }
+    let img = liminix_testdata::zyxel_bootconfig_partition();
     std::fs::write(&p, &img).unwrap();
     let dev = p.to_str().unwrap();
 
