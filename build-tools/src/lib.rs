@@ -5,6 +5,7 @@
 pub mod client;
 pub mod closure;
 pub mod images;
+pub mod output;
 pub mod pack;
 
 /// The board definitions the packer places images by.

@@ -12,6 +12,7 @@ use liminix_bundle::{Manifest, PublicKey, SecretKey};
 
 use crate::closure::{self, count_entries, host_path, ClosureError};
 use crate::images::{self, ImageInput};
+use crate::output::{self, Staged};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -54,6 +55,20 @@ pub enum PackError {
     NoBoardFile(String),
     #[error("bundle lacks the payload of image {0}")]
     MissingImage(String),
+    #[error("{0} names no file to write")]
+    OutputName(PathBuf),
+    #[error("refusing to write {output}: it is the input {input}")]
+    OutputIsInput { output: PathBuf, input: PathBuf },
+    #[error("refusing to write {output}: the input {input} is inside it")]
+    OutputHoldsInput { output: PathBuf, input: PathBuf },
+    #[error("refusing to overwrite {0}: it is a secret key")]
+    OutputIsKey(PathBuf),
+    #[error("refusing to replace {dir}: it holds {entry:?}, which this command does not make")]
+    ForeignDir { dir: PathBuf, entry: String },
+    #[error("{0} exists already: keys are never overwritten")]
+    Exists(PathBuf),
+    #[error("the secret and the public key must be two files, not both {0}")]
+    SameKeyFile(PathBuf),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PackError + 'a {
@@ -153,10 +168,22 @@ pub fn write_bundle(
         manifest_bytes,
         manifest: m.clone(),
     };
-    let tmp = out.with_extension("partial");
-    let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
-    let mut w = BufWriter::new(file);
-    header.write(&mut w).map_err(io_err("writing", &tmp))?;
+    output::write_file(out, 0o666, |file, tmp| {
+        write_entries(o, &header, BufWriter::new(file), tmp, progress)
+    })?;
+    Ok(m)
+}
+
+/// The header and every entry of the bundle, in manifest order.
+fn write_entries(
+    o: &PackOptions,
+    header: &Header,
+    mut w: BufWriter<&mut File>,
+    tmp: &Path,
+    progress: &dyn Fn(usize, usize),
+) -> Result<(), PackError> {
+    let m = &header.manifest;
+    header.write(&mut w).map_err(io_err("writing", tmp))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (batch_no, batch) in m.paths.chunks(threads * 4).enumerate() {
         let bodies: Vec<Result<Vec<u8>, PackError>> = std::thread::scope(|s| {
@@ -183,8 +210,8 @@ pub fn write_bundle(
                 encoding: Encoding::Zstd,
             }
             .write(&mut w)
-            .map_err(io_err("writing", &tmp))?;
-            w.write_all(&body?).map_err(io_err("writing", &tmp))?;
+            .map_err(io_err("writing", tmp))?;
+            w.write_all(&body?).map_err(io_err("writing", tmp))?;
             progress(index as usize + 1, m.paths.len());
         }
     }
@@ -197,15 +224,13 @@ pub fn write_bundle(
         let level = (!o.raw_images).then_some(o.level);
         images::write_entry(&mut w, index as u32, &input.file, level)?;
     }
-    stream::write_end(&mut w).map_err(io_err("writing", &tmp))?;
-    let file = w.into_inner().map_err(|e| PackError::Io {
+    stream::write_end(&mut w).map_err(io_err("writing", tmp))?;
+    w.into_inner().map_err(|e| PackError::Io {
         what: "writing",
-        path: tmp.clone(),
+        path: tmp.to_owned(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io_err("syncing", &tmp))?;
-    std::fs::rename(&tmp, out).map_err(io_err("renaming", out))?;
-    Ok(m)
+    Ok(())
 }
 
 /// Where each entry's framed body sits in a bundle file.
@@ -356,24 +381,32 @@ fn verify_image(r: &mut impl Read, m: &Manifest, h: &EntryHeader) -> Result<(), 
     Ok(())
 }
 
-/// Reads a secret key file, or makes a fresh key pair (refusing to overwrite).
+/// Makes a fresh key pair: both files or, on any failure, neither. The secret key is created
+/// with mode 0600; an existing file at either name is an error and stays as it was.
 pub fn keygen(secret: &Path, public: &Path) -> Result<PublicKey, PackError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    if secret == public {
+        return Err(PackError::SameKeyFile(secret.to_owned()));
+    }
+    for p in [secret, public] {
+        if std::fs::symlink_metadata(p).is_ok() {
+            return Err(PackError::Exists(p.to_owned()));
+        }
+    }
     let key = SecretKey::generate();
-    let mut f = File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(secret)
-        .map_err(io_err("creating", secret))?;
-    f.write_all(key.to_file_text().as_bytes())
-        .map_err(io_err("writing", secret))?;
-    let mut p = File::options()
-        .write(true)
-        .create_new(true)
-        .open(public)
-        .map_err(io_err("creating", public))?;
-    p.write_all(key.public().to_file_text().as_bytes())
-        .map_err(io_err("writing", public))?;
+    let mut s = Staged::beside(secret, 0o600)?;
+    let mut p = Staged::beside(public, 0o644)?;
+    s.file
+        .write_all(key.to_file_text().as_bytes())
+        .map_err(io_err("writing", &s.path))?;
+    p.file
+        .write_all(key.public().to_file_text().as_bytes())
+        .map_err(io_err("writing", &p.path))?;
+    s.finish(secret, false)?;
+    if let Err(e) = p.finish(public, false) {
+        // The secret half was made by this call a moment ago: without its public half it is
+        // of no use, and a second keygen would refuse to replace it.
+        let _ = std::fs::remove_file(secret);
+        return Err(e);
+    }
     Ok(key.public())
 }

@@ -1,8 +1,10 @@
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
+use liminix_build_tools::closure::{closure, host_path};
 use liminix_build_tools::images::ImageInput;
+use liminix_build_tools::output::{self, Inputs};
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
 
@@ -68,11 +70,34 @@ pub fn build_time() -> u64 {
         })
 }
 
-pub fn pack(c: &Common, img: &ImageArgs, out: &std::path::Path) -> super::Result {
+/// Everything a bundle is made from: its output must be none of it.
+pub fn inputs(
+    c: &Common,
+    img: &ImageArgs,
+) -> std::result::Result<Inputs, Box<dyn std::error::Error>> {
+    let mut inputs = Inputs::default();
+    inputs.file(&c.key);
+    if let Some(f) = &img.board_file {
+        inputs.file(f);
+    }
+    for i in &img.images {
+        inputs.file(&i.file);
+    }
+    if let Some(t) = &c.toplevel {
+        for p in closure(&c.store_root, t)? {
+            inputs.tree(&host_path(&c.store_root, &p));
+        }
+    }
+    Ok(inputs)
+}
+
+/// Writes the bundle to `out`; `shown` is the name the summary gives it.
+pub fn pack(c: &Common, img: &ImageArgs, out: &Path, shown: &Path) -> super::Result {
     let key = SecretKey::load(&c.key)?;
     if c.toplevel.is_none() && img.images.is_empty() {
         return Err("give --toplevel, --image NAME=FILE, or both".into());
     }
+    output::check_file(out, &inputs(c, img)?)?;
     let board_def = match (&img.board_file, img.images.is_empty()) {
         (_, true) => None,
         (Some(f), false) => Some(liminix_boards::load_file(f)?),
@@ -112,7 +137,7 @@ pub fn pack(c: &Common, img: &ImageArgs, out: &std::path::Path) -> super::Result
     let size = std::fs::metadata(out)?.len();
     eprintln!(
         "{}: {} store paths, {} bytes of NAR, {} images of {} bytes, {} bytes bundled",
-        out.display(),
+        shown.display(),
         m.paths.len(),
         m.total_nar_size(),
         m.images.len(),
@@ -123,5 +148,5 @@ pub fn pack(c: &Common, img: &ImageArgs, out: &std::path::Path) -> super::Result
 }
 
 pub fn run(a: Args) -> super::Result {
-    pack(&a.common, &a.images, &a.out)
+    pack(&a.common, &a.images, &a.out, &a.out)
 }

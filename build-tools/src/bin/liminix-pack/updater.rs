@@ -1,7 +1,10 @@
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use super::bundle::{pack, Common, ImageArgs};
+use liminix_build_tools::output;
+
+use super::bundle::{inputs, pack, Common, ImageArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,19 +15,13 @@ pub struct Args {
     out: PathBuf,
 }
 
+/// What an updater directory holds at its top: an earlier one may be replaced, nothing else.
+const MADE: [&str; 2] = ["bin", "share"];
+
 pub fn run(a: Args) -> super::Result {
-    let bin = a.out.join("bin");
-    let share = a.out.join("share/liminix");
-    let Some(top) = a.common.toplevel.as_deref() else {
+    if a.common.toplevel.is_none() {
         return Err("update.sh installs a system closure: --toplevel is required".into());
-    };
-    std::fs::create_dir_all(&bin)?;
-    std::fs::create_dir_all(&share)?;
-    pack(
-        &a.common,
-        &ImageArgs::default(),
-        &share.join("system.bundle"),
-    )?;
+    }
     let client = std::env::current_exe()?.with_file_name("liminix-update");
     if !client.exists() {
         return Err(format!(
@@ -33,7 +30,26 @@ pub fn run(a: Args) -> super::Result {
         )
         .into());
     }
-    std::fs::copy(&client, bin.join("liminix-update"))?;
+    output::check_dir(&a.out, &inputs(&a.common, &ImageArgs::default())?, &MADE)?;
+    output::write_dir(&a.out, |dir| build(&a, &client, dir))?;
+    eprintln!("wrote {}", a.out.join("bin/update.sh").display());
+    Ok(())
+}
+
+/// Fills `dir`, which becomes `--out` once everything is in it.
+fn build(a: &Args, client: &Path, dir: &Path) -> super::Result {
+    let top = a.common.toplevel.as_deref().unwrap_or_default();
+    let bin = dir.join("bin");
+    let share = dir.join("share/liminix");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::create_dir_all(&share)?;
+    pack(
+        &a.common,
+        &ImageArgs::default(),
+        &share.join("system.bundle"),
+        &a.out.join("share/liminix/system.bundle"),
+    )?;
+    std::fs::copy(client, bin.join("liminix-update"))?;
     let script = format!(
         "#!/bin/sh\n\
          # Installs {top} (board {board}) on a Liminix device over ssh.\n\
@@ -44,10 +60,14 @@ pub fn run(a: Args) -> super::Result {
         top = top,
         board = a.common.board
     );
-    let path = bin.join("update.sh");
-    std::fs::write(&path, script)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    eprintln!("wrote {}", path.display());
+    let mut f = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(bin.join("update.sh"))?;
+    // The umask may have taken bits away; the script must be runnable by everyone.
+    f.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+    f.write_all(script.as_bytes())?;
     Ok(())
 }
 
