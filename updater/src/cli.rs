@@ -39,9 +39,9 @@ pub struct Global {
 }
 
 impl Global {
-    /// The device's layout below `--root`, the one every subcommand works on.
-    pub fn device(&self) -> DeviceRoot {
-        DeviceRoot::new(&self.root)
+    /// The device's layout below `--root`, the one every subcommand works on (it must exist).
+    pub fn device(&self) -> Result<DeviceRoot, AgentError> {
+        DeviceRoot::open(&self.root)
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! | what | device path |
 //! |---|---|
-//! | Nix store, its staging and trash directories, the agent's lock | `/nix/store`, `/nix/store/.liminix-staging`, `/nix/store/.liminix-trash`, `/nix/store/.liminix.lock` |
+//! | Nix store, its staging and trash directories | `/nix/store`, `/nix/store/.liminix-staging`, `/nix/store/.liminix-trash` |
+//! | the agent's lock on the store and generations | the root directory itself ([`DeviceRoot::lock`]) |
 //! | persist filesystem | `/persist` (or the root itself, see [`DeviceRoot::persist`]) |
 //! | generations | `/persist/generations` |
 //! | flash journal | `/persist/.liminix/journal`, or `/run/liminix/flash-journal` without `/persist` |
@@ -22,7 +23,12 @@
 //! Board definitions (`board.toml`) and the sysfs/dev lookups of the flash crates take the root
 //! directory ([`DeviceRoot::dir`]) and find their own files below it.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::error::{AgentError, Result};
 
 /// Device path of the Nix store (store paths are named by it, in manifests and in links).
 pub const STORE: &str = "/nix/store";
@@ -41,6 +47,19 @@ pub struct DeviceRoot {
 impl DeviceRoot {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         DeviceRoot { root: root.into() }
+    }
+
+    /// The layout below `root`, which must be an existing directory: an agent that made a
+    /// root it was pointed at by mistake would leave things behind where nothing belongs.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(DeviceRoot { root }),
+            Ok(_) => Err(AgentError::io("opening the device root", &root)(
+                std::io::Error::from(std::io::ErrorKind::NotADirectory),
+            )),
+            Err(e) => Err(AgentError::io("opening the device root", &root)(e)),
+        }
     }
 
     pub fn is_live_system(&self) -> bool {
@@ -72,9 +91,17 @@ impl DeviceRoot {
         self.store().join(".liminix-trash")
     }
 
-    /// The lock one agent holds while it changes the store.
-    pub fn store_lock(&self) -> PathBuf {
-        self.store().join(".liminix.lock")
+    /// Takes the lock one agent holds while it changes the store and the generations: an
+    /// exclusive `flock` of the root directory itself. A lock file would have to be created
+    /// first, and a refused update must leave the device as it was.
+    pub fn lock(&self) -> Result<File> {
+        let dir = File::open(&self.root)
+            .map_err(AgentError::io("opening the device root", &self.root))?;
+        match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(dir),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(AgentError::Busy(self.root.clone())),
+            Err(e) => Err(AgentError::io("locking", &self.root)(e.into())),
+        }
     }
 
     /// Whether the device has a persist filesystem of its own (`ROOT/persist`). A NOR board

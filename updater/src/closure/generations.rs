@@ -39,6 +39,19 @@ pub struct GenerationInfo {
     pub origin: String,
 }
 
+/// What a new generation's record is made of, read and checked before anything is written.
+pub struct Record {
+    activate: Vec<u8>,
+    init: Init,
+    list: Vec<u8>,
+}
+
+/// The generation's `init`: a link to a device path, or a regular file's bytes.
+enum Init {
+    Link(String),
+    File(Vec<u8>),
+}
+
 pub struct Generations {
     root: DeviceRoot,
     dir: PathBuf,
@@ -175,42 +188,20 @@ impl Generations {
     /// Writes generation files for an installed closure; does not make it current. On failure
     /// nothing of it is left behind.
     pub fn create(&self, new: &NewGeneration) -> Result<u32> {
-        fs::create_dir_all(&self.dir).map_err(AgentError::io("creating", &self.dir))?;
-        let n = self.next_number()?;
-        let tmp = self.dir.join(format!(".new-{n}"));
-        let _ = liminix_bundle::nar::remove_tree(&tmp);
-        fs::create_dir(&tmp).map_err(AgentError::io("creating", &tmp))?;
-        if let Err(e) = self.fill_record(&tmp, new) {
-            let _ = liminix_bundle::nar::remove_tree(&tmp);
-            return Err(e);
-        }
-        let link = self.make_configuration_link(new.toplevel, new.now.max(new.build_time))?;
-        let info = GenerationInfo {
-            number: n,
-            toplevel: Some(new.toplevel.to_owned()),
-            board: Some(new.board.to_owned()),
-            epoch: new.epoch,
-            build_time: Some(new.build_time),
-            installed_at: new.now,
-            link: Some(link),
-            origin: "bundle".into(),
-        };
-        self.finish_record(&tmp, &info)?;
-        Ok(n)
+        let record = self.prepare(new.toplevel)?;
+        self.create_from(new, &record)
     }
 
-    /// `activate` (a regular file), `init` and `nix-store-paths` from the toplevel.
-    fn fill_record(&self, tmp: &Path, new: &NewGeneration) -> Result<()> {
-        let top = new.toplevel;
+    /// Reads and checks everything a generation of `top` is made from, writing nothing: what
+    /// would make the install fail is found before the device is touched.
+    pub fn prepare(&self, top: &str) -> Result<Record> {
         let activate = self
             .root
             .resolve(&format!("{top}/bin/activate"))
             .map_err(AgentError::io("resolving", top))?;
         self.require_in_store(&activate, "bin/activate")?;
-        let bytes = fs::read(&activate).map_err(AgentError::io("reading", &activate))?;
-        write_atomic(&tmp.join("activate"), &bytes)?;
-        set_mode(&tmp.join("activate"), 0o555)?;
-        self.install_init(top, &tmp.join("init"))?;
+        let activate = fs::read(&activate).map_err(AgentError::io("reading", &activate))?;
+        let init = self.read_init(top)?;
         let list = self
             .root
             .resolve(&format!("{top}/etc/nix-store-paths"))
@@ -218,7 +209,56 @@ impl Generations {
         self.require_in_store(&list, "etc/nix-store-paths")?;
         let list = fs::read(&list).map_err(AgentError::io("reading", &list))?;
         self.require_listed_paths(&list)?;
-        write_atomic(&tmp.join("nix-store-paths"), &list)
+        Ok(Record {
+            activate,
+            init,
+            list,
+        })
+    }
+
+    /// [`Self::create`] from a record [`Self::prepare`] read. The generations directory is
+    /// removed again if it was made for a record that then failed.
+    pub fn create_from(&self, new: &NewGeneration, record: &Record) -> Result<u32> {
+        let made = fs::symlink_metadata(&self.dir).is_err();
+        let result = fs::create_dir_all(&self.dir)
+            .map_err(AgentError::io("creating", &self.dir))
+            .and_then(|()| self.write_record(new, record));
+        if result.is_err() && made {
+            let _ = fs::remove_dir(&self.dir);
+        }
+        result
+    }
+
+    fn write_record(&self, new: &NewGeneration, record: &Record) -> Result<u32> {
+        let n = self.next_number()?;
+        let tmp = self.dir.join(format!(".new-{n}"));
+        let _ = liminix_bundle::nar::remove_tree(&tmp);
+        fs::create_dir(&tmp).map_err(AgentError::io("creating", &tmp))?;
+        let link = fill_record(&tmp, record)
+            .and_then(|()| self.make_configuration_link(new.toplevel, new.now.max(new.build_time)));
+        let link = match link {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = liminix_bundle::nar::remove_tree(&tmp);
+                return Err(e);
+            }
+        };
+        let info = GenerationInfo {
+            number: n,
+            toplevel: Some(new.toplevel.to_owned()),
+            board: Some(new.board.to_owned()),
+            epoch: new.epoch,
+            build_time: Some(new.build_time),
+            installed_at: new.now,
+            link: Some(link.clone()),
+            origin: "bundle".into(),
+        };
+        if let Err(e) = self.finish_record(&tmp, &info) {
+            let _ = liminix_bundle::nar::remove_tree(&tmp);
+            let _ = fs::remove_file(self.root.persist().join(&link));
+            return Err(e);
+        }
+        Ok(n)
     }
 
     /// A generation is only recorded when everything its list names is in the store.
@@ -256,7 +296,7 @@ impl Generations {
 
     /// `init` keeps the toplevel's form: a link into the store (resolved to an absolute store path,
     /// valid once preinit has chrooted) or a copy of a regular file.
-    fn install_init(&self, top: &str, dest: &Path) -> Result<()> {
+    fn read_init(&self, top: &str) -> Result<Init> {
         let src = self.root.join(&format!("{top}/bin/init"));
         let meta = fs::symlink_metadata(&src).map_err(AgentError::io("reading", &src))?;
         if meta.file_type().is_symlink() {
@@ -264,10 +304,10 @@ impl Generations {
                 .root
                 .resolve(&format!("{top}/bin/init"))
                 .map_err(AgentError::io("resolving", &src))?;
-            let device = self.root.device_path(&host).unwrap_or_default();
-            std::os::unix::fs::symlink(&device, dest).map_err(AgentError::io("linking", dest))
+            Ok(Init::Link(self.root.device_path(&host).unwrap_or_default()))
         } else {
-            copy_entry(&src, dest)
+            let bytes = fs::read(&src).map_err(AgentError::io("reading", &src))?;
+            Ok(Init::File(bytes))
         }
     }
 
@@ -366,6 +406,24 @@ impl Generations {
         }
         Ok(())
     }
+}
+
+/// `activate` (a regular file), `init` and `nix-store-paths` as [`Generations::prepare`] read them.
+fn fill_record(tmp: &Path, record: &Record) -> Result<()> {
+    let activate = tmp.join("activate");
+    write_atomic(&activate, &record.activate)?;
+    set_mode(&activate, 0o555)?;
+    let init = tmp.join("init");
+    match &record.init {
+        Init::Link(device) => {
+            std::os::unix::fs::symlink(device, &init).map_err(AgentError::io("linking", &init))?
+        }
+        Init::File(bytes) => {
+            write_atomic(&init, bytes)?;
+            set_mode(&init, 0o555)?
+        }
+    }
+    write_atomic(&tmp.join("nix-store-paths"), &record.list)
 }
 
 fn newest_configuration_link(root: &DeviceRoot) -> Option<String> {

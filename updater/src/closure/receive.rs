@@ -2,10 +2,18 @@
 //!
 //! Order of checks, all before the first write: stream header and manifest syntax, a trusted
 //! signature, the board, the security epoch, free space. Then entries are restored into staging,
-//! each verified against the manifest's NAR hash and size before it is renamed into the store.
+//! each verified against the manifest's NAR hash and size before it is renamed into the store,
+//! and the new generation's record is read and checked before any generation is written.
+//!
+//! A refusal leaves the device as it was: the store directories made for the transfer, the
+//! staging directory and the store paths this transfer added are removed again. The one
+//! exception is a cut transfer (the stream ended early or broke): the paths it verified stay,
+//! complete and named by no generation, so that the retry sends only the rest.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
 use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
@@ -14,7 +22,7 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Head
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
-use crate::closure::generations::{Generations, NewGeneration};
+use crate::closure::generations::{Generations, NewGeneration, Record};
 use crate::closure::store::Store;
 use crate::error::{AgentError, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
@@ -66,7 +74,8 @@ pub fn receive(
     let gens = Generations::new(root);
     gens.tidy()?;
     store.empty_trash()?;
-    let mut input = std::io::BufReader::with_capacity(128 << 10, input);
+    let cut = Cell::new(false);
+    let mut input = std::io::BufReader::with_capacity(128 << 10, Watched { input, cut: &cut });
     let header = Header::read(&mut input)?;
     crate::verify::check_trust(root, &header)?;
     let m = &header.manifest;
@@ -92,7 +101,77 @@ pub fn receive(
         bytes,
         bases: bases.clone(),
     })?;
-    let copied = receive_entries(&store, m, &want, &bases, &mut input)?;
+    let mut added = Added::default();
+    let fetched = fetch(&store, &gens, m, &want, &bases, &mut input, &mut added);
+    let (copied, record) = match fetched {
+        Ok(f) => f,
+        Err(e) => {
+            added.undo(&store, cut.get());
+            return Err(e);
+        }
+    };
+    store.remove_staging()?;
+    install(&store, &gens, m, now, copied, &record, events)
+}
+
+/// What a transfer added to the device, so that a refused one can take it back.
+#[derive(Default)]
+struct Added {
+    /// Directories made for the store, deepest first.
+    dirs: Vec<PathBuf>,
+    /// Store paths renamed into the store.
+    paths: Vec<StorePath>,
+}
+
+impl Added {
+    /// Removes what the transfer added. Store paths verified before a cut transfer stay, so that
+    /// the retry sends only the rest: each is complete and signed, and no generation names it.
+    fn undo(&self, store: &Store, cut: bool) {
+        let _ = store.remove_staging();
+        if cut && !self.paths.is_empty() {
+            return;
+        }
+        for p in self.paths.iter().rev() {
+            let _ = store.delete(p);
+        }
+        let _ = store.empty_trash();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// The bundle stream, noting whether it ended early or broke (a cut transfer) rather than
+/// carrying something the agent refuses.
+struct Watched<'a> {
+    input: &'a mut dyn Read,
+    cut: &'a Cell<bool>,
+}
+
+impl Read for Watched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.input.read(buf);
+        match &r {
+            Ok(0) if !buf.is_empty() => self.cut.set(true),
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => self.cut.set(true),
+            _ => {}
+        }
+        r
+    }
+}
+
+/// Receives the wanted paths and reads the new generation's record: everything that can refuse
+/// the bundle, before a generation is touched.
+fn fetch(
+    store: &Store,
+    gens: &Generations,
+    m: &Manifest,
+    want: &[u32],
+    bases: &[DeltaBase],
+    input: &mut impl Read,
+    added: &mut Added,
+) -> Result<((u32, u64), Record)> {
+    let copied = receive_entries(store, m, want, bases, input, added)?;
     for e in &m.paths {
         if !store.has(&e.store_path()) {
             return Err(AgentError::Incomplete {
@@ -101,11 +180,11 @@ pub fn receive(
             });
         }
     }
-    install(&store, &gens, m, now, copied, events)
+    Ok((copied, gens.prepare(&m.generation.toplevel)?))
 }
 
 fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
-    let (available, block, inodes) = free_space(store.dir())?;
+    let (available, block, inodes) = free_space(store.space_dir())?;
     let entries: u64 = want.iter().map(|&i| m.paths[i as usize].entries).sum();
     let needed = want
         .iter()
@@ -154,8 +233,13 @@ fn receive_entries(
     want: &[u32],
     bases: &[DeltaBase],
     input: &mut impl Read,
+    added: &mut Added,
 ) -> Result<(u32, u64)> {
-    let staging = store.reset_staging()?;
+    if !want.is_empty() {
+        added.dirs = store.create_dirs()?;
+        store.reset_staging()?;
+    }
+    let staging = store.staging();
     let mut pending: BTreeSet<u32> = want.iter().copied().collect();
     let mut batch: Vec<StorePath> = Vec::new();
     let mut batch_bytes = 0u64;
@@ -184,11 +268,12 @@ fn receive_entries(
         batch.push(sp);
         if batch_bytes >= BATCH_BYTES {
             store.commit_staged(&batch)?;
-            batch.clear();
+            added.paths.append(&mut batch);
             batch_bytes = 0;
         }
     }
     store.commit_staged(&batch)?;
+    added.paths.append(&mut batch);
     if let Some(first) = pending.first() {
         return Err(AgentError::Incomplete {
             missing: pending.len(),
@@ -286,6 +371,7 @@ fn install(
     m: &Manifest,
     now: u64,
     copied: (u32, u64),
+    record: &Record,
     events: &mut Events,
 ) -> Result<Received> {
     let present: Vec<String> = store.list()?.iter().map(|p| p.to_string()).collect();
@@ -304,13 +390,16 @@ fn install(
             });
         }
     }
-    let n = gens.create(&NewGeneration {
-        toplevel: top,
-        board: &m.board,
-        epoch: m.epoch,
-        build_time: m.generation.build_time,
-        now,
-    })?;
+    let n = gens.create_from(
+        &NewGeneration {
+            toplevel: top,
+            board: &m.board,
+            epoch: m.epoch,
+            build_time: m.generation.build_time,
+            now,
+        },
+        record,
+    )?;
     gens.switch_to(n)?;
     let info = gens.info(n)?;
     events.send(&AgentEvent::Installed {

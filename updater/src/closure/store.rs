@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use liminix_bundle::nar;
 use liminix_bundle::storepath::StorePath;
-use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{AgentError, Result};
 use crate::staging::{sync_dir, sync_fs};
@@ -25,25 +24,39 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the device's store and takes the agent's exclusive lock.
+    /// Takes the agent's exclusive lock on the device and opens its store, which may not exist
+    /// yet: nothing is created until [`Self::create_dirs`], so a refused bundle leaves no trace.
     pub fn open_locked(root: &DeviceRoot) -> Result<Store> {
         let dir = &root.store();
-        fs::create_dir_all(dir).map_err(AgentError::io("creating store", dir))?;
-        let lock_path = root.store_lock();
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(AgentError::io("opening lock", &lock_path))?;
-        flock(&lock, FlockOperation::NonBlockingLockExclusive)
-            .map_err(|_| AgentError::Busy(dir.to_owned()))?;
+        let lock = root.lock()?;
         Ok(Store {
             dir: dir.to_owned(),
             staging: root.store_staging(),
             trash: root.store_trash(),
             _lock: lock,
         })
+    }
+
+    /// Creates the store's directory and its parents as needed; returns those it created,
+    /// deepest first, so that undoing is removing them in order.
+    pub fn create_dirs(&self) -> Result<Vec<PathBuf>> {
+        let missing: Vec<PathBuf> = self
+            .dir
+            .ancestors()
+            .take_while(|a| fs::symlink_metadata(a).is_err())
+            .map(Path::to_owned)
+            .collect();
+        fs::create_dir_all(&self.dir).map_err(AgentError::io("creating store", &self.dir))?;
+        Ok(missing)
+    }
+
+    /// The nearest existing directory at or above the store, whose filesystem the store will
+    /// be on.
+    pub fn space_dir(&self) -> &Path {
+        self.dir
+            .ancestors()
+            .find(|a| a.is_dir())
+            .unwrap_or(Path::new("/"))
     }
 
     pub fn dir(&self) -> &Path {
@@ -65,6 +78,16 @@ impl Store {
         Ok(self.staging.clone())
     }
 
+    /// Where received paths wait for their verification.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Removes the staging directory and whatever is still in it (never verified).
+    pub fn remove_staging(&self) -> Result<()> {
+        nar::remove_tree(&self.staging).map_err(AgentError::io("clearing staging", &self.staging))
+    }
+
     /// Moves verified, synced paths from staging to their final names.
     pub fn commit_staged(&self, paths: &[StorePath]) -> Result<()> {
         if paths.is_empty() {
@@ -81,7 +104,11 @@ impl Store {
 
     /// Every valid store path present (not the agent's own bookkeeping entries).
     pub fn list(&self) -> Result<Vec<StorePath>> {
-        let entries = fs::read_dir(&self.dir).map_err(AgentError::io("listing", &self.dir))?;
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(AgentError::io("listing", &self.dir)(e)),
+        };
         let mut out: Vec<StorePath> = entries
             .filter_map(|e| e.ok())
             .filter_map(|e| StorePath::from_base_name(e.file_name().to_str()?).ok())

@@ -38,7 +38,7 @@ pub struct ApplyArgs {
 }
 
 pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
-    let root = g.device();
+    let root = g.device()?;
     let opts = ApplyOptions {
         staging: a.staging.clone(),
         journal: a.journal.clone(),

@@ -35,7 +35,7 @@ pub struct FlashcpArgs {
 }
 
 pub fn run(g: &Global, a: &FlashcpArgs) -> Result<()> {
-    let root = g.device();
+    let root = g.device()?;
     let req = RawRequest {
         image: a.image.clone(),
         device: a.device.clone(),

@@ -14,7 +14,7 @@ pub struct GcArgs {
 }
 
 pub fn run(g: &Global, a: &GcArgs) -> Result<()> {
-    let plan = liminix_agent::closure::gc::gc(&g.device(), a.keep, a.dry_run)?;
+    let plan = liminix_agent::closure::gc::gc(&g.device()?, a.keep, a.dry_run)?;
     if g.json {
         println!(
             "{}",

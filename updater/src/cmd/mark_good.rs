@@ -27,7 +27,7 @@ pub struct MarkGoodArgs {
 }
 
 pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
-    let root = g.device();
+    let root = g.device()?;
     let mut board = ab::load_slot_layout(&root)?.ok_or_else(|| {
         AgentError::State(StateError::NotAb(liminix_agent::root::SLOT_LAYOUT.into()))
     })?;

@@ -24,14 +24,16 @@ pub struct ReceiveArgs {
 }
 
 pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
-    let root = g.device();
     let mut stdout = std::io::stdout().lock();
     let mut events = Events { out: &mut stdout };
     events.send(&AgentEvent::Hello {
         agent_version: env!("CARGO_PKG_VERSION").into(),
         protocol: PROTOCOL,
     })?;
-    let result = receive_and_act(&root, a, &mut events);
+    // The root is checked after the greeting, so that the client hears why it was refused.
+    let result = g
+        .device()
+        .and_then(|root| receive_and_act(&root, a, &mut events));
     if let Err(e) = &result {
         let _ = events.send(&AgentEvent::Error {
             kind: e.kind(),

@@ -28,7 +28,7 @@ pub struct RecoverArgs {
 }
 
 pub fn run(g: &Global, a: &RecoverArgs) -> Result<()> {
-    let root = g.device();
+    let root = g.device()?;
     let loc = JournalLocation::locate(&root, a.journal.as_deref());
     let _lock = loc.lock()?;
     if let Some(key) = &a.forget {

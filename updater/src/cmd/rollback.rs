@@ -21,7 +21,7 @@ pub struct RollbackArgs {
 }
 
 pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
-    let root = g.device();
+    let root = g.device()?;
     if let Some(board) = liminix_agent::ab::load_slot_layout(&root)? {
         return ab_rollback(g, &root, a, &board);
     }

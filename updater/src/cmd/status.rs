@@ -4,7 +4,7 @@ use liminix_agent::status;
 use crate::cli::Global;
 
 pub fn run(g: &Global) -> Result<()> {
-    let s = status::status(&g.device())?;
+    let s = status::status(&g.device()?)?;
     if g.json {
         println!(
             "{}",

@@ -39,7 +39,7 @@ pub fn run(g: &Global, a: &UbiUpdateArgs) -> Result<()> {
         journal: a.journal.clone(),
     };
     let mut progress = reporter(a.verbose);
-    let s = ubi_update(&g.device(), &req, progress.as_mut())?;
+    let s = ubi_update(&g.device()?, &req, progress.as_mut())?;
     drop(progress);
     if g.json {
         println!("{}", serde_json::to_string_pretty(&s).expect("serialises"));
