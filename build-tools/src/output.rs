@@ -298,3 +298,70 @@ fn swap_in(tmp: &Path, out: &Path) -> Result<(), PackError> {
         Err(e) => Err(io_err("reading", out)(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_target_and_leaves_no_temporary() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out.bundle");
+        fs::write(&out, b"earlier").unwrap();
+        let r = write_file(&out, 0o644, |f, _| {
+            io::Write::write_all(f, b"half").unwrap();
+            Err(PackError::Nothing)
+        });
+        assert!(matches!(r, Err(PackError::Nothing)));
+        assert_eq!(fs::read(&out).unwrap(), b"earlier");
+        assert_eq!(names(t.path()), ["out.bundle"]);
+        write_file(&out, 0o644, |f, _| {
+            io::Write::write_all(f, b"new").map_err(io_err("writing", &out))
+        })
+        .unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"new");
+        assert_eq!(names(t.path()), ["out.bundle"]);
+    }
+
+    #[test]
+    fn a_failed_directory_build_leaves_the_earlier_one_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("up");
+        let r = write_dir(&out, |d| {
+            fs::write(d.join("half"), b"x")?;
+            Err("failed".into())
+        });
+        assert!(r.is_err());
+        assert!(names(t.path()).is_empty(), "{:?}", names(t.path()));
+        write_dir(&out, |d| Ok(fs::write(d.join("one"), b"1")?)).unwrap();
+        let r = write_dir(&out, |d| {
+            fs::write(d.join("two"), b"2")?;
+            Err("failed".into())
+        });
+        assert!(r.is_err());
+        assert_eq!(names(&out), ["one"]);
+        write_dir(&out, |d| Ok(fs::write(d.join("two"), b"2")?)).unwrap();
+        assert_eq!(names(&out), ["two"]);
+        assert_eq!(names(t.path()), ["up"]);
+    }
+
+    #[test]
+    fn a_secret_key_is_never_renamed_over() {
+        let t = tempfile::tempdir().unwrap();
+        let key = t.path().join("k.sec");
+        fs::write(&key, b"secret").unwrap();
+        let s = Staged::beside(&key, 0o600).unwrap();
+        assert!(matches!(s.finish(&key, false), Err(PackError::Exists(_))));
+        assert_eq!(fs::read(&key).unwrap(), b"secret");
+        assert_eq!(names(t.path()), ["k.sec"]);
+    }
+}
