@@ -259,9 +259,13 @@ fn ubi_volumes_are_swapped_and_the_old_ones_kept() {
     );
 }
 
+/// Runs a bundle the device must refuse: no flash write, and the device's tree (journal, its
+/// lock, staging) byte-identical afterwards.
 fn refused(d: &Device, b: &[u8], sim: &mut Sim) -> AgentError {
     let before = sim.raw[0].1.contents().to_vec();
+    let tree = liminix_tests::tree::snapshot(d.root.dir());
     let e = run(d, b, sim).unwrap_err();
+    tree.assert_same(&liminix_tests::tree::snapshot(d.root.dir()), &e.to_string());
     let s = sim.raw[0].1.stats();
     assert_eq!(
         (s.erases, s.programs),

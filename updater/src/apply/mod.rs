@@ -83,23 +83,15 @@ pub fn apply_with(
     checks::check_images(&board, m)?;
     checks::check_epoch(root, m)?;
     let loc = JournalLocation::locate(root, opts.journal.as_deref());
+    let made = crate::staging::missing_dirs(&loc.staging());
     let _lock = loc.lock()?;
-    if !board.strategy.is_ab() {
-        // Check the targets with the manifest's sizes before a payload byte is read.
-        let planned: Vec<StagedFile> = m
-            .images
-            .iter()
-            .map(|i| StagedFile {
-                name: i.name.clone(),
-                path: PathBuf::new(),
-                sha256: i.sha256_bytes(),
-                size: i.size,
-            })
-            .collect();
-        image::precheck(&board, devices, &jobs(&board, &planned)?, opts.in_place)?;
-    }
-    let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
-    let staged = crate::staging::images::stage_images(&mut input, m, &staging)?;
+    let staged = match stage(root, &board, m, &mut input, opts, devices) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::staging::journal::remove_made(&loc, &made);
+            return Err(e);
+        }
+    };
     let result = match board.strategy {
         Strategy::Raw | Strategy::Ubi => {
             let jobs = jobs(&board, &staged)?;
@@ -124,6 +116,34 @@ pub fn apply_with(
         images,
         ab,
     })
+}
+
+/// Checks every target and stages every image: the last steps that may refuse the bundle before
+/// the first flash write.
+fn stage(
+    root: &DeviceRoot,
+    board: &liminix_boards::Board,
+    m: &liminix_bundle::Manifest,
+    input: &mut impl Read,
+    opts: &ApplyOptions,
+    devices: &mut dyn Devices,
+) -> Result<Vec<StagedFile>> {
+    if !board.strategy.is_ab() {
+        // Check the targets with the manifest's sizes before a payload byte is read.
+        let planned: Vec<StagedFile> = m
+            .images
+            .iter()
+            .map(|i| StagedFile {
+                name: i.name.clone(),
+                path: PathBuf::new(),
+                sha256: i.sha256_bytes(),
+                size: i.size,
+            })
+            .collect();
+        image::precheck(board, devices, &jobs(board, &planned)?, opts.in_place)?;
+    }
+    let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
+    crate::staging::images::stage_images(input, m, &staging)
 }
 
 fn jobs<'a>(

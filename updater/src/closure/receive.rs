@@ -135,9 +135,7 @@ impl Added {
             let _ = store.delete(p);
         }
         let _ = store.empty_trash();
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir(d);
-        }
+        crate::staging::remove_made(&self.dirs);
     }
 }
 

@@ -40,14 +40,7 @@ impl Store {
     /// Creates the store's directory and its parents as needed; returns those it created,
     /// deepest first, so that undoing is removing them in order.
     pub fn create_dirs(&self) -> Result<Vec<PathBuf>> {
-        let missing: Vec<PathBuf> = self
-            .dir
-            .ancestors()
-            .take_while(|a| fs::symlink_metadata(a).is_err())
-            .map(Path::to_owned)
-            .collect();
-        fs::create_dir_all(&self.dir).map_err(AgentError::io("creating store", &self.dir))?;
-        Ok(missing)
+        crate::staging::create_dirs(&self.dir)
     }
 
     /// The nearest existing directory at or above the store, whose filesystem the store will

@@ -26,9 +26,27 @@ pub struct StagedFile {
     pub size: u64,
 }
 
-/// Reads the entries after the header and stages every image of `m` in `dir`.
+/// Reads the entries after the header and stages every image of `m` in `dir`. When an image is
+/// refused, every file staged so far and the directories made for them are removed again.
 pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<Vec<StagedFile>> {
-    std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
+    let made = super::create_dirs(dir)?;
+    let mut written = Vec::new();
+    let staged = stage_all(input, m, dir, &mut written);
+    if staged.is_err() {
+        for p in &written {
+            let _ = std::fs::remove_file(p);
+        }
+        super::remove_made(&made);
+    }
+    staged
+}
+
+fn stage_all(
+    input: &mut impl Read,
+    m: &Manifest,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<Vec<StagedFile>> {
     let (available, _, _) = free_space(dir)?;
     let needed = m.total_image_size() + STAGING_MARGIN;
     if needed > available {
@@ -48,11 +66,8 @@ pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<V
         }
         let image = &m.images[h.index as usize];
         let path = dir.join(format!("{}.img", image.name));
-        let result = stage_one(&mut chunks, &h.encoding, image, &path);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&path);
-        }
-        *slot = Some(result?);
+        written.push(path.clone());
+        *slot = Some(stage_one(&mut chunks, &h.encoding, image, &path)?);
     }
     staged
         .into_iter()

@@ -103,6 +103,17 @@ pub fn discard(loc: &JournalLocation, key: &str) -> Result<(), FlashOpError> {
     remove_if_exists(&staged_path(loc, key))
 }
 
+/// Takes back a journal directory that was made (by [`JournalLocation::lock`]) for an apply
+/// that was then refused: its lock file, removed while still held so that no other agent can be
+/// locking a file about to go, and the directories made for it. `made` comes from
+/// [`super::missing_dirs`] before the lock was taken; a journal that existed stays.
+pub fn remove_made(loc: &JournalLocation, made: &[PathBuf]) {
+    if made.contains(&loc.dir) {
+        let _ = fs::remove_file(loc.dir.join("lock"));
+        super::remove_made(made);
+    }
+}
+
 fn remove_if_exists(p: &Path) -> Result<(), FlashOpError> {
     match fs::remove_file(p) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", p)(e)),

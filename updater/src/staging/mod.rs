@@ -31,6 +31,32 @@ pub fn reset(dir: &Path) -> Result<()> {
     std::fs::create_dir(dir).map_err(AgentError::io("creating staging", dir))
 }
 
+/// Creates `dir` and its missing parents; returns those it created, deepest first, for
+/// [`remove_made`] to take back when what they were made for is refused.
+pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let missing = missing_dirs(dir);
+    fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
+    Ok(missing)
+}
+
+/// `dir` and those of its parents that do not exist, deepest first.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|a| fs::symlink_metadata(a).is_err())
+        .map(Path::to_owned)
+        .collect()
+}
+
+/// Removes directories [`create_dirs`] made, deepest first, as far as they are empty: whatever
+/// another run put in one meanwhile keeps it.
+pub fn remove_made(dirs: &[PathBuf]) {
+    for d in dirs {
+        if fs::remove_dir(d).is_err() {
+            return;
+        }
+    }
+}
+
 /// Space on the filesystem holding `dir`: (available bytes, block size, available inodes or None).
 pub fn free_space(dir: &Path) -> Result<(u64, u64, Option<u64>)> {
     let st = rustix::fs::statvfs(dir).map_err(|e| AgentError::Io {
