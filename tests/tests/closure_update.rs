@@ -12,6 +12,7 @@ use liminix_bundle::wire::{exit, ErrorKind};
 use liminix_tests::closure::{Closure, ClosureSpec};
 use liminix_tests::device::{convfile_lines, Device};
 use liminix_tests::lab::{text, Lab, Pack};
+use liminix_tests::tree::{self, Snapshot};
 
 fn assert_ok(o: &std::process::Output, what: &str) {
     assert!(
@@ -621,4 +622,48 @@ fn install_into_another_root_from_a_recovery_system() {
     assert_ok(&st, "status --root");
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(st["current"], 1);
+}
+
+/// What a refused update must leave byte-identical: the store, /persist, the agent's identity,
+/// its run directory and a would-be recovery target.
+fn device_state(lab: &Lab) -> Vec<(&'static str, Snapshot)> {
+    ["nix", "persist", "etc/liminix", "run/liminix", "dest"]
+        .into_iter()
+        .map(|d| (d, tree::snapshot(&lab.device.path(d))))
+        .collect()
+}
+
+fn assert_state_unchanged(lab: &Lab, before: &[(&'static str, Snapshot)], what: &str) {
+    for ((dir, was), (_, now)) in before.iter().zip(device_state(lab)) {
+        was.assert_same(&now, &format!("{what} (/{dir})"));
+    }
+}
+
+/// Refused first installs through update.sh: a corrupt entry after store paths were already
+/// committed in batches, and a `--root` that does not exist. The device's tree is the same after.
+#[test]
+fn refused_first_installs_leave_the_device_as_it_was() {
+    let lab = Lab::new();
+    let spec = ClosureSpec {
+        packages: 30,
+        total_bytes: 10_000_000,
+        ..ClosureSpec::small(13)
+    };
+    let a = lab.generate(&spec);
+    let up = lab.updater(&a, &Pack::default());
+    let bundle = Lab::bundle_of(&up);
+    let (_, entries) = liminix_build_tools::pack::index(&bundle).unwrap();
+    let last = entries.iter().max_by_key(|e| e.offset).unwrap();
+    let mut bytes = fs::read(&bundle).unwrap();
+    bytes[(last.offset + last.len / 2) as usize] ^= 0x01;
+    fs::write(&bundle, &bytes).unwrap();
+    let before = device_state(&lab);
+    let o = lab.update(&up, &[]);
+    assert_eq!(o.status.code(), Some(exit::VERIFY), "{}", text(&o));
+    assert_state_unchanged(&lab, &before, "a corrupt last entry");
+    let o = lab.update(&up, &["--root", "/dest/nothing", "--no-reboot"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("opening the device root"), "{}", text(&o));
+    assert_state_unchanged(&lab, &before, "a missing --root");
+    assert!(lab.device.recorded_calls().is_empty());
 }
