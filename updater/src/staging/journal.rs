@@ -125,10 +125,15 @@ fn copy_synced(from: &Path, to: &Path) -> Result<(), FlashOpError> {
     let tmp = to.with_extension("part");
     let mut src = File::open(from).map_err(io_err("open", from))?;
     let mut dst = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    io::copy(&mut src, &mut dst)
+    let copied = io::copy(&mut src, &mut dst)
         .and_then(|_| dst.sync_all())
-        .map_err(io_err("copy to", &tmp))?;
-    fs::rename(&tmp, to).map_err(io_err("rename", to))
+        .map_err(io_err("copy to", &tmp))
+        .and_then(|()| fs::rename(&tmp, to).map_err(io_err("rename", to)));
+    if copied.is_err() {
+        // A half copy is of no use to recovery, which checks the staged bytes' hash anyway.
+        let _ = fs::remove_file(&tmp);
+    }
+    copied
 }
 
 /// Bytes available on the filesystem of `dir` (0 when it cannot be asked).
