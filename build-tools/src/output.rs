@@ -138,10 +138,16 @@ pub fn check_file(out: &Path, inputs: &Inputs) -> Result<(), PackError> {
             return Err(refuse(t));
         }
     }
-    if at.own.is_some() && liminix_bundle::SecretKey::load(out).is_ok() {
+    if is_secret_key(out) {
         return Err(PackError::OutputIsKey(out.to_owned()));
     }
     Ok(())
+}
+
+/// Whether `path` holds a secret key (key files are one short line: a large file is not read).
+fn is_secret_key(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 4096)
+        && liminix_bundle::SecretKey::load(path).is_ok()
 }
 
 /// Refuses an output directory that is or lies inside an input, or holds one (it is replaced
