@@ -34,6 +34,7 @@ echo "machine $(uname -m)"
 echo "elf $( {{ od -An -tx1 -N52 "$exe" 2>/dev/null || hexdump -v -n52 -e '1/1 "%02x"' "$exe" 2>/dev/null; }} | tr -d ' \n')"
 where=/run
 [ -d "$dir" ] && where=$dir
+echo "run-free-blocks $(stat -f -c '%a %S' "$where" 2>/dev/null)"
 echo "run-free-kib $(df -Pk "$where" 2>/dev/null | awk 'NR==2 {{print $4}}')"
 echo "missing-tools $(for t in {TOOLS}; do command -v "$t" >/dev/null 2>&1 || printf '%s ' "$t"; done)"
 report() {{
@@ -156,7 +157,16 @@ pub fn read_probe(r: &mut dyn BufRead) -> Result<Option<Probe>, ProbeError> {
         match key {
             "machine" => probe.machine = value.trim().into(),
             "elf" => probe.elf = hex_bytes(value.trim()).and_then(|b| Elf::parse(&b)),
-            "run-free-kib" => probe.run_free = value.trim().parse::<u64>().ok().map(|k| k * 1024),
+            // statfs through `stat -f` needs no /proc; `df` is the fallback.
+            "run-free-blocks" => {
+                if let Some(free) = free_blocks(value) {
+                    probe.run_free = Some(free);
+                }
+            }
+            "run-free-kib" if probe.run_free.is_none() => {
+                probe.run_free = value.trim().parse::<u64>().ok().map(|k| k * 1024)
+            }
+            "run-free-kib" => {}
             "missing-tools" => {
                 probe.missing_tools = value.split_whitespace().map(String::from).collect()
             }
@@ -169,6 +179,13 @@ pub fn read_probe(r: &mut dyn BufRead) -> Result<Option<Probe>, ProbeError> {
             }
         }
     }
+}
+
+/// `AVAILABLE BLOCK_SIZE` as `stat -f -c '%a %S'` prints them, in bytes.
+fn free_blocks(value: &str) -> Option<u64> {
+    let mut it = value.split_whitespace().map(|n| n.parse::<u64>().ok());
+    let (blocks, size) = (it.next()??, it.next()??);
+    blocks.checked_mul(size)
 }
 
 fn agent_line(probe: &mut Probe, key: &str, value: &str, line: &str) -> Result<(), ProbeError> {
@@ -284,7 +301,7 @@ pub fn decide<'a>(probe: &'a Probe, carried: &'a [Carried]) -> Result<Decision<'
     }
     let Some(free) = probe.run_free else {
         return Err(Refusal::CannotReceive(
-            "`df -Pk /run` gave no free space".into(),
+            "neither `stat -f` nor `df` gave the free space of /run".into(),
         ));
     };
     if free < agent.size {

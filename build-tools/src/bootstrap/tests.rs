@@ -8,7 +8,8 @@ const MIPSEL_BUSYBOX: &str = "7f454c460101010000000000000000000200080001000000\
 
 fn probe_text(agents: &str, free_kib: &str, missing: &str) -> String {
     format!(
-        "liminix-bootstrap 1\nmachine mips\nelf {MIPSEL_BUSYBOX}\nrun-free-kib {free_kib}\n\
+        "liminix-bootstrap 1\nmachine mips\nelf {MIPSEL_BUSYBOX}\nrun-free-blocks \n\
+         run-free-kib {free_kib}\n\
          missing-tools {missing}\n{agents}probe-end\n"
     )
 }
@@ -55,6 +56,10 @@ fn the_probe_is_read() {
     assert_eq!(p.agents[1].path, "/run/liminix/liminix-agent");
     assert_eq!(p.agents[1].version, None);
     assert!(p.describe_cpu().contains("32-bit little-endian, e_machine 8"));
+    // `stat -f` wins over `df` when both answer.
+    let text = probe_text("", "1", "").replace("run-free-blocks ", "run-free-blocks 3 4096");
+    let p = read_probe(&mut text.as_bytes()).unwrap().unwrap();
+    assert_eq!(p.run_free, Some(3 * 4096));
     // Whatever a login shell prints instead of the greeting is refused, not guessed at.
     let e = read_probe(&mut "Welcome!\n".as_bytes()).unwrap_err();
     assert!(e.to_string().contains("POSIX sh"), "{e}");
