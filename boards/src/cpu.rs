@@ -18,7 +18,13 @@ pub enum Cpu {
 }
 
 impl Cpu {
-    pub const ALL: [Cpu; 5] = [Cpu::X86_64, Cpu::Aarch64, Cpu::Armv7, Cpu::Mipsel, Cpu::Mips];
+    pub const ALL: [Cpu; 5] = [
+        Cpu::X86_64,
+        Cpu::Aarch64,
+        Cpu::Armv7,
+        Cpu::Mipsel,
+        Cpu::Mips,
+    ];
 
     /// The name board files and command lines use.
     pub fn name(self) -> &'static str {

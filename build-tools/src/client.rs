@@ -65,7 +65,9 @@ pub enum UpdateError {
         device: String,
         carried: String,
     },
-    #[error("{host} has {free} bytes free in /run, the agent to send has {need}: nothing was sent")]
+    #[error(
+        "{host} has {free} bytes free in /run, the agent to send has {need}: nothing was sent"
+    )]
     NoRoom { host: String, need: u64, free: u64 },
     #[error("{host} cannot receive an agent: {why}; nothing was sent")]
     CannotReceive { host: String, why: String },
@@ -159,7 +161,10 @@ pub enum AgentChoice {
         newer: bool,
     },
     /// The carried agent for the device's CPU, sent into [`bootstrap::RUN_DIR`].
-    Sent { cpu: liminix_boards::Cpu, bytes: u64 },
+    Sent {
+        cpu: liminix_boards::Cpu,
+        bytes: u64,
+    },
 }
 
 /// What the user sees as the update proceeds.

@@ -61,7 +61,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let meta = fs::symlink_metadata(&path).unwrap();
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
         if meta.file_type().is_symlink() {
-            out.push(format!("{rel} -> {}", fs::read_link(&path).unwrap().display()));
+            out.push(format!(
+                "{rel} -> {}",
+                fs::read_link(&path).unwrap().display()
+            ));
         } else if meta.is_dir() {
             out.push(format!("{rel}/ {mode:o}"));
             walk(root, &path, out);
@@ -90,7 +93,10 @@ fn the_agent_answers_the_version_handshake() {
 fn a_device_with_only_busybox_gets_the_x86_64_agent_sent() {
     let lab = Lab::with_device(Device::builder().build().unwrap());
     let a = lab.generate(&ClosureSpec::small(31));
-    let o = lab.update(&lab.updater(&a, &Pack::default()), &["--json", "--no-reboot"]);
+    let o = lab.update(
+        &lab.updater(&a, &Pack::default()),
+        &["--json", "--no-reboot"],
+    );
     assert_ok(&o, "update.sh");
     let ev = events(&o);
     let agent = event(&ev, "agent");
@@ -99,13 +105,19 @@ fn a_device_with_only_busybox_gets_the_x86_64_agent_sent() {
     let ours = fs::read(agent_binary()).unwrap();
     assert_eq!(agent["bytes"], ours.len());
     assert_eq!(fs::read(lab.device.path(SENT)).unwrap(), ours);
-    assert!(!lab.device.path("run/liminix/liminix-agent.partial").exists());
+    assert!(!lab
+        .device
+        .path("run/liminix/liminix-agent.partial")
+        .exists());
     assert_eq!(status_with(&lab, SENT)["current"], 1);
     assert!(!lab.device.path("bin/liminix-agent").exists());
 
     // The next update finds the agent the first one left in /run and sends nothing but paths.
     let b = lab.derive(&a, &["ntp"], 0.2, 32);
-    let o = lab.update(&lab.updater(&b, &Pack::default()), &["--json", "--no-reboot"]);
+    let o = lab.update(
+        &lab.updater(&b, &Pack::default()),
+        &["--json", "--no-reboot"],
+    );
     assert_ok(&o, "second update.sh");
     let agent = events(&o)
         .into_iter()
@@ -144,16 +156,17 @@ fn calls(lab: &Lab) -> String {
 
 #[test]
 fn a_device_with_an_older_agent_gets_ours() {
-    let older = format!(
-        "echo '{{\"agent_version\":\"0.0.1\",\"protocol\":{PROTOCOL}}}'; exit 0"
-    );
+    let older = format!("echo '{{\"agent_version\":\"0.0.1\",\"protocol\":{PROTOCOL}}}'; exit 0");
     // An agent from before the handshake existed: clap refuses the unknown subcommand.
     let before_handshake =
         "echo \"error: unrecognized subcommand 'version'\" >&2; exit 2".to_owned();
     for (seed, reply) in [(41, older), (42, before_handshake)] {
         let lab = Lab::with_device(device_answering(&reply));
         let a = lab.generate(&ClosureSpec::small(seed));
-        let o = lab.update(&lab.updater(&a, &Pack::default()), &["--json", "--no-reboot"]);
+        let o = lab.update(
+            &lab.updater(&a, &Pack::default()),
+            &["--json", "--no-reboot"],
+        );
         assert_ok(&o, "update.sh");
         let agent = event(&events(&o), "agent").clone();
         assert_eq!(agent["source"], "sent", "{agent}");
@@ -172,16 +185,16 @@ fn a_device_with_an_older_agent_gets_ours() {
 
 #[test]
 fn a_newer_agent_on_the_device_is_used_and_named() {
-    let newer = format!(
-        "echo '{{\"agent_version\":\"999.0.0\",\"protocol\":{PROTOCOL}}}'; exit 0"
-    );
+    let newer = format!("echo '{{\"agent_version\":\"999.0.0\",\"protocol\":{PROTOCOL}}}'; exit 0");
     let lab = Lab::with_device(device_answering(&newer));
     let a = lab.generate(&ClosureSpec::small(51));
     let o = lab.update(&lab.updater(&a, &Pack::default()), &["--no-reboot"]);
     assert_ok(&o, "update.sh");
     let said = text(&o);
     assert!(
-        said.contains("the device's agent /bin/liminix-agent (999.0.0) is newer than this update.sh's"),
+        said.contains(
+            "the device's agent /bin/liminix-agent (999.0.0) is newer than this update.sh's"
+        ),
         "{said}"
     );
     assert!(!lab.device.path("run/liminix").exists(), "nothing was sent");
@@ -233,7 +246,9 @@ fn no_room_in_run_is_refused_before_sending() {
 #[test]
 fn a_mips_device_gets_the_mipsel_agent() {
     binfmt::register_qemu_user("mipsel").expect("binfmt_misc entry for qemu-mipsel-static");
-    let busybox = assets(Arch::Mipsel).expect("Debian's mipsel busybox").busybox;
+    let busybox = assets(Arch::Mipsel)
+        .expect("Debian's mipsel busybox")
+        .busybox;
     let device = Device::builder().busybox(&busybox).build().unwrap();
     let uname = device.run_in_chroot("uname -m").unwrap();
     assert_eq!(String::from_utf8_lossy(&uname.stdout).trim(), "mips");

@@ -30,9 +30,18 @@ fn cpu_of(h: &[u8]) -> Option<Cpu> {
 fn the_elf_header_names_the_cpu() {
     assert_eq!(cpu_of(&header(true, true, 62, 0)), Some(Cpu::X86_64));
     assert_eq!(cpu_of(&header(true, true, 183, 0)), Some(Cpu::Aarch64));
-    assert_eq!(cpu_of(&header(false, true, 40, 0x0500_0400)), Some(Cpu::Armv7));
-    assert_eq!(cpu_of(&header(false, true, 8, 0x7000_1007)), Some(Cpu::Mipsel));
-    assert_eq!(cpu_of(&header(false, false, 8, 0x7000_1007)), Some(Cpu::Mips));
+    assert_eq!(
+        cpu_of(&header(false, true, 40, 0x0500_0400)),
+        Some(Cpu::Armv7)
+    );
+    assert_eq!(
+        cpu_of(&header(false, true, 8, 0x7000_1007)),
+        Some(Cpu::Mipsel)
+    );
+    assert_eq!(
+        cpu_of(&header(false, false, 8, 0x7000_1007)),
+        Some(Cpu::Mips)
+    );
     // Soft-float ARM, 32-bit x86, 64-bit MIPS and RISC-V have no agent.
     assert_eq!(cpu_of(&header(false, true, 40, 0x0500_0200)), None);
     assert_eq!(cpu_of(&header(false, true, 3, 0)), None);
@@ -91,14 +100,26 @@ fn install_copies_checked_agents_with_their_hashes() {
     fake_build(&from, Cpu::Mips, &header(false, true, 8, 0));
     let e = install(&from, &to, &[Cpu::Mipsel, Cpu::Aarch64]).unwrap_err();
     assert!(
-        matches!(e, AgentsError::Missing { cpu: Cpu::Aarch64, .. }),
+        matches!(
+            e,
+            AgentsError::Missing {
+                cpu: Cpu::Aarch64,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("scripts/build-agents.sh"), "{e}");
     // A little-endian build filed as big-endian is caught.
     let e = install(&from, &to, &[Cpu::Mips]).unwrap_err();
-    assert!(matches!(e, AgentsError::WrongCpu { cpu: Cpu::Mips, .. }), "{e}");
-    assert!(!to.exists(), "nothing is copied unless every agent is there");
+    assert!(
+        matches!(e, AgentsError::WrongCpu { cpu: Cpu::Mips, .. }),
+        "{e}"
+    );
+    assert!(
+        !to.exists(),
+        "nothing is copied unless every agent is there"
+    );
 
     let got = install(&from, &to, &[Cpu::Mipsel]).unwrap();
     assert_eq!(got.len(), 1);

@@ -55,7 +55,9 @@ fn the_probe_is_read() {
     );
     assert_eq!(p.agents[1].path, "/run/liminix/liminix-agent");
     assert_eq!(p.agents[1].version, None);
-    assert!(p.describe_cpu().contains("32-bit little-endian, e_machine 8"));
+    assert!(p
+        .describe_cpu()
+        .contains("32-bit little-endian, e_machine 8"));
     // `stat -f` wins over `df` when both answer.
     let text = probe_text("", "1", "").replace("run-free-blocks ", "run-free-blocks 3 4096");
     let p = read_probe(&mut text.as_bytes()).unwrap().unwrap();
@@ -63,7 +65,10 @@ fn the_probe_is_read() {
     // Whatever a login shell prints instead of the greeting is refused, not guessed at.
     let e = read_probe(&mut "Welcome!\n".as_bytes()).unwrap_err();
     assert!(e.to_string().contains("POSIX sh"), "{e}");
-    assert_eq!(read_probe(&mut "liminix-bootstrap 1\n".as_bytes()).unwrap(), None);
+    assert_eq!(
+        read_probe(&mut "liminix-bootstrap 1\n".as_bytes()).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -111,7 +116,10 @@ fn decisions() {
     ));
     assert!(matches!(
         decide(&both, &agents),
-        Ok(Decision::Use { found: Found { slot: 2, .. }, .. })
+        Ok(Decision::Use {
+            found: Found { slot: 2, .. },
+            ..
+        })
     ));
     let bare = probe("");
     assert_eq!(decide(&bare, &[]), Err(Refusal::NothingCarried));

@@ -92,7 +92,10 @@ pub fn test_agents_dir() -> PathBuf {
             let source = if triple == MUSL {
                 agent_binary()
             } else {
-                target_dir().join("agents").join(triple).join("liminix-agent")
+                target_dir()
+                    .join("agents")
+                    .join(triple)
+                    .join("liminix-agent")
             };
             let link = dir.join(triple).join("liminix-agent");
             std::fs::create_dir_all(dir.join(triple)).expect("test agents directory");

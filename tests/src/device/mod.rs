@@ -12,8 +12,8 @@
 //! [`standins`]). Dropping a [`Device`] unmounts anything below it and
 //! removes it.
 
-pub mod binfmt;
 mod binaries;
+pub mod binfmt;
 mod mounts;
 mod rootfs;
 mod ssh;
