@@ -22,9 +22,12 @@ const GREETING: &str = "liminix-bootstrap 1";
 const TOOLS: &str = "head wc sha256sum cut chmod mv mkdir tr";
 
 /// The ssh command: probe, wait for the client's decision, then run `AGENT receive_args`.
+/// It reads `/etc/profile` first, as a login shell would: an ssh command runs in a shell that
+/// does not, and Liminix puts the packages of `defaultProfile.packages` on the `PATH` there.
 pub fn script(receive_args: &str) -> String {
     format!(
-        r#"dir={RUN_DIR}
+        r#"[ -r /etc/profile ] && . /etc/profile >/dev/null 2>&1
+dir={RUN_DIR}
 have=$dir/liminix-agent
 part=$dir/liminix-agent.partial
 exe=/bin/busybox
