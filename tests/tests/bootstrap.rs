@@ -276,3 +276,121 @@ fn a_mips_device_gets_the_mipsel_agent() {
         );
     }
 }
+
+#[test]
+fn an_agent_on_the_profile_path_is_found() {
+    // Liminix puts defaultProfile.packages on the PATH in /etc/profile, which an ssh command's
+    // shell does not read by itself.
+    let device = Device::builder().build().unwrap();
+    let dir = device.path("profile/bin");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(agent_binary(), dir.join("liminix-agent")).unwrap();
+    fs::write(
+        device.path("etc/profile"),
+        "export PATH=/bin:/profile/bin\n",
+    )
+    .unwrap();
+    let lab = Lab::with_device(device);
+    let a = lab.generate(&ClosureSpec::small(91));
+    let o = lab.update(
+        &lab.updater(&a, &Pack::default()),
+        &["--json", "--no-reboot"],
+    );
+    assert_ok(&o, "update.sh");
+    let agent = event(&events(&o), "agent").clone();
+    assert_eq!(agent["source"], "device", "{agent}");
+    assert_eq!(agent["path"], "/profile/bin/liminix-agent", "{agent}");
+    assert!(!lab.device.path("run/liminix").exists(), "nothing was sent");
+}
+
+/// The first bytes of an executable for `cpu`, enough for the packer's ELF check.
+fn fake_agent(triple: &str) -> Vec<u8> {
+    let (class64, little, machine, flags): (bool, bool, u16, u32) = match triple {
+        "x86_64-unknown-linux-musl" => (true, true, 62, 0),
+        "aarch64-unknown-linux-musl" => (true, true, 183, 0),
+        "armv7-unknown-linux-gnueabihf" => (false, true, 40, 0x0500_0400),
+        "mipsel-unknown-linux-gnu" => (false, true, 8, 0x7000_1007),
+        _ => (false, false, 8, 0x7000_1007),
+    };
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = if class64 { 2 } else { 1 };
+    h[5] = if little { 1 } else { 2 };
+    let (m, f) = if little {
+        (machine.to_le_bytes(), flags.to_le_bytes())
+    } else {
+        (machine.to_be_bytes(), flags.to_be_bytes())
+    };
+    h[18..20].copy_from_slice(&m);
+    let at = if class64 { 48 } else { 36 };
+    h[at..at + 4].copy_from_slice(&f);
+    h
+}
+
+const TRIPLES: [&str; 5] = [
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "armv7-unknown-linux-gnueabihf",
+    "mipsel-unknown-linux-gnu",
+    "mips-unknown-linux-gnu",
+];
+
+fn carried_triples(out: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(out.join("share/liminix/agents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_packer_carries_the_boards_cpu_or_all() {
+    let lab = Lab::with_device(Device::builder().build().unwrap());
+    let a = lab.generate(&ClosureSpec::small(95));
+    let agents = lab.host.path().join("agents");
+    for t in TRIPLES {
+        fs::create_dir_all(agents.join(t)).unwrap();
+        fs::write(agents.join(t).join("liminix-agent"), fake_agent(t)).unwrap();
+    }
+    let pack = |board: &str, extra: &[&str], out: &Path| {
+        std::process::Command::new(liminix_tests::device::pack_binary())
+            .args(["updater", "--toplevel", &a.toplevel, "--board", board])
+            .args(["--level", "1", "--store-root"])
+            .arg(lab.store_root())
+            .arg("--key")
+            .arg(&lab.secret)
+            .arg("--agents-dir")
+            .arg(&agents)
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let ar750 = lab.host.path().join("out-ar750");
+    assert_ok(&pack("gl-ar750", &[], &ar750), "pack for gl-ar750");
+    assert_eq!(carried_triples(&ar750), vec!["mips-unknown-linux-gnu"]);
+    let sha = fs::read_to_string(
+        ar750.join("share/liminix/agents/mips-unknown-linux-gnu/liminix-agent.sha256"),
+    )
+    .unwrap();
+    assert!(sha.ends_with("  liminix-agent\n"), "{sha}");
+    let script = fs::read_to_string(ar750.join("bin/update.sh")).unwrap();
+    assert!(script.contains("--agents-dir \"$here/../share/liminix/agents\""));
+
+    let qemu = lab.host.path().join("out-qemu");
+    assert_ok(&pack("qemu", &[], &qemu), "pack for a board without a file");
+    let mut all: Vec<String> = TRIPLES.iter().map(|t| t.to_string()).collect();
+    all.sort();
+    assert_eq!(carried_triples(&qemu), all);
+
+    fs::remove_dir_all(agents.join("mipsel-unknown-linux-gnu")).unwrap();
+    let refused = lab.host.path().join("out-refused");
+    let o = pack("qemu", &["--agents", "x86_64,mipsel"], &refused);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no mipsel agent at"), "{}", text(&o));
+    assert!(text(&o).contains("scripts/build-agents.sh"), "{}", text(&o));
+    assert!(!refused.join("bin/update.sh").exists());
+    assert!(!refused.join("share/liminix/system.bundle").exists());
+}
