@@ -5,13 +5,16 @@
 //! run it. The client decides; nothing is written on the device before it has. The rule is in
 //! [`decide`]; `docs/agents.md` describes the whole sequence.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{self, BufRead, Write};
+use std::process::ChildStdin;
 
 use liminix_boards::Cpu;
 use liminix_bundle::wire::PROTOCOL;
 use serde::Deserialize;
 
 use crate::agents::{device_cpu, Carried, Elf};
+use crate::client::UpdateError;
 
 /// Where a received agent is kept: `/run` is a tmpfs, so it is gone after the next boot.
 pub const RUN_DIR: &str = "/run/liminix";
@@ -314,6 +317,91 @@ pub fn decide<'a>(probe: &'a Probe, carried: &'a [Carried]) -> Result<Decision<'
         });
     }
     Ok(Decision::Send(agent))
+}
+
+/// Which agent runs the update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentChoice {
+    /// One that was on the device; `newer` when it is newer than the carried ones.
+    Device {
+        path: String,
+        version: String,
+        newer: bool,
+    },
+    /// The carried agent for the device's CPU, sent into [`RUN_DIR`].
+    Sent { cpu: Cpu, bytes: u64 },
+}
+
+/// The client's half of the conversation: reads the probe, decides, answers. On `Ok(Some)` the
+/// chosen agent is starting `receive`; `Ok(None)`: the connection ended before the probe did.
+/// On a refusal nothing has been written to the device.
+pub fn converse(
+    host: &str,
+    stdout: &mut dyn BufRead,
+    stdin: &mut ChildStdin,
+    carried: &[Carried],
+) -> Result<Option<AgentChoice>, UpdateError> {
+    let Some(probe) = read_probe(stdout)? else {
+        return Ok(None);
+    };
+    let choice = match decide(&probe, carried).map_err(|r| refused(host, r))? {
+        Decision::Use { found, verdict } => {
+            writeln!(stdin, "use {}", found.slot).or_else(ignore_broken_pipe)?;
+            AgentChoice::Device {
+                path: found.path.clone(),
+                version: found
+                    .version
+                    .as_ref()
+                    .map_or_else(String::new, |v| v.agent_version.clone()),
+                newer: verdict == Verdict::Newer,
+            }
+        }
+        Decision::Send(agent) => {
+            send_agent(stdin, agent)?;
+            AgentChoice::Sent {
+                cpu: agent.cpu,
+                bytes: agent.size,
+            }
+        }
+    };
+    stdin.flush().or_else(ignore_broken_pipe)?;
+    Ok(Some(choice))
+}
+
+fn refused(host: &str, r: Refusal) -> UpdateError {
+    let host = host.to_owned();
+    match r {
+        Refusal::NothingCarried => UpdateError::NoUsableAgent { host },
+        Refusal::NoAgentForCpu { device, carried } => UpdateError::UnsupportedCpu {
+            host,
+            device,
+            carried: carried
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        Refusal::NoRoom { need, free } => UpdateError::NoRoom { host, need, free },
+        Refusal::CannotReceive(why) => UpdateError::CannotReceive { host, why },
+    }
+}
+
+/// The script stopped reading: the line it printed says why, and the caller reads it next.
+fn ignore_broken_pipe(e: io::Error) -> io::Result<()> {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// The `send SIZE SHA256` line, then the agent's bytes; nothing more until the device answers.
+fn send_agent(stdin: &mut ChildStdin, agent: &Carried) -> Result<(), UpdateError> {
+    writeln!(stdin, "send {} {}", agent.size, agent.sha256).or_else(ignore_broken_pipe)?;
+    let mut file = File::open(&agent.path)?;
+    io::copy(&mut file, stdin)
+        .map(drop)
+        .or_else(ignore_broken_pipe)?;
+    Ok(())
 }
 
 #[cfg(test)]

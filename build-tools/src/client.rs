@@ -15,7 +15,8 @@ use liminix_bundle::wire::{AgentEvent, DeltaBase, ErrorKind};
 use liminix_bundle::{delta, nar};
 
 use crate::agents::{self, AgentsError, Carried};
-use crate::bootstrap::{self, Decision, ProbeError, Refusal, Verdict};
+pub use crate::bootstrap::AgentChoice;
+use crate::bootstrap::{self, ProbeError};
 use crate::pack::{index, EntryLocation, PackError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,40 +132,6 @@ impl UpdateError {
             _ => return None,
         })
     }
-
-    fn refused(host: &str, r: Refusal) -> UpdateError {
-        let host = host.to_owned();
-        match r {
-            Refusal::NothingCarried => UpdateError::NoUsableAgent { host },
-            Refusal::NoAgentForCpu { device, carried } => UpdateError::UnsupportedCpu {
-                host,
-                device,
-                carried: carried
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            },
-            Refusal::NoRoom { need, free } => UpdateError::NoRoom { host, need, free },
-            Refusal::CannotReceive(why) => UpdateError::CannotReceive { host, why },
-        }
-    }
-}
-
-/// Which agent runs the update.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AgentChoice {
-    /// One that was on the device; `newer` when it is newer than the carried ones.
-    Device {
-        path: String,
-        version: String,
-        newer: bool,
-    },
-    /// The carried agent for the device's CPU, sent into [`bootstrap::RUN_DIR`].
-    Sent {
-        cpu: liminix_boards::Cpu,
-        bytes: u64,
-    },
 }
 
 /// What the user sees as the update proceeds.
@@ -268,68 +235,28 @@ impl Agent {
 }
 
 impl Agent {
-    /// The probe's half of the conversation: on success the chosen agent is starting `receive`.
+    /// Gets a fitting agent running on the device ([`bootstrap::converse`]).
     fn bootstrap(
         &mut self,
         o: &UpdateOptions,
         carried: &[Carried],
         report: &mut dyn Report,
     ) -> Result<AgentChoice, UpdateError> {
-        let Some(probe) = bootstrap::read_probe(&mut self.stdout)? else {
-            return Err(self.failed_before_answer(o));
-        };
         let stdin = self.stdin.as_mut().expect("open");
-        let decision = match bootstrap::decide(&probe, carried) {
-            Ok(d) => d,
-            Err(refusal) => {
-                // The probe exits when its input ends, having written nothing.
+        match bootstrap::converse(&o.host, &mut self.stdout, stdin, carried) {
+            Ok(Some(choice)) => {
+                report.agent(&choice);
+                Ok(choice)
+            }
+            Ok(None) => Err(self.failed_before_answer(o)),
+            Err(e) => {
+                // The script exits when its input ends, having written nothing.
                 drop(self.stdin.take());
                 let _ = self.child.wait();
-                return Err(UpdateError::refused(&o.host, refusal));
+                Err(e)
             }
-        };
-        let choice = match decision {
-            Decision::Use { found, verdict } => {
-                writeln!(stdin, "use {}", found.slot).or_else(ignore_broken_pipe)?;
-                AgentChoice::Device {
-                    path: found.path.clone(),
-                    version: found
-                        .version
-                        .as_ref()
-                        .map_or_else(String::new, |v| v.agent_version.clone()),
-                    newer: verdict == Verdict::Newer,
-                }
-            }
-            Decision::Send(agent) => {
-                send_agent(stdin, agent)?;
-                AgentChoice::Sent {
-                    cpu: agent.cpu,
-                    bytes: agent.size,
-                }
-            }
-        };
-        stdin.flush().or_else(ignore_broken_pipe)?;
-        report.agent(&choice);
-        Ok(choice)
+        }
     }
-}
-
-/// The agent stopped reading: the line it printed says why, read next.
-fn ignore_broken_pipe(e: io::Error) -> io::Result<()> {
-    match e.kind() {
-        io::ErrorKind::BrokenPipe => Ok(()),
-        _ => Err(e),
-    }
-}
-
-/// The `send SIZE SHA256` line, then the agent's bytes; nothing more until the device answers.
-fn send_agent(stdin: &mut ChildStdin, agent: &Carried) -> Result<(), UpdateError> {
-    writeln!(stdin, "send {} {}", agent.size, agent.sha256).or_else(ignore_broken_pipe)?;
-    let mut file = File::open(&agent.path)?;
-    io::copy(&mut file, stdin)
-        .map(drop)
-        .or_else(ignore_broken_pipe)?;
-    Ok(())
 }
 
 /// Runs one update; returns what was sent and what the agent said.
