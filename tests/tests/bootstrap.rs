@@ -394,3 +394,58 @@ fn the_packer_carries_the_boards_cpu_or_all() {
     assert!(!refused.join("bin/update.sh").exists());
     assert!(!refused.join("share/liminix/system.bundle").exists());
 }
+
+/// Runs the bootstrap script over ssh with `input` as the client's side, as a client that
+/// ignores the probe would: the script's own checks are what is left.
+fn script_with_input(lab: &Lab, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ssh")
+        .args(lab.sshd.ssh_args())
+        .arg(lab.sshd.host())
+        .arg(liminix_build_tools::bootstrap::script(
+            " receive --no-reboot",
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_device_checks_the_size_and_hash_of_a_sent_agent() {
+    let lab = Lab::with_device(Device::builder().build().unwrap());
+    let wrong = "0".repeat(64);
+    let o = script_with_input(&lab, format!("send 5 {wrong}\nhello").as_bytes());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("liminix-bootstrap 1\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "bootstrap-error verify sha256 of /run/liminix/liminix-agent.partial is {}, expected {wrong}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"hello"))
+        )),
+        "{out}"
+    );
+    let o = script_with_input(&lab, format!("send 10 {wrong}\nhello").as_bytes());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("bootstrap-error incomplete received 5 of 10 bytes"),
+        "{out}"
+    );
+    for name in ["liminix-agent", "liminix-agent.partial"] {
+        assert!(
+            !lab.device.path("run/liminix").join(name).exists(),
+            "{name}"
+        );
+    }
+    // No answer at all: the probe only looked.
+    let before = tree(lab.device.root());
+    let o = script_with_input(&lab, b"");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("probe-end\n"));
+    assert_eq!(tree(lab.device.root()), before);
+}
