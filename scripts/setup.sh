@@ -94,3 +94,22 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   apt_update
 fi
+
+# The bootstrap tests (tests/tests/bootstrap.rs) run a MIPS busybox and the MIPS agent inside
+# the sshd device chroot: binfmt_misc hands them to qemu-user-static. The F flag opens the
+# interpreter now, so the chroot needs no copy of it; P keeps argv[0], which busybox needs
+# when it re-executes itself for an applet. The tests register the same entries themselves
+# (liminix_tests::device::binfmt) when they are missing.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+for arch in mipsel mips; do
+  entry=/proc/sys/fs/binfmt_misc/qemu-$arch
+  if [ -e "$entry" ] && grep -q '^flags:.*F' "$entry" && grep -q '^flags:.*P' "$entry"; then continue; fi
+  [ -e "$entry" ] && echo -1 > "$entry"
+  magic=$(sed -n 's/^magic //p' "/usr/share/binfmts/qemu-$arch")
+  mask=$(sed -n 's/^mask //p' "/usr/share/binfmts/qemu-$arch")
+  interpreter=$(sed -n 's/^interpreter //p' "/usr/share/binfmts/qemu-$arch")
+  printf ':qemu-%s:M:0:%s:%s:%s:FP' "$arch" "$magic" "$mask" "$interpreter" \
+    > /proc/sys/fs/binfmt_misc/register
+done

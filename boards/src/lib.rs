@@ -10,12 +10,14 @@
 //! validated when it is loaded ([`validate`]): partitions aligned to erase blocks, inside their
 //! chip and not overlapping, targets that exist and are writable, a strategy that fits them.
 
+pub mod cpu;
 pub mod schema;
 pub mod target;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use cpu::Cpu;
 pub use schema::{
     Board, Bootloader, Chip, ChipKind, ImageSpec, Partition, Slot, Strategy, UbiLayout, Volume,
     VolumeKind,

@@ -13,6 +13,10 @@ pub struct Board {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The CPU family, which decides the agent build `update.sh` carries for the board. Every
+    /// built-in board names it; a device's own file may leave it out.
+    #[serde(default)]
+    pub cpu: Option<crate::Cpu>,
     /// How images get onto the flash.
     pub strategy: Strategy,
     /// Flash chips, each with its MTD partitions.

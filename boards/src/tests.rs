@@ -66,6 +66,42 @@ fn builtin_files_match_the_device_tables() {
 }
 
 #[test]
+fn every_builtin_board_names_its_cpu() {
+    let expected = [
+        ("belkin-rt3200", Cpu::Aarch64),
+        ("gl-ar750", Cpu::Mips),
+        ("gl-mt300a", Cpu::Mipsel),
+        ("gl-mt300n-v2", Cpu::Mipsel),
+        ("openwrt-one", Cpu::Aarch64),
+        ("tp-archer-ax23", Cpu::Mipsel),
+        ("zyxel-nwa50ax", Cpu::Mipsel),
+        ("vm-ab-uboot", Cpu::X86_64),
+        ("vm-ab-zyxel", Cpu::X86_64),
+        ("vm-nand-ubi", Cpu::X86_64),
+        ("vm-nor", Cpu::X86_64),
+    ];
+    assert_eq!(expected.len(), EMBEDDED.len() + TEST_BOARDS.len());
+    for (name, cpu) in expected {
+        assert_eq!(builtin(name).unwrap().cpu, Some(cpu), "{name}");
+    }
+    assert_eq!(Cpu::Mips.triple(), "mips-unknown-linux-gnu");
+    assert_eq!(Cpu::Armv7.triple(), "armv7-unknown-linux-gnueabihf");
+    for c in Cpu::ALL {
+        assert_eq!(Cpu::from_name(c.name()), Some(c));
+        assert_eq!(Cpu::from_triple(c.triple()), Some(c));
+    }
+}
+
+#[test]
+fn the_cpu_field_is_optional_but_must_be_known() {
+    assert_eq!(parse(NOR, "test").unwrap().cpu, None);
+    let with = NOR.replace("strategy = \"raw\"", "strategy = \"raw\"\ncpu = \"mipsel\"");
+    assert_eq!(parse(&with, "test").unwrap().cpu, Some(Cpu::Mipsel));
+    let bad = NOR.replace("strategy = \"raw\"", "strategy = \"raw\"\ncpu = \"sparc\"");
+    assert!(err_of(&bad).contains("sparc"), "{}", err_of(&bad));
+}
+
+#[test]
 fn minimal_board_parses_and_resolves() {
     let b = parse(NOR, "test").unwrap();
     let r = b.resolve("firmware", None).unwrap();

@@ -1,5 +1,7 @@
 //! The update client behind `update.sh`: one ssh connection, one round trip to learn what the
 //! device lacks, then only those entries, already zstd-compressed, straight from the bundle file.
+//! Unless an agent is named, the same connection first makes sure a fitting agent runs on the
+//! device ([`crate::bootstrap`]).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -12,6 +14,9 @@ use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHead
 use liminix_bundle::wire::{AgentEvent, DeltaBase, ErrorKind};
 use liminix_bundle::{delta, nar};
 
+use crate::agents::{self, AgentsError, Carried};
+pub use crate::bootstrap::AgentChoice;
+use crate::bootstrap::{self, ProbeError};
 use crate::pack::{index, EntryLocation, PackError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +31,10 @@ pub struct UpdateOptions {
     pub host: String,
     pub after: After,
     pub root: Option<String>,
-    pub agent: String,
+    /// The agent program on the device; `None`: find or send one ([`crate::bootstrap`]).
+    pub agent: Option<String>,
+    /// The agents this client may send (`<triple>/liminix-agent`); `None`: it sends none.
+    pub agents_dir: Option<PathBuf>,
     /// The ssh program and its options, from `SSH_COMMAND` (default `ssh`).
     pub ssh_command: String,
     /// Directory holding `nix/store` with older builds to make deltas from (`None`: no deltas).
@@ -38,6 +46,8 @@ pub mod exit {
     pub use liminix_bundle::wire::exit::*;
     /// The device could not be reached over ssh, or has no agent.
     pub const UNREACHABLE: i32 = 8;
+    /// The device needs an agent, and none of those carried is for its CPU.
+    pub const UNSUPPORTED_CPU: i32 = 9;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +58,30 @@ pub enum UpdateError {
     Spawn { cmd: String, source: io::Error },
     #[error("{host} has no `{agent}` on its PATH (is liminix-agent in the running system? try --agent PATH)")]
     NoAgent { host: String, agent: String },
+    #[error("{host} has no agent this update can use, and this update.sh carries none (give --agents-dir, or --agent PATH)")]
+    NoUsableAgent { host: String },
+    #[error("{host} needs an agent, and this update.sh carries none for its CPU ({device}; it carries {carried}): nothing was sent")]
+    UnsupportedCpu {
+        host: String,
+        device: String,
+        carried: String,
+    },
+    #[error(
+        "{host} has {free} bytes free in /run, the agent to send has {need}: nothing was sent"
+    )]
+    NoRoom { host: String, need: u64, free: u64 },
+    #[error("{host} cannot receive an agent: {why}; nothing was sent")]
+    CannotReceive { host: String, why: String },
+    #[error("receiving the agent on {host} failed ({kind}): {message}")]
+    Bootstrap {
+        host: String,
+        kind: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Agents(#[from] AgentsError),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
     #[error("ssh to {host} failed before the agent answered (exit status {status})")]
     Ssh { host: String, status: String },
     #[error("the device refused the update ({kind}): {message}")]
@@ -75,14 +109,34 @@ impl UpdateError {
         match self {
             UpdateError::Agent { kind, .. } => kind.exit_code(),
             UpdateError::Bundle(_) => exit::VERIFY,
-            UpdateError::NoAgent { .. } | UpdateError::Ssh { .. } => exit::UNREACHABLE,
+            UpdateError::NoAgent { .. }
+            | UpdateError::NoUsableAgent { .. }
+            | UpdateError::Ssh { .. } => exit::UNREACHABLE,
+            UpdateError::UnsupportedCpu { .. } => exit::UNSUPPORTED_CPU,
+            UpdateError::NoRoom { .. } => exit::NO_SPACE,
+            UpdateError::Bootstrap { kind, .. } if kind == "verify" || kind == "incomplete" => {
+                exit::VERIFY
+            }
             _ => exit::FAILURE,
         }
+    }
+
+    /// The kind `update.sh --json` reports: the agent's, or one of the bootstrap's own.
+    pub fn kind(&self) -> Option<&str> {
+        Some(match self {
+            UpdateError::Agent { kind, .. } => kind.as_str(),
+            UpdateError::UnsupportedCpu { .. } => "unsupported_cpu",
+            UpdateError::NoRoom { .. } => "no_space",
+            UpdateError::NoAgent { .. } | UpdateError::NoUsableAgent { .. } => "no_agent",
+            UpdateError::CannotReceive { .. } | UpdateError::Bootstrap { .. } => "bootstrap",
+            _ => return None,
+        })
     }
 }
 
 /// What the user sees as the update proceeds.
 pub trait Report {
+    fn agent(&mut self, choice: &AgentChoice);
     fn event(&mut self, e: &AgentEvent);
     fn sending(&mut self, total_bytes: u64, paths: usize);
     fn sent(&mut self, bytes: u64);
@@ -90,6 +144,8 @@ pub trait Report {
 }
 
 pub struct Outcome {
+    /// `None` when the agent was named (`--agent`).
+    pub agent: Option<AgentChoice>,
     pub sent_paths: usize,
     pub sent_bytes: u64,
     pub events: Vec<AgentEvent>,
@@ -99,8 +155,9 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn remote_command(o: &UpdateOptions) -> String {
-    let mut cmd = format!("{} receive", shell_quote(&o.agent));
+/// ` receive` and its options, as the remote shell reads them.
+fn receive_args(o: &UpdateOptions) -> String {
+    let mut cmd = " receive".to_owned();
     if let Some(root) = &o.root {
         cmd.push_str(&format!(" --root {}", shell_quote(root)));
     }
@@ -110,6 +167,13 @@ fn remote_command(o: &UpdateOptions) -> String {
         After::NoReboot => " --no-reboot",
     });
     cmd
+}
+
+fn remote_command(o: &UpdateOptions) -> String {
+    match &o.agent {
+        Some(agent) => format!("{}{}", shell_quote(agent), receive_args(o)),
+        None => bootstrap::script(&receive_args(o)),
+    }
 }
 
 fn spawn_ssh(o: &UpdateOptions) -> Result<Child, UpdateError> {
@@ -132,6 +196,7 @@ struct Agent {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    host: String,
 }
 
 impl Agent {
@@ -139,6 +204,14 @@ impl Agent {
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             return Ok(None);
+        }
+        if let Some(rest) = line.strip_prefix("bootstrap-error ") {
+            let (kind, message) = rest.trim_end().split_once(' ').unwrap_or((rest, ""));
+            return Err(UpdateError::Bootstrap {
+                host: self.host.clone(),
+                kind: kind.into(),
+                message: message.into(),
+            });
         }
         AgentEvent::from_line(&line)
             .map(Some)
@@ -151,7 +224,7 @@ impl Agent {
         match status {
             Some(127) => UpdateError::NoAgent {
                 host: o.host.clone(),
-                agent: o.agent.clone(),
+                agent: o.agent.clone().unwrap_or_else(|| "liminix-agent".into()),
             },
             s => UpdateError::Ssh {
                 host: o.host.clone(),
@@ -161,9 +234,38 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// Gets a fitting agent running on the device ([`bootstrap::converse`]).
+    fn bootstrap(
+        &mut self,
+        o: &UpdateOptions,
+        carried: &[Carried],
+        report: &mut dyn Report,
+    ) -> Result<AgentChoice, UpdateError> {
+        let stdin = self.stdin.as_mut().expect("open");
+        match bootstrap::converse(&o.host, &mut self.stdout, stdin, carried) {
+            Ok(Some(choice)) => {
+                report.agent(&choice);
+                Ok(choice)
+            }
+            Ok(None) => Err(self.failed_before_answer(o)),
+            Err(e) => {
+                // The script exits when its input ends, having written nothing.
+                drop(self.stdin.take());
+                let _ = self.child.wait();
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Runs one update; returns what was sent and what the agent said.
 pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, UpdateError> {
     let (header, entries) = index(&o.bundle)?;
+    let carried = match &o.agents_dir {
+        Some(dir) if o.agent.is_none() => agents::carried(dir)?,
+        _ => Vec::new(),
+    };
     let mut child = spawn_ssh(o)?;
     let stdin = child.stdin.take();
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
@@ -171,8 +273,13 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         child,
         stdin,
         stdout,
+        host: o.host.clone(),
     };
     let mut events = Vec::new();
+    let choice = match o.agent {
+        Some(_) => None,
+        None => Some(agent.bootstrap(o, &carried, report)?),
+    };
     match agent.next_event()? {
         Some(e @ AgentEvent::Hello { .. }) => report.event(&e),
         Some(other) => {
@@ -224,6 +331,7 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         });
     }
     Ok(Outcome {
+        agent: choice,
         sent_paths,
         sent_bytes,
         events,
@@ -426,6 +534,42 @@ mod tests {
         let newer = refused(ErrorKind::Other("quantum_flux".into()));
         assert_eq!(newer.exit_code(), exit::FAILURE);
         assert!(newer.to_string().contains("(quantum_flux)"), "{newer}");
+    }
+
+    #[test]
+    fn the_bootstraps_refusals_have_their_own_codes_and_kinds() {
+        let host = || "root@router".to_owned();
+        let cpu = UpdateError::UnsupportedCpu {
+            host: host(),
+            device: "uname -m riscv64".into(),
+            carried: "mipsel".into(),
+        };
+        assert_eq!(cpu.exit_code(), exit::UNSUPPORTED_CPU);
+        assert_eq!(exit::UNSUPPORTED_CPU, 9);
+        assert_eq!(cpu.kind(), Some("unsupported_cpu"));
+        let room = UpdateError::NoRoom {
+            host: host(),
+            need: 2,
+            free: 1,
+        };
+        assert_eq!(
+            (room.exit_code(), room.kind()),
+            (exit::NO_SPACE, Some("no_space"))
+        );
+        let received = |kind: &str| UpdateError::Bootstrap {
+            host: host(),
+            kind: kind.into(),
+            message: "m".into(),
+        };
+        assert_eq!(received("verify").exit_code(), exit::VERIFY);
+        assert_eq!(received("incomplete").exit_code(), exit::VERIFY);
+        assert_eq!(received("io").exit_code(), exit::FAILURE);
+        assert_eq!(received("io").kind(), Some("bootstrap"));
+        let none = UpdateError::NoUsableAgent { host: host() };
+        assert_eq!(
+            (none.exit_code(), none.kind()),
+            (exit::UNREACHABLE, Some("no_agent"))
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! generated `update.sh`) sends a bundle to a device over one ssh connection. Bundles carry a
 //! system closure, flash images placed by the board definition (`liminix-boards`), or both.
 
+pub mod agents;
+pub mod bootstrap;
 pub mod client;
 pub mod closure;
 pub mod images;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::closure::{self, Change, Closure, ClosureSpec};
-use crate::device::{pack_binary, Device, SshServer};
+use crate::device::{pack_binary, test_agents_dir, Device, SshServer};
 
 pub struct Lab {
     pub host: tempfile::TempDir,
@@ -100,8 +100,14 @@ impl Lab {
         closure::derive(self.store_root(), base, &change).expect("derive closure")
     }
 
-    /// `liminix-pack updater`: returns the path of the generated `update.sh`.
+    /// `liminix-pack updater` carrying the x86_64 agent: returns the path of the generated
+    /// `update.sh`.
     pub fn updater(&self, c: &Closure, p: &Pack) -> PathBuf {
+        self.updater_carrying(c, p, "x86_64")
+    }
+
+    /// `liminix-pack updater --agents CPUS`, the agents taken from [`test_agents_dir`].
+    pub fn updater_carrying(&self, c: &Closure, p: &Pack, cpus: &str) -> PathBuf {
         let out = self
             .host
             .path()
@@ -116,6 +122,9 @@ impl Lab {
             .arg(self.store_root())
             .arg("--key")
             .arg(&key)
+            .args(["--agents", cpus])
+            .arg("--agents-dir")
+            .arg(test_agents_dir())
             .arg("--out")
             .arg(&out));
         assert!(o.status.success(), "liminix-pack updater: {}", text(&o));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use liminix_build_tools::client::{update, After, Report, UpdateError, UpdateOptions};
+use liminix_build_tools::client::{update, After, AgentChoice, Report, UpdateOptions};
 use liminix_bundle::wire::AgentEvent;
 
 #[derive(Parser)]
@@ -19,9 +19,11 @@ use liminix_bundle::wire::AgentEvent;
         Sends only the store paths the device lacks (one ssh connection, one round trip to ask), signed\n\
         and compressed; the device verifies everything before it switches generations atomically.\n\
         By default the device then reboots; --fast restarts only the services that changed.\n\n\
+        A device without an agent, or with an older one, first gets the agent for its CPU over the\n\
+        same connection, into /run/liminix/ (docs/agents.md); --agent PATH names one instead.\n\n\
         SSH_COMMAND replaces `ssh` and may carry options, e.g. SSH_COMMAND=\"ssh -p 2222\".",
     after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
-        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch, layout),\n  5 no space on the device, 6 device busy, 7 activation or reboot failed, 8 ssh or agent\n  unreachable (docs/errors.md)."
+        Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch, layout),\n  5 no space on the device, 6 device busy, 7 activation or reboot failed, 8 ssh or agent\n  unreachable, 9 no agent carried for the device's CPU (docs/errors.md)."
 )]
 struct Args {
     /// user@host of the device
@@ -35,9 +37,14 @@ struct Args {
     /// Root of the target system on the device (e.g. /dest/@ from a recovery system)
     #[arg(long, value_name = "DIR")]
     root: Option<String>,
-    /// The agent program on the device
-    #[arg(long, value_name = "PATH", default_value = "liminix-agent")]
-    agent: String,
+    /// The agent program on the device (no version check, nothing sent); default: the device's
+    /// liminix-agent if it is new enough, else the carried one for its CPU
+    #[arg(long, value_name = "PATH")]
+    agent: Option<String>,
+    /// Directory with the agents to send (<triple>/liminix-agent and its .sha256; update.sh
+    /// passes the ones it carries)
+    #[arg(long, value_name = "DIR")]
+    agents_dir: Option<PathBuf>,
     /// Bundle file to send (update.sh passes the one built with it)
     #[arg(long, value_name = "FILE", env = "LIMINIX_BUNDLE")]
     bundle: PathBuf,
@@ -58,6 +65,23 @@ struct Human {
 }
 
 impl Report for Human {
+    fn agent(&mut self, choice: &AgentChoice) {
+        match choice {
+            AgentChoice::Device {
+                path,
+                version,
+                newer: true,
+            } => eprintln!(
+                "the device's agent {path} ({version}) is newer than this update.sh's ({}): using it",
+                liminix_build_tools::bootstrap::OURS
+            ),
+            AgentChoice::Device { .. } => {}
+            AgentChoice::Sent { cpu, bytes } => eprintln!(
+                "sent the {cpu} agent ({bytes} bytes) to {}/liminix-agent",
+                liminix_build_tools::bootstrap::RUN_DIR
+            ),
+        }
+    }
     fn event(&mut self, e: &AgentEvent) {
         match e {
             AgentEvent::Installed {
@@ -117,6 +141,19 @@ impl Report for Human {
 struct Json;
 
 impl Report for Json {
+    fn agent(&mut self, choice: &AgentChoice) {
+        let line = match choice {
+            AgentChoice::Device {
+                path,
+                version,
+                newer,
+            } => serde_json::json!({"event": "agent", "source": "device", "path": path,
+                "version": version, "newer": newer}),
+            AgentChoice::Sent { cpu, bytes } => serde_json::json!({"event": "agent",
+                "source": "sent", "cpu": cpu.name(), "bytes": bytes}),
+        };
+        println!("{line}");
+    }
     fn event(&mut self, e: &AgentEvent) {
         print!("{}", e.to_line());
     }
@@ -144,6 +181,7 @@ fn main() -> ExitCode {
         },
         root: a.root,
         agent: a.agent,
+        agents_dir: a.agents_dir,
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
         store_root: (!a.no_delta).then_some(a.store_root),
     };
@@ -174,8 +212,8 @@ fn main() -> ExitCode {
             if a.json {
                 let mut failed = serde_json::json!({"event": "failed", "message": e.to_string()});
                 // The agent's kind, for scripts that act on more than the exit code.
-                if let UpdateError::Agent { kind, .. } = &e {
-                    failed["kind"] = kind.as_str().into();
+                if let Some(kind) = e.kind() {
+                    failed["kind"] = kind.into();
                 }
                 println!("{failed}");
             }

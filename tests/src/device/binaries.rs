@@ -71,3 +71,42 @@ pub fn pack_binary() -> PathBuf {
         target_dir().join("release/liminix-pack"),
     )
 }
+
+/// A directory of agents in the layout `liminix-pack updater --agents-dir` reads: the x86_64
+/// one is [`agent_binary`] (this source tree's), every other CPU's is the build of
+/// `scripts/build-agents.sh` (`target/agents/<triple>/liminix-agent`), linked, not copied.
+///
+/// # Panics
+/// If the directory or its links cannot be made.
+pub fn test_agents_dir() -> PathBuf {
+    static MADE: OnceLock<PathBuf> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let dir = target_dir().join("test-agents");
+        for triple in [
+            MUSL,
+            "aarch64-unknown-linux-musl",
+            "armv7-unknown-linux-gnueabihf",
+            "mipsel-unknown-linux-gnu",
+            "mips-unknown-linux-gnu",
+        ] {
+            let source = if triple == MUSL {
+                agent_binary()
+            } else {
+                target_dir()
+                    .join("agents")
+                    .join(triple)
+                    .join("liminix-agent")
+            };
+            let link = dir.join(triple).join("liminix-agent");
+            std::fs::create_dir_all(dir.join(triple)).expect("test agents directory");
+            // Another test process may have made it already; it points at the same file.
+            match std::os::unix::fs::symlink(&source, &link) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("{}: {e}", link.display()),
+            }
+        }
+        dir
+    })
+    .clone()
+}

@@ -13,6 +13,7 @@
 //! removes it.
 
 mod binaries;
+pub mod binfmt;
 mod mounts;
 mod rootfs;
 mod ssh;
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use binaries::{agent_binary, client_binary, pack_binary, target_dir};
+pub use binaries::{agent_binary, client_binary, pack_binary, target_dir, test_agents_dir};
 pub use ssh::SshServer;
 pub use standins::convfile_lines;
 
@@ -49,6 +50,7 @@ pub enum DeviceError {
 pub struct DeviceBuilder {
     board: String,
     agent: Option<PathBuf>,
+    busybox: PathBuf,
 }
 
 impl Default for DeviceBuilder {
@@ -56,6 +58,7 @@ impl Default for DeviceBuilder {
         DeviceBuilder {
             board: "qemu".into(),
             agent: None,
+            busybox: PathBuf::from(rootfs::BUSYBOX),
         }
     }
 }
@@ -70,6 +73,13 @@ impl DeviceBuilder {
     /// Install this binary as `/bin/liminix-agent` (see [`agent_binary`]).
     pub fn agent(mut self, path: impl Into<PathBuf>) -> Self {
         self.agent = Some(path.into());
+        self
+    }
+
+    /// Use this (static) busybox instead of the host's: one for another CPU makes the device
+    /// that CPU's, run through binfmt_misc ([`binfmt::register_qemu_user`] first).
+    pub fn busybox(mut self, path: impl Into<PathBuf>) -> Self {
+        self.busybox = path.into();
         self
     }
 
@@ -92,7 +102,12 @@ impl DeviceBuilder {
             state,
         };
         rootfs::mkdir_mode(&device.root, 0o755)?;
-        rootfs::populate(&device.root, &self.board, self.agent.as_deref())?;
+        rootfs::populate(
+            &device.root,
+            &self.board,
+            self.agent.as_deref(),
+            &self.busybox,
+        )?;
         Ok(device)
     }
 }
@@ -244,6 +259,12 @@ impl Device {
                 source: e,
             }),
         }
+    }
+
+    /// Put a tmpfs of `size_bytes` on the empty directory `rel` of the device (e.g. a small
+    /// `/run`). Unmounted when the device drops.
+    pub fn mount_tmpfs_at(&self, rel: &str, size_bytes: u64) -> Result<(), DeviceError> {
+        mounts::mount_tmpfs(&self.path(rel), size_bytes)
     }
 
     /// Free bytes of the filesystem holding `/nix/store`.

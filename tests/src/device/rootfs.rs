@@ -9,7 +9,8 @@ use rustix::fs::{makedev, mknodat, FileType, Mode, CWD};
 
 use super::{standins, DeviceError};
 
-const BUSYBOX: &str = "/bin/busybox";
+/// The host's busybox, the device's unless the builder names another.
+pub(super) const BUSYBOX: &str = "/bin/busybox";
 
 /// Applets never linked into the device: they would act on the host
 /// (reboot/halt/poweroff via the shared kernel, killall by name across all
@@ -64,7 +65,12 @@ pub(super) fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Dev
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
 }
 
-pub(super) fn populate(root: &Path, board: &str, agent: Option<&Path>) -> Result<(), DeviceError> {
+pub(super) fn populate(
+    root: &Path,
+    board: &str,
+    agent: Option<&Path>,
+    busybox: &Path,
+) -> Result<(), DeviceError> {
     for (dir, mode) in [
         ("bin", 0o755),
         ("dev", 0o755),
@@ -85,7 +91,7 @@ pub(super) fn populate(root: &Path, board: &str, agent: Option<&Path>) -> Result
     // bind-mounted on /nix; the relative link gives the same view here.
     let persist_nix = root.join("persist/nix");
     symlink("../nix", &persist_nix).map_err(io(&persist_nix))?;
-    install_busybox(root)?;
+    install_busybox(root, busybox)?;
     device_nodes(root)?;
     etc_files(root, board)?;
     for (name, script) in [
@@ -104,13 +110,20 @@ pub(super) fn populate(root: &Path, board: &str, agent: Option<&Path>) -> Result
     Ok(())
 }
 
-fn install_busybox(root: &Path) -> Result<(), DeviceError> {
+/// A foreign busybox lists its applets through binfmt_misc ([`super::binfmt`]).
+fn install_busybox(root: &Path, busybox: &Path) -> Result<(), DeviceError> {
     let dest = root.join("bin/busybox");
-    fs::copy(BUSYBOX, &dest).map_err(io(Path::new(BUSYBOX)))?;
-    let out = Command::new(BUSYBOX)
+    fs::copy(busybox, &dest).map_err(io(busybox))?;
+    let out = Command::new(busybox)
         .arg("--list")
         .output()
-        .map_err(io(Path::new(BUSYBOX)))?;
+        .map_err(io(busybox))?;
+    if !out.status.success() {
+        return Err(DeviceError::Command {
+            what: format!("{} --list", busybox.display()),
+            detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
     let list = String::from_utf8_lossy(&out.stdout);
     for applet in list.lines().filter(|a| !a.is_empty() && *a != "busybox") {
         if HOST_DANGEROUS.contains(&applet) {

@@ -9,3 +9,4 @@ pub mod recover;
 pub mod rollback;
 pub mod status;
 pub mod ubi_update;
+pub mod version;
