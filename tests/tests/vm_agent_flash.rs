@@ -8,10 +8,11 @@
 //!
 //! Four boots: devices + first cut, then one boot per recovery + next cut.
 //!
-//! Done means durable: four more boots on block2mtd where the power is cut right after
-//! `ubi-update` (swap, then in place) and `flashcp` exited 0, with the journal on another
-//! flash device (so its own syncs do not sync the target) and the kernel's periodic
-//! write-back off; each next boot must find the new image.
+//! Done means durable: six more boots on block2mtd where the power is cut right after
+//! `ubi-update` (swap, then in place), `flashcp` and `recover` (rolling back a swap cut
+//! mid-write) exited 0, with the journal on another flash device (so its own syncs do not
+//! sync the target) and the kernel's periodic write-back off; each next boot must find
+//! what the command reported.
 
 mod flash_checks;
 
@@ -423,6 +424,22 @@ const DURABLE_AFTER_IN_PLACE: &str = r#"
 echo "in-place-marker value=$(cat /sys/class/ubi/ubi3/ubi3_$(vol_id rootfs)/upd_marker)"
 same 3000000 /dev/ubi3_$(vol_id rootfs) /img/u1 in-place-durable
 ls /persist/.liminix/journal | grep -c '^tx-' | sed 's/^/in-place-records count=/' || true
+ubirmvol /dev/ubi3 -N filler
+sync
+(while :; do sync; sleep 0.05; done) &
+liminix-agent ubi-update -v ubi3:rootfs /img/u2 2>&1 | sed 's/^/cut /'
+echo "swap finished before the cut"
+"#;
+
+const DURABLE_ROLL_BACK: &str = r#"
+ubinfo -d 3 -a | grep -c rootfs.new | sed 's/^/staged-before count=/' || true
+cut_after recover liminix-agent recover
+"#;
+
+const DURABLE_AFTER_ROLL_BACK: &str = r#"
+ubinfo -d 3 -a | grep -c rootfs.new | sed 's/^/staged-after count=/' || true
+same 3000000 /dev/ubi3_$(vol_id rootfs) /img/u1 rolled-back-old
+ls /persist/.liminix/journal | grep -c '^tx-' | sed 's/^/rolled-back-records count=/' || true
 "#;
 
 fn durable_boot(disks: &[&Disk; 3], script: &str) -> VmBuilder {
@@ -469,9 +486,11 @@ fn a_cut_right_after_the_agent_exits_keeps_the_new_image() {
     assert_eq!(new, "1", "flashcp exited 0, then the power went");
 
     let script = format!("{DURABLE_ATTACH}{DURABLE_AFTER_IN_PLACE}");
-    let out = durable_boot(&disks, &script).run().unwrap();
+    let out = durable_boot(&disks, &script)
+        .run_until("cut writing: 10%")
+        .unwrap();
     report("after_in_place", &out);
-    out.assert_success();
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
     assert_eq!(out.require_field("in-place-marker ", "value"), "0");
     let new = out.require_field("in-place-durable ", "equal");
     assert_eq!(
@@ -479,4 +498,24 @@ fn a_cut_right_after_the_agent_exits_keeps_the_new_image() {
         "ubi-update --in-place exited 0, then the power went"
     );
     assert_eq!(out.require_field("in-place-records ", "count"), "0");
+
+    // `recover` rolls the swap cut mid-write back by removing rootfs.new; the power
+    // goes right after it exited.
+    let script = format!("{DURABLE_ATTACH}{DURABLE_ROLL_BACK}");
+    let out = cut_right_after(&disks, "recover", &script);
+    assert_eq!(out.require_field("staged-before ", "count"), "1");
+    assert!(
+        out.serial.contains("recovered ubi3:rootfs: rolled-back"),
+        "{}",
+        out.serial
+    );
+
+    let script = format!("{DURABLE_ATTACH}{DURABLE_AFTER_ROLL_BACK}");
+    let out = durable_boot(&disks, &script).run().unwrap();
+    report("after_roll_back", &out);
+    out.assert_success();
+    let staged = out.require_field("staged-after ", "count");
+    assert_eq!(staged, "0", "recover exited 0, then the power went");
+    assert_eq!(out.require_field("rolled-back-old ", "equal"), "1");
+    assert_eq!(out.require_field("rolled-back-records ", "count"), "0");
 }
