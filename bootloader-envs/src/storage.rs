@@ -135,6 +135,13 @@ impl<F: Flash> MtdCopy<F> {
         &self.flash
     }
 
+    /// What was written is durable only after this (block2mtd buffers writes).
+    fn sync(&mut self) -> Result<()> {
+        self.flash
+            .sync()
+            .map_err(|e| EnvError::flash(format!("sync {}", self.describe()), e))
+    }
+
     /// Start offsets of the good blocks holding `len` bytes, and the byte offset within the
     /// first block (NOR copies may start inside an erase block).
     fn blocks(&mut self, len: usize) -> Result<Vec<u64>> {
@@ -209,7 +216,7 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
             done += n;
             skip = 0;
         }
-        Ok(())
+        self.sync()
     }
 
     fn flag_scheme(&self) -> FlagScheme {
@@ -226,6 +233,7 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
         let at = blocks[0] + self.offset % self.sector_size + 4;
         self.flash
             .program(at, &[0])
-            .map_err(|e| EnvError::flash(format!("flag {}", self.describe()), e))
+            .map_err(|e| EnvError::flash(format!("flag {}", self.describe()), e))?;
+        self.sync()
     }
 }

@@ -110,6 +110,11 @@ impl Flash for NorBank {
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
         Ok(0)
     }
+    fn sync(&mut self) -> Result<(), FlashError> {
+        self.file()
+            .and_then(|f| f.sync_data())
+            .map_err(bank_err("sync", 0))
+    }
 }
 
 /// The two environment blocks of the bank on the flash simulator, so a power cut tears
@@ -167,6 +172,9 @@ impl Flash for CutBank {
     }
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
         self.sim.corrected_bitflips()
+    }
+    fn sync(&mut self) -> Result<(), FlashError> {
+        self.sim.sync()
     }
 }
 

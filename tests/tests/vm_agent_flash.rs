@@ -7,6 +7,12 @@
 //! the partition or volume the bootloader would read must be whole.
 //!
 //! Four boots: devices + first cut, then one boot per recovery + next cut.
+//!
+//! Done means durable: six more boots on block2mtd where the power is cut right after
+//! `ubi-update` (swap, then in place), `flashcp` and `recover` (rolling back a swap cut
+//! mid-write) exited 0, with the journal on another flash device (so its own syncs do not
+//! sync the target) and the kernel's periodic write-back off; each next boot must find
+//! what the command reported.
 
 mod flash_checks;
 
@@ -366,4 +372,150 @@ fn agent_flash_commands_and_power_cuts() {
         out.json_rc("flips-a").1["corrected_bitflips"],
         out.json_rc("flips-b").1["corrected_bitflips"]
     );
+}
+
+/// block2mtd on vda (raw), vdb (UBI: rootfs) and vdc (UBI: persist, the journal's
+/// UBIFS), attached as ubi3 and ubi4.
+const DURABLE_SETUP: &str = r#"
+modprobe block2mtd block2mtd=/dev/vda,128KiB block2mtd=/dev/vdb,128KiB block2mtd=/dev/vdc,128KiB
+mtd_of() { grep -l "block2mtd: /dev/$1" /sys/class/mtd/mtd*/name | head -1 | sed 's,.*/mtd\([0-9]*\)/name,\1,'; }
+RAW=mtd$(mtd_of vda); UBIMTD=$(mtd_of vdb); PMTD=$(mtd_of vdc)
+vol_id() { ubinfo -d 3 -N "$1" | sed -n 's/^Volume ID: *\([0-9]*\).*/\1/p'; }
+"#;
+
+const DURABLE_ATTACH: &str = r#"
+ubiattach -m $UBIMTD -d 3 >/dev/null
+ubiattach -m $PMTD -d 4 >/dev/null
+mkdir -p /persist
+mount -t ubifs ubi4:persist /persist
+"#;
+
+const DURABLE_FIRST: &str = r#"
+flash_erase -q /dev/mtd$UBIMTD 0 0
+flash_erase -q /dev/mtd$PMTD 0 0
+ubiattach -m $UBIMTD -d 3 >/dev/null
+ubiattach -m $PMTD -d 4 >/dev/null
+ubimkvol /dev/ubi3 -N rootfs -s 4MiB >/dev/null
+ubimkvol /dev/ubi4 -N persist -s 8MiB >/dev/null
+mkdir -p /persist
+mount -t ubifs ubi4:persist /persist
+ubiupdatevol /dev/ubi3_0 /img/u1
+liminix-agent flashcp /img/k1 /dev/$RAW
+sync
+cut_after swap liminix-agent ubi-update ubi3:rootfs /img/u2
+"#;
+
+const DURABLE_AFTER_SWAP: &str = r#"
+same 2900000 /dev/ubi3_$(vol_id rootfs) /img/u2 swap-durable
+same 3000000 /dev/ubi3_$(vol_id rootfs.old) /img/u1 swap-old-kept
+ls /persist/.liminix/journal | grep -c '^tx-' | sed 's/^/swap-records count=/' || true
+cut_after raw liminix-agent flashcp /img/k2 /dev/$RAW
+"#;
+
+const DURABLE_AFTER_RAW: &str = r#"
+same 3145728 /dev/$RAW /img/k2 raw-durable
+ubirmvol /dev/ubi3 -N rootfs.old
+ubimkvol /dev/ubi3 -N filler -m >/dev/null
+sync
+cut_after in-place liminix-agent ubi-update --in-place ubi3:rootfs /img/u1
+"#;
+
+const DURABLE_AFTER_IN_PLACE: &str = r#"
+echo "in-place-marker value=$(cat /sys/class/ubi/ubi3/ubi3_$(vol_id rootfs)/upd_marker)"
+same 3000000 /dev/ubi3_$(vol_id rootfs) /img/u1 in-place-durable
+ls /persist/.liminix/journal | grep -c '^tx-' | sed 's/^/in-place-records count=/' || true
+ubirmvol /dev/ubi3 -N filler
+sync
+(while :; do sync; sleep 0.05; done) &
+liminix-agent ubi-update -v ubi3:rootfs /img/u2 2>&1 | sed 's/^/cut /'
+echo "swap finished before the cut"
+"#;
+
+const DURABLE_ROLL_BACK: &str = r#"
+ubinfo -d 3 -a | grep -c rootfs.new | sed 's/^/staged-before count=/' || true
+cut_after recover liminix-agent recover
+"#;
+
+const DURABLE_AFTER_ROLL_BACK: &str = r#"
+ubinfo -d 3 -a | grep -c rootfs.new | sed 's/^/staged-after count=/' || true
+same 3000000 /dev/ubi3_$(vol_id rootfs) /img/u1 rolled-back-old
+ls /persist/.liminix/journal | grep -c '^tx-' | sed 's/^/rolled-back-records count=/' || true
+"#;
+
+fn durable_boot(disks: &[&Disk; 3], script: &str) -> VmBuilder {
+    let vm = guest().module("block2mtd").host_tool("ubirmvol");
+    disks
+        .iter()
+        .fold(vm, |vm, d| vm.disk(d.path()))
+        .script(&format!("{PRELUDE}{DURABLE_SETUP}{script}"))
+}
+
+/// The power goes right after the command of `cut_after TAG …` exited: it must have
+/// exited 0 before the cut.
+fn cut_right_after(disks: &[&Disk; 3], tag: &str, script: &str) -> VmOutput {
+    let out = durable_boot(disks, script)
+        .cut_after_command()
+        .run()
+        .unwrap();
+    report(tag, &out);
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
+    assert_eq!(out.require_field(&format!("{tag} "), "rc"), "0");
+    out
+}
+
+#[test]
+fn a_cut_right_after_the_agent_exits_keeps_the_new_image() {
+    let (vda, vdb, vdc) = (
+        Disk::new("durable-raw", 8 << 20),
+        Disk::new("durable-ubi", 32 << 20),
+        Disk::new("durable-persist", 16 << 20),
+    );
+    let disks = [&vda, &vdb, &vdc];
+    cut_right_after(&disks, "swap", DURABLE_FIRST);
+
+    let script = format!("{DURABLE_ATTACH}{DURABLE_AFTER_SWAP}");
+    let out = cut_right_after(&disks, "raw", &script);
+    let new = out.require_field("swap-durable ", "equal");
+    assert_eq!(new, "1", "ubi-update swap exited 0, then the power went");
+    assert_eq!(out.require_field("swap-old-kept ", "equal"), "1");
+    assert_eq!(out.require_field("swap-records ", "count"), "0");
+
+    let script = format!("{DURABLE_ATTACH}{DURABLE_AFTER_RAW}");
+    let out = cut_right_after(&disks, "in-place", &script);
+    let new = out.require_field("raw-durable ", "equal");
+    assert_eq!(new, "1", "flashcp exited 0, then the power went");
+
+    let script = format!("{DURABLE_ATTACH}{DURABLE_AFTER_IN_PLACE}");
+    let out = durable_boot(&disks, &script)
+        .run_until("cut writing: 10%")
+        .unwrap();
+    report("after_in_place", &out);
+    assert!(out.killed_at_marker, "serial:\n{}", out.serial);
+    assert_eq!(out.require_field("in-place-marker ", "value"), "0");
+    let new = out.require_field("in-place-durable ", "equal");
+    assert_eq!(
+        new, "1",
+        "ubi-update --in-place exited 0, then the power went"
+    );
+    assert_eq!(out.require_field("in-place-records ", "count"), "0");
+
+    // `recover` rolls the swap cut mid-write back by removing rootfs.new; the power
+    // goes right after it exited.
+    let script = format!("{DURABLE_ATTACH}{DURABLE_ROLL_BACK}");
+    let out = cut_right_after(&disks, "recover", &script);
+    assert_eq!(out.require_field("staged-before ", "count"), "1");
+    assert!(
+        out.serial.contains("recovered ubi3:rootfs: rolled-back"),
+        "{}",
+        out.serial
+    );
+
+    let script = format!("{DURABLE_ATTACH}{DURABLE_AFTER_ROLL_BACK}");
+    let out = durable_boot(&disks, &script).run().unwrap();
+    report("after_roll_back", &out);
+    out.assert_success();
+    let staged = out.require_field("staged-after ", "count");
+    assert_eq!(staged, "0", "recover exited 0, then the power went");
+    assert_eq!(out.require_field("rolled-back-old ", "equal"), "1");
+    assert_eq!(out.require_field("rolled-back-records ", "count"), "0");
 }

@@ -106,6 +106,7 @@ impl BootconfigDevice {
         match &mut self.backing {
             Backing::Flash(f) => erase_range(f, self.block_off, self.block_len)
                 .and_then(|()| f.program(self.block_off, &block))
+                .and_then(|()| f.sync())
                 .map_err(|e| EnvError::flash(what(), e))?,
             Backing::File(p) => OpenOptions::new()
                 .write(true)

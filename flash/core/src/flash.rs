@@ -86,6 +86,12 @@ pub trait Flash {
     fn mark_bad(&mut self, off: u64) -> Result<(), FlashError>;
     /// Total bitflips corrected by ECC so far (monotonic counter).
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError>;
+    /// Make every completed erase and program durable. Raw NAND and NOR need
+    /// nothing, but a driver that buffers (block2mtd keeps writes in the page
+    /// cache of its block device) loses them in a power cut until this returns:
+    /// a write is done, and may be reported or have its journal record cleared,
+    /// only after it.
+    fn sync(&mut self) -> Result<(), FlashError>;
 }
 
 /// Flash shared by several owners (two environment copies on one chip, a test that
@@ -111,6 +117,9 @@ impl<F: Flash + ?Sized> Flash for std::rc::Rc<std::cell::RefCell<F>> {
     }
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
         self.borrow_mut().corrected_bitflips()
+    }
+    fn sync(&mut self) -> Result<(), FlashError> {
+        self.borrow_mut().sync()
     }
 }
 
@@ -138,6 +147,9 @@ macro_rules! forward_flash {
             }
             fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
                 (**self).corrected_bitflips()
+            }
+            fn sync(&mut self) -> Result<(), FlashError> {
+                (**self).sync()
             }
         }
     };

@@ -8,7 +8,10 @@
 //!   semantics, compare first, skip bad blocks, verify).
 //! * [`ubi_update`] updates a UBI volume by staging + atomic rename, or in place.
 //! * [`journal`] and [`txn`] make each image write a transaction that
-//!   [`txn::recover`] completes or rolls back after a crash.
+//!   [`txn::recover`] completes or rolls back after a crash. A write is done
+//!   only once the device has been synced ([`Flash::sync`], [`Ubi::sync`]):
+//!   the strategies sync what they wrote, and no journal record is cleared
+//!   before the target is synced.
 //! * [`mounts`] tells whether a UBI volume is mounted.
 //!
 //! The strategies only see the traits, so the code proven against the
@@ -35,7 +38,7 @@ pub use image::{FileImage, ImageSource, MemImage};
 pub use journal::{FileJournal, JournalStore, Phase, Strategy, TxRecord};
 pub use mtd_backend::MtdFlash;
 #[cfg(feature = "sim")]
-pub use power::PowerRail;
+pub use power::{PowerRail, Unsynced};
 pub use progress::{NoProgress, Progress, Stage};
 pub use raw::{scan_raw, write_raw, RawError, RawOptions, RawReport, RawScan};
 #[cfg(feature = "sim")]

@@ -3,11 +3,16 @@
 //! Failures of erase/program with EIO become [`FlashError::EraseFailed`] /
 //! [`FlashError::ProgramFailed`], so the raw writer retires the block on NAND;
 //! an uncorrectable ECC error becomes [`FlashError::Ecc`].
+//!
+//! The MTD character device has no `fsync`; the kernel syncs the device
+//! (`mtd_sync`, which block2mtd turns into a sync of its block device) when a
+//! descriptor opened for writing is closed, so [`Flash::sync`] opens and closes one.
 
 use std::io;
 use std::path::Path;
 
 use liminix_mtd::{MtdDevice, MtdError};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::flash::{Flash, FlashError, Geometry};
@@ -100,5 +105,16 @@ impl Flash for MtdFlash {
             Err(_) if !self.geo.is_nand => Ok(0),
             Err(e) => Err(io("ECCGETSTATS", 0, e)),
         }
+    }
+
+    fn sync(&mut self) -> Result<(), FlashError> {
+        let path = self.dev.path();
+        let fd = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
+        // Closing it is the sync; the kernel reports nothing from it.
+        fd.map(drop).map_err(|e| FlashError::Io {
+            op: "sync",
+            off: 0,
+            source: io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+        })
     }
 }

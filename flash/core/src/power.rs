@@ -1,6 +1,12 @@
 //! The simulated power rail: one operation counter shared by every simulated
 //! part (flash, UBI, journal) so that a single `cut_after(k)` can interrupt a
 //! transaction at any program, erase, volume-table or journal write.
+//!
+//! The rail also says what a cut does to writes that completed but were not yet
+//! synced ([`Unsynced`]): on raw NAND and NOR every completed write is on the chip,
+//! but block2mtd (and any MTD driver that buffers) keeps them in RAM until
+//! `sync`, and a cut loses them. Each simulated part counts the cuts it has seen
+//! and drops its unsynced writes at its next use after a new one.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,11 +21,26 @@ pub enum Tick {
     Dead,
 }
 
+/// What a power cut does to writes that completed but were not synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unsynced {
+    /// They survive: every completed write is on the medium (raw NAND and NOR).
+    #[default]
+    Kept,
+    /// They are all lost (block2mtd: they were still in the page cache).
+    Lost,
+    /// The first `n` of them since the last sync survive, the rest are lost: a
+    /// write-back that got part of the way, in order.
+    FirstKept(usize),
+}
+
 #[derive(Debug, Default)]
 struct RailState {
     ops: u64,
     budget: Option<u64>,
     dead: bool,
+    cuts: u64,
+    unsynced: Unsynced,
 }
 
 /// Shared, cloneable power switch and operation counter.
@@ -41,6 +62,33 @@ impl PowerRail {
     /// and every later operation fail until [`PowerRail::reboot`].
     pub fn cut_after(&self, k: u64) {
         self.state().budget = Some(k);
+    }
+
+    /// Cut the power now, between operations (a cut right after a command
+    /// returned); every later operation fails until [`PowerRail::reboot`].
+    pub fn cut_now(&self) {
+        let mut s = self.state();
+        if !s.dead {
+            s.dead = true;
+            s.cuts += 1;
+        }
+        s.budget = None;
+    }
+
+    /// Choose what a cut does to unsynced writes (for every part on this rail).
+    pub fn set_unsynced(&self, unsynced: Unsynced) {
+        self.state().unsynced = unsynced;
+    }
+
+    /// What a cut does to unsynced writes.
+    pub fn unsynced(&self) -> Unsynced {
+        self.state().unsynced
+    }
+
+    /// How many cuts happened on this rail; a part whose count is behind drops
+    /// its unsynced writes.
+    pub fn cuts(&self) -> u64 {
+        self.state().cuts
     }
 
     /// Restore power and disarm any pending cut. Persistent state is kept.
@@ -69,6 +117,7 @@ impl PowerRail {
         match s.budget {
             Some(0) => {
                 s.dead = true;
+                s.cuts += 1;
                 s.budget = None;
                 Tick::Tear
             }
@@ -101,6 +150,19 @@ mod tests {
         rail.reboot();
         assert_eq!(rail.tick(), Tick::Run);
         assert_eq!(rail.ops(), 3);
+    }
+
+    #[test]
+    fn cuts_are_counted_once_each() {
+        let rail = PowerRail::new();
+        rail.cut_after(0);
+        assert_eq!(rail.tick(), Tick::Tear);
+        rail.cut_now();
+        assert_eq!(rail.cuts(), 1, "already dead: no second cut");
+        rail.reboot();
+        rail.cut_now();
+        assert_eq!(rail.tick(), Tick::Dead);
+        assert_eq!(rail.cuts(), 2);
     }
 
     #[test]

@@ -178,7 +178,8 @@ impl RawScan {
         self.plan.iter().filter(|p| p.rewrite).count() as u64
     }
 
-    /// The write pass: erase, program and read back the blocks that differ.
+    /// The write pass: erase, program and read back the blocks that differ,
+    /// then sync the flash, so the report means the image is durable.
     /// `src` must be the scanned image; a block whose bytes changed since the
     /// scan stops the write with [`RawError::SourceChanged`].
     pub fn write(
@@ -196,6 +197,7 @@ impl RawScan {
         }
         w.report.sha256 = self.sha256;
         w.report.corrected_bitflips = w.flash.corrected_bitflips()? - flips_before;
+        w.flash.sync()?;
         Ok(w.report)
     }
 }

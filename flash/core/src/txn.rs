@@ -1,8 +1,11 @@
 //! Journalled image transactions and crash recovery.
 //!
 //! Every transaction stores a [`TxRecord`] before the first change to the
-//! target and clears it only after the new image has been read back and
-//! verified. [`recover`] (run by the agent at every start, before anything
+//! target and clears it only after the new image has been read back,
+//! verified and synced (a record cleared over writes the device still buffers
+//! would let a power cut take them back without a trace). Recovery syncs the
+//! target before it clears a record too: what it finds may be writes of an
+//! agent that died without a power cut, still unsynced. [`recover`] (run by the agent at every start, before anything
 //! else touches the targets) looks at each pending record and:
 //!
 //! | strategy | phase | action |
@@ -65,6 +68,12 @@ pub enum TxError {
     /// The target named by a journal record could not be opened.
     #[error("cannot open target {target:?}: {reason}")]
     Target { target: String, reason: String },
+}
+
+impl From<FlashError> for TxError {
+    fn from(e: FlashError) -> Self {
+        TxError::Raw(e.into())
+    }
 }
 
 impl TxError {
@@ -288,7 +297,7 @@ fn swap(
     })
 }
 
-/// The one atomic rename that makes the staged volume current.
+/// The one atomic rename that makes the staged volume current, synced.
 fn switch(
     ubi: &mut dyn Ubi,
     volume: &str,
@@ -296,16 +305,18 @@ fn switch(
     current: Option<u32>,
 ) -> Result<Option<String>, UbiError> {
     let old = old_name(volume);
-    match current {
+    let kept = match current {
         Some(cur) => {
             ubi.rename_volumes(&[(staged, volume), (cur, &old)])?;
-            Ok(Some(old))
+            Some(old)
         }
         None => {
             ubi.rename_volumes(&[(staged, volume)])?;
-            Ok(None)
+            None
         }
-    }
+    };
+    ubi.sync()?;
+    Ok(kept)
 }
 
 /// Opens what a journal record refers to; implemented by the agent (real
@@ -379,6 +390,7 @@ pub fn recover_raw(
         Err(e) => return Err(RawError::from(e).into()),
     };
     if verified {
+        flash.sync()?;
         journal.clear(&rec.key())?;
         return Ok(Outcome::Completed);
     }
@@ -424,6 +436,7 @@ pub fn recover_ubi(
         (Strategy::UbiSwap, Phase::Switching) => finish_switch(ubi, rec, &name)?,
         (_, _) => return recover_in_place(ubi, journal, rec, &name, src, progress),
     };
+    ubi.sync()?;
     journal.clear(&rec.key())?;
     Ok(outcome)
 }
@@ -480,6 +493,7 @@ fn recover_in_place(
             ),
         });
     };
+    ubi.sync()?;
     journal.clear(&rec.key())?;
     Ok(outcome)
 }

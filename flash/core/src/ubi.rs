@@ -101,6 +101,11 @@ pub trait Ubi {
         -> Result<Box<dyn VolumeUpdate + '_>, UbiError>;
     /// Read the volume from its start.
     fn open_read(&mut self, id: u32) -> Result<Box<dyn Read + '_>, UbiError>;
+    /// Make every completed volume update, volume-table change and removal
+    /// durable (see [`Flash::sync`](crate::Flash::sync): UBI writes through to
+    /// its MTD device, which may buffer them). A change is done, and may be
+    /// reported or have its journal record cleared, only after this.
+    fn sync(&mut self) -> Result<(), UbiError>;
 
     /// The volume called `name`, if any.
     fn volume_by_name(&mut self, name: &str) -> Result<Option<UbiVolume>, UbiError> {

@@ -4,11 +4,17 @@
 //! static volume failing its CRC) is reported `corrupted` and not opened for
 //! reading. Volume updates stream through `UBI_IOCVOLUP`; the read handle must
 //! be dropped before an update starts (the kernel wants an exclusive opener).
+//!
+//! [`Ubi::sync`] is `fsync` of a volume node: the kernel answers it with
+//! `ubi_sync`, which syncs the whole MTD device below (any volume will do). A
+//! device without volumes is synced like an MTD partition, by closing a
+//! descriptor of its MTD node opened for writing.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use liminix_ubi::{UbiDevice, VolumeKind, VolumeWriter};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};
@@ -125,6 +131,26 @@ impl Ubi for UbiDev {
                 Ok(Box::new(io::BufReader::new(f)))
             }
         }
+    }
+
+    fn sync(&mut self) -> Result<(), UbiError> {
+        let num = self.dev.number();
+        let sync_err = |source| UbiError::Io { op: "sync", source };
+        let Some(vol) = self
+            .dev
+            .volumes()
+            .map_err(|e| io("list volumes", e))?
+            .first()
+            .map(|v| v.id)
+        else {
+            let mtd = self.dev.info().map_err(|e| io("device info", e))?.mtd_num;
+            let path = self.root.join(format!("dev/mtd{mtd}"));
+            let fd = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
+            return fd.map(drop).map_err(|e| sync_err(e.into()));
+        };
+        let f = liminix_ubi::open_volume_read(&self.root, num, vol)
+            .map_err(|e| io("open volume", e))?;
+        f.sync_all().map_err(sync_err)
     }
 }
 

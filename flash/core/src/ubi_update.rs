@@ -174,8 +174,8 @@ pub enum VolumeWriteError {
     Ubi(#[from] UbiError),
 }
 
-/// Replace the contents of volume `id` with the image (one volume update);
-/// returns the SHA-256 of the bytes written.
+/// Replace the contents of volume `id` with the image (one volume update) and
+/// sync the device; returns the SHA-256 of the bytes written.
 pub fn write_volume(
     ubi: &mut dyn Ubi,
     id: u32,
@@ -202,6 +202,7 @@ pub fn write_volume(
         progress.advance(done);
     }
     up.finish()?;
+    ubi.sync()?;
     Ok(hasher.finalize().into())
 }
 
@@ -274,16 +275,19 @@ pub fn volume_equals(
     Ok(true)
 }
 
-/// Remove the rollback copy `<name>.old`; returns whether there was one.
+/// Remove the rollback copy `<name>.old` durably; returns whether there was one.
 pub fn gc_old(ubi: &mut dyn Ubi, name: &str) -> Result<bool, UbiError> {
     match ubi.volume_by_name(&old_name(name))? {
-        Some(v) => ubi.remove_volume(v.id).map(|()| true),
+        Some(v) => {
+            ubi.remove_volume(v.id)?;
+            ubi.sync().map(|()| true)
+        }
         None => Ok(false),
     }
 }
 
 /// Make `<name>.old` the active `<name>` again, keeping the current one as
-/// `<name>.old` (one atomic rename). Returns false if there is nothing to roll back to.
+/// `<name>.old` (one atomic rename, synced). Returns false if there is nothing to roll back to.
 pub fn rollback(ubi: &mut dyn Ubi, name: &str) -> Result<bool, UbiError> {
     let Some(old) = ubi.volume_by_name(&old_name(name))? else {
         return Ok(false);
@@ -293,6 +297,7 @@ pub fn rollback(ubi: &mut dyn Ubi, name: &str) -> Result<bool, UbiError> {
         Some(cur) => ubi.rename_volumes(&[(old.id, name), (cur.id, &old_n)])?,
         None => ubi.rename_volumes(&[(old.id, name)])?,
     }
+    ubi.sync()?;
     Ok(true)
 }
 

@@ -3,14 +3,22 @@
 //! "reboot" recovery runs and the image the bootloader would load must be
 //! exactly the old or exactly the new one, verified by SHA-256. Recovery
 //! itself is also interrupted at every operation for smaller cases.
+//!
+//! Every case runs on flash that keeps every completed write (NAND, NOR), on
+//! flash that loses what was not synced (block2mtd), and on flash that keeps
+//! part of it; and power is also cut right after the update and right after
+//! recovery returned, which must change nothing: done means durable.
 
 mod common;
 
 use common::{change_blocks, factory_load, outcomes, pattern, raw_boots, SimEnv};
 use liminix_flash::txn::{recover, Outcome};
 use liminix_flash::{
-    update_raw, JournalStore, MemImage, NoProgress, RawOptions, SimFlash, SimJournal,
+    update_raw, JournalStore, MemImage, NoProgress, RawOptions, SimFlash, SimJournal, Unsynced,
 };
+
+/// What a cut does to unsynced writes, each case tried with every one.
+const UNSYNCED: [Unsynced; 3] = [Unsynced::Kept, Unsynced::Lost, Unsynced::FirstKept(2)];
 
 const EB: usize = 4096;
 
@@ -22,8 +30,9 @@ struct RawCase {
     nested: bool,
 }
 
-fn raw_fresh(case: &RawCase) -> (SimFlash, SimJournal) {
+fn raw_fresh(case: &RawCase, u: Unsynced) -> (SimFlash, SimJournal) {
     let mut f = (case.make)();
+    f.rail().set_unsynced(u);
     factory_load(&mut f, &case.old);
     let j = SimJournal::new(f.rail().clone());
     (f, j)
@@ -59,13 +68,19 @@ fn raw_recover(f: &mut SimFlash, j: &mut SimJournal, image: Option<&[u8]>) -> Ve
 }
 
 /// Cut the update after k ops, reboot. Returns the state ready for recovery.
-fn raw_crashed(case: &RawCase, k: u64) -> (SimFlash, SimJournal) {
-    let (mut f, mut j) = raw_fresh(case);
+fn raw_crashed(case: &RawCase, u: Unsynced, k: u64) -> (SimFlash, SimJournal) {
+    let (mut f, mut j) = raw_fresh(case, u);
     f.cut_after(k);
     let err = raw_update(&mut f, &mut j, &case.new).expect_err("must be cut");
-    assert!(err.is_power_cut(), "{}: k={k}: {err}", case.name);
+    assert!(err.is_power_cut(), "{} {u:?}: k={k}: {err}", case.name);
     f.reboot();
     (f, j)
+}
+
+/// Power fails right after a call returned, and comes back.
+fn cut_now(f: &mut SimFlash) {
+    f.rail().cut_now();
+    f.reboot();
 }
 
 fn check_raw(case: &RawCase, f: &mut SimFlash, j: &mut SimJournal, outcomes: &[Outcome], k: u64) {
@@ -80,23 +95,37 @@ fn check_raw(case: &RawCase, f: &mut SimFlash, j: &mut SimJournal, outcomes: &[O
 }
 
 fn run_raw_case(case: &RawCase) -> u64 {
-    let (mut f, mut j) = raw_fresh(case);
+    UNSYNCED.iter().map(|&u| run_raw_case_with(case, u)).sum()
+}
+
+fn run_raw_case_with(case: &RawCase, u: Unsynced) -> u64 {
+    let (mut f, mut j) = raw_fresh(case, u);
     raw_update(&mut f, &mut j, &case.new).unwrap();
     let total = f.rail().ops();
-    assert_eq!(raw_boots(&mut f, &case.old, &case.new), Some("new"));
+    cut_now(&mut f);
+    assert_eq!(
+        raw_boots(&mut f, &case.old, &case.new),
+        Some("new"),
+        "{} {u:?}: a cut right after the update returned lost it",
+        case.name
+    );
     let mut points = 0;
     for k in 0..total {
-        let (mut f, mut j) = raw_crashed(case, k);
+        let (mut f, mut j) = raw_crashed(case, u, k);
         let out = raw_recover(&mut f, &mut j, Some(&case.new));
         check_raw(case, &mut f, &mut j, &out, k);
+        cut_now(&mut f);
+        check_raw(case, &mut f, &mut j, &out, k);
         points += 1;
-        points += raw_without_source(case, k);
-        if case.nested {
-            points += raw_nested(case, k);
+        points += raw_without_source(case, u, k);
+        // The cut right after recovery checks that what it did is durable;
+        // cuts inside it are tried on the first setting only, to keep the run short.
+        if case.nested && u == Unsynced::Kept {
+            points += raw_nested(case, u, k);
         }
     }
     eprintln!(
-        "{}: {total} update ops, {points} crash points tried",
+        "{} {u:?}: {total} update ops, {points} crash points tried",
         case.name
     );
     points
@@ -104,8 +133,8 @@ fn run_raw_case(case: &RawCase) -> u64 {
 
 /// The staging file is gone: recovery must say "torn" unless the partition
 /// verifies, keep the record, and finish once the source is back.
-fn raw_without_source(case: &RawCase, k: u64) -> u64 {
-    let (mut f, mut j) = raw_crashed(case, k);
+fn raw_without_source(case: &RawCase, u: Unsynced, k: u64) -> u64 {
+    let (mut f, mut j) = raw_crashed(case, u, k);
     let out = raw_recover(&mut f, &mut j, None);
     match out.as_slice() {
         [] => assert_eq!(raw_boots(&mut f, &case.old, &case.new), Some("old")),
@@ -123,14 +152,14 @@ fn raw_without_source(case: &RawCase, k: u64) -> u64 {
 }
 
 /// Interrupt recovery itself at every op, then recover again.
-fn raw_nested(case: &RawCase, k: u64) -> u64 {
-    let (mut f, mut j) = raw_crashed(case, k);
+fn raw_nested(case: &RawCase, u: Unsynced, k: u64) -> u64 {
+    let (mut f, mut j) = raw_crashed(case, u, k);
     let base = f.rail().ops();
     let out = raw_recover(&mut f, &mut j, Some(&case.new));
     let rec_ops = f.rail().ops() - base;
     let mut points = 0;
     for k2 in 0..rec_ops {
-        let (mut f, mut j) = raw_crashed(case, k);
+        let (mut f, mut j) = raw_crashed(case, u, k);
         f.cut_after(k2);
         let mut env = SimEnv {
             flash: Some(&mut f),

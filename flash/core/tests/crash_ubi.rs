@@ -1,6 +1,10 @@
 //! Power-cut enumeration for UBI updates: swap (both outcomes of a torn
 //! volume-table write, with and without a previous rollback copy, with tight
-//! space) and in place, with recovery itself interrupted too.
+//! space) and in place, with recovery itself interrupted too. Each case runs on
+//! a device that keeps every completed change, one that loses what was not
+//! synced (UBI on block2mtd) and one that keeps part of it; power is also cut
+//! right after the update and right after recovery returned, which must change
+//! nothing: done means durable.
 
 mod common;
 
@@ -10,8 +14,11 @@ use liminix_flash::txn::{recover, Outcome};
 use liminix_flash::ubi_update::old_name;
 use liminix_flash::{
     update_ubi, JournalStore, MemImage, NoProgress, SimJournal, SimUbi, TxError, Ubi, UbiOptions,
-    VolKind,
+    Unsynced, VolKind,
 };
+
+/// What a cut does to unsynced changes, each case tried with every one.
+const UNSYNCED: [Unsynced; 3] = [Unsynced::Kept, Unsynced::Lost, Unsynced::FirstKept(2)];
 
 const LEB: u64 = 1024;
 const NAME: &str = "rootfs";
@@ -29,8 +36,9 @@ struct UbiCase {
     kind: VolKind,
 }
 
-fn fresh(c: &UbiCase) -> (SimUbi, SimJournal) {
+fn fresh(c: &UbiCase, unsynced: Unsynced) -> (SimUbi, SimJournal) {
     let mut u = SimUbi::new(c.total_lebs, LEB);
+    u.rail().set_unsynced(unsynced);
     u.set_vtbl_tear(c.tear);
     u.load_volume_kind(NAME, 12 * LEB, c.kind, &c.old);
     if let Some(p) = &c.prior_old {
@@ -53,13 +61,19 @@ fn update(c: &UbiCase, u: &mut SimUbi, j: &mut SimJournal) -> Result<(), TxError
     .map(|_| ())
 }
 
-fn crashed(c: &UbiCase, k: u64) -> (SimUbi, SimJournal) {
-    let (mut u, mut j) = fresh(c);
+fn crashed(c: &UbiCase, unsynced: Unsynced, k: u64) -> (SimUbi, SimJournal) {
+    let (mut u, mut j) = fresh(c, unsynced);
     u.rail().cut_after(k);
     let err = update(c, &mut u, &mut j).expect_err("must be cut");
-    assert!(err.is_power_cut(), "{} k={k}: {err}", c.name);
+    assert!(err.is_power_cut(), "{} {unsynced:?} k={k}: {err}", c.name);
     u.rail().reboot();
     (u, j)
+}
+
+/// Power fails right after a call returned, and comes back.
+fn cut_now(u: &SimUbi) {
+    u.rail().cut_now();
+    u.rail().reboot();
 }
 
 fn do_recover(
@@ -112,43 +126,66 @@ fn check(c: &UbiCase, u: &mut SimUbi, j: &mut SimJournal, k: u64) -> &'static st
 }
 
 fn run_case(c: &UbiCase) -> u64 {
-    let (mut u, mut j) = fresh(c);
+    UNSYNCED.iter().map(|&u| run_case_with(c, u)).sum()
+}
+
+fn run_case_with(c: &UbiCase, unsynced: Unsynced) -> u64 {
+    let (mut u, mut j) = fresh(c, unsynced);
     update(c, &mut u, &mut j).unwrap();
     let total = u.rail().ops();
-    assert_eq!(check(c, &mut u, &mut j, total), "new");
+    cut_now(&u);
+    assert_eq!(
+        check(c, &mut u, &mut j, total),
+        "new",
+        "{} {unsynced:?}: a cut right after the update returned lost it",
+        c.name
+    );
     let mut points = 0;
     let mut seen = [0u64; 2];
     for k in 0..total {
-        let (mut u, mut j) = crashed(c, k);
+        let (mut u, mut j) = crashed(c, unsynced, k);
         if is_swap(c) {
             // The swap is atomic even before recovery runs.
             assert!(
                 ubi_boots(&mut u, NAME, &c.old, &c.new).is_some(),
-                "{} k={k}",
+                "{} {unsynced:?} k={k}",
                 c.name
             );
         }
         let base = u.rail().ops();
         do_recover(&mut u, &mut j, Some(&c.new)).unwrap();
         let rec_ops = u.rail().ops() - base;
-        seen[usize::from(check(c, &mut u, &mut j, k) == "new")] += 1;
-        points += 1 + nested(c, k, rec_ops) + without_source(c, k);
+        let after = check(c, &mut u, &mut j, k);
+        cut_now(&u);
+        assert_eq!(
+            check(c, &mut u, &mut j, k),
+            after,
+            "{} {unsynced:?} k={k}: a cut right after recovery returned undid it",
+            c.name
+        );
+        seen[usize::from(after == "new")] += 1;
+        points += 1 + without_source(c, unsynced, k);
+        // The cut right after recovery checks that what it did is durable;
+        // cuts inside it are tried on the first setting only, to keep the run short.
+        if unsynced == Unsynced::Kept {
+            points += nested(c, unsynced, k, rec_ops);
+        }
     }
     assert!(
         seen[0] > 0 && seen[1] > 0,
-        "{}: both outcomes must occur: {seen:?}",
+        "{} {unsynced:?}: both outcomes must occur: {seen:?}",
         c.name
     );
     eprintln!(
-        "{}: {total} update ops, {points} crash points tried (old/new after recovery: {seen:?})",
+        "{} {unsynced:?}: {total} update ops, {points} crash points tried (old/new after recovery: {seen:?})",
         c.name
     );
     points
 }
 
-fn nested(c: &UbiCase, k: u64, rec_ops: u64) -> u64 {
+fn nested(c: &UbiCase, unsynced: Unsynced, k: u64, rec_ops: u64) -> u64 {
     for k2 in 0..rec_ops {
-        let (mut u, mut j) = crashed(c, k);
+        let (mut u, mut j) = crashed(c, unsynced, k);
         u.rail().cut_after(k2);
         let err = do_recover(&mut u, &mut j, Some(&c.new)).expect_err("recovery must be cut");
         assert!(err.is_power_cut(), "{err}");
@@ -159,8 +196,8 @@ fn nested(c: &UbiCase, k: u64, rec_ops: u64) -> u64 {
     rec_ops
 }
 
-fn without_source(c: &UbiCase, k: u64) -> u64 {
-    let (mut u, mut j) = crashed(c, k);
+fn without_source(c: &UbiCase, unsynced: Unsynced, k: u64) -> u64 {
+    let (mut u, mut j) = crashed(c, unsynced, k);
     let out = do_recover(&mut u, &mut j, None).unwrap();
     match out.as_slice() {
         [Outcome::Torn { reason }] => {

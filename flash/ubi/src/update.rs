@@ -55,7 +55,9 @@ impl VolumeWriter {
         self.announced - self.written
     }
 
-    /// Completes the update; fails if fewer bytes than announced were written.
+    /// Completes the update and makes it durable (`fsync` of a volume is
+    /// `ubi_sync`, which syncs the MTD device below; block2mtd buffers writes
+    /// until then); fails if fewer bytes than announced were written.
     pub fn finish(self) -> Result<(), UbiError> {
         if self.written != self.announced {
             return Err(UbiError::UpdateSize {
@@ -64,7 +66,10 @@ impl VolumeWriter {
                 written: self.written,
             });
         }
-        Ok(())
+        self.file.sync_all().map_err(|source| UbiError::Write {
+            path: self.path,
+            source,
+        })
     }
 }
 

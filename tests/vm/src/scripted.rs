@@ -6,7 +6,8 @@
 //! Two machines: x86_64 (the host's Debian kernel) and MIPS little-endian (`-M malta`,
 //! Debian's 4kc-malta kernel and mipsel busybox). On both, raw disk images become virtio
 //! disks, so block2mtd gives guests flash that outlives them. `kill_on` cuts the power (SIGKILL to
-//! QEMU) when a line appears, for interrupted-update tests.
+//! QEMU) when a line appears, for interrupted-update tests; `cut_after_command` cuts it right
+//! after a command returned, with nothing synced after it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -73,6 +74,15 @@ const SCRIPT_HELPERS: &str = r#"# same LEN A B TAG: "TAG equal=1|0", whether the
 same() { if head -c "$1" "$2" | cmp -s - "$3"; then echo "$4 equal=1"; else echo "$4 equal=0"; fi; }
 # json TAG CMD...: one line "TAG rc=N {json}"
 json() { tag=$1; shift; rc=0; out=$("$@") || rc=$?; echo "$tag rc=$rc $(echo "$out" | tr -d '\n')"; }
+# cut_after TAG CMD...: the kernel stops writing dirty pages back on its own, CMD runs,
+# "TAG rc=N" and the power-cut marker are printed and the guest waits for the cut
+# (VmBuilder::cut_after_command): only what CMD itself synced reaches the disks.
+cut_after() {
+  echo 0 > /proc/sys/vm/dirty_writeback_centisecs
+  echo 360000 > /proc/sys/vm/dirty_expire_centisecs
+  tag=$1; shift; rc=0; "$@" || rc=$?
+  echo "$tag rc=$rc"; echo LIMINIX-VM-CUT-NOW; sleep 3600
+}
 "#;
 
 impl VmOutput {
@@ -263,6 +273,13 @@ impl VmBuilder {
         self
     }
 
+    /// Cuts the power as soon as the script's `cut_after TAG CMD…` has run CMD: QEMU is
+    /// killed with the guest's page cache unwritten, like a power cut right after a
+    /// command returned. The next boot on the same disks sees what CMD made durable.
+    pub fn cut_after_command(self) -> Self {
+        self.kill_on("LIMINIX-VM-CUT-NOW")
+    }
+
     /// Lets a guest reset (a panic after 1 s, or `reboot -f`) restart the guest in the
     /// same QEMU process instead of ending the run: RAM is kept (so ramoops records
     /// survive), the same kernel and initramfs boot again and /init runs the script once
@@ -379,9 +396,21 @@ impl VmBuilder {
         let panic = if self.reboot { "panic=1" } else { "panic=-1" };
         let cmdline = format!("console=ttyS0 quiet {panic} {}", self.append);
         args.extend(["-append".into(), cmdline.trim().to_string()]);
+        // A power cut here is QEMU being killed. QEMU buffers no guest write (raw images),
+        // so what the guest handed to a virtual disk is in the host file in every cache
+        // mode; a cut loses what the guest still held in its own RAM, which is where
+        // block2mtd keeps writes (the page cache of /dev/vdX) until its sync writes them
+        // out. That sync (sync_blockdev) sends no FLUSH command, so it makes data durable
+        // only on a disk without a volatile write cache: `writethrough` is such a disk (no
+        // write cache announced, each write complete once on the host's medium, O_DSYNC).
+        // `unsafe` would announce a write cache and drop the guest's flushes, and
+        // `writeback` or `none` announce a cache that block2mtd never flushes.
         for d in &self.disks {
             args.push("-drive".into());
-            args.push(format!("file={},format=raw,if=virtio", d.display()));
+            args.push(format!(
+                "file={},format=raw,if=virtio,cache=writethrough",
+                d.display()
+            ));
         }
         args
     }

@@ -52,11 +52,6 @@ impl BlockFlash {
         })
     }
 
-    /// Another handle on the same device, for flushing it while this one is borrowed.
-    pub fn flush_handle(&self) -> io::Result<File> {
-        self.file.try_clone()
-    }
-
     fn io(&self, op: &'static str, off: u64) -> impl FnOnce(io::Error) -> FlashError {
         let name = self.name.clone();
         move |e| FlashError::Io {
@@ -100,6 +95,9 @@ impl Flash for BlockFlash {
     }
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
         Ok(0)
+    }
+    fn sync(&mut self) -> Result<(), FlashError> {
+        self.file.sync_data().map_err(self.io("sync", 0))
     }
 }
 

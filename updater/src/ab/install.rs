@@ -49,13 +49,12 @@ pub enum RootfsDev<'a> {
     },
 }
 
-/// The opened targets of one slot.
+/// The opened targets of one slot. The writers sync each target when they are done
+/// with it (`Flash::sync`, `Ubi::sync`: MTD and UBI on block2mtd buffer writes like
+/// a block device), so the slot is durable before the flow arms it.
 pub struct SlotDevs<'a> {
     pub kernel: &'a mut dyn Flash,
     pub rootfs: Option<RootfsDev<'a>>,
-    /// Files (block devices) whose page cache must reach the disk before the slot is
-    /// armed; MTD and UBI writes are synchronous and need nothing here.
-    pub durable: Vec<std::fs::File>,
 }
 
 /// An image and the SHA-256 it was verified against (the bundle manifest's). What
@@ -285,14 +284,9 @@ pub fn install(
         .as_ref()
         .map(|t| open_target(root, t))
         .transpose()?;
-    let durable = std::iter::once(&kdev)
-        .chain(rdev.as_ref())
-        .filter_map(flush_handle)
-        .collect::<Result<Vec<_>, _>>()?;
     let devs = SlotDevs {
         kernel: raw_of(&mut kdev)?,
         rootfs: rdev.as_mut().map(rootfs_of),
-        durable,
     };
     let install = install_slot(flow.as_mut(), to, layout, devs, &imgs)?;
     let ubi_attached = rdev.and_then(close_target);
@@ -351,16 +345,6 @@ fn rootfs_of(t: &mut OpenTarget) -> RootfsDev<'_> {
             name: name.clone(),
             make: *make,
         },
-    }
-}
-
-fn flush_handle(t: &OpenTarget) -> Option<Result<std::fs::File, AbError>> {
-    match t {
-        OpenTarget::Block(f) => Some(
-            f.flush_handle()
-                .map_err(|e| AbError::io("open slot for flushing", e)),
-        ),
-        _ => None,
     }
 }
 
@@ -449,8 +433,8 @@ fn volume_write(volume: &str) -> impl FnOnce(VolumeWriteError) -> AbError + '_ {
 /// Order: sizes are checked and raw targets compared with their images, which also
 /// re-hashes them (nothing written on failure); the flow makes sure no reset boots
 /// `slot`; the kernel is written, the rootfs volume (re)made if it must be, the root
-/// filesystem written, both read back; only then does the flow point the next reset
-/// at `slot`.
+/// filesystem written, both read back and synced; only then does the flow point the
+/// next reset at `slot`.
 pub fn install_slot(
     flow: &mut dyn BootFlow,
     slot: Slot,
@@ -479,10 +463,6 @@ pub fn install_slot(
     let mut rootfs_volume = None;
     if let (Some(dev), Some(img)) = (devs.rootfs.as_mut(), imgs.rootfs) {
         rootfs_volume = write_rootfs(slot, dev, img, rscan)?;
-    }
-    for f in &devs.durable {
-        f.sync_all()
-            .map_err(|e| AbError::io("flush slot to disk", e))?;
     }
     flow.try_next(slot)?;
     Ok(InstallReport {

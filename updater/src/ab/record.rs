@@ -58,7 +58,8 @@ fn read<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, AbError> {
     }
 }
 
-/// Write to a temporary name, fsync, rename: a reader sees the old or the new record.
+/// Write to a temporary name, fsync, rename, sync the directory: a reader sees the old
+/// or the new record, and so does the next boot.
 fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
     let dir = p.parent().expect("record paths have a parent");
     std::fs::create_dir_all(dir).map_err(AbError::file("create", dir))?;
@@ -69,17 +70,24 @@ fn write<T: Serialize>(p: &Path, v: &T) -> Result<(), AbError> {
     std::io::Write::write_all(&mut &f, &body).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, p).map_err(io)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    sync_dir(dir)
 }
 
 fn remove(p: &Path) -> Result<(), AbError> {
     match std::fs::remove_file(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AbError::file("remove", p)(e)),
-        _ => Ok(()),
+        Err(_) => Ok(()),
+        Ok(()) => sync_dir(p.parent().expect("record paths have a parent")),
     }
+}
+
+/// fsync of the directory, then syncfs of its filesystem: UBIFS's fsync does not sync
+/// the MTD device below it, and a driver that buffers (block2mtd) writes through only then.
+fn sync_dir(dir: &Path) -> Result<(), AbError> {
+    let err = AbError::file("sync", dir);
+    let d = std::fs::File::open(dir).map_err(err)?;
+    d.sync_all().map_err(err)?;
+    rustix::fs::syncfs(&d).map_err(|e| err(e.into()))
 }
 
 pub fn pending(root: &DeviceRoot) -> Result<Option<Pending>, AbError> {

@@ -6,8 +6,9 @@
 //! stage the image, then [`liminix_flash::update_raw`] (compare every erase
 //! block, erase and program only those that differ, skip bad blocks on NAND,
 //! read each programmed block back and compare it; the hash reported is that
-//! of the data so verified, without a second whole-image pass). `--erase-all` then erases every good
-//! block after the image that is not blank already.
+//! of the data so verified, without a second whole-image pass; sync the device
+//! before the journal record is cleared). `--erase-all` then erases every good
+//! block after the image that is not blank already, synced before it is reported.
 
 use std::path::{Path, PathBuf};
 
@@ -180,7 +181,8 @@ fn summary(
     }
 }
 
-/// Erase the good blocks after the image's last one unless already blank.
+/// Erase the good blocks after the image's last one unless already blank, and
+/// sync the flash before the erases are reported.
 fn erase_after(flash: &mut dyn Flash, image_len: u64) -> Result<u64, FlashOpError> {
     let tx =
         |e: liminix_flash::FlashError| FlashOpError::Tx(liminix_flash::RawError::from(e).into());
@@ -199,5 +201,6 @@ fn erase_after(flash: &mut dyn Flash, image_len: u64) -> Result<u64, FlashOpErro
             erased += 1;
         }
     }
+    flash.sync().map_err(tx)?;
     Ok(erased)
 }

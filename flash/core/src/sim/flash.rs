@@ -18,11 +18,31 @@
 //!   whole range marked programmed; a torn **erase** sets the first half of the
 //!   block to 0xFF (pages erased) and leaves the second half as it was.
 //!   Reads, bad-block queries and `mark_bad` are not counted as operations.
+//! * Durability: [`Flash::sync`] is one operation. What a cut does to the erases
+//!   and programs since the last sync (torn ones included) is the rail's
+//!   [`Unsynced`](crate::power::Unsynced) setting: kept (NAND, NOR, the default),
+//!   lost, or the first few kept (block2mtd). The chip takes them back at its
+//!   first use after the cut, or in [`SimFlash::fork`].
 
 use std::collections::BTreeSet;
 
+use super::cache::WriteCache;
 use crate::flash::{Flash, FlashError, Geometry};
 use crate::power::{PowerRail, Tick};
+
+/// One erase or program as it reached the cells, to replay after a cut.
+#[derive(Debug, Clone)]
+enum CellWrite {
+    /// Bytes set to 0xFF.
+    Wipe { off: u64, len: u64 },
+    /// `data` programmed at `off`; the pages of `span` bytes count as programmed
+    /// (more than `data` when the program was torn).
+    Store {
+        off: u64,
+        data: Vec<u8>,
+        span: usize,
+    },
+}
 
 /// Operation counters, for benches and "unchanged blocks are untouched" tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,6 +71,7 @@ pub struct SimFlash {
     corrected: u64,
     stats: OpStats,
     rail: PowerRail,
+    cache: WriteCache<(Vec<u8>, Vec<bool>), CellWrite>,
 }
 
 impl SimFlash {
@@ -84,6 +105,7 @@ impl SimFlash {
             corrected: 0,
             stats: OpStats::default(),
             rail: PowerRail::new(),
+            cache: WriteCache::default(),
         }
     }
 
@@ -123,16 +145,15 @@ impl SimFlash {
     /// receive non-0xFF bytes become programmed.
     pub fn load(&mut self, off: u64, data: &[u8]) {
         let ws = self.geo.write_size as usize;
-        let start = off as usize;
-        self.data[start..start + data.len()].copy_from_slice(data);
-        for (i, chunk) in data.chunks(ws).enumerate() {
-            if chunk.iter().any(|&b| b != 0xFF) {
-                self.programmed[start / ws + i] = true;
-            }
+        load_cells((&mut self.data, &mut self.programmed), ws, off, data);
+        if let Some((cells, pages)) = self.cache.synced_state() {
+            load_cells((cells, pages), ws, off, data);
         }
     }
 
-    /// Raw array contents (no ECC, no bad-block skipping).
+    /// Raw array contents (no ECC, no bad-block skipping), as last written: after
+    /// a cut that loses unsynced writes, the chip as the next boot finds it is
+    /// seen after its next use or in a [`SimFlash::fork`].
     pub fn contents(&self) -> &[u8] {
         &self.data
     }
@@ -148,7 +169,7 @@ impl SimFlash {
     /// starting state from which every cut point can be tried, and the chip as
     /// the next boot finds it.
     pub fn fork(&self) -> SimFlash {
-        SimFlash {
+        let mut chip = SimFlash {
             geo: self.geo,
             data: self.data.clone(),
             programmed: self.programmed.clone(),
@@ -159,8 +180,14 @@ impl SimFlash {
             corrupt: self.corrupt.clone(),
             corrected: self.corrected,
             stats: self.stats,
-            rail: PowerRail::new(),
-        }
+            rail: self.rail.clone(),
+            cache: self.cache.clone(),
+        };
+        chip.settle();
+        chip.rail = PowerRail::new();
+        chip.rail.set_unsynced(self.rail.unsynced());
+        chip.cache = chip.cache.for_new_rail();
+        chip
     }
 
     /// Mark block `block` (index) bad, as at the factory.
@@ -205,6 +232,32 @@ impl SimFlash {
         (off / ws) as usize..((off + len as u64) / ws) as usize
     }
 
+    /// After a cut this chip has not seen: back to the synced cells plus the
+    /// writes the rail says survive.
+    fn settle(&mut self) {
+        if let Some(((data, programmed), writes)) = self.cache.after_cut(&self.rail) {
+            (self.data, self.programmed) = (data, programmed);
+            writes.iter().for_each(|w| self.apply(w));
+        }
+    }
+
+    fn write(&mut self, w: CellWrite) {
+        let live = || (self.data.clone(), self.programmed.clone());
+        self.cache.note(&self.rail, live, w.clone());
+        self.apply(&w);
+    }
+
+    fn apply(&mut self, w: &CellWrite) {
+        match w {
+            CellWrite::Wipe { off, len } => self.wipe(*off, *len),
+            CellWrite::Store { off, data, span } => {
+                self.store(*off, data);
+                let pages = self.page_range(*off, *span);
+                self.programmed[pages].iter_mut().for_each(|p| *p = true);
+            }
+        }
+    }
+
     fn store(&mut self, off: u64, data: &[u8]) {
         for (i, &b) in data.iter().enumerate() {
             let at = off + i as u64;
@@ -240,6 +293,7 @@ impl Flash for SimFlash {
     }
 
     fn read(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.settle();
         self.check("read", off, buf.len() as u64, 1)?;
         if let Some(&bad) = self.uncorrectable.range(off..off + buf.len() as u64).next() {
             return Err(FlashError::Ecc { off: bad });
@@ -251,12 +305,13 @@ impl Flash for SimFlash {
     }
 
     fn erase_block(&mut self, off: u64) -> Result<(), FlashError> {
+        self.settle();
         let eb = u64::from(self.geo.erase_size);
         self.check("erase", off, eb, eb)?;
         match self.rail.tick() {
             Tick::Dead => return Err(FlashError::PowerCut { op: "erase", off }),
             Tick::Tear => {
-                self.wipe(off, eb / 2);
+                self.write(CellWrite::Wipe { off, len: eb / 2 });
                 return Err(FlashError::PowerCut { op: "erase", off });
             }
             Tick::Run => {}
@@ -265,13 +320,14 @@ impl Flash for SimFlash {
         if self.bad[block as usize] || self.fail_erase.contains(&block) {
             return Err(FlashError::EraseFailed { off });
         }
-        self.wipe(off, eb);
+        self.write(CellWrite::Wipe { off, len: eb });
         self.stats.erases += 1;
         self.stats.erased_bytes += eb;
         Ok(())
     }
 
     fn program(&mut self, off: u64, data: &[u8]) -> Result<(), FlashError> {
+        self.settle();
         let ws = u64::from(self.geo.write_size);
         self.check("program", off, data.len() as u64, ws)?;
         let block = off / u64::from(self.geo.erase_size);
@@ -282,9 +338,11 @@ impl Flash for SimFlash {
             Tick::Dead => return Err(FlashError::PowerCut { op: "program", off }),
             Tick::Tear => {
                 let half = self.torn_len(data.len());
-                self.store(off, &data[..half]);
-                let pages = self.page_range(off, data.len());
-                self.programmed[pages].iter_mut().for_each(|p| *p = true);
+                self.write(CellWrite::Store {
+                    off,
+                    data: data[..half].to_vec(),
+                    span: data.len(),
+                });
                 return Err(FlashError::PowerCut { op: "program", off });
             }
             Tick::Run => {}
@@ -292,18 +350,24 @@ impl Flash for SimFlash {
         if self.bad[block as usize] {
             return Err(FlashError::ProgramFailed { off });
         }
-        self.store(off, data);
+        self.write(CellWrite::Store {
+            off,
+            data: data.to_vec(),
+            span: data.len(),
+        });
         self.stats.programs += 1;
         self.stats.programmed_bytes += data.len() as u64;
         Ok(())
     }
 
     fn is_bad(&mut self, off: u64) -> Result<bool, FlashError> {
+        self.settle();
         self.check("is_bad", off, 0, 1)?;
         Ok(self.geo.is_nand && self.bad[(off / u64::from(self.geo.erase_size)) as usize])
     }
 
     fn mark_bad(&mut self, off: u64) -> Result<(), FlashError> {
+        self.settle();
         self.check("mark_bad", off, 0, 1)?;
         if self.rail.is_dead() {
             return Err(FlashError::PowerCut {
@@ -316,7 +380,32 @@ impl Flash for SimFlash {
     }
 
     fn corrected_bitflips(&mut self) -> Result<u64, FlashError> {
+        self.settle();
         Ok(self.corrected)
+    }
+
+    fn sync(&mut self) -> Result<(), FlashError> {
+        self.settle();
+        match self.rail.tick() {
+            Tick::Run => {
+                self.cache.synced();
+                Ok(())
+            }
+            Tick::Tear | Tick::Dead => Err(FlashError::PowerCut { op: "sync", off: 0 }),
+        }
+    }
+}
+
+/// Factory-programmed bytes: cells set as given, pages holding anything but 0xFF
+/// programmed.
+fn load_cells(cells: (&mut [u8], &mut [bool]), write_size: usize, off: u64, data: &[u8]) {
+    let (bytes, pages) = cells;
+    let start = off as usize;
+    bytes[start..start + data.len()].copy_from_slice(data);
+    for (i, chunk) in data.chunks(write_size).enumerate() {
+        if chunk.iter().any(|&b| b != 0xFF) {
+            pages[start / write_size + i] = true;
+        }
     }
 }
 
@@ -429,6 +518,30 @@ mod tests {
         let mut b = [0u8; 4];
         g.read(0, &mut b).unwrap();
         assert_eq!(b, [0x12, 0x12, 0x12, 0xED]);
+    }
+
+    #[test]
+    fn a_cut_loses_unsynced_writes_when_the_rail_says_so() {
+        let mut f = SimFlash::nor(2, 256);
+        f.rail().set_unsynced(crate::power::Unsynced::Lost);
+        f.program(0, &[0x11; 4]).unwrap();
+        f.sync().unwrap();
+        f.program(4, &[0x22; 4]).unwrap();
+        f.erase_block(256).unwrap();
+        f.rail().cut_now();
+        let mut next_boot = f.fork();
+        f.reboot();
+        let mut b = [0u8; 8];
+        for chip in [&mut f, &mut next_boot] {
+            chip.read(0, &mut b).unwrap();
+            assert_eq!(b, [0x11, 0x11, 0x11, 0x11, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        f.cut_after(1);
+        f.program(4, &[0x33; 4]).unwrap();
+        assert!(f.sync().unwrap_err().is_power_cut(), "the sync is torn");
+        f.reboot();
+        f.read(0, &mut b).unwrap();
+        assert_eq!(&b[4..], &[0xFF; 4], "a torn sync syncs nothing");
     }
 
     #[test]

@@ -9,14 +9,18 @@
 //!   then clears the marker (one operation). While the marker is set the
 //!   volume cannot be read; an update dropped early leaves it set.
 //! * Operations counted on the power rail: make, remove, rename, update start,
-//!   each LEB write, update finish. A torn LEB write stores half the LEB.
+//!   each LEB write, update finish, sync. A torn LEB write stores half the LEB.
 //!   A torn volume-table write (make/remove/rename/marker) either does not take
 //!   effect or takes full effect, chosen with [`VtblTear`] (UBI keeps two
 //!   copies of the table, so both outcomes occur on real devices).
+//! * Durability: what a cut does to the changes since the last [`Ubi::sync`] is
+//!   the rail's [`Unsynced`](crate::power::Unsynced) setting (UBI on block2mtd
+//!   loses them); the device takes them back at its first use after the cut.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
+use super::cache::WriteCache;
 use crate::power::{PowerRail, Tick};
 use crate::ubi::{Ubi, UbiError, UbiVolume, VolKind, VolumeUpdate};
 
@@ -41,15 +45,119 @@ struct SimVol {
     upd_marker: bool,
 }
 
+type Volumes = BTreeMap<u32, SimVol>;
+
+/// One change of the device as it reached the flash, to replay after a cut.
+#[derive(Debug, Clone)]
+enum VolWrite {
+    Make {
+        id: u32,
+        name: String,
+        lebs: u64,
+        kind: VolKind,
+    },
+    Remove {
+        id: u32,
+    },
+    Rename(Vec<(u32, String)>),
+    Start {
+        id: u32,
+    },
+    Leb {
+        id: u32,
+        lnum: usize,
+        data: Vec<u8>,
+    },
+    Finish {
+        id: u32,
+        total: u64,
+    },
+}
+
+/// Apply one change; the caller checked it (a replay after a cut may meet a
+/// volume whose making was lost, and then changes nothing).
+fn apply(vols: &mut Volumes, w: &VolWrite) {
+    match w {
+        VolWrite::Make {
+            id,
+            name,
+            lebs,
+            kind,
+        } => {
+            let vol = SimVol {
+                name: name.clone(),
+                kind: *kind,
+                data_len: 0,
+                reserved_lebs: *lebs,
+                lebs: vec![None; *lebs as usize],
+                upd_marker: false,
+            };
+            vols.insert(*id, vol);
+        }
+        VolWrite::Remove { id } => {
+            vols.remove(id);
+        }
+        VolWrite::Rename(renames) => {
+            let _ = rename_in(vols, renames);
+        }
+        VolWrite::Start { id } => {
+            if let Some(v) = vols.get_mut(id) {
+                v.upd_marker = true;
+                v.lebs.iter_mut().for_each(|l| *l = None);
+            }
+        }
+        VolWrite::Leb { id, lnum, data } => {
+            if let Some(leb) = vols.get_mut(id).and_then(|v| v.lebs.get_mut(*lnum)) {
+                *leb = Some(data.clone());
+            }
+        }
+        VolWrite::Finish { id, total } => {
+            if let Some(v) = vols.get_mut(id) {
+                v.upd_marker = false;
+                v.data_len = *total;
+            }
+        }
+    }
+}
+
+/// `UBI_IOCRNVOL` semantics on `vols`.
+fn rename_in(vols: &mut Volumes, renames: &[(u32, String)]) -> Result<(), UbiError> {
+    for (i, (id, name)) in renames.iter().enumerate() {
+        if !vols.contains_key(id) {
+            return Err(UbiError::NoVolume(*id));
+        }
+        let dup = renames[..i].iter().any(|(j, n)| j == id || n == name);
+        if dup || name.is_empty() || name.len() > 127 {
+            return Err(UbiError::Invalid(format!("rename of {id} to {name:?}")));
+        }
+    }
+    let renamed: Vec<u32> = renames.iter().map(|r| r.0).collect();
+    let victims: Vec<u32> = vols
+        .iter()
+        .filter(|(id, v)| !renamed.contains(id) && renames.iter().any(|r| r.1 == v.name))
+        .map(|(id, _)| *id)
+        .collect();
+    for id in victims {
+        vols.remove(&id);
+    }
+    for (id, name) in renames {
+        if let Some(v) = vols.get_mut(id) {
+            v.name = name.clone();
+        }
+    }
+    Ok(())
+}
+
 /// In-memory UBI device.
 #[derive(Debug)]
 pub struct SimUbi {
     leb_size: u64,
     total_lebs: u64,
-    vols: BTreeMap<u32, SimVol>,
+    vols: Volumes,
     rail: PowerRail,
     tear: VtblTear,
     leb_writes: u64,
+    cache: WriteCache<Volumes, VolWrite>,
 }
 
 impl SimUbi {
@@ -62,6 +170,7 @@ impl SimUbi {
             rail: PowerRail::new(),
             tear: VtblTear::default(),
             leb_writes: 0,
+            cache: WriteCache::default(),
         }
     }
 
@@ -93,14 +202,28 @@ impl SimUbi {
 
     /// Create a volume of `kind` holding `data`, without counting operations.
     pub fn load_volume_kind(&mut self, name: &str, bytes: u64, kind: VolKind, data: &[u8]) -> u32 {
-        let id = self
-            .alloc_volume(name, bytes, kind)
+        self.settle();
+        let (id, lebs) = self
+            .new_volume(name, bytes)
             .expect("factory volume must fit");
         let leb = self.leb_size as usize;
-        let vol = self.vols.get_mut(&id).expect("just created");
-        vol.data_len = data.len() as u64;
-        for (i, chunk) in data.chunks(leb).enumerate() {
-            vol.lebs[i] = Some(chunk.to_vec());
+        let mut writes = vec![VolWrite::Make {
+            id,
+            name: name.to_string(),
+            lebs,
+            kind,
+        }];
+        for (lnum, chunk) in data.chunks(leb).enumerate() {
+            let data = chunk.to_vec();
+            writes.push(VolWrite::Leb { id, lnum, data });
+        }
+        let total = data.len() as u64;
+        writes.push(VolWrite::Finish { id, total });
+        for w in &writes {
+            apply(&mut self.vols, w);
+            if let Some(synced) = self.cache.synced_state() {
+                apply(synced, w);
+            }
         }
         id
     }
@@ -109,7 +232,8 @@ impl SimUbi {
         self.vols.values().map(|v| v.reserved_lebs).sum()
     }
 
-    fn alloc_volume(&mut self, name: &str, bytes: u64, kind: VolKind) -> Result<u32, UbiError> {
+    /// The id and size in LEBs a new volume would get, or why it cannot be made.
+    fn new_volume(&self, name: &str, bytes: u64) -> Result<(u32, u64), UbiError> {
         if name.is_empty() || name.len() > 127 {
             return Err(UbiError::Invalid(format!("bad volume name {name:?}")));
         }
@@ -127,30 +251,35 @@ impl SimUbi {
         let id = (0..)
             .find(|i| !self.vols.contains_key(i))
             .expect("ids are plentiful");
-        let vol = SimVol {
-            name: name.to_string(),
-            kind,
-            data_len: 0,
-            reserved_lebs: lebs,
-            lebs: vec![None; lebs as usize],
-            upd_marker: false,
-        };
-        self.vols.insert(id, vol);
-        Ok(id)
+        Ok((id, lebs))
     }
 
-    /// Run a volume-table change under the power rail.
-    fn vtbl_op<T>(
-        &mut self,
-        op: &'static str,
-        f: impl FnOnce(&mut Self) -> Result<T, UbiError>,
-    ) -> Result<T, UbiError> {
+    /// After a cut this device has not seen: back to the synced volumes plus the
+    /// changes the rail says survive.
+    fn settle(&mut self) {
+        if let Some((vols, writes)) = self.cache.after_cut(&self.rail) {
+            self.vols = vols;
+            writes.iter().for_each(|w| apply(&mut self.vols, w));
+        }
+    }
+
+    fn commit(&mut self, w: VolWrite) {
+        let vols = &self.vols;
+        self.cache.note(&self.rail, || vols.clone(), w.clone());
+        apply(&mut self.vols, &w);
+    }
+
+    /// Run a checked volume-table change under the power rail.
+    fn vtbl_op(&mut self, op: &'static str, w: VolWrite) -> Result<(), UbiError> {
         match self.rail.tick() {
-            Tick::Run => f(self),
+            Tick::Run => {
+                self.commit(w);
+                Ok(())
+            }
             Tick::Dead => Err(UbiError::PowerCut { op }),
             Tick::Tear => {
                 if self.tear == VtblTear::NewWins {
-                    f(self)?;
+                    self.commit(w);
                 }
                 Err(UbiError::PowerCut { op })
             }
@@ -161,33 +290,8 @@ impl SimUbi {
         self.vols.get_mut(&id).ok_or(UbiError::NoVolume(id))
     }
 
-    fn apply_renames(&mut self, renames: &[(u32, &str)]) -> Result<(), UbiError> {
-        for (i, (id, name)) in renames.iter().enumerate() {
-            if !self.vols.contains_key(id) {
-                return Err(UbiError::NoVolume(*id));
-            }
-            let dup = renames[..i].iter().any(|(j, n)| j == id || n == name);
-            if dup || name.is_empty() || name.len() > 127 {
-                return Err(UbiError::Invalid(format!("rename of {id} to {name:?}")));
-            }
-        }
-        let renamed: Vec<u32> = renames.iter().map(|r| r.0).collect();
-        let victims: Vec<u32> = self
-            .vols
-            .iter()
-            .filter(|(id, v)| !renamed.contains(id) && renames.iter().any(|r| r.1 == v.name))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in victims {
-            self.vols.remove(&id);
-        }
-        for (id, name) in renames {
-            self.vol_mut(*id)?.name = name.to_string();
-        }
-        Ok(())
-    }
-
     fn write_leb(&mut self, id: u32, lnum: usize, data: &[u8]) -> Result<(), UbiError> {
+        self.settle();
         // Only dynamic volumes drop trailing 0xFF; static LEBs carry a data CRC.
         let keep = match self.vol_mut(id)?.kind {
             VolKind::Dynamic => data.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1),
@@ -202,7 +306,8 @@ impl SimUbi {
             Tick::Tear => &data[..keep / 2],
             Tick::Run => &data[..keep],
         };
-        self.vol_mut(id)?.lebs[lnum] = Some(stored.to_vec());
+        let data = stored.to_vec();
+        self.commit(VolWrite::Leb { id, lnum, data });
         if tick == Tick::Tear {
             return Err(UbiError::PowerCut { op: "LEB write" });
         }
@@ -217,10 +322,12 @@ impl Ubi for SimUbi {
     }
 
     fn avail_bytes(&mut self) -> Result<u64, UbiError> {
+        self.settle();
         Ok((self.total_lebs - self.used_lebs()) * self.leb_size)
     }
 
     fn volumes(&mut self) -> Result<Vec<UbiVolume>, UbiError> {
+        self.settle();
         let leb = self.leb_size;
         Ok(self
             .vols
@@ -236,26 +343,31 @@ impl Ubi for SimUbi {
     }
 
     fn make_volume(&mut self, name: &str, bytes: u64, kind: VolKind) -> Result<u32, UbiError> {
-        // Validate before the operation so a refused request costs no op.
-        let probe = self.vols.clone();
-        self.alloc_volume(name, bytes, kind)?;
-        self.vols = probe;
-        self.vtbl_op("make volume", |s| s.alloc_volume(name, bytes, kind))
+        self.settle();
+        // Checked before the operation so a refused request costs no op.
+        let (id, lebs) = self.new_volume(name, bytes)?;
+        let name = name.to_string();
+        let w = VolWrite::Make {
+            id,
+            name,
+            lebs,
+            kind,
+        };
+        self.vtbl_op("make volume", w).map(|()| id)
     }
 
     fn remove_volume(&mut self, id: u32) -> Result<(), UbiError> {
+        self.settle();
         self.vol_mut(id)?;
-        self.vtbl_op("remove volume", |s| {
-            s.vols.remove(&id);
-            Ok(())
-        })
+        self.vtbl_op("remove volume", VolWrite::Remove { id })
     }
 
     fn rename_volumes(&mut self, renames: &[(u32, &str)]) -> Result<(), UbiError> {
-        let probe = self.vols.clone();
-        self.apply_renames(renames)?;
-        self.vols = probe;
-        self.vtbl_op("rename volumes", |s| s.apply_renames(renames))
+        self.settle();
+        let renames: Vec<(u32, String)> =
+            renames.iter().map(|(i, n)| (*i, n.to_string())).collect();
+        rename_in(&mut self.vols.clone(), &renames)?;
+        self.vtbl_op("rename volumes", VolWrite::Rename(renames))
     }
 
     fn start_update(
@@ -263,6 +375,7 @@ impl Ubi for SimUbi {
         id: u32,
         total: u64,
     ) -> Result<Box<dyn VolumeUpdate + '_>, UbiError> {
+        self.settle();
         let max = self.vol_mut(id)?.reserved_lebs * self.leb_size;
         if total > max {
             return Err(UbiError::TooLarge {
@@ -271,12 +384,7 @@ impl Ubi for SimUbi {
                 max,
             });
         }
-        self.vtbl_op("start volume update", |s| {
-            let v = s.vol_mut(id)?;
-            v.upd_marker = true;
-            v.lebs.iter_mut().for_each(|l| *l = None);
-            Ok(())
-        })?;
+        self.vtbl_op("start volume update", VolWrite::Start { id })?;
         Ok(Box::new(SimUpdate {
             ubi: self,
             id,
@@ -287,6 +395,7 @@ impl Ubi for SimUbi {
     }
 
     fn open_read(&mut self, id: u32) -> Result<Box<dyn Read + '_>, UbiError> {
+        self.settle();
         let leb = self.leb_size as usize;
         let v = self.vols.get(&id).ok_or(UbiError::NoVolume(id))?;
         if v.upd_marker {
@@ -302,6 +411,17 @@ impl Ubi for SimUbi {
             data.truncate(v.data_len as usize);
         }
         Ok(Box::new(io::Cursor::new(data)))
+    }
+
+    fn sync(&mut self) -> Result<(), UbiError> {
+        self.settle();
+        match self.rail.tick() {
+            Tick::Run => {
+                self.cache.synced();
+                Ok(())
+            }
+            Tick::Tear | Tick::Dead => Err(UbiError::PowerCut { op: "sync" }),
+        }
     }
 }
 
@@ -352,109 +472,11 @@ impl VolumeUpdate for SimUpdate<'_> {
             self.flush_leb(n)?;
         }
         let (id, total) = (self.id, self.total);
-        self.ubi.vtbl_op("finish volume update", |s| {
-            let v = s.vol_mut(id)?;
-            v.upd_marker = false;
-            v.data_len = total;
-            Ok(())
-        })
+        self.ubi.settle();
+        self.ubi
+            .vtbl_op("finish volume update", VolWrite::Finish { id, total })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ubi::read_volume;
-
-    #[test]
-    fn update_skips_ff_and_marks_until_finished() {
-        let mut u = SimUbi::new(10, 16);
-        let id = u.make_volume("a", 40, VolKind::Dynamic).unwrap();
-        assert_eq!(u.volumes().unwrap()[0].reserved_bytes, 48);
-        let mut data = vec![1u8; 16];
-        data.extend([0xFF; 16]);
-        data.extend([2u8, 0xFF, 3]);
-        let before = u.rail().ops();
-        let mut w = u.start_update(id, data.len() as u64).unwrap();
-        w.write(&data).unwrap();
-        drop(w);
-        assert!(u.volumes().unwrap()[0].corrupted);
-        assert!(matches!(u.open_read(id), Err(UbiError::Corrupted(_))));
-        let mut w = u.start_update(id, data.len() as u64).unwrap();
-        w.write(&data[..5]).unwrap();
-        w.write(&data[5..]).unwrap();
-        w.finish().unwrap();
-        // Dropped update: start + first LEB (the partial last LEB was still
-        // buffered). Completed one: start + 2 mapped LEBs + finish.
-        assert_eq!(u.rail().ops() - before, 2 + 4);
-        assert_eq!(read_volume(&mut u, id, 35).unwrap().unwrap(), data);
-    }
-
-    #[test]
-    fn static_volume_writes_ff_and_reads_exact_length() {
-        let mut u = SimUbi::new(10, 16);
-        let id = u.make_volume("k", 64, VolKind::Static).unwrap();
-        let data = [[7u8; 16], [0xFF; 16], [0xFF; 16]].concat();
-        let before = u.leb_writes();
-        let mut w = u.start_update(id, 40).unwrap();
-        w.write(&data[..40]).unwrap();
-        w.finish().unwrap();
-        assert_eq!(
-            u.leb_writes() - before,
-            3,
-            "static LEBs are written even if 0xFF"
-        );
-        let mut out = Vec::new();
-        u.open_read(id).unwrap().read_to_end(&mut out).unwrap();
-        assert_eq!(out, &data[..40]);
-        assert_eq!(u.volumes().unwrap()[0].kind, VolKind::Static);
-    }
-
-    #[test]
-    fn rename_onto_existing_name_deletes_it_and_swap_keeps_both() {
-        let mut u = SimUbi::new(10, 16);
-        let a = u.load_volume("a", 16, b"old");
-        let b = u.load_volume("a.new", 16, b"new");
-        u.rename_volumes(&[(b, "a"), (a, "a.old")]).unwrap();
-        assert_eq!(u.volume_by_name("a").unwrap().unwrap().id, b);
-        assert_eq!(u.volume_by_name("a.old").unwrap().unwrap().id, a);
-        u.rename_volumes(&[(a, "a")]).unwrap();
-        assert_eq!(u.volumes().unwrap().len(), 1);
-        assert_eq!(u.avail_bytes().unwrap(), 9 * 16);
-    }
-
-    #[test]
-    fn refused_requests_cost_no_op_and_space_is_checked() {
-        let mut u = SimUbi::new(4, 16);
-        u.make_volume("a", 48, VolKind::Dynamic).unwrap();
-        let ops = u.rail().ops();
-        assert!(matches!(
-            u.make_volume("b", 32, VolKind::Dynamic),
-            Err(UbiError::NoSpace { .. })
-        ));
-        assert!(matches!(
-            u.make_volume("a", 1, VolKind::Static),
-            Err(UbiError::NameExists(_))
-        ));
-        assert!(matches!(
-            u.start_update(0, 49),
-            Err(UbiError::TooLarge { .. })
-        ));
-        assert_eq!(u.rail().ops(), ops);
-    }
-
-    #[test]
-    fn torn_vtbl_ops_follow_the_tear_mode() {
-        for (tear, exists) in [(VtblTear::OldWins, false), (VtblTear::NewWins, true)] {
-            let mut u = SimUbi::new(4, 16);
-            u.set_vtbl_tear(tear);
-            u.rail().cut_after(0);
-            assert!(u
-                .make_volume("x", 16, VolKind::Dynamic)
-                .unwrap_err()
-                .is_power_cut());
-            u.rail().reboot();
-            assert_eq!(u.volume_by_name("x").unwrap().is_some(), exists);
-        }
-    }
-}
+mod tests;

@@ -3,6 +3,8 @@
 //! the boot loader must find its state loadable and boot a slot that holds a complete
 //! image; a retried operation must then succeed.
 
+use liminix_flash::Unsynced;
+
 use super::world::{Images, Kind, World};
 use crate::ab::Slot;
 
@@ -33,19 +35,39 @@ fn worlds(kind: Kind) -> Vec<(&'static str, World)> {
 }
 
 /// Enumerates cuts at k = 0, 1, … until `op` completes uncut, calling `check` after
-/// every cut (power restored) and once after the uncut run. Returns the number of cuts.
+/// every cut (power restored) and once after the uncut run, with the power cut right
+/// after it returned: what it reported done must not be lost. All of it twice: on
+/// flash that keeps every completed write (NAND) and on flash that loses what was
+/// not synced (block2mtd). Returns the number of cuts.
 fn enumerate(
     label: &str,
     make: &dyn Fn() -> World,
     op: &dyn Fn(&mut World) -> bool,
     check: &dyn Fn(&mut World, bool, u64),
 ) -> u64 {
+    let cuts = [Unsynced::Kept, Unsynced::Lost].map(|unsynced| {
+        enumerate_with(&format!("{label} {unsynced:?}"), unsynced, make, op, check)
+    });
+    cuts[0]
+}
+
+fn enumerate_with(
+    label: &str,
+    unsynced: Unsynced,
+    make: &dyn Fn() -> World,
+    op: &dyn Fn(&mut World) -> bool,
+    check: &dyn Fn(&mut World, bool, u64),
+) -> u64 {
     for k in 0.. {
         let mut w = make();
+        w.rail.set_unsynced(unsynced);
         let start = w.ops();
         w.rail.cut_after(k);
         let done = op(&mut w);
         let was_cut = w.rail.is_dead();
+        if done {
+            w.rail.cut_now();
+        }
         w.rail.reboot();
         assert!(done != was_cut, "k={k}: finished={done} but cut={was_cut}");
         check(&mut w, done, k);

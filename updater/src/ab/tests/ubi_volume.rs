@@ -60,7 +60,6 @@ impl Dev {
                 name: NAMES[1].into(),
                 make: self.make,
             }),
-            durable: Vec::new(),
         };
         let imgs = SlotImages {
             kernel: Verified::of(&k),

@@ -176,7 +176,6 @@ impl World {
         let devs = SlotDevs {
             kernel: &mut kdev,
             rootfs: Some(RootfsDev::Raw(&mut rdev)),
-            durable: Vec::new(),
         };
         let mut kernel = Verified::of(&k);
         kernel.sha256 = kernel_sha.unwrap_or(kernel.sha256);
