@@ -320,7 +320,8 @@ mod tests {
             }
         };
         let max = u64::MAX;
-        let cases: [(&[(u8, &[u64])], &str); 4] = [
+        type Ops<'a> = &'a [(u8, &'a [u64])];
+        let cases: [(Ops, &str); 4] = [
             (&[(1, &[max, 1])], "before the base"),
             (&[(1, &[max - 1, 1])], "past the base"),
             (&[(1, &[20, max])], "past the base"),

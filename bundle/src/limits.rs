@@ -70,7 +70,7 @@ impl Limits {
     ) -> Result<u64, LimitError> {
         let mut total = 0u64;
         for v in values {
-            let next = total.checked_add(v).unwrap_or(u64::MAX);
+            let next = total.saturating_add(v);
             Self::check(what, next, limit)?;
             total = next;
         }
