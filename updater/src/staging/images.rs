@@ -30,7 +30,7 @@ pub struct StagedFile {
 pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<Vec<StagedFile>> {
     std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
     let (available, _, _) = free_space(dir)?;
-    let needed = m.total_image_size() + STAGING_MARGIN;
+    let needed = m.total_image_size().saturating_add(STAGING_MARGIN);
     if needed > available {
         return Err(AgentError::NoSpace {
             dir: dir.to_owned(),
@@ -76,7 +76,7 @@ fn stage_one<R: Read>(
         inner: BufWriter::new(file),
         hash: Sha256::new(),
     };
-    let limit = image.size + 1;
+    let limit = image.size.saturating_add(1);
     let copied = match encoding {
         Encoding::Raw => io::copy(&mut chunks.take(limit), &mut out),
         Encoding::Zstd => {
@@ -97,7 +97,7 @@ fn stage_one<R: Read>(
     if copied != image.size || trailing != 0 || sha256 != image.sha256_bytes() {
         return Err(bad(PayloadError::ImageMismatch {
             got_sha256: sha256,
-            got_size: copied + trailing,
+            got_size: copied.saturating_add(trailing),
             want_sha256: image.sha256.clone(),
             want_size: image.size,
         })
