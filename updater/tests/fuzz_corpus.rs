@@ -1,5 +1,5 @@
 //! The `signed_bundle` fuzz target's properties (`liminix_agent::fuzzing`) over the fixed corpus
-//! in `updater/fuzz/corpus/signed_bundle/` and a pseudo-random one, so every `cargo test` runs
+//! in `tests/fuzz-corpus/signed_bundle/` and a pseudo-random one, so every `cargo test` runs
 //! them. Inputs named `hostile-*` (huge sizes and counts, sums past the limits, truncated and
 //! padded payloads, bad signatures) must be refused by `verify`, `receive` and `apply`, and none
 //! may allocate more than a fixed bound while being read; `valid-*` inputs must be accepted.
@@ -18,7 +18,7 @@ static HEAP: PeakAlloc = PeakAlloc;
 const HEAP_BOUND: usize = 48 << 20;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/signed_bundle")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus/signed_bundle")
 }
 
 /// Runs one input, returning its outcome and the heap it took above what was live before.

@@ -2,7 +2,7 @@
 //! a test key, driven through the same code as `liminix-pack verify`, the agent's `receive` and
 //! its `apply`, in process, each on a fresh temporary device root. `updater/fuzz` runs
 //! [`signed_bundle`] under cargo-fuzz; `tests/fuzz_corpus.rs` runs the fixed corpus in
-//! `tests/fuzz-corpus/` through it with every `cargo test`. Behind the test-only `fuzzing`
+//! `tests/fuzz-corpus/signed_bundle/` through it with every `cargo test`. Behind the test-only `fuzzing`
 //! feature: the agent binary never contains it.
 //!
 //! The properties, each a panic when broken: no reader panics (overflow checks are on in tests);
