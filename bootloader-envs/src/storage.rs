@@ -140,9 +140,15 @@ impl<F: Flash> MtdCopy<F> {
     fn blocks(&mut self, len: usize) -> Result<Vec<u64>> {
         let ss = self.sector_size;
         let size = self.flash.geometry().size;
-        if ss == 0 || ss > size || self.offset >= size {
+        if ss == 0 || ss > size {
             return Err(EnvError::Geometry(format!(
-                "{}: sector size {ss:#x} or offset does not fit the device ({size:#x} bytes)",
+                "{}: sector size {ss:#x} does not fit the device ({size:#x} bytes)",
+                self.describe()
+            )));
+        }
+        if self.offset >= size {
+            return Err(EnvError::Geometry(format!(
+                "{}: the offset is past the end of the device ({size:#x} bytes)",
                 self.describe()
             )));
         }
