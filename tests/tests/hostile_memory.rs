@@ -2,8 +2,8 @@
 //! on, `panic = "abort"`) gets signed bundles that announce huge sizes and counts. Each must be
 //! refused before anything proportional to those numbers is allocated: the test reads the
 //! agent's peak RSS with GNU time, prints a table (docs/bundle-format.md, "Limits", has one)
-//! and holds it under [`RSS_BOUND_KIB`]. `liminix-pack verify` must refuse each manifest with the
-//! agent's words.
+//! and holds it under [`RSS_BOUND_KIB`]. `liminix-pack verify` and `inspect` must refuse each
+//! manifest with the agent's words.
 
 use std::fs;
 use std::path::Path;
@@ -232,21 +232,22 @@ fn hostile_bundles_are_refused_in_bounded_memory() {
         assert!(stderr.contains(c.words), "{}: {stderr}", c.name);
         assert!(kib < RSS_BOUND_KIB, "{}: {kib} KiB", c.name);
         if c.same_in_verify {
-            let verify = Command::new(pack_binary())
-                .arg("verify")
-                .arg(&file)
-                .arg("--trust")
-                .arg(&public)
-                .output()
-                .unwrap();
             let words = stderr.lines().next().unwrap().split(": ").last().unwrap();
-            let said = String::from_utf8_lossy(&verify.stderr);
-            assert!(!verify.status.success(), "{}: verify accepted it", c.name);
-            assert!(
-                said.contains(words),
-                "{}: verify said {said}, agent {words}",
-                c.name
-            );
+            for command in ["verify", "inspect"] {
+                let mut cmd = Command::new(pack_binary());
+                cmd.arg(command).arg(&file);
+                if command == "verify" {
+                    cmd.arg("--trust").arg(&public);
+                }
+                let out = cmd.output().unwrap();
+                let said = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(1), "{}: {command}: {said}", c.name);
+                assert!(
+                    said.contains(words),
+                    "{}: {command} said {said}, agent {words}",
+                    c.name
+                );
+            }
         }
     }
 }
