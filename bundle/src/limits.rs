@@ -40,12 +40,18 @@ pub const LIMITS: Limits = Limits {
 
 /// One bound a manifest broke: which number, its value and the limit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("manifest {what} is {value}, over the limit of {limit}")]
+#[error(
+    "manifest {what} is {}{value}, over the limit of {limit}",
+    if *partial { "at least " } else { "" }
+)]
 pub struct LimitError {
     /// The number, in words (`total size of NARs and images`, `number of store paths`).
     pub what: String,
+    /// The value, or for a sum the first partial sum past the limit.
     pub value: u64,
     pub limit: u64,
+    /// `value` is a partial sum (reading stops there, so the whole is never computed).
+    pub partial: bool,
 }
 
 impl Limits {
@@ -56,6 +62,7 @@ impl Limits {
                 what: what.into(),
                 value,
                 limit,
+                partial: false,
             });
         }
         Ok(())
@@ -69,9 +76,13 @@ impl Limits {
         limit: u64,
     ) -> Result<u64, LimitError> {
         let mut total = 0u64;
-        for v in values {
+        let mut values = values.into_iter().peekable();
+        while let Some(v) = values.next() {
             let next = total.saturating_add(v);
-            Self::check(what, next, limit)?;
+            Self::check(what, next, limit).map_err(|e| LimitError {
+                partial: values.peek().is_some() || next == u64::MAX,
+                ..e
+            })?;
             total = next;
         }
         Ok(total)
@@ -93,6 +104,11 @@ mod tests {
         assert_eq!((err.value, err.limit), (u64::MAX, 10));
         let err = Limits::sum("x", [6, 5], 10).unwrap_err();
         assert_eq!(err.to_string(), "manifest x is 11, over the limit of 10");
+        let err = Limits::sum("x", [6, 5, 1], 10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "manifest x is at least 11, over the limit of 10"
+        );
         assert_eq!(Limits::sum("x", [6, 4], 10).unwrap(), 10);
     }
 

@@ -203,7 +203,9 @@ fn agent(root: &Path, command: &str, bundle: &Path) -> (i32, String, u64) {
         .stdout(Stdio::null())
         .output()
         .expect("GNU time (/usr/bin/time, package `time`) runs the agent");
-    let kib = fs::read_to_string(&rss).unwrap().trim().parse().unwrap();
+    // GNU time writes "Command exited with non-zero status N" before the format's line.
+    let report = fs::read_to_string(&rss).unwrap();
+    let kib = report.lines().last().unwrap().trim().parse().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code().unwrap_or(-1), stderr, kib)
 }
