@@ -41,11 +41,16 @@ pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<V
     let mut staged: Vec<Option<StagedFile>> = vec![None; m.images.len()];
     while let Some(h) = EntryHeader::read(input, m)? {
         let mut chunks = ChunkReader::new(input);
-        let slot = &mut staged[h.index as usize];
-        if h.kind != EntryKind::Image || slot.is_some() {
+        // A store path entry's index is into `paths`, not `images`: only an image's may pick
+        // a slot (the stream checked it against `images`).
+        let slot = match h.kind {
+            EntryKind::Image => staged.get_mut(h.index as usize).filter(|s| s.is_none()),
+            EntryKind::StorePath => None,
+        };
+        let Some(slot) = slot else {
             chunks.drain().map_err(|e| AgentError::Stream(e.into()))?;
             continue;
-        }
+        };
         let image = &m.images[h.index as usize];
         let path = dir.join(format!("{}.img", image.name));
         let result = stage_one(&mut chunks, &h.encoding, image, &path);
