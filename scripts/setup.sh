@@ -24,6 +24,8 @@ APT_PACKAGES=(
   bison flex bc make libssl-dev libgnutls28-dev uuid-dev dpkg-dev
   # misc
   e2fsprogs util-linux kmod
+  # GNU time: the agent's peak RSS on hostile bundles (tests/tests/hostile_memory.rs)
+  time
 )
 
 export DEBIAN_FRONTEND=noninteractive

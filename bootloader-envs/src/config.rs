@@ -10,6 +10,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{EnvError, Result};
 
+/// Largest environment copy accepted. U-Boot environments are a few KiB to 256 KiB; a copy is
+/// held in memory (twice when redundant), so a damaged line must not ask for gigabytes.
+pub const MAX_ENV_SIZE: u64 = 4 << 20;
+/// Largest erase block accepted (NAND blocks are at most a few MiB); a write holds one in memory.
+pub const MAX_SECTOR_SIZE: u64 = 16 << 20;
+/// Most erase blocks one copy may span, bad blocks included.
+pub const MAX_SECTORS: u64 = 4096;
+
 /// One copy's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
@@ -63,6 +71,7 @@ impl FwEnvConfig {
             if entry.env_size == 0 {
                 return Err(err(i + 1, "env size is 0".into()));
             }
+            entry.check_bounds().map_err(|why| err(i + 1, why))?;
             entries.push(entry);
             if entries.len() == 2 {
                 break;
@@ -75,6 +84,26 @@ impl FwEnvConfig {
             return Err(err(0, "the two copies have different sizes".into()));
         }
         Ok(FwEnvConfig { entries })
+    }
+}
+
+impl ConfigEntry {
+    /// Each number within the sane maximum: the sizes are allocated, the sector count bounds
+    /// a search. The device's own size is checked where the copy is opened.
+    fn check_bounds(&self) -> std::result::Result<(), String> {
+        let bounds = [
+            ("env size", self.env_size, MAX_ENV_SIZE),
+            ("sector size", self.sector_size, MAX_SECTOR_SIZE),
+            ("sector count", self.sectors, MAX_SECTORS),
+        ];
+        for (what, value, max) in bounds {
+            if value > max {
+                return Err(format!(
+                    "{what} {value:#x} is larger than the limit of {max:#x}"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -188,6 +217,25 @@ mod tests {
         assert!(p("/x 0 0\n").is_err());
         assert!(p("/x 0 zz\n").is_err());
         assert!(p("/x 0 1000\n/y 0 2000\n").is_err());
+        for (line, want) in [
+            (
+                "/x 0 7fffffffffffffff\n",
+                "env size 0x7fffffffffffffff is larger",
+            ),
+            (
+                "/x 0 400001\n",
+                "env size 0x400001 is larger than the limit of 0x400000",
+            ),
+            ("/x 0 4000 1000001\n", "sector size 0x1000001 is larger"),
+            ("/x 0 4000 20000 1001\n", "sector count 0x1001 is larger"),
+        ] {
+            let e = p(line).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        assert_eq!(
+            p("/x 0 400000 1000000 1000\n").unwrap().entries[0].sectors,
+            4096
+        );
         // short lines are ignored like libubootenv does
         assert_eq!(
             p("/x 0\n/y 0 10\n").unwrap().entries[0].device,

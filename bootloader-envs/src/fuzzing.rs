@@ -56,3 +56,59 @@ pub fn bootconfig(data: &[u8]) {
     }
     assert_eq!(Bootconfig::parse(&bc.encode_vendor()).unwrap(), bc);
 }
+
+/// Any bytes as an fw_env.config, its copies opened on one simulated flash chip (NOR or NAND,
+/// 1 MiB): parsing keeps every number within the config limits, and loading and saving the
+/// environment refuses what does not fit the chip instead of panicking or allocating what a
+/// line asks for. Then the Zyxel bootconfig at the first line's offset on the same chip.
+/// Returns what the environment came to: parsed, loaded and saved, or why not.
+#[cfg(feature = "fuzzing")]
+pub fn fw_env_config(data: &[u8]) -> crate::Result<()> {
+    use crate::config::{MAX_ENV_SIZE, MAX_SECTORS, MAX_SECTOR_SIZE};
+
+    let text = String::from_utf8_lossy(data);
+    let cfg = crate::FwEnvConfig::parse(&text, std::path::Path::new("fuzz.config"))?;
+    for e in &cfg.entries {
+        assert!(e.env_size <= MAX_ENV_SIZE && e.sector_size <= MAX_SECTOR_SIZE);
+        assert!(e.sectors <= MAX_SECTORS);
+    }
+    let nand = data.first().is_some_and(|b| b & 1 == 1);
+    let chip = if nand {
+        liminix_flash::SimFlash::nand(64, 0x4000, 512)
+    } else {
+        liminix_flash::SimFlash::nor(64, 0x4000)
+    };
+    let chip = std::rc::Rc::new(std::cell::RefCell::new(chip));
+    let result = env_on_chip(&cfg, &chip);
+    if let Ok(offset) = u64::try_from(cfg.entries[0].offset) {
+        let flash = Box::new(chip.clone());
+        if let Ok(mut dev) = crate::zyxel::BootconfigDevice::on_flash(flash, "sim".into(), offset) {
+            let _ = dev.read();
+        }
+    }
+    result
+}
+
+#[cfg(feature = "fuzzing")]
+fn env_on_chip(
+    cfg: &crate::FwEnvConfig,
+    chip: &std::rc::Rc<std::cell::RefCell<liminix_flash::SimFlash>>,
+) -> crate::Result<()> {
+    use crate::storage::{CopyDevice, MtdCopy};
+
+    let size = usize::try_from(cfg.entries[0].env_size)
+        .map_err(|_| EnvError::Geometry("env size too large".into()))?;
+    let layout = Layout::new(size, cfg.redundant(), Endian::Little)?;
+    let mut copies: Vec<Box<dyn CopyDevice>> = Vec::new();
+    for e in &cfg.entries {
+        let offset = u64::try_from(e.offset)
+            .map_err(|_| EnvError::Geometry("negative offset on an MTD device".into()))?;
+        let copy = MtdCopy::new(chip.clone(), "sim", offset, e.sector_size, e.sectors);
+        copies.push(Box::new(copy));
+    }
+    let mut store = crate::EnvStore::new(layout, copies)?;
+    let mut env = store.load().map(|l| l.env).unwrap_or_default();
+    env.set(b"fuzz", b"1")?;
+    store.save(&env)?;
+    store.load().map(drop)
+}

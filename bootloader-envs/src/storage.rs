@@ -146,6 +146,19 @@ impl<F: Flash> MtdCopy<F> {
     /// first block (NOR copies may start inside an erase block).
     fn blocks(&mut self, len: usize) -> Result<Vec<u64>> {
         let ss = self.sector_size;
+        let size = self.flash.geometry().size;
+        if ss == 0 || ss > size {
+            return Err(EnvError::Geometry(format!(
+                "{}: sector size {ss:#x} does not fit the device ({size:#x} bytes)",
+                self.describe()
+            )));
+        }
+        if self.offset >= size {
+            return Err(EnvError::Geometry(format!(
+                "{}: the offset is past the end of the device ({size:#x} bytes)",
+                self.describe()
+            )));
+        }
         let first = self.offset - self.offset % ss;
         let needed = (self.offset % ss + len as u64).div_ceil(ss);
         let nand = self.flash.geometry().is_nand;
@@ -160,6 +173,12 @@ impl<F: Flash> MtdCopy<F> {
                 });
             }
             budget -= 1;
+            if at >= size {
+                return Err(EnvError::Geometry(format!(
+                    "{}: the copy runs past the end of the device ({size:#x} bytes)",
+                    self.describe()
+                )));
+            }
             let bad = nand
                 && self.flash.is_bad(at).map_err(|e| {
                     EnvError::flash(format!("bad-block check {}", self.describe()), e)
@@ -179,10 +198,12 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
     }
 
     fn read_copy(&mut self, buf: &mut [u8]) -> Result<()> {
+        // `blocks` checks the sector size against the device first.
+        let blocks = self.blocks(buf.len())?;
         let ss = self.sector_size as usize;
         let mut skip = (self.offset % self.sector_size) as usize;
         let mut done = 0;
-        for blk in self.blocks(buf.len())? {
+        for blk in blocks {
             let n = (ss - skip).min(buf.len() - done);
             self.flash
                 .read(blk + skip as u64, &mut buf[done..done + n])
@@ -194,10 +215,12 @@ impl<F: Flash> CopyDevice for MtdCopy<F> {
     }
 
     fn write_copy(&mut self, data: &[u8]) -> Result<()> {
+        // `blocks` checks the sector size against the device first.
+        let blocks = self.blocks(data.len())?;
         let ss = self.sector_size as usize;
         let mut skip = (self.offset % self.sector_size) as usize;
         let mut done = 0;
-        for blk in self.blocks(data.len())? {
+        for blk in blocks {
             let n = (ss - skip).min(data.len() - done);
             // Whole-block read-modify-write keeps bytes of the block outside this copy.
             let mut block = vec![0xFF; ss];

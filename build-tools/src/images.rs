@@ -170,10 +170,10 @@ pub fn decode_entry<R: Read>(
     let mut h = Sha256::new();
     let mut sink = HashingWriter { h: &mut h, out };
     let n = match encoding {
-        Encoding::Raw => io::copy(&mut chunks.take(size + 1), &mut sink)?,
+        Encoding::Raw => io::copy(&mut chunks.take(size.saturating_add(1)), &mut sink)?,
         Encoding::Zstd => {
             let mut dec = zstd::stream::read::Decoder::new(&mut *chunks)?.single_frame();
-            io::copy(&mut (&mut dec).take(size + 1), &mut sink)?
+            io::copy(&mut (&mut dec).take(size.saturating_add(1)), &mut sink)?
         }
         Encoding::ZstdDelta { .. } => {
             return Err(io::Error::new(

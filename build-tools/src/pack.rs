@@ -309,25 +309,7 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
             detail,
         };
         let mut chunks = ChunkReader::new(&mut r);
-        let opts = RestoreOptions {
-            max_size: Some(e.nar_size),
-        };
-        let got = match &h.encoding {
-            Encoding::Raw => nar::verify_stream(&mut chunks, &opts),
-            Encoding::Zstd => {
-                let mut dec = zstd::stream::read::Decoder::new(&mut chunks)
-                    .map_err(|e| corrupt(e.to_string()))?
-                    .single_frame();
-                nar::verify_stream(&mut dec, &opts)
-            }
-            Encoding::ZstdDelta { base } => {
-                return Err(corrupt(format!(
-                    "delta entry against {base} cannot be verified standalone"
-                )))
-            }
-        }
-        .map_err(|err| corrupt(err.to_string()))?;
-        chunks.drain().map_err(|err| corrupt(err.to_string()))?;
+        let got = verify_path_entry(&mut chunks, &h.encoding, e).map_err(corrupt)?;
         if got.sha256 != e.sha256() || got.size != e.nar_size {
             return Err(corrupt(format!(
                 "NAR sha256 {} does not match the manifest's {}",
@@ -359,6 +341,45 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
         images: seen_images.len(),
         signer: sig.key.clone(),
     })
+}
+
+/// Decodes one store path entry: exactly one NAR of at most the manifest's size, and nothing
+/// after it (the agent refuses trailing bytes, so `verify` does too).
+fn verify_path_entry<R: Read>(
+    chunks: &mut ChunkReader<'_, R>,
+    encoding: &Encoding,
+    e: &PathEntry,
+) -> Result<nar::NarHash, String> {
+    let opts = RestoreOptions {
+        max_size: Some(e.nar_size),
+    };
+    let trailing = || "trailing data after the NAR".to_owned();
+    let got = match encoding {
+        Encoding::Raw => nar::verify_stream(chunks, &opts).map_err(|err| err.to_string())?,
+        Encoding::Zstd => {
+            let mut dec = zstd::stream::read::Decoder::new(&mut *chunks)
+                .map_err(|err| err.to_string())?
+                .single_frame();
+            let got = nar::verify_stream(&mut dec, &opts).map_err(|err| err.to_string())?;
+            let mut probe = [0u8; 1];
+            if dec.read(&mut probe).map_err(|err| err.to_string())? > 0 {
+                return Err(trailing());
+            }
+            if !dec.finish().buffer().is_empty() {
+                return Err(trailing());
+            }
+            got
+        }
+        Encoding::ZstdDelta { base } => {
+            return Err(format!(
+                "delta entry against {base} cannot be verified standalone"
+            ))
+        }
+    };
+    if chunks.drain().map_err(|err| err.to_string())? > 0 {
+        return Err(trailing());
+    }
+    Ok(got)
 }
 
 fn verify_image(r: &mut impl Read, m: &Manifest, h: &EntryHeader) -> Result<(), PackError> {

@@ -178,10 +178,15 @@ impl<'a, R: Read> DeltaReader<'a, R> {
                 let z = self.varint()?;
                 let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
                 let len = self.varint()?;
-                let from = usize::try_from(self.prev_end as i64 + delta)
-                    .map_err(|_| invalid("copy before the base"))?;
-                let end = from
-                    .checked_add(len as usize)
+                // Offsets and lengths are untrusted: every step is checked, none wraps.
+                let from = i64::try_from(self.prev_end)
+                    .ok()
+                    .and_then(|p| p.checked_add(delta))
+                    .and_then(|f| usize::try_from(f).ok())
+                    .ok_or_else(|| invalid("copy before the base"))?;
+                let end = usize::try_from(len)
+                    .ok()
+                    .and_then(|l| from.checked_add(l))
                     .filter(|&e| e <= self.base.len())
                     .ok_or_else(|| invalid("copy past the base"))?;
                 self.prev_end = end;
@@ -196,7 +201,7 @@ impl<'a, R: Read> DeltaReader<'a, R> {
             }
             x => return Err(invalid(format!("unknown op {x}"))),
         };
-        if self.produced + op.1 > self.target_len {
+        if op.1 > self.target_len - self.produced {
             return Err(invalid("longer than announced"));
         }
         self.pending = Some(op);
@@ -210,7 +215,7 @@ impl<R: Read> Read for DeltaReader<'_, R> {
             match self.pending {
                 None | Some((_, 0)) => self.next_op()?,
                 Some((src, left)) => {
-                    let n = buf.len().min(left as usize);
+                    let n = usize::try_from(left).map_or(buf.len(), |l| buf.len().min(l));
                     match src {
                         Some(from) => {
                             buf[..n].copy_from_slice(&self.base[from..from + n]);
@@ -294,6 +299,45 @@ mod tests {
         bad[n - 3] = 0xff;
         assert!(apply(&base, &bad).is_err());
         assert!(apply(&base, &bad[..n - 1]).is_err());
+    }
+
+    /// Hostile varints: copies far before or past the base, lengths that would wrap the count of
+    /// produced bytes. Each is refused, none panics.
+    #[test]
+    fn hostile_offsets_and_lengths_are_refused() {
+        let base = pseudo(100, 9);
+        let header = |target_len: u64| {
+            let mut d = MAGIC.to_vec();
+            d.extend_from_slice(&(base.len() as u64).to_le_bytes());
+            d.extend_from_slice(&Sha256::digest(&base));
+            d.extend_from_slice(&target_len.to_le_bytes());
+            d
+        };
+        let op = |d: &mut Vec<u8>, code: u8, args: &[u64]| {
+            d.push(code);
+            for &a in args {
+                put_varint(d, a);
+            }
+        };
+        let max = u64::MAX;
+        type Ops<'a> = &'a [(u8, &'a [u64])];
+        let cases: [(Ops, &str); 4] = [
+            (&[(1, &[max, 1])], "before the base"),
+            (&[(1, &[max - 1, 1])], "past the base"),
+            (&[(1, &[20, max])], "past the base"),
+            (&[(1, &[0, 10]), (0, &[max])], "longer than announced"),
+        ];
+        for (ops, want) in cases {
+            let mut d = header(max);
+            for (code, args) in ops {
+                op(&mut d, *code, args);
+            }
+            let err = apply(&base, &d).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let mut d = header(10);
+        op(&mut d, 0, &[max]);
+        assert!(apply(&base, &d).unwrap_err().to_string().contains("longer"));
     }
 
     /// The fuzz target's property on a fixed pseudo-random corpus: arbitrary ops behind a valid

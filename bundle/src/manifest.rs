@@ -10,12 +10,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{count, LimitError, Limits, LIMITS};
 use crate::storepath::StorePath;
 
 /// Bundle format version this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
-/// Upper bound for the manifest, so that a hostile stream cannot make the device allocate much.
-pub const MAX_MANIFEST_BYTES: u32 = 16 << 20;
+/// Upper bound for the manifest, so that a hostile stream cannot make the device allocate much:
+/// room for [`LIMITS`]`.max_paths` paths, and the parsed manifest with its bytes stays within a
+/// few MiB of a router's memory.
+pub const MAX_MANIFEST_BYTES: u32 = 4 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +109,8 @@ pub enum ManifestError {
     BadImageHash(String),
     #[error("image {0:?} is empty")]
     EmptyImage(String),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 fn plain_name(s: &str, extra: &[u8]) -> bool {
@@ -134,11 +139,20 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("manifest serialises")
     }
 
+    /// Validates against the format's [`LIMITS`], as every reader does.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        self.validate_within(&LIMITS)
+    }
+
+    /// The one validation of a manifest: syntax, names, order, and every number within `limits`
+    /// (so that no sum or product of them overflows where a reader uses them).
+    pub fn validate_within(&self, limits: &Limits) -> Result<(), ManifestError> {
         if self.format != FORMAT_VERSION {
             return Err(ManifestError::Version { found: self.format });
         }
+        self.validate_numbers(limits)?;
         let board_ok = !self.board.is_empty()
+            && self.board.len() <= limits.max_board_name
             && self
                 .board
                 .bytes()
@@ -166,6 +180,38 @@ impl Manifest {
                 toplevel: self.generation.toplevel.clone(),
             });
         }
+        Ok(())
+    }
+
+    fn validate_numbers(&self, limits: &Limits) -> Result<(), LimitError> {
+        Limits::check(
+            "number of store paths",
+            count(self.paths.len()),
+            count(limits.max_paths),
+        )?;
+        Limits::check(
+            "number of images",
+            count(self.images.len()),
+            count(limits.max_images),
+        )?;
+        Limits::check(
+            "build time",
+            self.generation.build_time,
+            limits.max_build_time,
+        )?;
+        Limits::check("security epoch", self.epoch, limits.max_epoch)?;
+        let sizes = self.paths.iter().map(|p| p.nar_size);
+        let sizes = sizes.chain(self.images.iter().map(|i| i.size));
+        Limits::sum(
+            "total size of NARs and images",
+            sizes,
+            limits.max_total_bytes,
+        )?;
+        Limits::sum(
+            "total number of store path entries",
+            self.paths.iter().map(|p| p.entries),
+            limits.max_total_entries,
+        )?;
         Ok(())
     }
 
@@ -223,8 +269,12 @@ impl Manifest {
         self.images.iter().find(|i| i.name == name)
     }
 
+    /// Sum of the image sizes; a validated manifest keeps it within [`LIMITS`], an unvalidated
+    /// one saturates rather than overflow.
     pub fn total_image_size(&self) -> u64 {
-        self.images.iter().map(|i| i.size).sum()
+        self.images
+            .iter()
+            .fold(0u64, |sum, i| sum.saturating_add(i.size))
     }
 
     pub fn index_of(&self, path: &str) -> Option<usize> {
@@ -233,8 +283,11 @@ impl Manifest {
             .ok()
     }
 
+    /// Sum of the NAR sizes; within [`LIMITS`] once validated, saturating otherwise.
     pub fn total_nar_size(&self) -> u64 {
-        self.paths.iter().map(|p| p.nar_size).sum()
+        self.paths
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.nar_size))
     }
 
     pub fn toplevel(&self) -> StorePath {
@@ -326,5 +379,90 @@ mod tests {
         let mut empty = image("a", "mtd:a");
         empty.size = 0;
         assert!(image_manifest(vec![empty]).validate().is_err());
+    }
+
+    fn closure_manifest(paths: Vec<(u64, u64)>) -> Manifest {
+        let paths: Vec<PathEntry> = paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, (nar_size, entries))| PathEntry {
+                path: format!("/nix/store/{}-p{i:05}", "a".repeat(32)),
+                nar_sha256: "ab".repeat(32),
+                nar_size,
+                entries,
+            })
+            .collect();
+        Manifest {
+            format: FORMAT_VERSION,
+            board: "b".into(),
+            generation: Generation {
+                toplevel: paths[0].path.clone(),
+                build_time: 1,
+            },
+            epoch: 0,
+            paths,
+            images: Vec::new(),
+        }
+    }
+
+    fn limit_of(m: &Manifest) -> LimitError {
+        match m.validate() {
+            Err(ManifestError::Limit(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_past_the_limits_are_refused() {
+        let huge = closure_manifest(vec![(u64::MAX, 1)]);
+        assert_eq!(limit_of(&huge).what, "total size of NARs and images");
+        let overflowing = closure_manifest(vec![(1 << 39, 1), (u64::MAX - 1, 1)]);
+        assert_eq!(limit_of(&overflowing).limit, LIMITS.max_total_bytes);
+        let entries = closure_manifest(vec![(100, u64::MAX), (100, u64::MAX)]);
+        assert_eq!(
+            limit_of(&entries).what,
+            "total number of store path entries"
+        );
+        let mut late = closure_manifest(vec![(100, 1)]);
+        late.generation.build_time = u64::MAX;
+        assert_eq!(limit_of(&late).what, "build time");
+        let mut epoch = closure_manifest(vec![(100, 1)]);
+        epoch.epoch = u64::MAX;
+        assert_eq!(limit_of(&epoch).what, "security epoch");
+        let mut board = closure_manifest(vec![(100, 1)]);
+        board.board = "b".repeat(LIMITS.max_board_name + 1);
+        assert!(matches!(board.validate(), Err(ManifestError::BadBoard(_))));
+        let mut big_image = image_manifest(vec![image("a", "mtd:a")]);
+        big_image.images[0].size = LIMITS.max_total_bytes + 1;
+        assert_eq!(limit_of(&big_image).value, LIMITS.max_total_bytes + 1);
+    }
+
+    #[test]
+    fn counts_past_the_limits_are_refused() {
+        let many = closure_manifest(vec![(1, 1); LIMITS.max_paths + 1]);
+        assert_eq!(
+            limit_of(&many).to_string(),
+            format!(
+                "manifest number of store paths is {}, over the limit of {}",
+                LIMITS.max_paths + 1,
+                LIMITS.max_paths
+            )
+        );
+        let images = (0..=LIMITS.max_images)
+            .map(|i| image(&format!("i{i:03}"), "mtd:x"))
+            .collect();
+        assert_eq!(limit_of(&image_manifest(images)).what, "number of images");
+    }
+
+    #[test]
+    fn numbers_at_the_limits_are_taken() {
+        let mut m = closure_manifest(vec![
+            (LIMITS.max_total_bytes - 1, LIMITS.max_total_entries - 1),
+            (1, 1),
+        ]);
+        m.generation.build_time = LIMITS.max_build_time;
+        m.epoch = LIMITS.max_epoch;
+        m.validate().unwrap();
+        assert_eq!(m.total_nar_size(), LIMITS.max_total_bytes);
     }
 }

@@ -114,8 +114,12 @@ fn read_block(r: &mut impl Read, what: &'static str, limit: u32) -> Result<Vec<u
     if len > limit {
         return Err(StreamError::TooLarge { what, len, limit });
     }
-    let mut buf = vec![0u8; len as usize];
-    read_exact_or(r, &mut buf, what)?;
+    // Grows with the bytes that arrive: a length announced by a truncated stream allocates nothing.
+    let mut buf = Vec::new();
+    r.take(u64::from(len)).read_to_end(&mut buf)?;
+    if buf.len() < len as usize {
+        return Err(StreamError::Truncated(what));
+    }
     Ok(buf)
 }
 

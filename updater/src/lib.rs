@@ -17,6 +17,8 @@ pub mod apply;
 pub mod closure;
 pub mod error;
 pub mod flashops;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod multicall;
 pub mod root;
 pub mod staging;

@@ -56,7 +56,12 @@ impl BootconfigDevice {
     }
 
     fn new(backing: Backing, name: String, size: u64, erase: u64, offset: u64) -> Result<Self> {
-        if size < offset + 2 {
+        if erase == 0 {
+            return Err(EnvError::Geometry(format!(
+                "{name} reports an erase block size of 0"
+            )));
+        }
+        if offset.checked_add(2).is_none_or(|end| size < end) {
             return Err(EnvError::Geometry(format!(
                 "Offset {offset} beyond size of MTD device {name}"
             )));

@@ -90,11 +90,17 @@ pub fn receive(
             installed,
         });
     }
-    let want: Vec<u32> = (0..m.paths.len() as u32)
-        .filter(|&i| !store.has(&m.paths[i as usize].store_path()))
+    // The manifest was validated against the format's limits when it was read (`Header::read`):
+    // its path count fits a `u32` and its sizes and counts sum without overflow.
+    let want: Vec<u32> = (0u32..)
+        .zip(&m.paths)
+        .filter(|(_, p)| !store.has(&p.store_path()))
+        .map(|(i, _)| i)
         .collect();
     check_space(&store, m, &want)?;
-    let bytes = want.iter().map(|&i| m.paths[i as usize].nar_size).sum();
+    let bytes = want.iter().fold(0u64, |sum, &i| {
+        sum.saturating_add(m.paths[i as usize].nar_size)
+    });
     let bases = delta_bases(&store, m, &want, o.delta_max)?;
     events.send(&AgentEvent::Want {
         paths: want.clone(),
@@ -183,13 +189,8 @@ fn fetch(
 
 fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
     let (available, block, inodes) = free_space(store.space_dir())?;
-    let entries: u64 = want.iter().map(|&i| m.paths[i as usize].entries).sum();
-    let needed = want
-        .iter()
-        .map(|&i| m.paths[i as usize].nar_size + m.paths[i as usize].entries * block)
-        .sum::<u64>()
-        + SPACE_MARGIN;
-    if needed > available || inodes.is_some_and(|free| free < entries + 64) {
+    let (needed, entries) = space_needed(m, want, block);
+    if needed > available || inodes.is_some_and(|free| free < entries.saturating_add(64)) {
         return Err(AgentError::NoSpace {
             dir: store.dir().to_owned(),
             needed,
@@ -197,6 +198,21 @@ fn check_space(store: &Store, m: &Manifest, want: &[u32]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Bytes (each entry rounded up to a block, plus the margin) and inodes the wanted paths take.
+/// The limits keep these sums far below `u64::MAX` for any block size up to 4 GiB; a larger
+/// block or an unvalidated manifest saturates, which no filesystem has room for.
+fn space_needed(m: &Manifest, want: &[u32], block: u64) -> (u64, u64) {
+    want.iter()
+        .map(|&i| &m.paths[i as usize])
+        .fold((SPACE_MARGIN, 0u64), |(bytes, entries), p| {
+            let path_bytes = p.entries.saturating_mul(block).saturating_add(p.nar_size);
+            (
+                bytes.saturating_add(path_bytes),
+                entries.saturating_add(p.entries),
+            )
+        })
 }
 
 /// For each wanted path, an older build of the same package that is here and small enough.
@@ -260,6 +276,7 @@ fn receive_entries(
             let _ = nar::remove_tree(&dest);
             return Err(e);
         }
+        // Bounded: each index is received once, and the manifest's counts and sizes are limited.
         copied.0 += 1;
         copied.1 += pe.nar_size;
         batch_bytes += pe.nar_size;

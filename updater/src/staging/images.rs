@@ -48,7 +48,7 @@ fn stage_all(
     written: &mut Vec<PathBuf>,
 ) -> Result<Vec<StagedFile>> {
     let (available, _, _) = free_space(dir)?;
-    let needed = m.total_image_size() + STAGING_MARGIN;
+    let needed = m.total_image_size().saturating_add(STAGING_MARGIN);
     if needed > available {
         return Err(AgentError::NoSpace {
             dir: dir.to_owned(),
@@ -59,11 +59,16 @@ fn stage_all(
     let mut staged: Vec<Option<StagedFile>> = vec![None; m.images.len()];
     while let Some(h) = EntryHeader::read(input, m)? {
         let mut chunks = ChunkReader::new(input);
-        let slot = &mut staged[h.index as usize];
-        if h.kind != EntryKind::Image || slot.is_some() {
+        // A store path entry's index is into `paths`, not `images`: only an image's may pick
+        // a slot (the stream checked it against `images`).
+        let slot = match h.kind {
+            EntryKind::Image => staged.get_mut(h.index as usize).filter(|s| s.is_none()),
+            EntryKind::StorePath => None,
+        };
+        let Some(slot) = slot else {
             chunks.drain().map_err(|e| AgentError::Stream(e.into()))?;
             continue;
-        }
+        };
         let image = &m.images[h.index as usize];
         let path = dir.join(format!("{}.img", image.name));
         written.push(path.clone());
@@ -91,7 +96,7 @@ fn stage_one<R: Read>(
         inner: BufWriter::new(file),
         hash: Sha256::new(),
     };
-    let limit = image.size + 1;
+    let limit = image.size.saturating_add(1);
     let copied = match encoding {
         Encoding::Raw => io::copy(&mut chunks.take(limit), &mut out),
         Encoding::Zstd => {
@@ -112,7 +117,7 @@ fn stage_one<R: Read>(
     if copied != image.size || trailing != 0 || sha256 != image.sha256_bytes() {
         return Err(bad(PayloadError::ImageMismatch {
             got_sha256: sha256,
-            got_size: copied + trailing,
+            got_size: copied.saturating_add(trailing),
             want_sha256: image.sha256.clone(),
             want_size: image.size,
         })
