@@ -127,7 +127,8 @@ json raw-a liminix-agent --json flashcp --journal /tmp/j /img/a /dev/mtd0
 json raw-b2 liminix-agent --json flashcp --journal /tmp/j /img/b /dev/mtd0
 nanddump -q --bb=skipbad -s 0 -l 1835008 -f /tmp/dump /dev/mtd0
 same 1500000 /tmp/dump /img/b xcheck-nanddump
-rc too-big liminix-agent flashcp --journal /tmp/j /img/toobig /dev/mtd0
+rc too-big liminix-agent flashcp --journal /tmp/jnew /img/toobig /dev/mtd0
+ls -a /tmp/jnew 2>/dev/null | wc -l | sed 's/^/refused-journal-left count=/'
 nanddump -q --bb=skipbad -s 0 -l 1835008 -f /tmp/dump /dev/mtd0
 same 1500000 /tmp/dump /img/b untouched-nand
 rc usage /usr/local/bin/flashcp -x /img/b /dev/mtd0

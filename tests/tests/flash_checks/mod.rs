@@ -15,7 +15,8 @@ pub fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
 }
 
 /// `flashcp` on nandsim partition 0 (16 blocks, 2 and 5 bad): a first write, a changed image
-/// through the `flashcp` name, the same image again, too big an image, a bad option. `read_back`
+/// through the `flashcp` name, the same image again, too big an image (refused with a journal
+/// directory of its own, which must not be left behind), a bad option. `read_back`
 /// is the guest's tag for the content check of the second write.
 pub fn check_raw_nand(out: &VmOutput, read_back: &str) {
     let a = out.json_rc("raw-a").1;
@@ -41,6 +42,11 @@ pub fn check_raw_nand(out: &VmOutput, read_back: &str) {
         out.serial
     );
     assert_eq!(out.require_field("untouched-nand ", "equal"), "1");
+    assert_eq!(
+        out.require_field("refused-journal-left ", "count"),
+        "0",
+        "a refusal leaves no journal directory behind"
+    );
     assert_eq!(out.require_field("usage ", "rc"), "2");
     assert!(out.serial.contains("flashcp: unsupported option -x"));
     assert_eq!(out.require_field("staging-left ", "count"), "0");

@@ -116,11 +116,18 @@ pub fn flashcp(
     })?;
     let target = target_key(root.dir(), &device);
     let loc = JournalLocation::locate(root, req.journal.as_deref());
+    let made = crate::staging::missing_dirs(&loc.staging());
     let _lock = loc.lock()?;
-    let recovered = recover_then_claim(root, &loc, &target, progress)?;
-    let mut flash = MtdFlash::open(&device, true).map_err(mtd_err)?;
-    check_fits(&mut flash, image.len()).map_err(|e| FlashOpError::Tx(e.into()))?;
-    let staged = stage(&loc, &target, &req.image)?;
+    let prepared = recover_then_claim(root, &loc, &target, progress).and_then(|recovered| {
+        let mut flash = MtdFlash::open(&device, true).map_err(mtd_err)?;
+        check_fits(&mut flash, image.len()).map_err(|e| FlashOpError::Tx(e.into()))?;
+        let staged = stage(&loc, &target, &req.image)?;
+        Ok((recovered, flash, staged))
+    });
+    // A refusal before the first write leaves no journal directory this run made.
+    let (recovered, mut flash, staged) = prepared.inspect_err(|_| {
+        crate::staging::journal::remove_made(&loc, &made);
+    })?;
     let mut journal = FileJournal::open(&loc.dir)?;
     let src = FileImage::new(&staged.path).map_err(|source| FlashOpError::Image {
         path: staged.path.clone(),

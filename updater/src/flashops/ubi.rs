@@ -111,33 +111,41 @@ pub fn ubi_update(
         source,
     })?;
     let loc = JournalLocation::locate(root, req.journal.as_deref());
+    let made = crate::staging::missing_dirs(&loc.staging());
     let _lock = loc.lock()?;
-    let recovered = recover_then_claim(root, &loc, &key, progress)?;
     let opts = UbiOptions {
         allow_in_place: req.in_place,
         ..UbiOptions::default()
     };
-    let tx = |e: liminix_flash::ubi_update::PlanError| FlashOpError::Tx(e.into());
-    let in_place = match plan(&mut ubi, &name, image.len(), &opts).map_err(tx)? {
-        UbiPlan::InPlace { current } => {
-            refuse_if_mounted(root, num, current.id, &name)?;
-            true
-        }
-        UbiPlan::Swap { .. } => false,
+    let prepare = || -> Result<_, FlashOpError> {
+        let recovered = recover_then_claim(root, &loc, &key, progress)?;
+        let tx = |e: liminix_flash::ubi_update::PlanError| FlashOpError::Tx(e.into());
+        let in_place = match plan(&mut ubi, &name, image.len(), &opts).map_err(tx)? {
+            UbiPlan::InPlace { current } => {
+                refuse_if_mounted(root, num, current.id, &name)?;
+                true
+            }
+            UbiPlan::Swap { .. } => false,
+        };
+        // Only an in-place update needs the image again after a crash; a swap
+        // rolls back by removing the half-written copy.
+        let staged = match in_place {
+            true => Some(stage(&loc, &key, &req.image)?),
+            false => None,
+        };
+        let src = match &staged {
+            Some(s) => FileImage::new(&s.path).map_err(|source| FlashOpError::Image {
+                path: s.path.clone(),
+                source,
+            })?,
+            None => image,
+        };
+        Ok((recovered, in_place, staged, src))
     };
-    // Only an in-place update needs the image again after a crash; a swap
-    // rolls back by removing the half-written copy.
-    let staged = match in_place {
-        true => Some(stage(&loc, &key, &req.image)?),
-        false => None,
-    };
-    let src = match &staged {
-        Some(s) => FileImage::new(&s.path).map_err(|source| FlashOpError::Image {
-            path: s.path.clone(),
-            source,
-        })?,
-        None => image,
-    };
+    // A refusal before the first write leaves no journal directory this run made.
+    let (recovered, in_place, staged, src) = prepare().inspect_err(|_| {
+        crate::staging::journal::remove_made(&loc, &made);
+    })?;
     let mut journal = FileJournal::open(&loc.dir)?;
     let result = update_ubi(
         &mut ubi,
