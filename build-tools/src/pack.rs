@@ -232,7 +232,7 @@ pub fn index(path: &Path) -> Result<(Header, Vec<EntryLocation>), PackError> {
         loop {
             let mut len = [0u8; 4];
             r.read_exact(&mut len)
-                .map_err(|_| stream::StreamError::Truncated("entry"))?;
+                .map_err(|_| stream::StreamError::Truncated(stream::ENTRY_DATA))?;
             let len = u32::from_le_bytes(len);
             if len == 0 {
                 break;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use liminix_bundle::nar::NarError;
 use liminix_bundle::storepath::StorePathError;
 use liminix_bundle::stream::StreamError;
+use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
 
 /// Exit codes are part of the agent's interface: `update.sh` and scripts act on them. They live
 /// with the wire's error kinds so that agent and client share one table.
@@ -13,13 +14,13 @@ pub use liminix_bundle::wire::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("bundle stream: {0}")]
+    #[error(transparent)]
     Stream(#[from] StreamError),
     #[error("no trusted signature: the bundle is signed by {signers} but this device trusts only the keys in {dir} ({trusted} key(s))")]
     Untrusted {
@@ -27,6 +28,8 @@ pub enum AgentError {
         dir: PathBuf,
         trusted: usize,
     },
+    #[error("the bundle's signature by trusted key {key} does not verify: the manifest or the signature was altered after signing")]
+    BadSignature { key: String },
     #[error("bundle is for board {bundle:?} but this device is {device:?} ({file})")]
     WrongBoard {
         bundle: String,
@@ -41,7 +44,7 @@ pub enum AgentError {
         needed: u64,
         available: u64,
     },
-    #[error("store path {path} failed verification: {source}")]
+    #[error("store path {path} failed verification")]
     Payload {
         path: String,
         #[source]
@@ -55,7 +58,7 @@ pub enum AgentError {
     Usage(#[from] UsageError),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("activation failed: {0}")]
+    #[error("activation failed")]
     Activation(#[from] ActivationError),
     #[error(transparent)]
     Key(#[from] liminix_bundle::sign::KeyError),
@@ -81,26 +84,27 @@ pub enum UsageError {
 /// Why a store path's NAR or a flash image is not what the signed manifest promised.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
-    #[error("zstd: {0}")]
-    Zstd(#[source] ruzstd::decoding::errors::FrameDecoderError),
+    /// Not a source: the decoder's own texts are its internals (`BadMagicNumber(13)`).
+    #[error("{}", zstd_sentence(.0))]
+    Zstd(ruzstd::decoding::errors::FrameDecoderError),
     #[error(transparent)]
-    Nar(#[from] NarError),
-    #[error("reading entry: {0}")]
-    Read(#[source] std::io::Error),
+    Nar(NarError),
+    #[error("{}", read_sentence(.0))]
+    Read(std::io::Error),
     #[error("trailing data after the NAR")]
     Trailing,
     #[error("delta against {0}, which this agent did not offer")]
     NotOffered(String),
     #[error(transparent)]
     BaseName(#[from] StorePathError),
-    #[error("reading delta base {base}: {source}")]
+    #[error("cannot read delta base {base}")]
     Base {
         base: String,
         #[source]
         source: NarError,
     },
-    #[error("delta: {0}")]
-    Delta(#[source] std::io::Error),
+    #[error("the delta is malformed: {}", read_sentence(.0))]
+    Delta(std::io::Error),
     #[error("NAR sha256 {} ({got_size} bytes) does not match the signed manifest's {want_sha256} ({want_size} bytes)", hex::encode(got_sha256))]
     NarMismatch {
         got_sha256: [u8; 32],
@@ -134,13 +138,13 @@ pub enum StateError {
         #[source]
         source: Box<AgentError>,
     },
-    #[error("{path}: {source}")]
+    #[error("{path} is not a valid generation record")]
     GenerationInfo {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("{list} names {entry:?}: {source}")]
+    #[error("{list} names {entry:?}, which is not a store path")]
     BadListEntry {
         list: String,
         entry: String,
@@ -165,7 +169,7 @@ pub enum StateError {
 /// A command of the activation or the reboot failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
-    #[error("cannot run {command}: {source}")]
+    #[error("cannot run {command}")]
     Spawn {
         command: String,
         #[source]
@@ -184,6 +188,12 @@ impl AgentError {
         move |source| AgentError::Io { what, path, source }
     }
 
+    /// The error and its causes on one line, each said once: the `message` of the wire's and
+    /// `--json`'s `error` event.
+    pub fn message(&self) -> String {
+        liminix_bundle::wire::one_line(self)
+    }
+
     /// The exit code, the one its [`kind`](Self::kind) documents.
     pub fn exit_code(&self) -> i32 {
         self.kind().exit_code()
@@ -194,7 +204,7 @@ impl AgentError {
         match self {
             AgentError::Io { .. } => ErrorKind::Io,
             AgentError::Stream(_) => ErrorKind::Corrupt,
-            AgentError::Untrusted { .. } => ErrorKind::Untrusted,
+            AgentError::Untrusted { .. } | AgentError::BadSignature { .. } => ErrorKind::Untrusted,
             AgentError::WrongBoard { .. } => ErrorKind::WrongBoard,
             AgentError::Epoch { .. } => ErrorKind::Epoch,
             AgentError::NoSpace { .. } => ErrorKind::NoSpace,
@@ -209,6 +219,78 @@ impl AgentError {
             AgentError::Apply(e) => e.kind(),
             AgentError::Ab(e) => e.kind(),
         }
+    }
+}
+
+/// A NAR read error that is a decoder's is told as the decoder's sentence.
+impl From<NarError> for PayloadError {
+    fn from(e: NarError) -> Self {
+        match e {
+            NarError::Read { source, offset } => match decoder_error(source) {
+                Ok(z) => PayloadError::Zstd(z),
+                Err(source) => PayloadError::Nar(NarError::Read { source, offset }),
+            },
+            other => PayloadError::Nar(other),
+        }
+    }
+}
+
+/// The zstd decoder's error inside an I/O error, if that is what it carries.
+fn decoder_error(e: std::io::Error) -> Result<FrameDecoderError, std::io::Error> {
+    if e.get_ref().is_some_and(|i| i.is::<FrameDecoderError>()) {
+        let inner = e.into_inner().expect("checked above");
+        Ok(*inner
+            .downcast::<FrameDecoderError>()
+            .expect("checked above"))
+    } else {
+        Err(e)
+    }
+}
+
+/// What a zstd decoding failure means for the person holding the bundle.
+fn zstd_sentence(e: &FrameDecoderError) -> &'static str {
+    use ReadFrameHeaderError as H;
+    match e {
+        FrameDecoderError::ReadFrameHeaderError(H::BadMagicNumber(_) | H::SkipFrame { .. }) => {
+            "the payload is not zstd data"
+        }
+        FrameDecoderError::ReadFrameHeaderError(H::MagicNumberReadError(_)) => {
+            "the payload is empty where zstd data should be"
+        }
+        FrameDecoderError::WindowSizeTooBig { .. } => {
+            "the zstd data asks for a larger window than this agent decodes"
+        }
+        FrameDecoderError::DictNotProvided { .. } => {
+            "the zstd data needs a dictionary, which bundles never use"
+        }
+        _ => "the zstd data is corrupt",
+    }
+}
+
+/// A read failure of an entry in words: the decoder's meaning, an early end, or the system's.
+fn read_sentence(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<FrameDecoderError>())
+    {
+        Some(z) => zstd_sentence(z).to_owned(),
+        None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the entry's data ends early".to_owned()
+        }
+        None => format!("cannot read the entry's data: {e}"),
+    }
+}
+
+/// `e`, unless the stream ended inside the entry being read: then the bundle is truncated,
+/// whatever a decoder made of the missing bytes.
+pub fn truncation_or<R: std::io::Read>(
+    chunks: &liminix_bundle::stream::ChunkReader<'_, R>,
+    e: AgentError,
+) -> AgentError {
+    if chunks.truncated() {
+        StreamError::Truncated(liminix_bundle::stream::ENTRY_DATA).into()
+    } else {
+        e
     }
 }
 

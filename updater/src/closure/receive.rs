@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
+use crate::error::truncation_or;
 use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::storepath::StorePath;
@@ -176,7 +177,7 @@ fn receive_entries(
             .map(|b| b.base.as_str());
         if let Err(e) = restore_entry(store, offered, &entry.encoding, &mut chunks, &dest, pe) {
             let _ = nar::remove_tree(&dest);
-            return Err(e);
+            return Err(truncation_or(&chunks, e));
         }
         copied.0 += 1;
         copied.1 += pe.nar_size;

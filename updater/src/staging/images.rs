@@ -48,7 +48,8 @@ pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<V
         }
         let image = &m.images[h.index as usize];
         let path = dir.join(format!("{}.img", image.name));
-        let result = stage_one(&mut chunks, &h.encoding, image, &path);
+        let result = stage_one(&mut chunks, &h.encoding, image, &path)
+            .map_err(|e| crate::error::truncation_or(&chunks, e));
         if result.is_err() {
             let _ = std::fs::remove_file(&path);
         }
