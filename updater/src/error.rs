@@ -151,6 +151,10 @@ pub enum StateError {
         #[source]
         source: StorePathError,
     },
+    #[error("generation {number} is damaged: {problem}")]
+    Damaged { number: u32, problem: String },
+    #[error("no generation to roll back to: the previous one, generation {previous}, is damaged ({problem}) and no other is whole")]
+    NoWholeGeneration { previous: u32, problem: String },
     #[error("generation {generation} is incomplete: {path} is missing from the store")]
     MissingPath { generation: u32, path: String },
     #[error("etc/nix-store-paths names {0}, which is neither in the bundle nor on the device")]

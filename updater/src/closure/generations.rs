@@ -39,6 +39,20 @@ pub struct GenerationInfo {
     pub origin: String,
 }
 
+/// A generation whose record cannot be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DamagedGeneration {
+    pub number: u32,
+    pub problem: String,
+}
+
+/// The generations of a device, usable and damaged apart.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub good: Vec<GenerationInfo>,
+    pub damaged: Vec<DamagedGeneration>,
+}
+
 pub struct Generations {
     root: DeviceRoot,
     dir: PathBuf,
@@ -65,22 +79,51 @@ impl Generations {
         &self.dir
     }
 
-    pub fn list(&self) -> Result<Vec<GenerationInfo>> {
+    /// Every recorded generation's number, damaged or not, in order.
+    fn numbers(&self) -> Result<Vec<u32>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(AgentError::io("listing", &self.dir)(e)),
         };
-        let mut out = Vec::new();
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            let Some(n) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            out.push(self.info(n)?);
-        }
-        out.sort_by_key(|g| g.number);
+        let mut out: Vec<u32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        out.sort_unstable();
         Ok(out)
+    }
+
+    /// The generations that can be used, in order; damaged ones are left out (see [`Self::scan`]).
+    pub fn list(&self) -> Result<Vec<GenerationInfo>> {
+        Ok(self.scan()?.good)
+    }
+
+    /// Every generation, the usable ones and the damaged ones apart: one damaged record must
+    /// not stop `status`, `gc`, a rollback to another generation or an update.
+    pub fn scan(&self) -> Result<Scan> {
+        let mut scan = Scan::default();
+        for n in self.numbers()? {
+            match self.check(n) {
+                Ok(info) => scan.good.push(info),
+                Err(problem) => scan.damaged.push(DamagedGeneration { number: n, problem }),
+            }
+        }
+        Ok(scan)
+    }
+
+    /// A generation's record, if it is whole: its info parses, its path list can be read and its
+    /// toplevel is in the store. Otherwise what is wrong, in words.
+    pub fn check(&self, n: u32) -> std::result::Result<GenerationInfo, String> {
+        let words = |e: AgentError| e.message();
+        let info = self.info(n).map_err(words)?;
+        self.closure_list(n).map_err(words)?;
+        if let Some(top) = &info.toplevel {
+            let host = self.root.store().join(store_base(top));
+            if fs::symlink_metadata(&host).is_err() {
+                return Err(format!("its toplevel {top} is missing from the store"));
+            }
+        }
+        Ok(info)
     }
 
     pub fn info(&self, n: u32) -> Result<GenerationInfo> {
@@ -118,22 +161,29 @@ impl Generations {
 
     /// Store paths (device form) a generation needs: its list plus its toplevel.
     pub fn closure(&self, n: u32) -> Result<Vec<String>> {
-        let path = self.dir.join(n.to_string()).join("nix-store-paths");
-        let text = fs::read_to_string(&path).map_err(AgentError::io("reading", &path))?;
-        let mut paths: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mut paths = self.closure_list(n)?;
         if let Some(top) = self.info(n)?.toplevel {
             paths.push(top);
         }
         Ok(paths)
     }
 
+    /// The generation's `nix-store-paths`, one device path a line.
+    fn closure_list(&self, n: u32) -> Result<Vec<String>> {
+        let path = self.dir.join(n.to_string()).join("nix-store-paths");
+        let text = fs::read_to_string(&path).map_err(AgentError::io("reading", &path))?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// After every recorded number, damaged records included: a new record never takes the
+    /// name of an old one.
     fn next_number(&self) -> Result<u32> {
-        Ok(self.list()?.last().map_or(1, |g| g.number + 1))
+        Ok(self.numbers()?.last().map_or(1, |n| n + 1))
     }
 
     /// Records a factory-installed system (plain files in /persist, as the image builder leaves
@@ -242,8 +292,25 @@ impl Generations {
         Ok(())
     }
 
+    /// The store as [`DeviceRoot::resolve`] sees it: a device whose `/nix` is a link (to
+    /// `persist/nix`, say) has its store where the link leads, and a toplevel's files resolve
+    /// there too, so both sides of a comparison are resolved the same way, inside the root.
+    fn resolved_store(&self) -> PathBuf {
+        self.root
+            .resolve(STORE)
+            .unwrap_or_else(|_| self.root.store())
+    }
+
+    /// The device path of a resolved host path, in the store's own name when it is in the store.
+    fn device_form(&self, host: &Path) -> Option<String> {
+        match host.strip_prefix(self.resolved_store()) {
+            Ok(rel) => Some(format!("{STORE}/{}", rel.to_str()?)),
+            Err(_) => self.root.device_path(host),
+        }
+    }
+
     fn require_in_store(&self, host: &Path, what: &'static str) -> Result<()> {
-        if host.starts_with(self.root.store()) && host.is_file() {
+        if host.starts_with(self.resolved_store()) && host.is_file() {
             Ok(())
         } else {
             Err(StateError::NotInStore {
@@ -264,7 +331,7 @@ impl Generations {
                 .root
                 .resolve(&format!("{top}/bin/init"))
                 .map_err(AgentError::io("resolving", &src))?;
-            let device = self.root.device_path(&host).unwrap_or_default();
+            let device = self.device_form(&host).unwrap_or_default();
             std::os::unix::fs::symlink(&device, dest).map_err(AgentError::io("linking", dest))
         } else {
             copy_entry(&src, dest)
@@ -339,10 +406,10 @@ impl Generations {
         Ok(())
     }
 
-    /// Removes a generation's record and its configuration link (not its store paths).
+    /// Removes a generation's record and its configuration link (not its store paths). A
+    /// damaged record whose info cannot be read is removed all the same, its link left.
     pub fn remove(&self, n: u32) -> Result<()> {
-        let info = self.info(n)?;
-        if let Some(link) = &info.link {
+        if let Some(link) = self.info(n).ok().and_then(|i| i.link) {
             let _ = fs::remove_file(self.root.persist().join(link));
         }
         let from = self.dir.join(n.to_string());

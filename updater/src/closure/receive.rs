@@ -293,7 +293,8 @@ fn install(
     gens.adopt_existing(now, &present)?;
     let top = &m.generation.toplevel;
     if let Some(cur) = gens.current() {
-        if gens.info(cur)?.toplevel.as_deref() == Some(top.as_str()) {
+        // A damaged current record is replaced, not a reason to refuse.
+        if gens.check(cur).ok().and_then(|i| i.toplevel).as_deref() == Some(top.as_str()) {
             events.send(&AgentEvent::Unchanged {
                 generation: cur,
                 toplevel: top.clone(),
