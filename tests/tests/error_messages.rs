@@ -239,3 +239,32 @@ fn bytes_after_the_end_marker_are_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(bench.root().join("persist/generations/1").is_dir());
 }
+
+#[test]
+fn a_garbled_trusted_key_file_is_reported_and_the_other_keys_still_work() {
+    let bench = Bench::new();
+    let keys = bench.root().join("etc/liminix/trusted-keys");
+    fs::write(keys.join("0-garbled.pub"), "liminix-ed25519-public 12ab\n").unwrap();
+    fs::write(keys.join("1-binary.pub"), [0xff, 0xfe, 0x00]).unwrap();
+    // A garbled file next to an untrusted signer adds no trust.
+    let stranger = SecretKey::generate();
+    let o = bench.receive(&good_bundle(&stranger));
+    assert_eq!(error_event(&o).0, ErrorKind::Untrusted, "{}", stderr(&o));
+    assert!(stderr(&o).contains("(1 key(s))"), "{}", stderr(&o));
+    let o = bench.receive(&good_bundle(&bench.key));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let garbled = keys.join("0-garbled.pub");
+    let binary = keys.join("1-binary.pub");
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "liminix-agent: warning: {} is not a liminix public key file (expected one line \
+             `liminix-ed25519-public <64 hex digits>`); the file is ignored\n\
+             liminix-agent: warning: cannot read key file {}: stream did not contain valid \
+             UTF-8; the file is ignored\n",
+            garbled.display(),
+            binary.display()
+        )
+    );
+    assert!(bench.root().join("persist/generations/1").is_dir());
+}
