@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, Header};
-use liminix_bundle::{Manifest, PublicKey, SecretKey};
+use liminix_bundle::{sign, Manifest, PublicKey, SecretKey};
 
 use crate::closure::{self, count_entries, host_path, ClosureError};
 use crate::images::{self, ImageInput};
@@ -32,6 +32,8 @@ pub enum PackError {
     Stream(#[from] stream::StreamError),
     #[error("not signed by the trusted key {0}")]
     Untrusted(String),
+    #[error("the signature by the trusted key {0} does not verify: the manifest or the signature was altered after signing")]
+    BadSignature(String),
     #[error("entry for {path} is corrupt: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("bundle lacks the payload of {0} store path(s), e.g. {1}")]
@@ -262,12 +264,15 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
     let file = File::open(path).map_err(io_err("opening", path))?;
     let mut r = BufReader::new(file);
     let header = Header::read(&mut r)?;
-    let Some(sig) = header
-        .signatures
-        .iter()
-        .find(|s| trusted.verifies(&header.manifest_bytes, s))
-    else {
-        return Err(PackError::Untrusted(trusted.to_hex()));
+    let checked = sign::check_signatures(
+        &header.manifest_bytes,
+        &header.signatures,
+        std::slice::from_ref(trusted),
+    );
+    let sig = match checked {
+        Ok(i) => &header.signatures[i],
+        Err(sign::Rejection::UnknownKeys) => return Err(PackError::Untrusted(trusted.to_hex())),
+        Err(sign::Rejection::Invalid { key }) => return Err(PackError::BadSignature(key)),
     };
     let m = &header.manifest;
     let mut seen = BTreeSet::new();

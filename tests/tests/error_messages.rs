@@ -11,7 +11,7 @@ use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
 use liminix_bundle::stream::{self, ChunkWriter, Encoding, EntryHeader, EntryKind, Header};
 use liminix_bundle::wire::{AgentEvent, ErrorKind};
 use liminix_bundle::{Manifest, SecretKey};
-use liminix_tests::device::agent_binary;
+use liminix_tests::device::{agent_binary, pack_binary};
 use sha2::{Digest, Sha256};
 
 const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
@@ -191,6 +191,26 @@ fn an_altered_signature_says_it_does_not_verify_and_that_the_key_is_trusted() {
         ),
     );
     nothing_installed(bench.root());
+    // The packer's `verify` tells the same cause.
+    let file = bench.dir.path().join("altered.bundle");
+    fs::write(&file, &bytes).unwrap();
+    let public = bench.root().join("etc/liminix/trusted-keys/lab.pub");
+    let o = Command::new(pack_binary())
+        .arg("verify")
+        .arg(&file)
+        .arg("--trust")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "liminix-pack: error: the signature by the trusted key {} does not verify: the \
+             manifest or the signature was altered after signing\n",
+            sig.key
+        )
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use crate::closure::gc::gc;
+use crate::closure::gc::{booted_generations, gc};
 use crate::closure::generations::{Generations, NewGeneration};
 use crate::closure::rollback::rollback;
 use crate::error::{AgentError, StateError};
@@ -170,4 +170,26 @@ fn a_nix_directory_that_is_a_link_into_persist_is_accepted() {
     assert!(s.damaged.is_empty());
     let activate = fs::read(record(&root, 2, "activate")).unwrap();
     assert_eq!(activate, b"#!/bin/sh\n");
+}
+
+#[test]
+fn the_booted_generation_is_found_through_a_nix_link_and_absolute_links() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("persist/nix/store")).unwrap();
+    symlink("persist/nix", dir.path().join("nix")).unwrap();
+    let root = DeviceRoot::new(dir.path());
+    install(&root, 1);
+    install(&root, 2);
+    fs::create_dir_all(root.join(&format!("{}/etc/s6-rc/compiled", toplevel(1)))).unwrap();
+    fs::create_dir_all(root.join("/run/s6-rc")).unwrap();
+    // Absolute, as on the device: it means the device's root, never the host's.
+    symlink(
+        format!("{}/etc/s6-rc/compiled", toplevel(1)),
+        root.join("/run/s6-rc/compiled"),
+    )
+    .unwrap();
+    let gens = Generations::new(&root);
+    assert_eq!(booted_generations(&root, &gens).unwrap(), [1]);
+    let plan = gc(&root, 0, true).unwrap();
+    assert_eq!(plan.kept_generations, [1, 2]);
 }
