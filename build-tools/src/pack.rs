@@ -259,6 +259,14 @@ pub struct Verified {
     pub signer: String,
 }
 
+/// `e`, unless the stream ended inside the entry: then, in the agent's words, it is truncated.
+fn truncated_or<R: Read>(chunks: &ChunkReader<'_, R>, e: PackError) -> PackError {
+    match chunks.truncated() {
+        true => stream::StreamError::Truncated(stream::ENTRY_DATA).into(),
+        false => e,
+    }
+}
+
 /// Full check: trusted signature, then every entry decoded and hashed against the manifest.
 pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
     let file = File::open(path).map_err(io_err("opening", path))?;
@@ -306,8 +314,10 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
                 )))
             }
         }
-        .map_err(|err| corrupt(err.to_string()))?;
-        chunks.drain().map_err(|err| corrupt(err.to_string()))?;
+        .map_err(|err| truncated_or(&chunks, corrupt(err.to_string())))?;
+        chunks
+            .drain()
+            .map_err(|err| truncated_or(&chunks, corrupt(err.to_string())))?;
         if got.sha256 != e.sha256() || got.size != e.nar_size {
             return Err(corrupt(format!(
                 "NAR sha256 {} does not match the manifest's {}",

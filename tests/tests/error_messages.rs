@@ -43,6 +43,21 @@ impl Bench {
         self.dir.path()
     }
 
+    /// `liminix-pack verify` of `bundle` with the trusted key.
+    fn pack_verify(&self, bundle: &[u8]) -> Output {
+        let file = self.root().join("checked.bundle");
+        fs::write(&file, bundle).unwrap();
+        let o = Command::new(pack_binary())
+            .arg("verify")
+            .arg(&file)
+            .arg("--trust")
+            .arg(self.root().join("etc/liminix/trusted-keys/lab.pub"))
+            .output()
+            .unwrap();
+        fs::remove_file(&file).unwrap();
+        o
+    }
+
     /// `liminix-agent --root ROOT --json receive --no-reboot` with `bundle` on stdin.
     fn receive(&self, bundle: &[u8]) -> Output {
         let mut child = Command::new(agent_binary())
@@ -192,16 +207,7 @@ fn an_altered_signature_says_it_does_not_verify_and_that_the_key_is_trusted() {
     );
     nothing_installed(bench.root());
     // The packer's `verify` tells the same cause.
-    let file = bench.dir.path().join("altered.bundle");
-    fs::write(&file, &bytes).unwrap();
-    let public = bench.root().join("etc/liminix/trusted-keys/lab.pub");
-    let o = Command::new(pack_binary())
-        .arg("verify")
-        .arg(&file)
-        .arg("--trust")
-        .arg(&public)
-        .output()
-        .unwrap();
+    let o = bench.pack_verify(&bytes);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
@@ -224,6 +230,11 @@ fn a_truncated_bundle_says_it_is_truncated() {
         "liminix-agent: error: the bundle is truncated (it ends inside an entry's data)\n",
     );
     nothing_installed(bench.root());
+    let o = bench.pack_verify(&bytes[..bytes.len() - 40]);
+    assert_eq!(
+        stderr(&o),
+        "liminix-pack: error: the bundle is truncated (it ends inside an entry's data)\n"
+    );
 }
 
 #[test]
@@ -252,6 +263,11 @@ fn bytes_after_the_end_marker_are_refused() {
         &o,
         ErrorKind::Corrupt,
         "liminix-agent: error: the bundle has data after its end marker\n",
+    );
+    let o = bench.pack_verify(&bytes);
+    assert_eq!(
+        stderr(&o),
+        "liminix-pack: error: the bundle has data after its end marker\n"
     );
     assert!(!bench.root().join("persist/generations/1").exists());
     // The same bundle without the extra bytes installs.
