@@ -304,3 +304,63 @@ fn a_garbled_trusted_key_file_is_reported_and_the_other_keys_still_work() {
     );
     assert!(bench.root().join("persist/generations/1").is_dir());
 }
+
+impl Bench {
+    /// `liminix-agent --root ROOT ARGS`.
+    fn agent(&self, args: &[&str]) -> Output {
+        Command::new(agent_binary())
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_damaged_generation_is_shown_replaced_by_an_update_and_not_rolled_back_to() {
+    let bench = Bench::new();
+    assert!(bench.receive(&good_bundle(&bench.key)).status.success());
+    let info = bench.root().join("persist/generations/1/info.json");
+    fs::write(&info, "{\"number\":").unwrap();
+    let problem = format!(
+        "{} is not a valid generation record: EOF while parsing a value at line 1 column 10",
+        info.display()
+    );
+    let o = bench.agent(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let human = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        human.contains(&format!("    1  DAMAGED: {problem}  [current]\n")),
+        "{human}"
+    );
+    // The same bundle again: the damaged current record does not stop it.
+    let o = bench.receive(&good_bundle(&bench.key));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bench.agent(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["current"], 2);
+    assert_eq!(status["generations"][0]["number"], 2);
+    assert_eq!(
+        status["damaged"],
+        serde_json::json!([{"number": 1, "problem": problem}])
+    );
+    let o = bench.agent(&["--json", "rollback"]);
+    assert_eq!(o.status.code(), Some(ErrorKind::State.exit_code()));
+    let (kind, message) = error_event(&o);
+    assert_eq!(kind, ErrorKind::State);
+    assert_eq!(
+        message,
+        format!(
+            "no generation to roll back to: the previous one, generation 1, is damaged \
+             ({problem}) and no other is whole"
+        )
+    );
+    assert_eq!(stderr(&o), format!("liminix-agent: error: {message}\n"));
+    // gc collects it: it is neither current nor a rollback target.
+    let o = bench.agent(&["--json", "gc", "--keep", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["removed_generations"], serde_json::json!([1]));
+    assert!(!bench.root().join("persist/generations/1").exists());
+}
