@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
-use crate::error::truncation_or;
 use liminix_bundle::delta;
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::storepath::StorePath;
@@ -17,7 +16,7 @@ use liminix_bundle::Manifest;
 
 use crate::closure::generations::{Generations, NewGeneration};
 use crate::closure::store::Store;
-use crate::error::{AgentError, PayloadError, Result, UsageError};
+use crate::error::{truncation_or, AgentError, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
 use crate::staging::free_space;
 
