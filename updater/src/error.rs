@@ -103,7 +103,7 @@ pub enum PayloadError {
         #[source]
         source: NarError,
     },
-    #[error("the delta is malformed: {}", read_sentence(.0))]
+    #[error("the delta is malformed: {}", delta_sentence(.0))]
     Delta(std::io::Error),
     #[error("NAR sha256 {} ({got_size} bytes) does not match the signed manifest's {want_sha256} ({want_size} bytes)", hex::encode(got_sha256))]
     NarMismatch {
@@ -273,15 +273,28 @@ fn zstd_sentence(e: &FrameDecoderError) -> &'static str {
 
 /// A read failure of an entry in words: the decoder's meaning, an early end, or the system's.
 fn read_sentence(e: &std::io::Error) -> String {
+    known_words(e).map_or_else(
+        || format!("cannot read the entry's data: {e}"),
+        str::to_owned,
+    )
+}
+
+/// What a malformed delta is, in words.
+fn delta_sentence(e: &std::io::Error) -> String {
+    known_words(e).map_or_else(|| e.to_string(), str::to_owned)
+}
+
+/// The words for a read failure whose cause is known: a decoder's error or an early end.
+fn known_words(e: &std::io::Error) -> Option<&'static str> {
     match e
         .get_ref()
         .and_then(|i| i.downcast_ref::<FrameDecoderError>())
     {
-        Some(z) => zstd_sentence(z).to_owned(),
+        Some(z) => Some(zstd_sentence(z)),
         None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the entry's data ends early".to_owned()
+            Some("the entry's data ends early")
         }
-        None => format!("cannot read the entry's data: {e}"),
+        None => None,
     }
 }
 
@@ -299,3 +312,57 @@ pub fn truncation_or<R: std::io::Read>(
 }
 
 pub type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn decode(bytes: &[u8]) -> PayloadError {
+        let mut dec = match ruzstd::decoding::StreamingDecoder::new(bytes) {
+            Ok(d) => d,
+            Err(e) => return PayloadError::Zstd(e),
+        };
+        let mut out = Vec::new();
+        PayloadError::Read(dec.read_to_end(&mut out).unwrap_err())
+    }
+
+    #[test]
+    fn zstd_failures_are_told_in_words() {
+        assert_eq!(
+            decode(b"nix-archive-1 is not zstd").to_string(),
+            "the payload is not zstd data"
+        );
+        assert_eq!(
+            decode(b"").to_string(),
+            "the payload is empty where zstd data should be"
+        );
+        // A real frame, cut short: the decoder's error inside an I/O error.
+        let mut frame = ruzstd::encoding::compress_to_vec(
+            &[7u8; 4096][..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        frame.truncate(frame.len() - 3);
+        let e = decode(&frame).to_string();
+        assert!(
+            e == "the zstd data is corrupt" || e == "the entry's data ends early",
+            "{e}"
+        );
+        assert!(!e.contains("Error") && !e.contains("Kind("), "{e}");
+    }
+
+    #[test]
+    fn messages_say_each_cause_once() {
+        let e = AgentError::Payload {
+            path: "/nix/store/x".into(),
+            source: Box::new(PayloadError::Read(std::io::ErrorKind::UnexpectedEof.into())),
+        };
+        assert_eq!(
+            e.message(),
+            "store path /nix/store/x failed verification: the entry's data ends early"
+        );
+        let e = AgentError::io("reading", "/x")(std::io::ErrorKind::NotFound.into());
+        assert_eq!(e.to_string(), "reading /x");
+        assert_eq!(e.message(), "reading /x: entity not found");
+    }
+}
