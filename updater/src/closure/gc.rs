@@ -49,13 +49,13 @@ pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u
         return Ok(Vec::new());
     };
     let path = format!("{STORE}/{base}");
-    let mut out = Vec::new();
-    for g in gens.list()? {
-        if gens.closure(g.number)?.contains(&path) {
-            out.push(g.number);
-        }
-    }
-    Ok(out)
+    // Damaged records count too: a system that runs must keep its paths whatever its record.
+    Ok(gens
+        .closures()?
+        .into_iter()
+        .filter(|(_, closure)| closure.contains(&path))
+        .map(|(n, _)| n)
+        .collect())
 }
 
 pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {

@@ -160,12 +160,32 @@ impl Generations {
     }
 
     /// Store paths (device form) a generation needs: its list plus its toplevel.
+    /// A damaged record whose info cannot be read still names its toplevel through its
+    /// `toplevel` link, so that `gc` never deletes what a kept damaged generation boots.
     pub fn closure(&self, n: u32) -> Result<Vec<String>> {
         let mut paths = self.closure_list(n)?;
-        if let Some(top) = self.info(n)?.toplevel {
-            paths.push(top);
-        }
+        let top = match self.info(n) {
+            Ok(info) => info.toplevel,
+            Err(e) => Some(self.toplevel_link(n).ok_or(e)?),
+        };
+        paths.extend(top);
         Ok(paths)
+    }
+
+    /// Every generation whose closure can be read, damaged or not, with its closure.
+    pub fn closures(&self) -> Result<Vec<(u32, Vec<String>)>> {
+        Ok(self
+            .numbers()?
+            .into_iter()
+            .filter_map(|n| Some((n, self.closure(n).ok()?)))
+            .collect())
+    }
+
+    /// The toplevel the record's `toplevel` link names, as a device path.
+    fn toplevel_link(&self, n: u32) -> Option<String> {
+        let target = fs::read_link(self.dir.join(n.to_string()).join("toplevel")).ok()?;
+        let base = target.file_name()?.to_str()?;
+        Some(format!("{STORE}/{base}"))
     }
 
     /// The generation's `nix-store-paths`, one device path a line.

@@ -193,3 +193,20 @@ fn the_booted_generation_is_found_through_a_nix_link_and_absolute_links() {
     let plan = gc(&root, 0, true).unwrap();
     assert_eq!(plan.kept_generations, [1, 2]);
 }
+
+#[test]
+fn gc_keeps_what_a_damaged_booted_generation_runs() {
+    let (_d, root) = device(3);
+    fs::create_dir_all(root.join(&format!("{}/etc/s6-rc/compiled", toplevel(1)))).unwrap();
+    fs::create_dir_all(root.join("/run/s6-rc")).unwrap();
+    symlink(
+        format!("{}/etc/s6-rc/compiled", toplevel(1)),
+        root.join("/run/s6-rc/compiled"),
+    )
+    .unwrap();
+    // Generation 1 runs, but its info is unreadable: its toplevel link still names what it needs.
+    fs::write(record(&root, 1, "info.json"), "").unwrap();
+    let plan = gc(&root, 0, false).unwrap();
+    assert_eq!(plan.kept_generations, [1, 2, 3]);
+    assert!(root.join(&toplevel(1)).exists());
+}
