@@ -7,16 +7,16 @@ use liminix_bundle::storepath::StorePath;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClosureError {
-    #[error("{0}")]
+    #[error(transparent)]
     StorePath(#[from] liminix_bundle::storepath::StorePathError),
     #[error("{path} is missing: is {toplevel} a Liminix system configuration (outputs.systemConfiguration)?")]
     NotAToplevel { toplevel: String, path: PathBuf },
-    #[error("reading {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{list} names {entry:?}, which is not a store path: {source}")]
+    #[error("{list} names {entry:?}, which is not a store path")]
     BadEntry {
         list: PathBuf,
         entry: String,
@@ -24,6 +24,13 @@ pub enum ClosureError {
     },
     #[error("store path {0} is in the closure but not in the store at {1}")]
     Missing(String, PathBuf),
+    /// The agent's words for the same refusal: every device would refuse this bundle after the
+    /// whole transfer, so the packer refuses it before signing.
+    #[error("the toplevel's {what} is not a file in the store (resolves to {})", resolved.display())]
+    NotInStore {
+        what: &'static str,
+        resolved: PathBuf,
+    },
 }
 
 /// Host location of a store path under `store_root` (the directory holding `nix/store`).
@@ -45,7 +52,7 @@ pub fn closure(store_root: &Path, toplevel: &str) -> Result<Vec<StorePath>, Clos
         path: list.clone(),
         source,
     })?;
-    let mut paths = vec![top];
+    let mut paths = vec![top.clone()];
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let p = StorePath::parse(line).map_err(|source| ClosureError::BadEntry {
             list: list.clone(),
@@ -62,7 +69,73 @@ pub fn closure(store_root: &Path, toplevel: &str) -> Result<Vec<StorePath>, Clos
             return Err(ClosureError::Missing(p.to_string(), host));
         }
     }
+    for what in ["bin/activate", "etc/nix-store-paths"] {
+        require_in_store(store_root, &top, what)?;
+    }
     Ok(paths)
+}
+
+/// `TOPLEVEL/what` must resolve, as a device resolves it, to a regular file in the store.
+fn require_in_store(
+    store_root: &Path,
+    top: &StorePath,
+    what: &'static str,
+) -> Result<(), ClosureError> {
+    let device_path = format!("{top}/{what}");
+    let resolved = resolve_below(store_root, &device_path).map_err(|source| ClosureError::Io {
+        path: store_root.join(device_path.trim_start_matches('/')),
+        source,
+    })?;
+    if resolved.starts_with(store_root.join("nix/store")) && resolved.is_file() {
+        Ok(())
+    } else {
+        Err(ClosureError::NotInStore { what, resolved })
+    }
+}
+
+/// `device_path` resolved below `root` the way the agent resolves it on a device: every link
+/// followed, an absolute target meaning `root`, and `..` never leaving it.
+fn resolve_below(root: &Path, device_path: &str) -> std::io::Result<PathBuf> {
+    let mut resolved = PathBuf::from("/");
+    let mut pending: Vec<String> = components(device_path);
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => {}
+            ".." => {
+                resolved.pop();
+            }
+            _ => {
+                let candidate = resolved.join(&part);
+                let host = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
+                let Ok(target) = fs::read_link(&host) else {
+                    resolved = candidate;
+                    continue;
+                };
+                hops += 1;
+                if hops > 40 {
+                    return Err(std::io::Error::other(format!(
+                        "too many symlinks resolving {device_path}"
+                    )));
+                }
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    resolved = PathBuf::from("/");
+                }
+                pending.extend(components(&target));
+            }
+        }
+    }
+    Ok(root.join(resolved.strip_prefix("/").unwrap_or(&resolved)))
+}
+
+/// The path's components, last first (a stack to pop).
+fn components(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Number of filesystem entries (files, directories, links) in a store path.
@@ -80,4 +153,56 @@ pub fn count_entries(path: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
+    const DEP: &str = "/nix/store/0c4ky3v7n7yrm8p3pg9hfw1mbsx8jxjz-activate";
+
+    fn store_with_toplevel() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join(&TOP[1..]);
+        fs::create_dir_all(top.join("etc")).unwrap();
+        fs::create_dir_all(top.join("bin")).unwrap();
+        fs::write(top.join("etc/nix-store-paths"), format!("{DEP}\n")).unwrap();
+        let dep = dir.path().join(&DEP[1..]);
+        fs::create_dir_all(dep.join("bin")).unwrap();
+        fs::write(dep.join("bin/activate"), "#!/bin/sh\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_toplevel_without_activate_is_refused_in_the_agents_words() {
+        let dir = store_with_toplevel();
+        let e = closure(dir.path(), TOP).unwrap_err();
+        let resolved = dir.path().join(&TOP[1..]).join("bin/activate");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the toplevel's bin/activate is not a file in the store (resolves to {})",
+                resolved.display()
+            )
+        );
+    }
+
+    #[test]
+    fn activate_may_be_a_link_into_the_store_but_not_out_of_it() {
+        let dir = store_with_toplevel();
+        let activate = dir.path().join(&TOP[1..]).join("bin/activate");
+        symlink(format!("{DEP}/bin/activate"), &activate).unwrap();
+        assert_eq!(closure(dir.path(), TOP).unwrap().len(), 2);
+        fs::remove_file(&activate).unwrap();
+        // Absolute links mean the device's root; `..` stops there.
+        fs::write(dir.path().join("activate"), "#!/bin/sh\n").unwrap();
+        symlink("../../../../../../activate", &activate).unwrap();
+        let e = closure(dir.path(), TOP).unwrap_err();
+        assert!(
+            matches!(&e, ClosureError::NotInStore { resolved, .. } if *resolved == dir.path().join("activate")),
+            "{e}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
 use liminix_bundle::nar::{self, RestoreOptions};
 use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, Header};
-use liminix_bundle::{Manifest, PublicKey, SecretKey};
+use liminix_bundle::{sign, Manifest, PublicKey, SecretKey};
 
 use crate::closure::{self, count_entries, host_path, ClosureError};
 use crate::images::{self, ImageInput};
@@ -33,6 +33,8 @@ pub enum PackError {
     Stream(#[from] stream::StreamError),
     #[error("not signed by the trusted key {0}")]
     Untrusted(String),
+    #[error("the signature by the trusted key {0} does not verify: the manifest or the signature was altered after signing")]
+    BadSignature(String),
     #[error("entry for {path} is corrupt: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("bundle lacks the payload of {0} store path(s), e.g. {1}")]
@@ -257,7 +259,7 @@ pub fn index(path: &Path) -> Result<(Header, Vec<EntryLocation>), PackError> {
         loop {
             let mut len = [0u8; 4];
             r.read_exact(&mut len)
-                .map_err(|_| stream::StreamError::Truncated("entry"))?;
+                .map_err(|_| stream::StreamError::Truncated(stream::ENTRY_DATA))?;
             let len = u32::from_le_bytes(len);
             if len == 0 {
                 break;
@@ -282,17 +284,28 @@ pub struct Verified {
     pub signer: String,
 }
 
+/// `e`, unless the stream ended inside the entry: then, in the agent's words, it is truncated.
+fn truncated_or<R: Read>(chunks: &ChunkReader<'_, R>, e: PackError) -> PackError {
+    match chunks.truncated() {
+        true => stream::StreamError::Truncated(stream::ENTRY_DATA).into(),
+        false => e,
+    }
+}
+
 /// Full check: trusted signature, then every entry decoded and hashed against the manifest.
 pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
     let file = File::open(path).map_err(io_err("opening", path))?;
     let mut r = BufReader::new(file);
     let header = Header::read(&mut r)?;
-    let Some(sig) = header
-        .signatures
-        .iter()
-        .find(|s| trusted.verifies(&header.manifest_bytes, s))
-    else {
-        return Err(PackError::Untrusted(trusted.to_hex()));
+    let checked = sign::check_signatures(
+        &header.manifest_bytes,
+        &header.signatures,
+        std::slice::from_ref(trusted),
+    );
+    let sig = match checked {
+        Ok(i) => &header.signatures[i],
+        Err(sign::Rejection::UnknownKeys) => return Err(PackError::Untrusted(trusted.to_hex())),
+        Err(sign::Rejection::Invalid { key }) => return Err(PackError::BadSignature(key)),
     };
     let m = &header.manifest;
     let mut seen = BTreeSet::new();
@@ -309,7 +322,8 @@ pub fn verify(path: &Path, trusted: &PublicKey) -> Result<Verified, PackError> {
             detail,
         };
         let mut chunks = ChunkReader::new(&mut r);
-        let got = verify_path_entry(&mut chunks, &h.encoding, e).map_err(corrupt)?;
+        let got = verify_path_entry(&mut chunks, &h.encoding, e)
+            .map_err(|err| truncated_or(&chunks, corrupt(err)))?;
         if got.sha256 != e.sha256() || got.size != e.nar_size {
             return Err(corrupt(format!(
                 "NAR sha256 {} does not match the manifest's {}",

@@ -17,7 +17,7 @@ const CONTEXT: &[u8] = b"liminix-bundle-manifest-v1\0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("reading key file {path}: {source}")]
+    #[error("cannot read key file {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -140,12 +140,22 @@ fn message(manifest: &[u8]) -> Vec<u8> {
     [CONTEXT, manifest].concat()
 }
 
-/// Public keys from every regular file in `dir` (a missing directory trusts nothing).
-/// Files that are not key files are reported, not silently skipped.
-pub fn load_trusted_dir(dir: &Path) -> Result<Vec<PublicKey>, KeyError> {
+/// The keys of a trusted-keys directory: those that load, and the files that do not.
+#[derive(Debug, Default)]
+pub struct TrustedKeys {
+    pub keys: Vec<PublicKey>,
+    /// Files that are unreadable or not public key files. They add no trust and take none away:
+    /// one damaged file must not stop the device from accepting bundles its other keys sign.
+    pub damaged: Vec<KeyError>,
+}
+
+/// Public keys from every regular file in `dir` (a missing directory trusts nothing). A file
+/// that is not a key file is returned in [`TrustedKeys::damaged`] for the caller to report; only
+/// a directory that cannot be listed is an error.
+pub fn load_trusted_dir(dir: &Path) -> Result<TrustedKeys, KeyError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TrustedKeys::default()),
         Err(source) => {
             return Err(KeyError::Io {
                 path: dir.to_owned(),
@@ -158,7 +168,40 @@ pub fn load_trusted_dir(dir: &Path) -> Result<Vec<PublicKey>, KeyError> {
         .filter(|p| p.is_file())
         .collect();
     paths.sort();
-    paths.iter().map(|p| PublicKey::load(p)).collect()
+    let mut out = TrustedKeys::default();
+    for p in &paths {
+        match PublicKey::load(p) {
+            Ok(k) => out.keys.push(k),
+            Err(e) => out.damaged.push(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Why no signature of a manifest is accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// No signature names a trusted key (or there is none).
+    UnknownKeys,
+    /// A signature names a trusted key (hex) but does not verify: the manifest or the signature
+    /// changed after signing.
+    Invalid { key: String },
+}
+
+/// Index of the first signature made by a trusted key, or why there is none.
+pub fn check_signatures(
+    manifest: &[u8],
+    sigs: &[Signature],
+    trusted: &[PublicKey],
+) -> Result<usize, Rejection> {
+    if let Some(i) = trusted_signature(manifest, sigs, trusted) {
+        return Ok(i);
+    }
+    sigs.iter()
+        .find(|s| trusted.iter().any(|k| k.to_hex() == s.key))
+        .map_or(Err(Rejection::UnknownKeys), |s| {
+            Err(Rejection::Invalid { key: s.key.clone() })
+        })
 }
 
 /// Index of the first signature made by a trusted key, if any.
@@ -210,5 +253,68 @@ mod tests {
             PublicKey::load(&dir.path().join("s")),
             Err(KeyError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn an_altered_signature_is_told_from_an_unknown_key() {
+        let k = SecretKey::generate();
+        let other = SecretKey::generate();
+        let m = br#"{"x":1}"#;
+        let s = k.sign_manifest(m);
+        assert_eq!(
+            check_signatures(m, std::slice::from_ref(&s), &[k.public()]),
+            Ok(0)
+        );
+        assert_eq!(
+            check_signatures(m, std::slice::from_ref(&s), &[other.public()]),
+            Err(Rejection::UnknownKeys)
+        );
+        assert_eq!(
+            check_signatures(m, &[], &[k.public()]),
+            Err(Rejection::UnknownKeys)
+        );
+        let mut altered = s.clone();
+        let flipped = if altered.signature.starts_with('0') {
+            "1"
+        } else {
+            "0"
+        };
+        altered.signature.replace_range(0..1, flipped);
+        let invalid = Err(Rejection::Invalid {
+            key: k.public().to_hex(),
+        });
+        assert_eq!(
+            check_signatures(m, std::slice::from_ref(&altered), &[k.public()]),
+            invalid
+        );
+        // The same for a manifest changed after signing.
+        assert_eq!(
+            check_signatures(br#"{"x":2}"#, &[s], &[k.public()]),
+            invalid
+        );
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_reported_and_the_others_still_load() {
+        let k = SecretKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a-garbled.pub"),
+            "liminix-ed25519-public zz\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b.pub"), k.public().to_file_text()).unwrap();
+        std::fs::write(dir.path().join("c-secret"), k.to_file_text()).unwrap();
+        let t = load_trusted_dir(dir.path()).unwrap();
+        assert_eq!(t.keys, vec![k.public()]);
+        assert_eq!(t.damaged.len(), 2);
+        assert!(
+            matches!(&t.damaged[0], KeyError::Format { path, .. } if path.ends_with("a-garbled.pub"))
+        );
+        assert!(
+            matches!(&t.damaged[1], KeyError::Format { path, .. } if path.ends_with("c-secret"))
+        );
+        let none = load_trusted_dir(&dir.path().join("missing")).unwrap();
+        assert!(none.keys.is_empty() && none.damaged.is_empty());
     }
 }

@@ -64,8 +64,8 @@ pub struct EntryHeader {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    #[error("reading bundle stream: {0}")]
-    Io(#[from] io::Error),
+    #[error("cannot read the bundle")]
+    Io(#[source] io::Error),
     #[error("not a Liminix bundle (bad magic)")]
     Magic,
     #[error("bundle stream version {0} is not supported (this program reads {STREAM_VERSION})")]
@@ -76,8 +76,10 @@ pub enum StreamError {
         len: u32,
         limit: u32,
     },
-    #[error("bundle stream is truncated (ended inside the {0})")]
+    #[error("the bundle is truncated (it ends inside {0})")]
     Truncated(&'static str),
+    #[error("the bundle has data after its end marker")]
+    Trailing,
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("signature block is malformed: {0}")]
@@ -95,6 +97,19 @@ pub enum StreamError {
     #[error("delta base name is not valid UTF-8")]
     BaseName,
 }
+
+/// An early end of the stream is a truncated bundle; anything else a read failure.
+impl From<io::Error> for StreamError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof => StreamError::Truncated(ENTRY_DATA),
+            _ => StreamError::Io(e),
+        }
+    }
+}
+
+/// Where a stream that ends inside a chunked entry ends.
+pub const ENTRY_DATA: &str = "an entry's data";
 
 fn read_exact_or(r: &mut impl Read, buf: &mut [u8], what: &'static str) -> Result<(), StreamError> {
     r.read_exact(buf).map_err(|e| match e.kind() {
@@ -135,16 +150,16 @@ pub struct Header {
 impl Header {
     pub fn read(r: &mut impl Read) -> Result<Header, StreamError> {
         let mut magic = [0u8; 8];
-        read_exact_or(r, &mut magic, "header")?;
+        read_exact_or(r, &mut magic, "the header")?;
         if &magic != MAGIC {
             return Err(StreamError::Magic);
         }
-        let version = read_u32(r, "header")?;
+        let version = read_u32(r, "the header")?;
         if version != STREAM_VERSION {
             return Err(StreamError::Version(version));
         }
-        let manifest_bytes = read_block(r, "manifest", MAX_MANIFEST_BYTES)?;
-        let sig_bytes = read_block(r, "signatures", MAX_SIGNATURES_BYTES)?;
+        let manifest_bytes = read_block(r, "the manifest", MAX_MANIFEST_BYTES)?;
+        let sig_bytes = read_block(r, "the signatures", MAX_SIGNATURES_BYTES)?;
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
         let signatures = serde_json::from_slice(&sig_bytes).map_err(StreamError::Signatures)?;
         Ok(Header {
@@ -168,31 +183,32 @@ impl Header {
 }
 
 impl EntryHeader {
-    /// Reads the next entry header; `None` at the end marker.
+    /// Reads the next entry header; `None` at the end marker, which must be the stream's last
+    /// byte: data after it is refused, as nothing signed or asked for can be there.
     pub fn read(
         r: &mut impl Read,
         manifest: &Manifest,
     ) -> Result<Option<EntryHeader>, StreamError> {
         let mut kind = [0u8; 1];
-        read_exact_or(r, &mut kind, "entry list")?;
+        read_exact_or(r, &mut kind, "the entry list")?;
         let kind = match kind[0] {
-            0 => return Ok(None),
+            0 => return expect_eof(r).map(|()| None),
             1 => EntryKind::StorePath,
             2 => EntryKind::Image,
             k => return Err(StreamError::Kind(k)),
         };
-        let index = read_u32(r, "entry header")?;
+        let index = read_u32(r, "an entry's header")?;
         check_index(kind, index, manifest)?;
         let mut enc = [0u8; 1];
-        read_exact_or(r, &mut enc, "entry header")?;
+        read_exact_or(r, &mut enc, "an entry's header")?;
         let encoding = match enc[0] {
             0 => Encoding::Raw,
             1 => Encoding::Zstd,
             2 => {
                 let mut len = [0u8; 2];
-                read_exact_or(r, &mut len, "entry header")?;
+                read_exact_or(r, &mut len, "an entry's header")?;
                 let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
-                read_exact_or(r, &mut name, "entry header")?;
+                read_exact_or(r, &mut name, "an entry's header")?;
                 let base = String::from_utf8(name).map_err(|_| StreamError::BaseName)?;
                 Encoding::ZstdDelta { base }
             }
@@ -240,6 +256,19 @@ fn check_index(kind: EntryKind, index: u32, manifest: &Manifest) -> Result<(), S
         return Err(err(index, len));
     }
     Ok(())
+}
+
+/// Nothing may follow the end marker.
+fn expect_eof(r: &mut impl Read) -> Result<(), StreamError> {
+    let mut probe = [0u8; 1];
+    loop {
+        match r.read(&mut probe) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err(StreamError::Trailing),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StreamError::Io(e)),
+        }
+    }
 }
 
 /// Writes the end-of-entries marker.
@@ -301,6 +330,7 @@ pub struct ChunkReader<'a, R: Read> {
     inner: &'a mut R,
     left: u32,
     done: bool,
+    truncated: bool,
     /// Framed bytes consumed from the inner stream (chunk headers included).
     pub wire_bytes: u64,
 }
@@ -311,6 +341,7 @@ impl<'a, R: Read> ChunkReader<'a, R> {
             inner,
             left: 0,
             done: false,
+            truncated: false,
             wire_bytes: 0,
         }
     }
@@ -323,6 +354,12 @@ impl<'a, R: Read> ChunkReader<'a, R> {
     pub fn is_done(&self) -> bool {
         self.done
     }
+
+    /// Whether the stream ended inside this entry: then whatever a decoder made of the missing
+    /// bytes, the bundle is truncated ([`StreamError::Truncated`] at [`ENTRY_DATA`]).
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
 }
 
 impl<R: Read> Read for ChunkReader<'_, R> {
@@ -332,7 +369,9 @@ impl<R: Read> Read for ChunkReader<'_, R> {
         }
         if self.left == 0 {
             let mut len = [0u8; 4];
-            self.inner.read_exact(&mut len)?;
+            self.inner
+                .read_exact(&mut len)
+                .inspect_err(|e| self.truncated = e.kind() == io::ErrorKind::UnexpectedEof)?;
             self.wire_bytes += 4;
             let len = u32::from_le_bytes(len);
             if len > MAX_CHUNK {
@@ -350,6 +389,7 @@ impl<R: Read> Read for ChunkReader<'_, R> {
         let want = buf.len().min(self.left as usize);
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
+            self.truncated = true;
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         self.left -= n as u32;
@@ -451,5 +491,48 @@ mod tests {
         let mut cursor = io::Cursor::new(framed);
         let err = ChunkReader::new(&mut cursor).drain().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    fn empty_manifest() -> Manifest {
+        Manifest {
+            images: Vec::new(),
+            ..image_manifest()
+        }
+    }
+
+    #[test]
+    fn data_after_the_end_marker_is_refused() {
+        let m = empty_manifest();
+        let mut bytes = Vec::new();
+        write_end(&mut bytes).unwrap();
+        assert_eq!(EntryHeader::read(&mut &bytes[..], &m).unwrap(), None);
+        bytes.push(0);
+        let err = EntryHeader::read(&mut &bytes[..], &m).unwrap_err();
+        assert!(matches!(err, StreamError::Trailing), "{err}");
+        assert_eq!(err.to_string(), "the bundle has data after its end marker");
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_an_entry_is_truncated() {
+        let mut w = ChunkWriter::new(Vec::new());
+        w.write_all(&[7; 100]).unwrap();
+        let framed = w.finish().unwrap();
+        let mut cut = &framed[..50];
+        let mut reader = ChunkReader::new(&mut cut);
+        let err = reader.drain().unwrap_err();
+        assert!(reader.truncated());
+        assert_eq!(
+            StreamError::from(err).to_string(),
+            "the bundle is truncated (it ends inside an entry's data)"
+        );
+        let mut whole = &framed[..];
+        let mut reader = ChunkReader::new(&mut whole);
+        reader.drain().unwrap();
+        assert!(!reader.truncated());
+        let err = EntryHeader::read(&mut &[][..], &empty_manifest()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the bundle is truncated (it ends inside the entry list)"
+        );
     }
 }

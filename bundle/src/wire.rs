@@ -218,6 +218,42 @@ impl<'de> Deserialize<'de> for ErrorKind {
     }
 }
 
+/// The messages of `e` and of its causes, outermost first, for people: a cause whose text its
+/// parent already shows (a parent that embeds its source, or a transparent wrapper) is left out,
+/// so no sentence is printed twice. Programs print these as `caused by:` lines, and the wire's
+/// `message` is them joined by `": "`.
+pub fn causes(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut parent = out[0].clone();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !text.is_empty() && !parent.contains(&text) && !out.iter().any(|o| o.contains(&text)) {
+            out.push(text.clone());
+        }
+        parent = text;
+        next = s.source();
+    }
+    out
+}
+
+/// The whole error as one line: its message and each cause not already in it.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    causes(e).join(": ")
+}
+
+/// The error as a program prints it on stderr: `PROGRAM: error: MESSAGE` and one indented
+/// `caused by:` line per cause.
+pub fn report(program: &str, e: &dyn std::error::Error) -> String {
+    let mut lines = causes(e).into_iter();
+    let mut msg = format!("{program}: error: {}", lines.next().unwrap_or_default());
+    for cause in lines {
+        msg.push_str("\n  caused by: ");
+        msg.push_str(&cause);
+    }
+    msg
+}
+
 /// A store path the device has (same package name, other hash) that the sender may use as a delta
 /// reference for the wanted entry `index`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,5 +318,42 @@ mod tests {
         assert_eq!(ErrorKind::Busy.exit_code(), exit::BUSY);
         assert_eq!(ErrorKind::Activation.exit_code(), exit::ACTIVATION);
         assert_eq!(ErrorKind::Io.exit_code(), exit::FAILURE);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Inner {
+        #[error("the payload is not zstd data")]
+        NotZstd,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("store path /nix/store/x failed verification")]
+        Payload(#[source] Inner),
+        #[error("reading /x: {0}")]
+        Embeds(#[source] Inner),
+        #[error(transparent)]
+        Wraps(Inner),
+    }
+
+    #[test]
+    fn causes_are_never_repeated() {
+        let e = Outer::Payload(Inner::NotZstd);
+        assert_eq!(
+            report("p", &e),
+            "p: error: store path /nix/store/x failed verification\n  caused by: the payload is not zstd data"
+        );
+        assert_eq!(
+            one_line(&e),
+            "store path /nix/store/x failed verification: the payload is not zstd data"
+        );
+        assert_eq!(
+            report("p", &Outer::Embeds(Inner::NotZstd)),
+            "p: error: reading /x: the payload is not zstd data"
+        );
+        assert_eq!(
+            report("p", &Outer::Wraps(Inner::NotZstd)),
+            "p: error: the payload is not zstd data"
+        );
     }
 }

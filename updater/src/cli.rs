@@ -110,21 +110,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn print_json_error(e: &AgentError) {
     let event = AgentEvent::Error {
         kind: e.kind(),
-        message: e.to_string(),
+        message: e.message(),
     };
     if let Ok(line) = serde_json::to_string(&event) {
         println!("{line}");
     }
 }
 
-/// Prints the error with its whole chain of causes.
+/// Prints the error with its chain of causes, each said once.
 pub fn report(e: &AgentError) -> i32 {
-    let mut msg = format!("liminix-agent: error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!("\n  caused by: {s}"));
-        source = s.source();
-    }
-    eprintln!("{msg}");
+    eprintln!("{}", liminix_bundle::wire::report("liminix-agent", e));
     e.exit_code()
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::closure::gc::{booted_generations, disk_usage};
-use crate::closure::generations::{GenerationInfo, Generations};
+use crate::closure::generations::{DamagedGeneration, GenerationInfo, Generations};
 use crate::error::Result;
 use crate::root::DeviceRoot;
 use crate::staging::free_space;
@@ -16,6 +16,8 @@ pub struct Status {
     pub booted: Vec<u32>,
     pub highest_epoch: u64,
     pub generations: Vec<GenerationInfo>,
+    /// Generations whose record cannot be used: rollback skips them, gc may collect them.
+    pub damaged: Vec<DamagedGeneration>,
     pub store: StoreUsage,
     /// A/B boards: slots, trial and last rollback.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,6 +33,7 @@ pub struct StoreUsage {
 
 pub fn status(root: &DeviceRoot) -> Result<Status> {
     let gens = Generations::new(root);
+    let scan = gens.scan()?;
     let store_dir = root.store();
     let paths: Vec<_> = std::fs::read_dir(&store_dir)
         .map(|rd| {
@@ -54,7 +57,8 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         previous: gens.previous(),
         booted: booted_generations(root, &gens)?,
         highest_epoch: gens.highest_epoch()?,
-        generations: gens.list()?,
+        generations: scan.good,
+        damaged: scan.damaged,
         store: StoreUsage {
             paths: paths.len(),
             bytes: paths.iter().map(|p| disk_usage(p)).sum(),
@@ -62,6 +66,23 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         },
         ab: crate::ab::AbSection::read(root),
     })
+}
+
+/// `  [current, previous, booted]`, those that apply to generation `n`, or nothing.
+fn marks(s: &Status, n: u32) -> String {
+    let marks: Vec<&str> = [
+        (s.current == Some(n), "current"),
+        (s.previous == Some(n), "previous"),
+        (s.booted.contains(&n), "booted"),
+    ]
+    .into_iter()
+    .filter_map(|(on, word)| on.then_some(word))
+    .collect();
+    if marks.is_empty() {
+        String::new()
+    } else {
+        format!("  [{}]", marks.join(", "))
+    }
 }
 
 /// The human form of `status`.
@@ -73,30 +94,24 @@ pub fn render(s: &Status) -> String {
     ));
     out.push_str("generations:\n");
     for g in &s.generations {
-        let mut marks = Vec::new();
-        if s.current == Some(g.number) {
-            marks.push("current");
-        }
-        if s.previous == Some(g.number) {
-            marks.push("previous");
-        }
-        if s.booted.contains(&g.number) {
-            marks.push("booted");
-        }
         out.push_str(&format!(
             "  {:>3}  {}  epoch {}  {}{}\n",
             g.number,
             crate::closure::generations::timestamp(g.installed_at),
             g.epoch,
             g.toplevel.as_deref().unwrap_or("(adopted factory system)"),
-            if marks.is_empty() {
-                String::new()
-            } else {
-                format!("  [{}]", marks.join(", "))
-            }
+            marks(s, g.number)
         ));
     }
-    if s.generations.is_empty() {
+    for d in &s.damaged {
+        out.push_str(&format!(
+            "  {:>3}  DAMAGED: {}{}\n",
+            d.number,
+            d.problem,
+            marks(s, d.number)
+        ));
+    }
+    if s.generations.is_empty() && s.damaged.is_empty() {
         out.push_str("  (none recorded)\n");
     }
     out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! What every bundle must pass before a byte of its payload is read, whatever the strategy that
 //! installs it: a signature by a trusted key, and the device's board name.
 
-use liminix_bundle::sign;
+use liminix_bundle::sign::{self, Rejection};
 use liminix_bundle::stream::Header;
 use liminix_bundle::Manifest;
 
@@ -12,23 +12,40 @@ use crate::root::DeviceRoot;
 pub fn check_trust(root: &DeviceRoot, h: &Header) -> Result<()> {
     let dir = root.trusted_keys();
     let trusted = sign::load_trusted_dir(&dir)?;
-    if sign::trusted_signature(&h.manifest_bytes, &h.signatures, &trusted).is_some() {
-        return Ok(());
+    for damaged in &trusted.damaged {
+        eprintln!(
+            "liminix-agent: warning: {}; the file is ignored",
+            liminix_bundle::wire::one_line(damaged)
+        );
     }
-    let signers = if h.signatures.is_empty() {
-        "nobody".to_owned()
-    } else {
-        h.signatures
-            .iter()
-            .map(|s| format!("key {}", &s.key[..16.min(s.key.len())]))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(AgentError::Untrusted {
-        signers,
-        dir,
-        trusted: trusted.len(),
-    })
+    let keys = &trusted.keys;
+    match sign::check_signatures(&h.manifest_bytes, &h.signatures, keys) {
+        Ok(_) => Ok(()),
+        Err(Rejection::Invalid { key }) => Err(AgentError::BadSignature {
+            key: short_key(&key).to_owned(),
+        }),
+        Err(Rejection::UnknownKeys) => Err(AgentError::Untrusted {
+            signers: signers(h),
+            dir,
+            trusted: keys.len(),
+        }),
+    }
+}
+
+/// The keys that signed, as people compare them (the first 16 hex digits).
+fn signers(h: &Header) -> String {
+    if h.signatures.is_empty() {
+        return "nobody".to_owned();
+    }
+    h.signatures
+        .iter()
+        .map(|s| format!("key {}", short_key(&s.key)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn short_key(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
 }
 
 /// The device's `/etc/liminix/board` must name the bundle's board.

@@ -203,14 +203,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let mut msg = format!("update.sh: error: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!("\n  caused by: {s}"));
-                src = s.source();
-            }
+            let msg = liminix_bundle::wire::report("update.sh", &e);
             if a.json {
-                let mut failed = serde_json::json!({"event": "failed", "message": e.to_string()});
+                let mut failed = serde_json::json!({"event": "failed", "message": liminix_bundle::wire::one_line(&e)});
                 // The agent's kind, for scripts that act on more than the exit code.
                 if let Some(kind) = e.kind() {
                     failed["kind"] = kind.into();

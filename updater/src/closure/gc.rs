@@ -28,27 +28,34 @@ pub struct GcPlan {
 
 /// Generations whose closure contains the database the running s6-rc uses.
 pub fn booted_generations(root: &DeviceRoot, gens: &Generations) -> Result<Vec<u32>> {
-    let Ok(db) = fs::canonicalize(root.live_s6_db()) else {
+    // Resolved inside the root, and compared with the store resolved the same way: on a
+    // device whose `/nix` is a link, both lead below where it points.
+    let resolve = |host: &Path| {
+        let device = root.device_path(host)?;
+        root.resolve(&device).ok()
+    };
+    let (Some(db), Some(store)) = (resolve(&root.live_s6_db()), resolve(&root.store())) else {
         return Ok(Vec::new());
     };
-    let Some(device) = root.device_path(&db) else {
+    if !db.exists() {
         return Ok(Vec::new());
-    };
-    let Some(base) = device
-        .strip_prefix(STORE)
-        .and_then(|r| r.strip_prefix('/'))
-        .and_then(|r| r.split('/').next())
+    }
+    let Some(base) = db
+        .strip_prefix(&store)
+        .ok()
+        .and_then(|r| r.components().next())
+        .and_then(|c| c.as_os_str().to_str())
     else {
         return Ok(Vec::new());
     };
     let path = format!("{STORE}/{base}");
-    let mut out = Vec::new();
-    for g in gens.list()? {
-        if gens.closure(g.number)?.contains(&path) {
-            out.push(g.number);
-        }
-    }
-    Ok(out)
+    // Damaged records count too: a system that runs must keep its paths whatever its record.
+    Ok(gens
+        .closures()?
+        .into_iter()
+        .filter(|(_, closure)| closure.contains(&path))
+        .map(|(n, _)| n)
+        .collect())
 }
 
 pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
@@ -56,19 +63,25 @@ pub fn gc(root: &DeviceRoot, keep: usize, dry_run: bool) -> Result<GcPlan> {
     let gens = Generations::new(root);
     gens.tidy()?;
     store.empty_trash()?;
-    let all = gens.list()?;
+    let scan = gens.scan()?;
     let Some(current) = gens.current() else {
         return Err(StateError::NoCurrent.into());
     };
+    let good = |n: &u32| scan.good.iter().any(|g| g.number == *n);
+    // A damaged generation is kept only while it is current (it is what boots); as the rollback
+    // target or one of the newest it would be kept for nothing, since rollback skips it.
     let mut kept: BTreeSet<u32> = [current].into_iter().collect();
-    kept.extend(gens.previous());
+    kept.extend(gens.previous().filter(good));
     kept.extend(booted_generations(root, &gens)?);
-    kept.extend(all.iter().rev().take(keep).map(|g| g.number));
-    let removed: Vec<u32> = all
+    kept.extend(scan.good.iter().rev().take(keep).map(|g| g.number));
+    let mut removed: Vec<u32> = scan
+        .good
         .iter()
         .map(|g| g.number)
+        .chain(scan.damaged.iter().map(|d| d.number))
         .filter(|n| !kept.contains(n))
         .collect();
+    removed.sort_unstable();
     let mut live: BTreeSet<String> = BTreeSet::new();
     for n in &kept {
         live.extend(gens.closure(*n)?);

@@ -52,6 +52,20 @@ enum Init {
     File(Vec<u8>),
 }
 
+/// A generation whose record cannot be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DamagedGeneration {
+    pub number: u32,
+    pub problem: String,
+}
+
+/// The generations of a device, usable and damaged apart.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub good: Vec<GenerationInfo>,
+    pub damaged: Vec<DamagedGeneration>,
+}
+
 pub struct Generations {
     root: DeviceRoot,
     dir: PathBuf,
@@ -78,22 +92,51 @@ impl Generations {
         &self.dir
     }
 
-    pub fn list(&self) -> Result<Vec<GenerationInfo>> {
+    /// Every recorded generation's number, damaged or not, in order.
+    fn numbers(&self) -> Result<Vec<u32>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(AgentError::io("listing", &self.dir)(e)),
         };
-        let mut out = Vec::new();
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            let Some(n) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            out.push(self.info(n)?);
-        }
-        out.sort_by_key(|g| g.number);
+        let mut out: Vec<u32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        out.sort_unstable();
         Ok(out)
+    }
+
+    /// The generations that can be used, in order; damaged ones are left out (see [`Self::scan`]).
+    pub fn list(&self) -> Result<Vec<GenerationInfo>> {
+        Ok(self.scan()?.good)
+    }
+
+    /// Every generation, the usable ones and the damaged ones apart: one damaged record must
+    /// not stop `status`, `gc`, a rollback to another generation or an update.
+    pub fn scan(&self) -> Result<Scan> {
+        let mut scan = Scan::default();
+        for n in self.numbers()? {
+            match self.check(n) {
+                Ok(info) => scan.good.push(info),
+                Err(problem) => scan.damaged.push(DamagedGeneration { number: n, problem }),
+            }
+        }
+        Ok(scan)
+    }
+
+    /// A generation's record, if it is whole: its info parses, its path list can be read and its
+    /// toplevel is in the store. Otherwise what is wrong, in words.
+    pub fn check(&self, n: u32) -> std::result::Result<GenerationInfo, String> {
+        let words = |e: AgentError| e.message();
+        let info = self.info(n).map_err(words)?;
+        self.closure_list(n).map_err(words)?;
+        if let Some(top) = &info.toplevel {
+            let host = self.root.store().join(store_base(top));
+            if fs::symlink_metadata(&host).is_err() {
+                return Err(format!("its toplevel {top} is missing from the store"));
+            }
+        }
+        Ok(info)
     }
 
     pub fn info(&self, n: u32) -> Result<GenerationInfo> {
@@ -130,23 +173,50 @@ impl Generations {
     }
 
     /// Store paths (device form) a generation needs: its list plus its toplevel.
+    /// A damaged record whose info cannot be read still names its toplevel through its
+    /// `toplevel` link, so that `gc` never deletes what a kept damaged generation boots.
     pub fn closure(&self, n: u32) -> Result<Vec<String>> {
+        let mut paths = self.closure_list(n)?;
+        let top = match self.info(n) {
+            Ok(info) => info.toplevel,
+            Err(e) => Some(self.toplevel_link(n).ok_or(e)?),
+        };
+        paths.extend(top);
+        Ok(paths)
+    }
+
+    /// Every generation whose closure can be read, damaged or not, with its closure.
+    pub fn closures(&self) -> Result<Vec<(u32, Vec<String>)>> {
+        Ok(self
+            .numbers()?
+            .into_iter()
+            .filter_map(|n| Some((n, self.closure(n).ok()?)))
+            .collect())
+    }
+
+    /// The toplevel the record's `toplevel` link names, as a device path.
+    fn toplevel_link(&self, n: u32) -> Option<String> {
+        let target = fs::read_link(self.dir.join(n.to_string()).join("toplevel")).ok()?;
+        let base = target.file_name()?.to_str()?;
+        Some(format!("{STORE}/{base}"))
+    }
+
+    /// The generation's `nix-store-paths`, one device path a line.
+    fn closure_list(&self, n: u32) -> Result<Vec<String>> {
         let path = self.dir.join(n.to_string()).join("nix-store-paths");
         let text = fs::read_to_string(&path).map_err(AgentError::io("reading", &path))?;
-        let mut paths: Vec<String> = text
+        Ok(text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
-            .collect();
-        if let Some(top) = self.info(n)?.toplevel {
-            paths.push(top);
-        }
-        Ok(paths)
+            .collect())
     }
 
+    /// After every recorded number, damaged records included: a new record never takes the
+    /// name of an old one.
     fn next_number(&self) -> Result<u32> {
-        Ok(self.list()?.last().map_or(1, |g| g.number + 1))
+        Ok(self.numbers()?.last().map_or(1, |n| n + 1))
     }
 
     /// Records a factory-installed system (plain files in /persist, as the image builder leaves
@@ -282,8 +352,25 @@ impl Generations {
         Ok(())
     }
 
+    /// The store as [`DeviceRoot::resolve`] sees it: a device whose `/nix` is a link (to
+    /// `persist/nix`, say) has its store where the link leads, and a toplevel's files resolve
+    /// there too, so both sides of a comparison are resolved the same way, inside the root.
+    fn resolved_store(&self) -> PathBuf {
+        self.root
+            .resolve(STORE)
+            .unwrap_or_else(|_| self.root.store())
+    }
+
+    /// The device path of a resolved host path, in the store's own name when it is in the store.
+    fn device_form(&self, host: &Path) -> Option<String> {
+        match host.strip_prefix(self.resolved_store()) {
+            Ok(rel) => Some(format!("{STORE}/{}", rel.to_str()?)),
+            Err(_) => self.root.device_path(host),
+        }
+    }
+
     fn require_in_store(&self, host: &Path, what: &'static str) -> Result<()> {
-        if host.starts_with(self.root.store()) && host.is_file() {
+        if host.starts_with(self.resolved_store()) && host.is_file() {
             Ok(())
         } else {
             Err(StateError::NotInStore {
@@ -304,7 +391,7 @@ impl Generations {
                 .root
                 .resolve(&format!("{top}/bin/init"))
                 .map_err(AgentError::io("resolving", &src))?;
-            Ok(Init::Link(self.root.device_path(&host).unwrap_or_default()))
+            Ok(Init::Link(self.device_form(&host).unwrap_or_default()))
         } else {
             let bytes = fs::read(&src).map_err(AgentError::io("reading", &src))?;
             Ok(Init::File(bytes))
@@ -379,10 +466,10 @@ impl Generations {
         Ok(())
     }
 
-    /// Removes a generation's record and its configuration link (not its store paths).
+    /// Removes a generation's record and its configuration link (not its store paths). A
+    /// damaged record whose info cannot be read is removed all the same, its link left.
     pub fn remove(&self, n: u32) -> Result<()> {
-        let info = self.info(n)?;
-        if let Some(link) = &info.link {
+        if let Some(link) = self.info(n).ok().and_then(|i| i.link) {
             let _ = fs::remove_file(self.root.persist().join(link));
         }
         let from = self.dir.join(n.to_string());

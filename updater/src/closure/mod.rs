@@ -8,3 +8,6 @@ pub mod generations;
 pub mod receive;
 pub mod rollback;
 pub mod store;
+
+#[cfg(test)]
+mod tests;

@@ -24,7 +24,7 @@ use liminix_bundle::Manifest;
 
 use crate::closure::generations::{Generations, NewGeneration, Record};
 use crate::closure::store::Store;
-use crate::error::{AgentError, PayloadError, Result, UsageError};
+use crate::error::{truncation_or, AgentError, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
 use crate::staging::free_space;
 
@@ -274,7 +274,7 @@ fn receive_entries(
             .map(|b| b.base.as_str());
         if let Err(e) = restore_entry(store, offered, &entry.encoding, &mut chunks, &dest, pe) {
             let _ = nar::remove_tree(&dest);
-            return Err(e);
+            return Err(truncation_or(&chunks, e));
         }
         // Bounded: each index is received once, and the manifest's counts and sizes are limited.
         copied.0 += 1;
@@ -393,7 +393,8 @@ fn install(
     gens.adopt_existing(now, &present)?;
     let top = &m.generation.toplevel;
     if let Some(cur) = gens.current() {
-        if gens.info(cur)?.toplevel.as_deref() == Some(top.as_str()) {
+        // A damaged current record is replaced, not a reason to refuse.
+        if gens.check(cur).ok().and_then(|i| i.toplevel).as_deref() == Some(top.as_str()) {
             events.send(&AgentEvent::Unchanged {
                 generation: cur,
                 toplevel: top.clone(),

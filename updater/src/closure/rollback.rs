@@ -1,13 +1,16 @@
 //! `rollback`: make another recorded generation current, in one atomic switch.
 
-use crate::closure::generations::Generations;
+use crate::closure::generations::{DamagedGeneration, Generations, Scan};
 use crate::closure::store::Store;
 use crate::error::{AgentError, Result, StateError};
 use crate::root::DeviceRoot;
 
+#[derive(Debug)]
 pub struct RolledBack {
     pub from: Option<u32>,
     pub to: u32,
+    /// The previous generation, passed over because its record is damaged.
+    pub skipped: Option<DamagedGeneration>,
 }
 
 pub fn rollback(
@@ -18,12 +21,22 @@ pub fn rollback(
     let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
     gens.tidy()?;
+    let scan = gens.scan()?;
     let from = gens.current();
-    let to = target
-        .or(gens.previous())
-        .ok_or_else(|| AgentError::State(StateError::NoPrevious))?;
+    let damaged = |n: u32| scan.damaged.iter().find(|d| d.number == n).cloned();
+    let (to, skipped) = match target {
+        Some(n) => (n, None),
+        None => default_target(&scan, from, gens.previous())?,
+    };
     if Some(to) == from {
         return Err(StateError::AlreadyCurrent(to).into());
+    }
+    if let Some(d) = damaged(to) {
+        return Err(StateError::Damaged {
+            number: d.number,
+            problem: d.problem,
+        }
+        .into());
     }
     let info = gens.info(to).map_err(|e| StateError::NoGeneration {
         number: to,
@@ -53,5 +66,31 @@ pub fn rollback(
         }
     }
     gens.switch_to(to)?;
-    Ok(RolledBack { from, to })
+    Ok(RolledBack { from, to, skipped })
+}
+
+/// The previous generation, or when its record is damaged the newest whole one other than the
+/// current; with the damaged previous one, to tell the user it was passed over.
+fn default_target(
+    scan: &Scan,
+    current: Option<u32>,
+    previous: Option<u32>,
+) -> Result<(u32, Option<DamagedGeneration>)> {
+    let previous = previous.ok_or(StateError::NoPrevious)?;
+    let Some(d) = scan.damaged.iter().find(|d| d.number == previous) else {
+        return Ok((previous, None));
+    };
+    scan.good
+        .iter()
+        .rev()
+        .map(|g| g.number)
+        .find(|n| Some(*n) != current)
+        .map(|n| (n, Some(d.clone())))
+        .ok_or_else(|| {
+            StateError::NoWholeGeneration {
+                previous,
+                problem: d.problem.clone(),
+            }
+            .into()
+        })
 }

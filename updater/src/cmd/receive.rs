@@ -37,7 +37,7 @@ pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
     if let Err(e) = &result {
         let _ = events.send(&AgentEvent::Error {
             kind: e.kind(),
-            message: e.to_string(),
+            message: e.message(),
         });
     }
     result

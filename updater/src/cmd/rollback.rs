@@ -27,8 +27,18 @@ pub fn run(g: &Global, a: &RollbackArgs) -> Result<()> {
     }
     let r = liminix_agent::closure::rollback::rollback(&root, a.generation, a.allow_downgrade)?;
     if g.json {
-        println!("{}", serde_json::json!({"from": r.from, "to": r.to}));
+        let mut out = serde_json::json!({"from": r.from, "to": r.to});
+        if let Some(d) = &r.skipped {
+            out["skipped"] = serde_json::json!(d);
+        }
+        println!("{out}");
     } else {
+        if let Some(d) = &r.skipped {
+            eprintln!(
+                "the previous generation {} is damaged ({}): rolling back to the newest whole one",
+                d.number, d.problem
+            );
+        }
         let from = r.from.map_or("none".to_owned(), |f| f.to_string());
         eprintln!(
             "rolled back: generation {} is current (was {from}); it runs from the next boot",

@@ -144,13 +144,7 @@ fn line(key: String, r: Result<Outcome, TxError>) -> RecoveryLine {
 
 /// `e` with its causes, on one line.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
+    liminix_bundle::wire::one_line(e)
 }
 
 /// Staged images whose record is gone are no longer needed.

@@ -72,7 +72,9 @@ fn stage_all(
         let image = &m.images[h.index as usize];
         let path = dir.join(format!("{}.img", image.name));
         written.push(path.clone());
-        *slot = Some(stage_one(&mut chunks, &h.encoding, image, &path)?);
+        let result = stage_one(&mut chunks, &h.encoding, image, &path)
+            .map_err(|e| crate::error::truncation_or(&chunks, e));
+        *slot = Some(result?);
     }
     staged
         .into_iter()

@@ -50,13 +50,10 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprint!("liminix-pack: error: {e}");
-            let mut src = e.source();
-            while let Some(s) = src {
-                eprint!("\n  caused by: {s}");
-                src = s.source();
-            }
-            eprintln!();
+            eprintln!(
+                "{}",
+                liminix_bundle::wire::report("liminix-pack", e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
