@@ -75,8 +75,12 @@ impl DeviceRoot {
         self.root.join(rel.trim_start_matches('/'))
     }
 
+    /// The store's directory on the host, with links on the way resolved inside the root
+    /// ([`Self::resolve`]), so toplevels and the store are compared in one form.
     pub fn store(&self) -> PathBuf {
-        self.join(STORE)
+        // Resolved inside the root: a device whose /nix links to /persist/nix (absolute, as
+        // the device reads it) must not have the agent write into the host's /persist.
+        self.resolve(STORE).unwrap_or_else(|_| self.join(STORE))
     }
 
     /// Where received store paths wait until they are verified (on the store's filesystem,

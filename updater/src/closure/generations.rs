@@ -352,25 +352,16 @@ impl Generations {
         Ok(())
     }
 
-    /// The store as [`DeviceRoot::resolve`] sees it: a device whose `/nix` is a link (to
-    /// `persist/nix`, say) has its store where the link leads, and a toplevel's files resolve
-    /// there too, so both sides of a comparison are resolved the same way, inside the root.
-    fn resolved_store(&self) -> PathBuf {
-        self.root
-            .resolve(STORE)
-            .unwrap_or_else(|_| self.root.store())
-    }
-
     /// The device path of a resolved host path, in the store's own name when it is in the store.
     fn device_form(&self, host: &Path) -> Option<String> {
-        match host.strip_prefix(self.resolved_store()) {
+        match host.strip_prefix(self.root.store()) {
             Ok(rel) => Some(format!("{STORE}/{}", rel.to_str()?)),
             Err(_) => self.root.device_path(host),
         }
     }
 
     fn require_in_store(&self, host: &Path, what: &'static str) -> Result<()> {
-        if host.starts_with(self.resolved_store()) && host.is_file() {
+        if host.starts_with(self.root.store()) && host.is_file() {
             Ok(())
         } else {
             Err(StateError::NotInStore {
@@ -384,7 +375,7 @@ impl Generations {
     /// `init` keeps the toplevel's form: a link into the store (resolved to an absolute store path,
     /// valid once preinit has chrooted) or a copy of a regular file.
     fn read_init(&self, top: &str) -> Result<Init> {
-        let src = self.root.join(&format!("{top}/bin/init"));
+        let src = self.root.store().join(store_base(top)).join("bin/init");
         let meta = fs::symlink_metadata(&src).map_err(AgentError::io("reading", &src))?;
         if meta.file_type().is_symlink() {
             let host = self

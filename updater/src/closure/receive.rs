@@ -24,7 +24,7 @@ use liminix_bundle::Manifest;
 
 use crate::closure::generations::{Generations, NewGeneration, Record};
 use crate::closure::store::Store;
-use crate::error::{truncation_or, AgentError, PayloadError, Result, UsageError};
+use crate::error::{truncation_or, AgentError, ErrorKind, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
 use crate::staging::free_space;
 
@@ -112,7 +112,14 @@ pub fn receive(
     let (copied, record) = match fetched {
         Ok(f) => f,
         Err(e) => {
-            added.undo(&store, cut.get());
+            // The stream is read to its end (to refuse trailing data) before the record is
+            // checked, so an end of input alone does not make a cut: the failure must be the
+            // stream's own.
+            let broke = matches!(
+                e.kind(),
+                ErrorKind::Corrupt | ErrorKind::Incomplete | ErrorKind::Io
+            );
+            added.undo(&store, cut.get() && broke);
             return Err(e);
         }
     };

@@ -20,7 +20,8 @@ fn toplevel(n: u32) -> String {
 /// Puts toplevel `n` in the store (listing only itself) and records it as the current generation.
 fn install(root: &DeviceRoot, n: u32) -> u32 {
     let top = toplevel(n);
-    let dir = root.join(&top);
+    // Through the store as the agent resolves it, so that a `/nix` link is followed inside the root.
+    let dir = root.store().join(top.trim_start_matches("/nix/store/"));
     fs::create_dir_all(dir.join("bin")).unwrap();
     fs::create_dir_all(dir.join("etc")).unwrap();
     fs::write(dir.join("bin/activate"), "#!/bin/sh\n").unwrap();
@@ -170,6 +171,32 @@ fn a_nix_directory_that_is_a_link_into_persist_is_accepted() {
     assert!(s.damaged.is_empty());
     let activate = fs::read(record(&root, 2, "activate")).unwrap();
     assert_eq!(activate, b"#!/bin/sh\n");
+}
+
+#[test]
+fn an_absolute_nix_link_is_followed_inside_the_root() {
+    // On the device `/nix -> /persist/nix` means its own /persist; under `--root` it must
+    // never mean the host's.
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("persist/nix/store")).unwrap();
+    symlink("/persist/nix", dir.path().join("nix")).unwrap();
+    let root = DeviceRoot::new(dir.path());
+    assert_eq!(root.store(), dir.path().join("persist/nix/store"));
+    let store = crate::closure::store::Store::open_locked(&root).unwrap();
+    assert_eq!(store.dir(), dir.path().join("persist/nix/store"));
+    drop(store);
+    assert_eq!(install(&root, 1), 1);
+    assert_eq!(install(&root, 2), 2);
+    let s = status(&root).unwrap();
+    assert_eq!(s.generations.len(), 2, "{:?}", s.damaged);
+    assert!(s.damaged.is_empty());
+    let base = toplevel(2).trim_start_matches("/nix/store/").to_owned();
+    assert!(dir.path().join("persist/nix/store").join(&base).is_dir());
+    assert!(!std::path::Path::new("/persist/nix/store")
+        .join(&base)
+        .exists());
+    let plan = gc(&root, 0, false).unwrap();
+    assert_eq!(plan.kept_generations, [1, 2]);
 }
 
 #[test]
