@@ -82,60 +82,18 @@ fn require_in_store(
     what: &'static str,
 ) -> Result<(), ClosureError> {
     let device_path = format!("{top}/{what}");
-    let resolved = resolve_below(store_root, &device_path).map_err(|source| ClosureError::Io {
-        path: store_root.join(device_path.trim_start_matches('/')),
-        source,
-    })?;
+    let resolved =
+        liminix_bundle::resolve::resolve_below(store_root, &device_path).map_err(|source| {
+            ClosureError::Io {
+                path: store_root.join(device_path.trim_start_matches('/')),
+                source,
+            }
+        })?;
     if resolved.starts_with(store_root.join("nix/store")) && resolved.is_file() {
         Ok(())
     } else {
         Err(ClosureError::NotInStore { what, resolved })
     }
-}
-
-/// `device_path` resolved below `root` the way the agent resolves it on a device: every link
-/// followed, an absolute target meaning `root`, and `..` never leaving it.
-fn resolve_below(root: &Path, device_path: &str) -> std::io::Result<PathBuf> {
-    let mut resolved = PathBuf::from("/");
-    let mut pending: Vec<String> = components(device_path);
-    let mut hops = 0;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "." => {}
-            ".." => {
-                resolved.pop();
-            }
-            _ => {
-                let candidate = resolved.join(&part);
-                let host = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
-                let Ok(target) = fs::read_link(&host) else {
-                    resolved = candidate;
-                    continue;
-                };
-                hops += 1;
-                if hops > 40 {
-                    return Err(std::io::Error::other(format!(
-                        "too many symlinks resolving {device_path}"
-                    )));
-                }
-                let target = target.to_string_lossy().into_owned();
-                if target.starts_with('/') {
-                    resolved = PathBuf::from("/");
-                }
-                pending.extend(components(&target));
-            }
-        }
-    }
-    Ok(root.join(resolved.strip_prefix("/").unwrap_or(&resolved)))
-}
-
-/// The path's components, last first (a stack to pop).
-fn components(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Number of filesystem entries (files, directories, links) in a store path.

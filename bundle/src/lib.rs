@@ -11,6 +11,7 @@ pub mod delta;
 pub mod limits;
 pub mod manifest;
 pub mod nar;
+pub mod resolve;
 pub mod sign;
 pub mod storepath;
 pub mod stream;

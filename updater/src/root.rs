@@ -217,42 +217,7 @@ impl DeviceRoot {
     /// Resolves a device path (possibly through symlinks, absolute ones meaning the device's root)
     /// to a host path, never leaving the root: `..` at the top stays at the top, as in a chroot.
     pub fn resolve(&self, device_path: &str) -> std::io::Result<PathBuf> {
-        let mut resolved = PathBuf::from("/");
-        let mut pending: Vec<String> = components(device_path);
-        pending.reverse();
-        let mut hops = 0;
-        while let Some(part) = pending.pop() {
-            match part.as_str() {
-                "." => {}
-                ".." => {
-                    resolved.pop();
-                }
-                _ => {
-                    let candidate = resolved.join(&part);
-                    let host = self.join(candidate.to_str().unwrap_or_default());
-                    match std::fs::symlink_metadata(&host) {
-                        Ok(m) if m.file_type().is_symlink() => {
-                            hops += 1;
-                            if hops > 40 {
-                                return Err(std::io::Error::other(format!(
-                                    "too many symlinks resolving {device_path}"
-                                )));
-                            }
-                            let target = std::fs::read_link(&host)?;
-                            let target = target.to_string_lossy().into_owned();
-                            if target.starts_with('/') {
-                                resolved = PathBuf::from("/");
-                            }
-                            let mut more = components(&target);
-                            more.reverse();
-                            pending.extend(more);
-                        }
-                        _ => resolved = candidate,
-                    }
-                }
-            }
-        }
-        Ok(self.join(resolved.to_str().unwrap_or_default()))
+        liminix_bundle::resolve::resolve_below(&self.root, device_path)
     }
 
     /// The device path (as the device sees it) of a host path below the root.
@@ -260,13 +225,6 @@ impl DeviceRoot {
         let rel = host.strip_prefix(&self.root).ok()?;
         Some(format!("/{}", rel.to_str()?))
     }
-}
-
-fn components(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]
