@@ -1,10 +1,11 @@
 //! Test harnesses for the end-to-end tests in `tests/tests/`, all with real parts:
 //! [`device`] (a Liminix-like chroot behind a real OpenSSH sshd), [`closure`] (synthetic Liminix
 //! system closures), [`lab`] (both wired together through `update.sh`) and [`ab_layout`] (the
-//! agent's A/B layouts for QEMU guests). The QEMU guests themselves come from the `liminix-vm`
+//! agent's A/B layouts for QEMU guests), [`crafted`] (signed bundles written by hand). The QEMU guests themselves come from the `liminix-vm`
 //! crate (`tests/vm`). [`tree`] snapshots a directory tree, for tests that a refusal changed nothing.
 pub mod ab_layout;
 pub mod closure;
+pub mod crafted;
 pub mod data;
 pub mod device;
 pub mod lab;

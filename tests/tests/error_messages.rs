@@ -7,14 +7,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
-use liminix_bundle::stream::{self, ChunkWriter, Encoding, EntryHeader, EntryKind, Header};
+use liminix_bundle::stream::{Encoding, Header};
 use liminix_bundle::wire::{AgentEvent, ErrorKind};
-use liminix_bundle::{Manifest, SecretKey};
+use liminix_bundle::SecretKey;
+use liminix_tests::crafted::{self, TOP};
 use liminix_tests::device::{agent_binary, pack_binary};
 use sha2::{Digest, Sha256};
-
-const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
 
 /// A device root trusting one fresh key; the secret half signs the test bundles.
 struct Bench {
@@ -93,48 +91,11 @@ fn toplevel_nar() -> Vec<u8> {
     nar
 }
 
-fn manifest(nar: &[u8]) -> Manifest {
-    Manifest {
-        format: FORMAT_VERSION,
-        board: "qemu".into(),
-        generation: Generation {
-            toplevel: TOP.into(),
-            build_time: 1,
-        },
-        epoch: 0,
-        paths: vec![PathEntry {
-            path: TOP.into(),
-            nar_sha256: hex::encode(Sha256::digest(nar)),
-            nar_size: nar.len() as u64,
-            entries: 8,
-        }],
-        images: Vec::new(),
-    }
-}
-
 /// A bundle signed by `key` whose one entry carries `payload` with `encoding`.
 fn bundle(key: &SecretKey, nar: &[u8], encoding: Encoding, payload: &[u8]) -> Vec<u8> {
-    let m = manifest(nar);
-    let manifest_bytes = m.to_bytes();
-    let header = Header {
-        signatures: vec![key.sign_manifest(&manifest_bytes)],
-        manifest_bytes,
-        manifest: m,
-    };
-    let mut out = Vec::new();
-    header.write(&mut out).unwrap();
-    EntryHeader {
-        kind: EntryKind::StorePath,
-        index: 0,
-        encoding,
-    }
-    .write(&mut out)
-    .unwrap();
-    let mut w = ChunkWriter::new(out);
-    w.write_all(payload).unwrap();
-    let mut out = w.finish().unwrap();
-    stream::write_end(&mut out).unwrap();
-    out
+    let m = crafted::one_path(Sha256::digest(nar).into(), nar.len() as u64, 8);
+    let bytes = m.to_bytes();
+    crafted::signed(key, m, bytes, &[(0, encoding, payload)])
 }
 
 fn good_bundle(key: &SecretKey) -> Vec<u8> {

@@ -5,20 +5,12 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
-use liminix_bundle::stream::{self, ChunkWriter, Encoding, EntryHeader, EntryKind, Header};
+use liminix_bundle::stream::Encoding;
 use liminix_bundle::wire::{AgentEvent, ErrorKind};
-use liminix_bundle::{Manifest, SecretKey};
+use liminix_bundle::SecretKey;
+use liminix_tests::crafted::{self, nar_string as s};
 use liminix_tests::lab::{text, Lab};
 use sha2::{Digest, Sha256};
-use std::io::Write;
-
-/// NAR string: u64le length, bytes, zero padding to 8.
-fn s(out: &mut Vec<u8>, v: &[u8]) {
-    out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-    out.extend_from_slice(v);
-    out.resize(out.len().next_multiple_of(8), 0);
-}
 
 fn words(out: &mut Vec<u8>, ws: &[&[u8]]) {
     for w in ws {
@@ -58,47 +50,13 @@ fn dir_node(entries: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
-
 /// A signed bundle whose only path is `TOP`, with the NAR given and an honest hash of it, or
 /// raw manifest bytes when `manifest_json` is set.
 fn bundle(lab: &Lab, nar: &[u8], manifest_json: Option<&str>) -> std::path::PathBuf {
     let key = SecretKey::load(&lab.secret).unwrap();
-    let m = Manifest {
-        format: FORMAT_VERSION,
-        board: "qemu".into(),
-        generation: Generation {
-            toplevel: TOP.into(),
-            build_time: 1,
-        },
-        epoch: 0,
-        paths: vec![PathEntry {
-            path: TOP.into(),
-            nar_sha256: hex::encode(Sha256::digest(nar)),
-            nar_size: nar.len() as u64,
-            entries: 8,
-        }],
-        images: Vec::new(),
-    };
+    let m = crafted::one_path(Sha256::digest(nar).into(), nar.len() as u64, 8);
     let manifest_bytes = manifest_json.map_or_else(|| m.to_bytes(), |j| j.as_bytes().to_vec());
-    let header = Header {
-        signatures: vec![key.sign_manifest(&manifest_bytes)],
-        manifest_bytes,
-        manifest: m,
-    };
-    let mut out = Vec::new();
-    header.write(&mut out).unwrap();
-    EntryHeader {
-        kind: EntryKind::StorePath,
-        index: 0,
-        encoding: Encoding::Raw,
-    }
-    .write(&mut out)
-    .unwrap();
-    let mut w = ChunkWriter::new(out);
-    w.write_all(nar).unwrap();
-    let mut out = w.finish().unwrap();
-    stream::write_end(&mut out).unwrap();
+    let out = crafted::signed(&key, m, manifest_bytes, &[(0, Encoding::Raw, nar)]);
     let path = lab.host.path().join(format!(
         "evil-{}.bundle",
         hex::encode(&Sha256::digest(&out)[..4])

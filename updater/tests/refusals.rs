@@ -3,7 +3,7 @@
 //! the two must be identical. The agent runs in-process on a temporary root, or as the binary
 //! where the command line matters (a missing `--root`).
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,12 +13,12 @@ use liminix_agent::root::DeviceRoot;
 use liminix_build_tools::closure::count_entries;
 use liminix_build_tools::pack::{index, write_bundle, PackOptions};
 use liminix_bundle::manifest::{Generation, PathEntry, FORMAT_VERSION};
-use liminix_bundle::stream::{self, ChunkWriter, Encoding, EntryHeader, EntryKind, Header};
+use liminix_bundle::stream::Encoding;
 use liminix_bundle::{Manifest, SecretKey};
+use liminix_tests::crafted::{self, TOP};
 use liminix_tests::tree::snapshot;
 use sha2::{Digest, Sha256};
 
-const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
 /// A toplevel without `bin/activate`: every device refuses it, after the transfer.
 const HOLLOW: &str = "/nix/store/7ylx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
 const DEP: &str = "/nix/store/0c4ky3v7n7yrm8p3pg9hfw1mbsx8jxjz-busybox-1.36.1";
@@ -178,55 +178,17 @@ fn crafted(key: &SecretKey, m: Manifest, nar: &[u8]) -> Vec<u8> {
 
 /// A signed bundle of `m` carrying `nars[i]` (raw) as path `i`'s entry.
 fn signed(key: &SecretKey, m: Manifest, nars: &[Vec<u8>]) -> Vec<u8> {
-    let manifest_bytes = m.to_bytes();
-    let header = Header {
-        signatures: vec![key.sign_manifest(&manifest_bytes)],
-        manifest_bytes,
-        manifest: m,
-    };
-    let mut out = Vec::new();
-    header.write(&mut out).unwrap();
-    for (index, nar) in (0u32..).zip(nars) {
-        EntryHeader {
-            kind: EntryKind::StorePath,
-            index,
-            encoding: Encoding::Raw,
-        }
-        .write(&mut out)
-        .unwrap();
-        let mut w = ChunkWriter::new(out);
-        w.write_all(nar).unwrap();
-        out = w.finish().unwrap();
-    }
-    stream::write_end(&mut out).unwrap();
-    out
+    let entries: Vec<(u32, Encoding, &[u8])> = (0u32..)
+        .zip(nars)
+        .map(|(i, n)| (i, Encoding::Raw, &n[..]))
+        .collect();
+    let bytes = m.to_bytes();
+    crafted::signed(key, m, bytes, &entries)
 }
 
 /// A manifest of one path, TOP, with the NAR size, entry count and hash given.
 fn manifest(nar_size: u64, entries: u64, sha256: [u8; 32]) -> Manifest {
-    Manifest {
-        format: FORMAT_VERSION,
-        board: "qemu".into(),
-        generation: Generation {
-            toplevel: TOP.into(),
-            build_time: 1,
-        },
-        epoch: 0,
-        paths: vec![PathEntry {
-            path: TOP.into(),
-            nar_sha256: hex::encode(sha256),
-            nar_size,
-            entries,
-        }],
-        images: Vec::new(),
-    }
-}
-
-/// NAR string: u64le length, bytes, zero padding to 8.
-fn nar_string(out: &mut Vec<u8>, v: &[u8]) {
-    out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-    out.extend_from_slice(v);
-    out.resize(out.len().next_multiple_of(8), 0);
+    crafted::one_path(sha256, nar_size, entries)
 }
 
 /// A directory NAR holding one file called `name`.
@@ -251,7 +213,7 @@ fn nar_with_entry(name: &[u8]) -> Vec<u8> {
         b")",
         b")",
     ] {
-        nar_string(&mut out, w);
+        crafted::nar_string(&mut out, w);
     }
     out
 }
