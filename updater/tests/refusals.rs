@@ -26,19 +26,6 @@ const DEP: &str = "/nix/store/0c4ky3v7n7yrm8p3pg9hfw1mbsx8jxjz-busybox-1.36.1";
 /// (which sorts after it) arrives.
 const DEP_BYTES: usize = 5 << 20;
 
-/// Bytes zstd cannot shrink, the same every run.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 struct Bench {
     build: tempfile::TempDir,
     device: tempfile::TempDir,
@@ -59,7 +46,11 @@ impl Bench {
         }
         std::fs::write(store(TOP).join("bin/activate"), b"#!/bin/sh\n").unwrap();
         std::fs::create_dir_all(store(DEP).join("bin")).unwrap();
-        std::fs::write(store(DEP).join("bin/busybox"), noise(DEP_BYTES)).unwrap();
+        std::fs::write(
+            store(DEP).join("bin/busybox"),
+            liminix_testdata::pattern(7, DEP_BYTES),
+        )
+        .unwrap();
         let key = SecretKey::generate();
         let device = tempfile::tempdir().unwrap();
         let root = DeviceRoot::new(device.path());
