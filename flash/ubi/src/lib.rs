@@ -8,6 +8,7 @@
 //! an injectable root directory like every path this crate builds.
 
 mod error;
+pub mod image;
 #[allow(unsafe_code)]
 mod sys;
 pub mod sysfs;
