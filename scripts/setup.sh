@@ -22,6 +22,8 @@ APT_PACKAGES=(
   # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)
   bison flex bc make libssl-dev libgnutls28-dev uuid-dev dpkg-dev
+  # ubi_reader (below) comes from PyPI
+  python3-pip
   # misc
   e2fsprogs util-linux kmod
   # GNU time: the agent's peak RSS on hostile bundles (tests/tests/hostile_memory.rs)
@@ -43,6 +45,12 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_update
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Second reader of the UBI images liminix_ubi::image writes (flash/ubi/tests/ubinize_oracle.rs);
+# Debian has no package. Pinned: the test reads ubireader_display_info's text.
+if ! command -v ubireader_extract_images >/dev/null; then
+  python3 -m pip install -q --break-system-packages 'ubi_reader==0.8.16'
 fi
 
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf >/dev/null
