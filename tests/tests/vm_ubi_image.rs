@@ -1,0 +1,160 @@
+//! UBI images from `liminix_ubi::image` attached by the real kernel: written
+//! raw to nandsim NAND (2 KiB pages, 512-byte sub-pages) and to mtdram NOR,
+//! attached with ubiattach, every volume read back; the autoresize volume
+//! must have grown over all free PEBs. One boot for both flashes.
+
+use liminix_tests::data::pattern;
+use liminix_ubi::image::{write_image, Geometry, ImageParams, VolumeSpec};
+use liminix_ubi::VolumeKind;
+use liminix_vm::{VmBuilder, VmOutput};
+
+/// nandsim as a 256 MiB NAND, 128 KiB erase blocks, 2 KiB pages.
+const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
+
+const KERNEL_LEN: usize = 300_001;
+const ROOT_LEN: usize = 200_000;
+
+fn volumes<'a>(kernel: &'a [u8], root: &'a [u8]) -> Vec<VolumeSpec<'a>> {
+    let base = |id, name: &str, kind, data| VolumeSpec {
+        id,
+        name: name.into(),
+        kind,
+        size: None,
+        autoresize: false,
+        alignment: 1,
+        data,
+    };
+    vec![
+        base(0, "kernel", VolumeKind::Static, kernel),
+        VolumeSpec {
+            size: Some(1 << 20),
+            ..base(1, "rootfs", VolumeKind::Dynamic, root)
+        },
+        VolumeSpec {
+            size: Some(256 << 10),
+            autoresize: true,
+            ..base(5, "data", VolumeKind::Dynamic, &[])
+        },
+    ]
+}
+
+fn image(geometry: Geometry, volumes: &[VolumeSpec]) -> Vec<u8> {
+    let params = ImageParams {
+        image_seq: 0x5EED,
+        erase_counter: 0,
+    };
+    let mut img = Vec::new();
+    write_image(&geometry, params, volumes, &mut img).unwrap();
+    img
+}
+
+/// Attach MTD `$MTD` as UBI `$UBI` and print what the kernel made of the image.
+const READ_BACK: &str = r#"
+ubiattach -m @MTD@ -d @UBI@ && echo "@TAG@-attach ok=1"
+v=/sys/class/ubi/ubi@UBI@
+echo "@TAG@-dev avail=$(cat $v/avail_eraseblocks) vols=$(cat $v/volumes_count)"
+for id in 0 1 5; do
+  echo "@TAG@-vol$id name=$(cat $v/ubi@UBI@_$id/name) type=$(cat $v/ubi@UBI@_$id/type) bytes=$(cat $v/ubi@UBI@_$id/data_bytes) ebs=$(cat $v/ubi@UBI@_$id/reserved_ebs)"
+done
+echo "@TAG@-kernel-len len=$(wc -c < /dev/ubi@UBI@_0)"
+same @KERNEL_LEN@ /dev/ubi@UBI@_0 /img/kernel.bin @TAG@-kernel
+same @ROOT_LEN@ /dev/ubi@UBI@_1 /img/root.bin @TAG@-root
+"#;
+
+fn read_back(mtd: u32, ubi: u32, tag: &str) -> String {
+    READ_BACK
+        .replace("@MTD@", &mtd.to_string())
+        .replace("@UBI@", &ubi.to_string())
+        .replace("@TAG@", tag)
+        .replace("@KERNEL_LEN@", &KERNEL_LEN.to_string())
+        .replace("@ROOT_LEN@", &ROOT_LEN.to_string())
+}
+
+fn script() -> String {
+    format!(
+        "modprobe ubi\n{NANDSIM}\nflash_erase -q /dev/mtd0 0 0\n\
+         nandwrite -q /dev/mtd0 /img/nand.img\n{}\n\
+         modprobe mtdram total_size=4096 erase_size=64\n\
+         flashcp /img/nor.img /dev/mtd1\n{}",
+        read_back(0, 0, "nand"),
+        read_back(1, 1, "nor")
+    )
+}
+
+/// `leb_size`: the LEB size the kernel must have derived from the flash.
+fn check(out: &VmOutput, tag: &str, leb_size: u64) {
+    let field = |prefix: &str, key| out.require_field(&format!("{tag}-{prefix} "), key);
+    assert_eq!(field("attach", "ok"), "1");
+    assert_eq!(field("dev", "vols"), "3");
+    assert_eq!(
+        field("dev", "avail"),
+        "0",
+        "{tag}: autoresize took every free PEB"
+    );
+    assert_eq!(field("vol0", "name"), "kernel");
+    assert_eq!(field("vol0", "type"), "static");
+    assert_eq!(field("vol0", "bytes"), KERNEL_LEN.to_string());
+    assert_eq!(field("kernel-len", "len"), KERNEL_LEN.to_string());
+    assert_eq!(field("vol1", "name"), "rootfs");
+    assert_eq!(field("vol1", "type"), "dynamic");
+    let root_ebs = (1u64 << 20).div_ceil(leb_size);
+    assert_eq!(
+        field("vol1", "ebs"),
+        root_ebs.to_string(),
+        "{tag}: 1 MiB reserved"
+    );
+    assert_eq!(field("vol5", "name"), "data");
+    let grown: u64 = field("vol5", "ebs").parse().unwrap();
+    assert!(grown > 10, "{tag}: autoresize volume still {grown} LEBs");
+    assert_eq!(field("kernel", "equal"), "1");
+    assert_eq!(field("root", "equal"), "1");
+}
+
+#[test]
+fn kernel_attaches_written_ubi_images() {
+    let (kernel, root) = (pattern(41, KERNEL_LEN), pattern(42, ROOT_LEN));
+    let vols = volumes(&kernel, &root);
+    let nand = Geometry {
+        peb_size: 128 << 10,
+        min_io: 2048,
+        subpage: 512,
+        vid_hdr_offset: None,
+    };
+    let nor = Geometry {
+        peb_size: 64 << 10,
+        min_io: 1,
+        subpage: 1,
+        vid_hdr_offset: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("nand.img", image(nand, &vols)),
+        ("nor.img", image(nor, &vols)),
+        ("kernel.bin", kernel.clone()),
+        ("root.bin", root.clone()),
+    ];
+    let mut vm = VmBuilder::new().timeout(300);
+    for (name, data) in &files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        vm = vm.file(&path, &format!("/img/{name}"));
+    }
+    let out = vm
+        .module("nandsim")
+        .module("mtdram")
+        .module("ubi")
+        .host_tool("flash_erase")
+        .host_tool("nandwrite")
+        .host_tool("flashcp")
+        .host_tool("ubiattach")
+        .script(&script())
+        .run()
+        .unwrap();
+    eprintln!("guest ran {:.1} s", out.elapsed.as_secs_f64());
+    if std::env::var_os("LIMINIX_VM_SERIAL").is_some() {
+        eprintln!("{}", out.serial);
+    }
+    out.assert_success();
+    check(&out, "nand", 129_024);
+    check(&out, "nor", 65_408);
+}
