@@ -6,6 +6,9 @@
 //! encoding) and below the updater's flash strategies. Raw ioctls are confined
 //! to the private `sys` module; device information comes from sysfs, read under
 //! an injectable root directory like every path this crate builds.
+//!
+//! [`image`] is the one part that touches no device: it writes raw UBI images
+//! (as `ubinize` does) on the build host.
 
 mod error;
 pub mod image;
