@@ -255,7 +255,7 @@ fn nor_equals_ubinize() {
 /// lose `leb_size % alignment` bytes each (126976 % 8192 = 4096).
 #[test]
 fn vid_offset_and_alignment_equal_ubinize() {
-    let (blob, root) = (pattern(7, 250_000), pattern(8, 5000));
+    let (blob, root) = (pattern(7, 200_000), pattern(8, 5000));
     check(&Case {
         name: "VID offset 512, alignment 8192",
         geometry: Geometry {

@@ -61,6 +61,7 @@ pub struct Layout {
     pub vid_hdr_offset: u32,
     pub data_offset: u32,
     pub leb_size: u32,
+    pub min_io: u32,
     /// Records in the volume table (and so the highest volume id + 1).
     pub max_volumes: u32,
 }
@@ -85,7 +86,7 @@ impl Geometry {
         }
         let hdr = HDR_SIZE as u32;
         let vid = match self.vid_hdr_offset {
-            Some(off) if off < hdr || off % 8 != 0 => {
+            Some(off) if off < hdr || !off.is_multiple_of(8) => {
                 return Err(refuse(
                     "VID header offset must be a multiple of 8 past the EC header",
                 ))
@@ -103,6 +104,7 @@ impl Geometry {
             vid_hdr_offset: vid,
             data_offset,
             leb_size,
+            min_io: self.min_io,
             max_volumes: (leb_size as usize / VTBL_RECORD_SIZE).min(MAX_VOLUMES) as u32,
         })
     }
@@ -142,12 +144,15 @@ struct Planned<'s, 'a> {
 }
 
 impl Planned<'_, '_> {
+    /// ubinize reserves whole LEBs of the full LEB size, not the aligned one;
+    /// kept so that its images and ours agree.
+    fn reserved_pebs(&self, layout: &Layout) -> u32 {
+        self.bytes.div_ceil(u64::from(layout.leb_size)) as u32
+    }
+
     fn record(&self, layout: &Layout) -> [u8; VTBL_RECORD_SIZE] {
-        // ubinize reserves whole LEBs of the full LEB size, not the aligned one;
-        // kept so that its images and ours agree.
-        let reserved = self.bytes.div_ceil(u64::from(layout.leb_size));
         VtblRecord {
-            reserved_pebs: reserved as u32,
+            reserved_pebs: self.reserved_pebs(layout),
             alignment: self.spec.alignment,
             data_pad: self.data_pad,
             kind: self.spec.kind,
@@ -168,35 +173,51 @@ fn plan<'s, 'a>(layout: &Layout, spec: &'s VolumeSpec<'a>) -> Result<Planned<'s,
         name: spec.name.clone(),
         why,
     };
-    if spec.id >= layout.max_volumes {
-        return Err(refuse(format!(
-            "id beyond the table's {} records",
-            layout.max_volumes
-        )));
-    }
-    if spec.name.is_empty() || spec.name.len() > MAX_NAME {
-        return Err(refuse(format!("name must be 1..={MAX_NAME} bytes")));
-    }
-    if spec.alignment == 0 || spec.alignment >= layout.leb_size {
-        return Err(refuse(format!("alignment must be 1..{}", layout.leb_size)));
-    }
-    let data_len = spec.data.len() as u64;
-    let bytes = spec.size.unwrap_or(data_len);
-    if bytes == 0 {
-        return Err(refuse("size 0: give a size or data".into()));
-    }
-    if bytes < data_len {
-        return Err(refuse(format!(
-            "{data_len} bytes of data exceed its size {bytes}"
-        )));
-    }
+    check_spec(layout, spec).map_err(refuse)?;
+    let bytes = spec.size.unwrap_or(spec.data.len() as u64);
     let data_pad = layout.leb_size % spec.alignment;
-    Ok(Planned {
+    let planned = Planned {
         spec,
         bytes,
         usable_leb: layout.leb_size - data_pad,
         data_pad,
-    })
+    };
+    // ubinize writes such an image, but the kernel refuses to attach a volume
+    // with a LEB at or beyond its reservation (reachable with alignment > 1).
+    let reserved = planned.reserved_pebs(layout);
+    if planned.used_ebs() > reserved {
+        return Err(refuse(format!(
+            "data fills {} aligned LEBs but the size reserves {reserved}; raise the size",
+            planned.used_ebs()
+        )));
+    }
+    Ok(planned)
+}
+
+/// What the volume table and the kernel cannot hold, in the kernel's terms.
+fn check_spec(layout: &Layout, spec: &VolumeSpec) -> Result<(), String> {
+    if spec.id >= layout.max_volumes {
+        return Err(format!(
+            "id beyond the table's {} records",
+            layout.max_volumes
+        ));
+    }
+    if spec.name.is_empty() || spec.name.len() > MAX_NAME || spec.name.contains('\0') {
+        return Err(format!("name must be 1..={MAX_NAME} bytes without NUL"));
+    }
+    let a = spec.alignment;
+    if a == 0 || a >= layout.leb_size || (a != 1 && !a.is_multiple_of(layout.min_io)) {
+        return Err(format!(
+            "alignment must be 1 or a multiple of min I/O {} below the LEB size {}",
+            layout.min_io, layout.leb_size
+        ));
+    }
+    let data_len = spec.data.len() as u64;
+    match spec.size.unwrap_or(data_len) {
+        0 => Err("size 0: give a size or data".into()),
+        size if size < data_len => Err(format!("{data_len} bytes of data exceed its size {size}")),
+        _ => Ok(()),
+    }
 }
 
 fn check_unique(planned: &[Planned]) -> Result<(), ImageError> {

@@ -95,6 +95,7 @@ fn refuses_inconsistent_volumes() {
             alignment: 0,
             ..vol(0, "a", b"x")
         }],
+        vec![vol(0, "a\0b", b"x")],
     ];
     for volumes in cases {
         assert!(
@@ -128,4 +129,39 @@ fn one_peb_per_leb_after_the_two_table_copies() {
     let last = &img[3 * 0x10000..];
     assert_eq!(last[128], 7);
     assert!(last[129..].iter().all(|&b| b == 0xFF));
+}
+
+/// NAND, LEB 126976: alignment must be a multiple of the 2048-byte page;
+/// alignment 8192 leaves 122880 usable bytes per LEB, so 250000 bytes need 3
+/// LEBs while ubinize's rule reserves ceil(250000 / 126976) = 2.
+#[test]
+fn nand_alignment_rules() {
+    let g = Geometry {
+        peb_size: 0x20000,
+        min_io: 2048,
+        subpage: 2048,
+        vid_hdr_offset: None,
+    };
+    let data = vec![1u8; 250_000];
+    let aligned = |size| VolumeSpec {
+        alignment: 8192,
+        size,
+        ..vol(0, "a", &data)
+    };
+    let params = ImageParams {
+        image_seq: 1,
+        erase_counter: 0,
+    };
+    let unpaged = VolumeSpec {
+        alignment: 1024,
+        ..aligned(None)
+    };
+    let err = write_image(&g, params, &[unpaged], Vec::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("multiple of min I/O 2048"),
+        "{err}"
+    );
+    let err = write_image(&g, params, &[aligned(None)], Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("fills 3 aligned LEBs"), "{err}");
+    write_image(&g, params, &[aligned(Some(3 * 126_976))], Vec::new()).unwrap();
 }
