@@ -158,3 +158,76 @@ fn kernel_attaches_written_ubi_images() {
     check(&out, "nand", 129_024);
     check(&out, "nor", 65_408);
 }
+
+/// The one config the writer refuses although `ubinize` accepts it: aligned
+/// data filling more LEBs than ubinize reserves. nandsim's LEB is 129024;
+/// alignment 8192 leaves 122880 per LEB, so 250000 bytes fill 3 LEBs while
+/// ceil(250000 / 129024) = 2 are reserved. The kernel must refuse ubinize's image.
+#[test]
+fn kernel_refuses_what_the_writer_refuses() {
+    let blob = pattern(43, 250_000);
+    let spec = VolumeSpec {
+        id: 0,
+        name: "aligned".into(),
+        kind: VolumeKind::Static,
+        size: None,
+        autoresize: false,
+        alignment: 8192,
+        data: &blob,
+    };
+    let nand = Geometry {
+        peb_size: 128 << 10,
+        min_io: 2048,
+        subpage: 512,
+        vid_hdr_offset: None,
+    };
+    let params = ImageParams {
+        image_seq: 1,
+        erase_counter: 0,
+    };
+    let refused = write_image(&nand, params, std::slice::from_ref(&spec), Vec::new());
+    assert!(refused.is_err(), "the writer accepted {spec:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aligned.bin");
+    std::fs::write(&data, &blob).unwrap();
+    let cfg = dir.path().join("ubinize.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[aligned]\nmode=ubi\nvol_id=0\nvol_type=static\nvol_name=aligned\n\
+             vol_alignment=8192\nimage={}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let img = dir.path().join("ubinize.img");
+    let status = std::process::Command::new("ubinize")
+        .args(["-p", "128KiB", "-m", "2048", "-s", "512", "-Q", "1", "-o"])
+        .arg(&img)
+        .arg(&cfg)
+        .status()
+        .expect("ubinize (mtd-utils) is required");
+    assert!(status.success(), "ubinize refused the config");
+
+    let script = format!(
+        "modprobe ubi\n{NANDSIM}\nflash_erase -q /dev/mtd0 0 0\n\
+         nandwrite -q /dev/mtd0 /img/ubinize.img\n\
+         rc=0; ubiattach -m 0 -d 0 || rc=$?\necho \"attach rc=$rc\"\n\
+         dmesg | grep -q 'bad attaching information' && echo \"dmesg bad=1\"\n"
+    );
+    let out = VmBuilder::new()
+        .timeout(300)
+        .file(&img, "/img/ubinize.img")
+        .module("nandsim")
+        .module("ubi")
+        .host_tool("flash_erase")
+        .host_tool("nandwrite")
+        .host_tool("ubiattach")
+        .script(&script)
+        .run()
+        .unwrap();
+    out.assert_success();
+    assert_ne!(out.require_field("attach ", "rc"), "0", "{}", out.serial);
+    assert_eq!(out.require_field("dmesg ", "bad"), "1", "{}", out.serial);
+}
