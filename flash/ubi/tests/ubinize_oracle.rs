@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use liminix_testdata::pattern;
-use liminix_ubi::image::{write_image, Geometry, ImageParams, VolumeSpec};
+use liminix_ubi::image::{inspect, write_image, Geometry, ImageParams, VolumeSpec};
 use liminix_ubi::VolumeKind;
 
 /// One image of the oracle matrix: geometry, EC values, volumes.
@@ -159,11 +159,53 @@ fn assert_volume_record(case: &Case, v: &VolumeSpec, info: &str) {
     }
 }
 
+/// `inspect` reads ubinize's image as the volumes that went in.
+fn assert_inspect_agrees(case: &Case, img: &[u8]) {
+    let info = inspect(img, case.geometry.peb_size).unwrap();
+    let layout = case.geometry.layout().unwrap();
+    assert_eq!(
+        (info.vid_hdr_offset, info.data_offset, info.image_seq),
+        (
+            layout.vid_hdr_offset,
+            layout.data_offset,
+            case.params.image_seq
+        ),
+        "{}",
+        case.name
+    );
+    let mut specs: Vec<&VolumeSpec> = case.volumes.iter().collect();
+    specs.sort_by_key(|v| v.id);
+    assert_eq!(info.volumes.len(), specs.len(), "{}", case.name);
+    for (got, v) in info.volumes.iter().zip(specs) {
+        let usable = layout.leb_size - layout.leb_size % v.alignment;
+        let lebs = v.data.len().div_ceil(usable as usize) as u32;
+        let static_bytes = match v.kind {
+            VolumeKind::Static => v.data.len() as u64,
+            VolumeKind::Dynamic => 0,
+        };
+        assert_eq!(
+            (&got.name, got.id, got.kind, got.alignment, got.autoresize),
+            (&v.name, v.id, v.kind, v.alignment, v.autoresize),
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            (got.lebs, got.static_bytes),
+            (lebs, static_bytes),
+            "{}: {}",
+            case.name,
+            v.name
+        );
+    }
+    assert_eq!(info.pebs * case.geometry.peb_size as usize, img.len());
+}
+
 fn check(case: &Case) {
     let dir = tempfile::tempdir().unwrap();
     let expected = ubinize(dir.path(), case);
     let got = ours(case);
     assert_same_bytes(case, &expected, &got);
+    assert_inspect_agrees(case, &expected);
     assert_ubi_reader_reads_back(dir.path(), case, &got);
 }
 

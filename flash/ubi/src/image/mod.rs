@@ -8,6 +8,7 @@
 //! unless it calls it.
 
 mod headers;
+mod inspect;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ pub use headers::ubi_crc;
 use headers::{
     EcHeader, VidHeader, VtblRecord, HDR_SIZE, LAYOUT_VOLUME_ID, MAX_VOLUMES, VTBL_RECORD_SIZE,
 };
+pub use inspect::{inspect, ImageInfo, InspectError, VolumeSummary};
 
 /// Longest volume name UBI stores.
 const MAX_NAME: usize = 127;

@@ -165,3 +165,36 @@ fn nand_alignment_rules() {
     assert!(err.to_string().contains("fills 3 aligned LEBs"), "{err}");
     write_image(&g, params, &[aligned(Some(3 * 126_976))], Vec::new()).unwrap();
 }
+
+#[test]
+fn inspect_finds_damage() {
+    let data = vec![7u8; 100_000];
+    let good = write(&[VolumeSpec {
+        kind: VolumeKind::Static,
+        ..vol(2, "k", &data)
+    }])
+    .unwrap();
+    let info = inspect(&good, 0x10000).unwrap();
+    assert_eq!((info.pebs, info.volumes[0].lebs), (4, 2));
+    assert_eq!(info.volumes[0].static_bytes, 100_000);
+
+    let flip = |at: usize| {
+        let mut img = good.clone();
+        img[at] ^= 1;
+        inspect(&img, 0x10000).unwrap_err().to_string()
+    };
+    assert!(flip(3 * 0x10000 + 200).contains("data CRC mismatch"));
+    assert!(flip(2 * 0x10000 + 10).contains("PEB 2: no valid EC header"));
+    assert!(flip(0x10000 + 70).contains("damaged VID header"));
+    assert!(flip(128 + 2 * VTBL_RECORD_SIZE).contains("record 2: CRC mismatch"));
+    let mut seq2 = good.clone();
+    seq2[24..28].copy_from_slice(&9u32.to_be_bytes());
+    let crc = ubi_crc(&seq2[..60]);
+    seq2[60..64].copy_from_slice(&crc.to_be_bytes());
+    let err = inspect(&seq2, 0x10000).unwrap_err().to_string();
+    assert!(err.contains("PEB 1: EC header"), "{err}");
+    assert!(matches!(
+        inspect(&good[..100], 0x10000),
+        Err(InspectError::Size { .. })
+    ));
+}
