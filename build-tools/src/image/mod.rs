@@ -123,12 +123,18 @@ pub enum ImageError {
 /// The time written into headers: `SOURCE_DATE_EPOCH` when set (reproducible builds), else
 /// now, as mkimage does.
 pub fn timestamp() -> Result<u32, ImageError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value
+    timestamp_from(std::env::var("SOURCE_DATE_EPOCH").ok())
+}
+
+/// [`timestamp`] given the variable's value, so that callers and tests need not touch the
+/// process environment.
+pub fn timestamp_from(epoch: Option<String>) -> Result<u32, ImageError> {
+    match epoch {
+        Some(value) => value
             .trim()
             .parse()
             .map_err(|_| ImageError::Epoch { value }),
-        Err(_) => {
+        None => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
