@@ -1,6 +1,6 @@
 //! Real U-Boot (Debian's qemu_arm64 build, in QEMU) reads what the image writers make: the
 //! legacy header checksums, the FIT hashes, and the lzma payload through U-Boot's own LZMA
-//! decoder, whose output must have the raw kernel's CRC.
+//! decoder, whose output must have the raw kernel's CRC; `source` runs a script image.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -8,12 +8,13 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use liminix_build_tools::image::{self, fit, uimage, Arch, Compression, Payload};
+use liminix_build_tools::image::{self, fit, script, uimage, Arch, Compression, Payload};
 
 const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const LEGACY_AT: u32 = 0x4800_0000;
 const FIT_AT: u32 = 0x4900_0000;
 const UNPACK_AT: u32 = 0x4a00_0000;
+const SCRIPT_AT: u32 = 0x4b00_0000;
 
 /// U-Boot on a serial console: commands in, lines out.
 struct Console {
@@ -151,13 +152,23 @@ fn uboot_checks_headers_hashes_and_unpacks_lzma() {
     let fit_path = dir.path().join("k.itb");
     std::fs::write(&fit_path, blob).unwrap();
 
+    let text = "setenv word ran\necho script ${word} to the end\n";
+    let scr = dir.path().join("boot.scr");
+    std::fs::write(&scr, script::write("boot", Arch::Arm64, 0, text).unwrap()).unwrap();
+
     let payload_at = LEGACY_AT + uimage::HEADER_LEN as u32;
-    let console = Console::start(&[(&legacy, LEGACY_AT), (&fit_path, FIT_AT)]);
+    let loads = [
+        (&*legacy, LEGACY_AT),
+        (&*fit_path, FIT_AT),
+        (&*scr, SCRIPT_AT),
+    ];
+    let console = Console::start(&loads);
     let out = console.run(&[
         format!("iminfo {LEGACY_AT:#x}"),
         format!("iminfo {FIT_AT:#x}"),
         format!("lzmadec {payload_at:#x} {UNPACK_AT:#x}"),
         format!("crc32 {UNPACK_AT:#x} {:#x}", raw.len()),
+        format!("source {SCRIPT_AT:#x}"),
     ]);
     for want in [
         "Verifying Checksum ... OK".to_owned(),
@@ -165,6 +176,7 @@ fn uboot_checks_headers_hashes_and_unpacks_lzma() {
         "Hash(es) for Image 1 (fdt-1): sha256+ crc32+".into(),
         format!("Uncompressed size: {} =", raw.len()),
         format!("==> {:08x}", crc32fast::hash(&raw)),
+        "\nscript ran to the end".into(),
     ] {
         assert!(
             out.contains(&want),
