@@ -119,11 +119,7 @@ fn kernel_bytes() -> Vec<u8> {
     k
 }
 
-#[test]
-fn uboot_checks_headers_hashes_and_unpacks_lzma() {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = kernel_bytes();
-    let packed = image::compress(&raw, Compression::Lzma).unwrap();
+fn legacy_image(packed: &[u8]) -> Vec<u8> {
     let header = uimage::Header {
         name: "Liminix kernel".into(),
         arch: Arch::Arm64,
@@ -133,14 +129,16 @@ fn uboot_checks_headers_hashes_and_unpacks_lzma() {
         entry: 0x4008_0000,
         time: 1_700_000_000,
     };
-    let legacy = dir.path().join("k.uimage");
-    std::fs::write(&legacy, uimage::write(&header, &packed).unwrap()).unwrap();
-    let blob = fit::write(&fit::Fit {
+    uimage::write(&header, packed).unwrap()
+}
+
+fn fit_image(packed: &[u8]) -> Vec<u8> {
+    fit::write(&fit::Fit {
         description: "Liminix",
         arch: Arch::Arm64,
         time: 1_700_000_000,
         kernel: fit::Kernel {
-            data: &packed,
+            data: packed,
             compression: Compression::Lzma,
             load: 0x4008_0000,
             entry: 0x4008_0000,
@@ -148,9 +146,18 @@ fn uboot_checks_headers_hashes_and_unpacks_lzma() {
         fdt: &liminix_testdata::pattern(7, 100),
         hashes: &[fit::Hash::Sha256, fit::Hash::Crc32],
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn uboot_checks_headers_hashes_and_unpacks_lzma() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = kernel_bytes();
+    let packed = image::compress(&raw, Compression::Lzma).unwrap();
+    let legacy = dir.path().join("k.uimage");
+    std::fs::write(&legacy, legacy_image(&packed)).unwrap();
     let fit_path = dir.path().join("k.itb");
-    std::fs::write(&fit_path, blob).unwrap();
+    std::fs::write(&fit_path, fit_image(&packed)).unwrap();
 
     let text = "setenv word ran\necho script ${word} to the end\n";
     let scr = dir.path().join("boot.scr");
@@ -182,5 +189,37 @@ fn uboot_checks_headers_hashes_and_unpacks_lzma() {
             out.contains(&want),
             "no {want:?} in U-Boot's answer:\n{out}"
         );
+    }
+}
+
+/// The same images with one payload byte flipped: U-Boot must say so, which also shows the
+/// checks above can fail.
+#[test]
+fn uboot_refuses_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = image::compress(&kernel_bytes(), Compression::Lzma).unwrap();
+    let mut legacy = legacy_image(&packed);
+    legacy[uimage::HEADER_LEN + 100] ^= 1;
+    let mut fit_blob = fit_image(&packed);
+    let at = fit_blob
+        .windows(packed.len())
+        .position(|w| w == packed)
+        .expect("the FIT holds the kernel bytes");
+    fit_blob[at + 100] ^= 1;
+    let legacy_path = dir.path().join("bad.uimage");
+    std::fs::write(&legacy_path, legacy).unwrap();
+    let fit_path = dir.path().join("bad.itb");
+    std::fs::write(&fit_path, fit_blob).unwrap();
+
+    let console = Console::start(&[(&*legacy_path, LEGACY_AT), (&*fit_path, FIT_AT)]);
+    let out = console.run(&[
+        format!("iminfo {LEGACY_AT:#x}"),
+        format!("iminfo {FIT_AT:#x}"),
+    ]);
+    for want in [
+        "Bad Data CRC",
+        "Bad hash value for 'hash-1' hash node in 'kernel' image node",
+    ] {
+        assert!(out.contains(want), "no {want:?} in U-Boot's answer:\n{out}");
     }
 }
