@@ -339,3 +339,39 @@ fn dumpimage_extracts_kernel_and_fdt() {
         );
     }
 }
+
+#[test]
+fn reads_back_what_mkimage_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = image::compress(&kernel_bytes(), Compression::Lzma).unwrap();
+    let input = write(dir.path(), "payload", &data);
+    let theirs = dir.path().join("theirs.uimage");
+    run(mkimage(EPOCH)
+        .args(["-A", "arm64", "-O", "linux", "-T", "kernel", "-C", "lzma"])
+        .args([
+            "-a",
+            "0x80060000",
+            "-e",
+            "0x80060400",
+            "-n",
+            "Liminix kernel",
+            "-d",
+        ])
+        .args([&input, &theirs]));
+    let mut img = std::fs::read(&theirs).unwrap();
+    // Flash padding after the payload is not part of the image.
+    img.extend_from_slice(&[0xff; 100]);
+    let (header, payload) = uimage::read(&img).unwrap();
+    assert_eq!(header, kernel_header(Arch::Arm64, Compression::Lzma));
+    assert!(payload == data, "payload read back differs");
+
+    img[uimage::HEADER_LEN + 5] ^= 1;
+    let err = uimage::read(&img).unwrap_err();
+    assert!(err.to_string().contains("data CRC mismatch"), "{err}");
+    img[uimage::HEADER_LEN + 5] ^= 1;
+    img[40] ^= 1;
+    let err = uimage::read(&img).unwrap_err();
+    assert!(err.to_string().contains("header CRC mismatch"), "{err}");
+    let err = uimage::read(&img[..63]).unwrap_err();
+    assert!(err.to_string().contains("shorter than the header"), "{err}");
+}

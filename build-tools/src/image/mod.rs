@@ -21,6 +21,8 @@ pub enum Arch {
 }
 
 impl Arch {
+    const ALL: [Arch; 3] = [Arch::Arm, Arch::Arm64, Arch::Mips];
+
     /// The `ih_arch` byte of a legacy header (U-Boot's `IH_ARCH_*`).
     pub fn code(self) -> u8 {
         match self {
@@ -50,6 +52,13 @@ pub enum Payload {
 }
 
 impl Payload {
+    const ALL: [Payload; 4] = [
+        Payload::Kernel,
+        Payload::Ramdisk,
+        Payload::Script,
+        Payload::FlatDt,
+    ];
+
     /// The `ih_type` byte of a legacy header (U-Boot's `IH_TYPE_*`).
     pub fn code(self) -> u8 {
         match self {
@@ -80,6 +89,8 @@ pub enum Compression {
 }
 
 impl Compression {
+    const ALL: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Lzma];
+
     /// The `ih_comp` byte of a legacy header (U-Boot's `IH_COMP_*`).
     pub fn code(self) -> u8 {
         match self {
@@ -116,6 +127,10 @@ pub enum ImageError {
         method: &'static str,
         source: std::io::Error,
     },
+    #[error("not a uImage: {why}")]
+    NotUimage { why: String },
+    #[error("uImage {field} code {code} is not one the packer knows")]
+    UnknownCode { field: &'static str, code: u8 },
     #[error("writing the FIT's device tree: {0}")]
     Fdt(#[from] vm_fdt::Error),
 }
@@ -144,6 +159,19 @@ pub fn timestamp_from(epoch: Option<String>) -> Result<u32, ImageError> {
             })
         }
     }
+}
+
+/// The value among `all` whose legacy code is `code`.
+fn from_code<T: Copy>(
+    all: &[T],
+    code: u8,
+    field: &'static str,
+    code_of: fn(T) -> u8,
+) -> Result<T, ImageError> {
+    all.iter()
+        .copied()
+        .find(|v| code_of(*v) == code)
+        .ok_or(ImageError::UnknownCode { field, code })
 }
 
 /// A length as the 32-bit big-endian field both formats store.
