@@ -15,6 +15,8 @@ const LEGACY_AT: u32 = 0x4800_0000;
 const FIT_AT: u32 = 0x4900_0000;
 const UNPACK_AT: u32 = 0x4a00_0000;
 const SCRIPT_AT: u32 = 0x4b00_0000;
+/// The kernels' load and entry address.
+const LOAD: u32 = 0x4008_0000;
 
 /// U-Boot on a serial console: commands in, lines out.
 struct Console {
@@ -119,14 +121,30 @@ fn kernel_bytes() -> Vec<u8> {
     k
 }
 
+/// A real device tree blob, from dtc: `bootm` checks the FIT's fdt image too.
+fn dtb() -> Vec<u8> {
+    let dts = "/dts-v1/;\n/ { model = \"liminix-test\"; #address-cells = <1>; #size-cells = <1>;\n\
+               memory@40000000 { device_type = \"memory\"; reg = <0x40000000 0x20000000>; }; };\n";
+    let mut dtc = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dtc runs (scripts/setup.sh installs device-tree-compiler)");
+    dtc.stdin.take().unwrap().write_all(dts.as_bytes()).unwrap();
+    let out = dtc.wait_with_output().unwrap();
+    assert!(out.status.success(), "dtc failed");
+    out.stdout
+}
+
 fn legacy_image(packed: &[u8]) -> Vec<u8> {
     let header = uimage::Header {
         name: "Liminix kernel".into(),
         arch: Arch::Arm64,
         payload: Payload::Kernel,
         compression: Compression::Lzma,
-        load: 0x4008_0000,
-        entry: 0x4008_0000,
+        load: LOAD,
+        entry: LOAD,
         time: 1_700_000_000,
     };
     uimage::write(&header, packed).unwrap()
@@ -140,10 +158,10 @@ fn fit_image(packed: &[u8]) -> Vec<u8> {
         kernel: fit::Kernel {
             data: packed,
             compression: Compression::Lzma,
-            load: 0x4008_0000,
-            entry: 0x4008_0000,
+            load: LOAD,
+            entry: LOAD,
         },
-        fdt: &liminix_testdata::pattern(7, 100),
+        fdt: &dtb(),
         hashes: &[fit::Hash::Sha256, fit::Hash::Crc32],
     })
     .unwrap()
@@ -176,7 +194,23 @@ fn uboot_checks_headers_hashes_and_unpacks_lzma() {
         format!("lzmadec {payload_at:#x} {UNPACK_AT:#x}"),
         format!("crc32 {UNPACK_AT:#x} {:#x}", raw.len()),
         format!("source {SCRIPT_AT:#x}"),
+        // bootm's own path: check, then decompress to the load address, without jumping.
+        format!("bootm start {LEGACY_AT:#x}"),
+        "bootm loados".into(),
+        format!("crc32 {LOAD:#x} {:#x}", raw.len()),
+        format!("mw.b {LOAD:#x} 0 {:#x}", raw.len()),
+        // This U-Boot picks a FIT configuration by `compatible` (FIT_BEST_MATCH) unless one
+        // is named: name the writer's.
+        format!("bootm start {FIT_AT:#x}#{}", fit::CONFIG_NODE),
+        "bootm loados".into(),
+        format!("crc32 {LOAD:#x} {:#x}", raw.len()),
     ]);
+    let unpacked = format!("==> {:08x}", crc32fast::hash(&raw));
+    assert_eq!(
+        out.matches(&unpacked).count(),
+        3,
+        "lzmadec and both bootm loads:\n{out}"
+    );
     for want in [
         "Verifying Checksum ... OK".to_owned(),
         "Hash(es) for Image 0 (kernel): sha256+ crc32+".into(),
