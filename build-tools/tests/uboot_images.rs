@@ -375,3 +375,53 @@ fn reads_back_what_mkimage_wrote() {
     let err = uimage::read(&img[..63]).unwrap_err();
     assert!(err.to_string().contains("shorter than the header"), "{err}");
 }
+
+/// mkimage's own FIT from the same kernel, fdt and options (`-f auto`, which names the kernel
+/// node `kernel-1` and writes no hashes) must agree with ours on every typed property.
+#[test]
+fn fit_properties_match_mkimage_auto() {
+    let c = fit_case(&[fit::Hash::Sha256]);
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = write(dir.path(), "kernel.lzma", &c.kernel);
+    let dtb = write(dir.path(), "board.dtb", &c.fdt);
+    let theirs = dir.path().join("theirs.itb");
+    run(mkimage(EPOCH)
+        .args([
+            "-f", "auto", "-A", "arm", "-O", "linux", "-T", "kernel", "-C", "lzma",
+        ])
+        .args(["-a", "0x40008000", "-e", "0x40008000", "-d"])
+        .arg(&kernel)
+        .arg("-b")
+        .args([&dtb, &theirs]));
+    let pairs = [
+        (
+            "/images/kernel",
+            "/images/kernel-1",
+            ["type", "arch", "os", "compression"].as_slice(),
+        ),
+        (
+            "/images/fdt-1",
+            "/images/fdt-1",
+            ["type", "arch", "compression"].as_slice(),
+        ),
+    ];
+    for (ours, their_node, props) in pairs {
+        for prop in props {
+            let want = fdtget(&theirs, their_node, prop, "s");
+            assert_eq!(fdtget(&c.path, ours, prop, "s"), want, "{ours} {prop}");
+        }
+    }
+    for prop in ["load", "entry"] {
+        let want = fdtget(&theirs, "/images/kernel-1", prop, "x");
+        assert_eq!(fdtget(&c.path, "/images/kernel", prop, "x"), want, "{prop}");
+    }
+    assert_eq!(
+        fdtget(&c.path, "/", "timestamp", "u"),
+        fdtget(&theirs, "/", "timestamp", "u")
+    );
+    let listing = run(Command::new("dumpimage").arg("-l").arg(&c.path));
+    assert!(
+        listing.contains("FIT description: Liminix kernel and device tree"),
+        "{listing}"
+    );
+}
