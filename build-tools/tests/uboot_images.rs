@@ -181,9 +181,13 @@ fn same_epoch_gives_same_bytes() {
         let fdt = [0u8; 4];
         let hashes = [fit::Hash::Sha256];
         let f = fit_of(&data, &fdt, time, &hashes);
+        let gz = image::compress(&kernel_bytes(), Compression::Gzip).unwrap();
+        let scr = script::write("boot", Arch::Arm, time, FLASH_SCR).unwrap();
         (
             uimage::write(&header, &data).unwrap(),
             fit::write(&f).unwrap(),
+            gz,
+            scr,
         )
     };
     assert!(build() == build(), "two builds differ");
