@@ -1,10 +1,10 @@
 //! FIT images: a flattened device tree holding the kernel and its device tree blob, each with
 //! hash nodes U-Boot checks before booting, and one configuration that pairs them.
 //!
-//! Crate: `vm-fdt` (rust-vmm, the writer Firecracker and crosvm build their guests' device
-//! trees with) writes the blob. It is a writer only, has no dependencies, and checks what
-//! U-Boot's libfdt would refuse (node and property names, nesting, sizes). FIT needs nothing
-//! beyond plain nodes and properties, so a full device-tree compiler is not called for.
+//! Crate: `vm-fdt` (rust-vmm; Firecracker builds its guests' device trees with it) writes the
+//! blob. It is a writer only, has no dependencies, and refuses bad node and property names,
+//! unbalanced nodes and oversized blobs. FIT needs nothing beyond plain nodes and properties, so
+//! a device-tree compiler is not called for.
 
 use sha2::{Digest, Sha256};
 use vm_fdt::FdtWriter;
