@@ -6,6 +6,7 @@ pub mod agents;
 pub mod bootstrap;
 pub mod client;
 pub mod closure;
+pub mod image;
 pub mod images;
 pub mod output;
 pub mod pack;
