@@ -15,7 +15,7 @@ use std::process::Command;
 /// The tool this module runs; named in errors so a missing install is obvious.
 pub const TOOL: &str = "mksquashfs";
 
-/// Compressors the Liminix kernels are configured to read.
+/// Compressors offered: the two most kernel configurations enable (the board's kernel decides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
     Xz,
