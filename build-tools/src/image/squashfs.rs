@@ -1,12 +1,14 @@
 //! Squashfs images of a root tree (a closure toplevel or any directory) for the kernel to mount
 //! read-only: format 4.0, xz or gzip compression, symlinks, modes and hard links kept.
 //!
-//! Built by `mksquashfs` (squashfs-tools), an external build-host tool, as Liminix does. A Rust
-//! writer was considered: `backhand` is the maintained one, but whether its writer keeps hard links
-//! as one shared inode, and whether its output passes the kernel's and `unsquashfs`'s checks,
-//! could not be established here; `squashfs-ng` binds the C library `libsquashfs` and says it does
-//! not handle hard links. `mksquashfs` is the format's reference writer and has the
-//! reproducibility switches used below, so the image is what the kernel's driver is written for.
+//! Built by `mksquashfs` (squashfs-tools), an external build-host tool, as Liminix does. The
+//! maintained Rust writer, `backhand` (0.25.5), was tried: its output is a 4.0 image that
+//! `unsquashfs` reads, but its writer has no way to add a hard link (every pushed file becomes
+//! its own inode with a link count of 1), and Nix stores optimised with hard links hand us
+//! closure trees that have them; its writer also offers no way to set the root directory's time (it came out
+//! as 1970 while every other inode had the time asked). `squashfs-ng` binds the C library and says
+//! it does not handle hard links either. `mksquashfs` is the format's reference writer, keeps hard
+//! links, and has the reproducibility switches used below.
 
 use std::io;
 use std::path::{Path, PathBuf};
