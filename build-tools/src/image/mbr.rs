@@ -259,6 +259,24 @@ mod tests {
     }
 
     #[test]
+    fn refuses_disks_an_mbr_cannot_describe() {
+        let mut spec = MbrSpec {
+            disk_size: 8 * ALIGN + 1,
+            root_free: 0,
+            second: None,
+            epoch: None,
+        };
+        assert!(matches!(plan(&spec, 1, 1), Err(MbrError::UnalignedDisk(_))));
+        spec.disk_size = (u64::from(u32::MAX) + 1) * SECTOR;
+        assert!(matches!(
+            plan(&spec, 1, 1),
+            Err(MbrError::TooLargeForMbr(_))
+        ));
+        spec.disk_size -= SECTOR;
+        assert!(plan(&spec, 1, 1).is_ok());
+    }
+
+    #[test]
     fn disk_id_follows_inputs() {
         let mut spec = MbrSpec {
             disk_size: 8 * ALIGN,

@@ -3,12 +3,12 @@
 //!
 //! Built by `mksquashfs` (squashfs-tools), an external build-host tool, as Liminix does. The
 //! maintained Rust writer, `backhand` (0.25.5), was tried: its output is a 4.0 image that
-//! `unsquashfs` reads, but its writer has no way to add a hard link (every pushed file becomes
-//! its own inode with a link count of 1), and Nix stores optimised with hard links hand us
-//! closure trees that have them; its writer also offers no way to set the root directory's time (it came out
-//! as 1970 while every other inode had the time asked). `squashfs-ng` binds the C library and says
-//! it does not handle hard links either. `mksquashfs` is the format's reference writer, keeps hard
-//! links, and has the reproducibility switches used below.
+//! `unsquashfs` reads, but its writer has no way to add a hard link (every pushed file becomes its
+//! own inode with a link count of 1), and Nix stores optimised with hard links hand us closure
+//! trees that have them; its writer also offers no way to set the root directory's time (it came
+//! out as 1970 while every other inode had the time asked). `squashfs-ng` binds the C library and
+//! says it does not handle hard links either. `mksquashfs` is the format's reference writer, keeps
+//! hard links, and has the reproducibility switches used below.
 
 use std::io;
 use std::path::{Path, PathBuf};
