@@ -55,6 +55,29 @@ pub struct MbrLayout {
     pub disk_id: u32,
 }
 
+/// The layout as `inspect` shows it: the identifier, then one line per partition in sectors,
+/// in the terms `sfdisk --dump` uses so the two can be compared by eye.
+impl std::fmt::Display for MbrLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "label: dos, label-id: 0x{:08x}", self.disk_id)?;
+        let (r, bytes) = (self.root, self.root.sectors * SECTOR);
+        write!(
+            f,
+            "1: start={}, size={} ({bytes} bytes), type=83, bootable",
+            r.start, r.sectors
+        )?;
+        if let Some(p) = self.second {
+            let bytes = p.sectors * SECTOR;
+            write!(
+                f,
+                "\n2: start={}, size={} ({bytes} bytes), type=83",
+                p.start, p.sectors
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MbrError {
     #[error("{what} {}: {source}", path.display())]
@@ -274,6 +297,23 @@ mod tests {
         ));
         spec.disk_size -= SECTOR;
         assert!(plan(&spec, 1, 1).is_ok());
+    }
+
+    #[test]
+    fn display_lists_the_partitions() {
+        let spec = MbrSpec {
+            disk_size: 8 * ALIGN,
+            root_free: 0,
+            second: Some(ALIGN),
+            epoch: None,
+        };
+        let layout = plan(&spec, 100, 0xdead_beef).unwrap();
+        assert_eq!(
+            layout.to_string(),
+            "label: dos, label-id: 0xdeadbeef\n\
+             1: start=2048, size=2048 (1048576 bytes), type=83, bootable\n\
+             2: start=4096, size=2048 (1048576 bytes), type=83"
+        );
     }
 
     #[test]
