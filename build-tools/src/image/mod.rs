@@ -1,11 +1,14 @@
-//! Kernel and boot-script images in U-Boot's own formats: the legacy uImage (`uimage`), its
-//! script flavour (`script`) and the FIT (`fit`). Shared here: what each header field names
+//! The images a Liminix build is flashed or booted from. Kernel and boot-script images in
+//! U-Boot's own formats: the legacy uImage (`uimage`), its script flavour (`script`) and the FIT
+//! (`fit`); whole disks (`mbr`) and root filesystems (`squashfs`). Shared here: what each header field names
 //! (architecture, payload type, compression), the payload compressors and the timestamp, which
 //! comes from `SOURCE_DATE_EPOCH` so that the same inputs give the same bytes.
 //! docs/formats/uimage-fit.md describes the layouts.
 
 pub mod fit;
+pub mod mbr;
 pub mod script;
+pub mod squashfs;
 pub mod uimage;
 
 mod compress;
