@@ -53,6 +53,8 @@ fi
 # Debian has no package. Pinned: the test reads ubireader_display_info's text.
 if ! command -v ubireader_extract_images >/dev/null; then
   python3 -m pip install -q --break-system-packages 'ubi_reader==0.8.16'
+  # Under pyenv the new commands reach the PATH only through regenerated shims.
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf >/dev/null
