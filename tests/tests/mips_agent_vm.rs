@@ -16,12 +16,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use flash_checks::changed;
+use flash_checks::{changed, KB128};
 use liminix_tests::data::pattern;
 use liminix_vm::{built_agent, require_program, Disk, VmBuilder, VmOutput};
-
-const KB128: usize = 128 * 1024;
-const KB64: usize = 64 * 1024;
 
 /// 256 MiB, 128 KiB blocks, 2 KiB pages. mtd0: 16 blocks, 2 and 5 bad (raw images);
 /// mtd1: 16 blocks, its first (16) bad (U-Boot environment); mtd2: 128 blocks (UBI);
@@ -42,19 +39,7 @@ impl Images {
         static I: OnceLock<Images> = OnceLock::new();
         I.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let a = pattern(1, 1_500_000);
-            let n1 = pattern(4, 1_000_000);
-            let files: Vec<(&str, Vec<u8>)> = vec![
-                ("a", a.clone()),
-                ("b", changed(&a, KB128, &[3, 9])),
-                ("toobig", pattern(3, 14 * KB128 + 1)),
-                ("r1", pattern(5, 1_500_000)),
-                ("r2", pattern(6, 1_400_000)),
-                ("n1", n1.clone()),
-                ("n2", changed(&n1, KB64, &[0, 14])),
-                ("s", pattern(9, 100_000)),
-                ("d", pattern(8, 1_000_000)),
-            ];
+            let files = flash_checks::images();
             for (name, data) in files {
                 std::fs::write(dir.path().join(name), data).unwrap();
             }

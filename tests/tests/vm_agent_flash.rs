@@ -16,7 +16,7 @@
 
 mod flash_checks;
 
-use flash_checks::changed;
+use flash_checks::{changed, KB128};
 use liminix_tests::data::pattern;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -24,8 +24,6 @@ use std::sync::OnceLock;
 use liminix_vm::{build_static, Disk, StaticTarget, VmBuilder, VmOutput};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15";
-const KB128: usize = 128 * 1024;
-const KB64: usize = 64 * 1024;
 
 fn agent() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
@@ -42,25 +40,15 @@ impl Images {
         static I: OnceLock<Images> = OnceLock::new();
         I.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let a = pattern(1, 1_500_000);
-            let n1 = pattern(4, 1_000_000);
             let k1 = pattern(20, 3 * 1024 * 1024);
-            let files: Vec<(&str, Vec<u8>)> = vec![
-                ("a", a.clone()),
-                ("b", changed(&a, KB128, &[3, 9])),
-                ("toobig", pattern(3, 14 * KB128 + 1)),
-                ("r1", pattern(5, 1_500_000)),
-                ("r2", pattern(6, 1_400_000)),
+            let mut files = flash_checks::images();
+            files.extend([
                 ("r3", pattern(7, 1_300_000)),
-                ("d", pattern(8, 1_000_000)),
-                ("n1", n1.clone()),
-                ("n2", changed(&n1, KB64, &[0, 14])),
-                ("s", pattern(9, 100_000)),
                 ("k1", k1.clone()),
                 ("k2", changed(&k1, KB128, &(0..24).collect::<Vec<_>>())),
                 ("u1", pattern(21, 3_000_000)),
                 ("u2", pattern(22, 2_900_000)),
-            ];
+            ]);
             for (name, data) in files {
                 std::fs::write(dir.path().join(name), data).unwrap();
             }

@@ -3,7 +3,29 @@
 //! cross-checks (mtd-utils on x86_64, read-backs by busybox on MIPS) through the tags it
 //! names here.
 
+use liminix_tests::data::pattern;
 use liminix_vm::VmOutput;
+
+pub const KB128: usize = 128 * 1024;
+pub const KB64: usize = 64 * 1024;
+
+/// The images the shared scenarios write, by the name each guest gives them under `/img`: the
+/// checks below depend on their sizes and on which blocks differ.
+pub fn images() -> Vec<(&'static str, Vec<u8>)> {
+    let a = pattern(1, 1_500_000);
+    let n1 = pattern(4, 1_000_000);
+    vec![
+        ("a", a.clone()),
+        ("b", changed(&a, KB128, &[3, 9])),
+        ("toobig", pattern(3, 14 * KB128 + 1)),
+        ("r1", pattern(5, 1_500_000)),
+        ("r2", pattern(6, 1_400_000)),
+        ("d", pattern(8, 1_000_000)),
+        ("n1", n1.clone()),
+        ("n2", changed(&n1, KB64, &[0, 14])),
+        ("s", pattern(9, 100_000)),
+    ]
+}
 
 /// `data` with one byte changed in each of `blocks` (of `bs` bytes).
 pub fn changed(data: &[u8], bs: usize, blocks: &[usize]) -> Vec<u8> {
