@@ -15,25 +15,16 @@ const KERNEL_LEN: usize = 300_001;
 const ROOT_LEN: usize = 200_000;
 
 fn volumes<'a>(kernel: &'a [u8], root: &'a [u8]) -> Vec<VolumeSpec<'a>> {
-    let base = |id, name: &str, kind, data| VolumeSpec {
-        id,
-        name: name.into(),
-        kind,
-        size: None,
-        autoresize: false,
-        alignment: 1,
-        data,
-    };
     vec![
-        base(0, "kernel", VolumeKind::Static, kernel),
+        VolumeSpec::new(0, "kernel", VolumeKind::Static, kernel),
         VolumeSpec {
             size: Some(1 << 20),
-            ..base(1, "rootfs", VolumeKind::Dynamic, root)
+            ..VolumeSpec::new(1, "rootfs", VolumeKind::Dynamic, root)
         },
         VolumeSpec {
             size: Some(256 << 10),
             autoresize: true,
-            ..base(5, "data", VolumeKind::Dynamic, &[])
+            ..VolumeSpec::new(5, "data", VolumeKind::Dynamic, &[])
         },
     ]
 }

@@ -209,31 +209,19 @@ fn check(case: &Case) {
     assert_ubi_reader_reads_back(dir.path(), case, &got);
 }
 
-fn volume<'a>(id: u32, name: &str, kind: VolumeKind, data: &'a [u8]) -> VolumeSpec<'a> {
-    VolumeSpec {
-        id,
-        name: name.into(),
-        kind,
-        size: None,
-        autoresize: false,
-        alignment: 1,
-        data,
-    }
-}
-
 /// A kernel-like static volume, a UBIFS-like dynamic root with room to grow,
 /// and an empty autoresize data volume: the shapes Liminix boards use.
 fn board_volumes<'a>(kernel: &'a [u8], root: &'a [u8]) -> Vec<VolumeSpec<'a>> {
     vec![
-        volume(0, "kernel", VolumeKind::Static, kernel),
+        VolumeSpec::new(0, "kernel", VolumeKind::Static, kernel),
         VolumeSpec {
             size: Some(3 << 20),
-            ..volume(1, "rootfs", VolumeKind::Dynamic, root)
+            ..VolumeSpec::new(1, "rootfs", VolumeKind::Dynamic, root)
         },
         VolumeSpec {
             size: Some(1 << 20),
             autoresize: true,
-            ..volume(5, "data", VolumeKind::Dynamic, &[])
+            ..VolumeSpec::new(5, "data", VolumeKind::Dynamic, &[])
         },
     ]
 }
@@ -308,11 +296,11 @@ fn vid_offset_and_alignment_equal_ubinize() {
         volumes: vec![
             VolumeSpec {
                 alignment: 8192,
-                ..volume(2, "aligned", VolumeKind::Static, &blob)
+                ..VolumeSpec::new(2, "aligned", VolumeKind::Static, &blob)
             },
             VolumeSpec {
                 autoresize: true,
-                ..volume(0, "root", VolumeKind::Dynamic, &root)
+                ..VolumeSpec::new(0, "root", VolumeKind::Dynamic, &root)
             },
         ],
     });

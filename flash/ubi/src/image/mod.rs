@@ -137,6 +137,22 @@ pub struct VolumeSpec<'a> {
     pub data: &'a [u8],
 }
 
+impl<'a> VolumeSpec<'a> {
+    /// A volume holding `data`, sized to it, unaligned, not autoresized: what `ubinize` makes of
+    /// a section that gives only an id, a name, a type and an image.
+    pub fn new(id: u32, name: &str, kind: VolumeKind, data: &'a [u8]) -> VolumeSpec<'a> {
+        VolumeSpec {
+            id,
+            name: name.into(),
+            kind,
+            size: None,
+            autoresize: false,
+            alignment: 1,
+            data,
+        }
+    }
+}
+
 /// A volume checked against the layout, with its derived sizes.
 struct Planned<'s, 'a> {
     spec: &'s VolumeSpec<'a>,

@@ -55,15 +55,7 @@ fn refuses_bad_geometry() {
 }
 
 fn vol<'a>(id: u32, name: &str, data: &'a [u8]) -> VolumeSpec<'a> {
-    VolumeSpec {
-        id,
-        name: name.into(),
-        kind: VolumeKind::Dynamic,
-        size: None,
-        autoresize: false,
-        alignment: 1,
-        data,
-    }
+    VolumeSpec::new(id, name, VolumeKind::Dynamic, data)
 }
 
 fn write(volumes: &[VolumeSpec]) -> Result<Vec<u8>, ImageError> {
