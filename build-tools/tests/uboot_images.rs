@@ -57,24 +57,24 @@ fn kernel_header(arch: Arch, compression: Compression) -> uimage::Header {
     }
 }
 
+/// mkimage's legacy kernel image of `input` in `dir`, with the addresses and name that
+/// `kernel_header` gives ours.
+fn mkimage_kernel(dir: &Path, arch: &str, compression: &str, input: &Path) -> PathBuf {
+    let theirs = dir.join("theirs.uimage");
+    run(mkimage(EPOCH)
+        .args(["-A", arch, "-O", "linux", "-T", "kernel", "-C", compression])
+        .args(["-a", "0x80060000", "-e", "0x80060400"])
+        .args(["-n", "Liminix kernel", "-d"])
+        .args([input, &theirs]));
+    theirs
+}
+
 fn legacy_matches_mkimage(arch: Arch, a: &str, compression: Compression, c: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = image::compress(&kernel_bytes(), compression).unwrap();
     let ours = uimage::write(&kernel_header(arch, compression), &data).unwrap();
     let input = write(dir.path(), "payload", &data);
-    let theirs = dir.path().join("theirs.uimage");
-    run(mkimage(EPOCH)
-        .args(["-A", a, "-O", "linux", "-T", "kernel", "-C", c])
-        .args([
-            "-a",
-            "0x80060000",
-            "-e",
-            "0x80060400",
-            "-n",
-            "Liminix kernel",
-            "-d",
-        ])
-        .args([&input, &theirs]));
+    let theirs = mkimage_kernel(dir.path(), a, c, &input);
     assert!(
         std::fs::read(&theirs).unwrap() == ours,
         "{a} {c}: our uImage differs from mkimage's"
@@ -349,19 +349,7 @@ fn reads_back_what_mkimage_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let data = image::compress(&kernel_bytes(), Compression::Lzma).unwrap();
     let input = write(dir.path(), "payload", &data);
-    let theirs = dir.path().join("theirs.uimage");
-    run(mkimage(EPOCH)
-        .args(["-A", "arm64", "-O", "linux", "-T", "kernel", "-C", "lzma"])
-        .args([
-            "-a",
-            "0x80060000",
-            "-e",
-            "0x80060400",
-            "-n",
-            "Liminix kernel",
-            "-d",
-        ])
-        .args([&input, &theirs]));
+    let theirs = mkimage_kernel(dir.path(), "arm64", "lzma", &input);
     let mut img = std::fs::read(&theirs).unwrap();
     // Flash padding after the payload is not part of the image.
     img.extend_from_slice(&[0xff; 100]);
