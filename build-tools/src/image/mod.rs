@@ -5,11 +5,16 @@
 //! comes from `SOURCE_DATE_EPOCH` so that the same inputs give the same bytes.
 //! docs/formats/uimage-fit.md describes the layouts.
 
+pub mod bootfiles;
+pub mod commands;
 pub mod fit;
 pub mod mbr;
 pub mod script;
 pub mod squashfs;
+pub mod tftpboot;
+pub mod ubifs;
 pub mod uimage;
+pub mod zyxel;
 
 mod compress;
 
