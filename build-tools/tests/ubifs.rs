@@ -56,14 +56,23 @@ fn make_tree(root: &Path) {
 
 /// Every entry under `a` has its twin under `b`: same kind, mode bits, bytes or link target.
 fn assert_same_tree(a: &Path, b: &Path) {
-    let mut names: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
-    let mut theirs: Vec<_> = fs::read_dir(b).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut theirs: Vec<_> = fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     theirs.sort();
     assert_eq!(names, theirs, "entries of {}", a.display());
     for name in names {
         let (x, y) = (a.join(&name), b.join(&name));
-        let (mx, my) = (fs::symlink_metadata(&x).unwrap(), fs::symlink_metadata(&y).unwrap());
+        let (mx, my) = (
+            fs::symlink_metadata(&x).unwrap(),
+            fs::symlink_metadata(&y).unwrap(),
+        );
         assert_eq!(mx.file_type(), my.file_type(), "{}", x.display());
         if mx.is_symlink() {
             assert_eq!(fs::read_link(&x).unwrap(), fs::read_link(&y).unwrap());
@@ -73,7 +82,11 @@ fn assert_same_tree(a: &Path, b: &Path) {
         if mx.is_dir() {
             assert_same_tree(&x, &y);
         } else {
-            assert!(fs::read(&x).unwrap() == fs::read(&y).unwrap(), "{}", x.display());
+            assert!(
+                fs::read(&x).unwrap() == fs::read(&y).unwrap(),
+                "{}",
+                x.display()
+            );
         }
     }
 }
@@ -103,7 +116,10 @@ fn ubi_reader_shows_the_geometry_and_extracts_the_tree() {
         "max_leb_cnt: 256",
         "default_compr: 1",
     ] {
-        assert!(info.lines().any(|l| l.trim() == want), "no {want:?} in ubireader's listing");
+        assert!(
+            info.lines().any(|l| l.trim() == want),
+            "no {want:?} in ubireader's listing"
+        );
     }
     let out = dir.path().join("extracted");
     // -k: the modes as stored (the test runs as root, which it needs).
@@ -126,7 +142,8 @@ fn trees_differing_only_in_times_give_the_same_bytes() {
     // New mtimes (and so new ctimes); the build read every file, so the atimes moved too.
     for f in ["etc/hostname", "bin/noise", "etc/init.d/big.txt"] {
         let file = fs::File::options().append(true).open(src.join(f)).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        file.set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
     }
     let two = dir.path().join("two.ubifs");
     ubifs::write(&src, &spec(256), &two).unwrap();
@@ -135,7 +152,10 @@ fn trees_differing_only_in_times_give_the_same_bytes() {
         .filter(|&i| one[i] != two[i])
         .take(16)
         .collect();
-    assert!(one.len() == two.len() && differ.is_empty(), "bytes differ at {differ:?}");
+    assert!(
+        one.len() == two.len() && differ.is_empty(),
+        "bytes differ at {differ:?}"
+    );
 }
 
 #[test]
@@ -167,13 +187,24 @@ fn a_tree_over_the_leb_budget_is_refused_with_the_numbers() {
     fs::write(src.join("noise"), liminix_testdata::pattern(5, 3_000_000)).unwrap();
     let out = dir.path().join("root.ubifs");
     let err = ubifs::write(&src, &spec(30), &out).unwrap_err();
-    let UbifsError::TooBig { needed, max_leb_count, .. } = &err else {
+    let UbifsError::TooBig {
+        needed,
+        max_leb_count,
+        ..
+    } = &err
+    else {
         panic!("{err:?}")
     };
     assert!(*needed > 30 && *max_leb_count == 30, "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains(&format!("needs {needed} LEBs of 126976 bytes")), "{msg}");
-    assert!(msg.contains("30 the filesystem may have (3809280 bytes)"), "{msg}");
+    assert!(
+        msg.contains(&format!("needs {needed} LEBs of 126976 bytes")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("30 the filesystem may have (3809280 bytes)"),
+        "{msg}"
+    );
     assert!(!out.exists());
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "the tool's temporary output was left behind");
@@ -187,7 +218,10 @@ fn tool_failures_keep_its_words() {
     // Fewer LEBs than the filesystem's fixed areas need, whatever the tree.
     let err = ubifs::write(&src, &spec(5), &dir.path().join("x")).unwrap_err();
     assert!(matches!(err, UbifsError::Failed { .. }), "{err:?}");
-    assert!(err.to_string().contains("too low max. count of LEBs"), "{err}");
+    assert!(
+        err.to_string().contains("too low max. count of LEBs"),
+        "{err}"
+    );
 }
 
 #[test]

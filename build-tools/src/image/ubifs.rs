@@ -162,7 +162,9 @@ pub fn normalize(img: &mut [u8], spec: &UbifsSpec) -> Result<(), UbifsError> {
         .ok_or_else(|| malformed(format!("LEB size {} is not usable", spec.leb_size)))?;
     let sb_len = node_at(img, 0, SB_NODE)?;
     if sb_len < SB_UUID.end {
-        return Err(malformed(format!("the superblock node is only {sb_len} bytes")));
+        return Err(malformed(format!(
+            "the superblock node is only {sb_len} bytes"
+        )));
     }
     let layout = |at: usize| u64::from(le32(&img[..sb_len], at));
     let main = FIXED_LEBS + layout(56) + layout(60) + layout(64);
