@@ -148,7 +148,7 @@ fn trees_differing_only_in_times_give_the_same_bytes() {
     let two = dir.path().join("two.ubifs");
     ubifs::write(&src, &spec(256), &two).unwrap();
     let (one, two) = (fs::read(&one).unwrap(), fs::read(&two).unwrap());
-    let differ: Vec<_> = (124..one.len().min(two.len()))
+    let differ: Vec<_> = (0..one.len().min(two.len()))
         .filter(|&i| one[i] != two[i])
         .take(16)
         .collect();

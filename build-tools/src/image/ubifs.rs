@@ -235,10 +235,12 @@ fn next_node(leb: &mut [u8], offs: usize, epoch: u64) -> Result<usize, String> {
     }
 }
 
-/// A UUID from the image's bytes (with the UUID zeroed), marked as RFC 9562 version 8
+/// A UUID from the image's bytes (with the UUID and the superblock CRC zeroed), marked as RFC 9562 version 8
 /// ("custom"), so that equal trees give equal images.
 fn set_uuid(img: &mut [u8], sb_len: usize) {
     img[SB_UUID].fill(0);
+    // The tool's CRC covers its random UUID: it must not feed the digest either.
+    img[4..8].fill(0);
     let digest = Sha256::digest(&*img);
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&digest[..16]);
