@@ -10,7 +10,9 @@
 //! afterwards, in [`normalize`]: every inode node's three times become the epoch, the UUID is
 //! derived from the image's own bytes, and each changed node's CRC is recomputed. Nothing else
 //! refers to those bytes (the index points at nodes by LEB, offset and length, which stay),
-//! so the kernel reads the result as the tool wrote it. docs/formats/ubi.md.
+//! so the kernel reads the result as the tool wrote it. What stays tied to the source is the
+//! inode numbering, which follows the order the source filesystem lists directories in: the
+//! same tree on the same filesystem gives the same bytes. docs/formats/ubi.md.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
