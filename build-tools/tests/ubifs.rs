@@ -230,3 +230,37 @@ fn a_missing_tree_is_refused() {
     let err = ubifs::write(&dir.path().join("nope"), &spec(64), &dir.path().join("x")).unwrap_err();
     assert!(matches!(err, UbifsError::NotADirectory(_)), "{err:?}");
 }
+
+/// Set in the child run of `a_missing_tool_is_named`, whose PATH is empty.
+const NO_TOOL_CHILD: &str = "LIMINIX_UBIFS_NO_TOOL_CHILD";
+
+/// The test re-runs itself with an empty PATH (changing this process's environment would
+/// race with the other tests) and the child checks the error.
+#[test]
+fn a_missing_tool_is_named() {
+    if std::env::var_os(NO_TOOL_CHILD).is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("root");
+        make_tree(&src);
+        let err = ubifs::write(&src, &spec(64), &dir.path().join("x")).unwrap_err();
+        assert!(matches!(err, UbifsError::Spawn(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("cannot run mkfs.ubifs (install mtd-utils)"),
+            "{msg}"
+        );
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_missing_tool_is_named", "--nocapture"])
+        .env(NO_TOOL_CHILD, "1")
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child run: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
