@@ -264,3 +264,45 @@ fn a_missing_tool_is_named() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What [`ubifs::normalize`] makes of bytes that are not what mkfs.ubifs writes: an error
+/// naming the place, never a panic or a half-rewritten image passed on as good.
+#[test]
+fn normalize_refuses_what_is_not_ubifs() {
+    let s = spec(256);
+    let mut noise = liminix_testdata::pattern(11, 4 * 126_976);
+    assert!(matches!(
+        ubifs::normalize(&mut noise, &s),
+        Err(UbifsError::Malformed(_))
+    ));
+    let mut short = vec![0u8; 10];
+    assert!(matches!(
+        ubifs::normalize(&mut short, &s),
+        Err(UbifsError::Malformed(_))
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (src, img) = (dir.path().join("root"), dir.path().join("root.ubifs"));
+    make_tree(&src);
+    ubifs::write(&src, &s, &img).unwrap();
+    let good = fs::read(&img).unwrap();
+    // The superblock cut short of the UUID.
+    let mut cut = good[..100].to_vec();
+    assert!(matches!(
+        ubifs::normalize(&mut cut, &s),
+        Err(UbifsError::Malformed(_))
+    ));
+    // A main-area node claiming more bytes than its LEB has: the first node of the first
+    // main-area LEB, found from the superblock's area sizes.
+    let le32 = |at: usize| u32::from_le_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+    let main = 3 + le32(56) + le32(60) + le32(64);
+    let node = main * 126_976;
+    let mut bad = good.clone();
+    bad[node + 16..node + 20].copy_from_slice(&200_000u32.to_le_bytes());
+    let err = ubifs::normalize(&mut bad, &s).unwrap_err();
+    assert!(err.to_string().contains(&format!("LEB {main}")), "{err}");
+    // Normalising a normalised image changes nothing.
+    let mut again = good.clone();
+    ubifs::normalize(&mut again, &s).unwrap();
+    assert!(again == good);
+}
