@@ -2,11 +2,22 @@
 //! `boot.scr` and booted there, with the root filesystem in a phram MTD device the DTB
 //! reserves (`/reserved-memory/phram-rootfs@ADDR`) and names on the command line
 //! (`/chosen`). No flash is written: it is for bringing up and trying a build.
+//!
+//! RAM from the load address up: the root filesystem (the phram device, erase-size rounded,
+//! plus free space), the DTB, then the kernel file last. Last, because a zImage's decompressor
+//! and an arm64 Image's BSS use the memory after the file as free. Where the kernel itself runs
+//! (a uImage's load address, a zImage's decompressed image) is checked against the files too;
+//! docs/formats/tftpboot.md has the details.
 
+use std::io::Write;
 use std::path::Path;
 
-use super::commands::Tftp;
-use super::Arch;
+use super::commands::{quote, Tftp};
+use super::dtb::{self, DtbError};
+use super::{script, Arch, ImageError};
+use crate::pack::PackError;
+
+mod footprint;
 
 /// How U-Boot starts the kernel file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +29,34 @@ pub enum BootCommand {
     /// An arm64 Image.
     Booti,
 }
+
+impl BootCommand {
+    fn name(self) -> &'static str {
+        match self {
+            BootCommand::Bootm => "bootm",
+            BootCommand::Bootz => "bootz",
+            BootCommand::Booti => "booti",
+        }
+    }
+
+    /// Where the kernel file starts: U-Boot moves an arm64 Image that is not on a 2 MiB
+    /// boundary up to the next one, so it is put on one.
+    fn alignment(self) -> u64 {
+        match self {
+            BootCommand::Booti => 2 << 20,
+            BootCommand::Bootm | BootCommand::Bootz => PAGE,
+        }
+    }
+}
+
+const PAGE: u64 = 0x1000;
+
+/// The file names in the output directory, which are also the names `boot.scr` fetches.
+pub const ROOTFS_FILE: &str = "rootfs";
+pub const DTB_FILE: &str = "dtb";
+pub const KERNEL_FILE: &str = "image";
+pub const SCRIPT_FILE: &str = "boot.scr";
+pub const SCRIPT_IMAGE_FILE: &str = "boot.scr.uimg";
 
 #[derive(Clone, Debug)]
 pub struct TftpbootSpec<'a> {
@@ -58,12 +97,194 @@ pub struct TftpbootLayout {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TftpbootError {
+    #[error("tftpboot output: the root filesystem image is empty")]
+    EmptyRootfs,
+    #[error("tftpboot output: erase size is 0")]
+    ZeroEraseSize,
+    #[error("tftpboot output: free space {free:#x} is not a multiple of the erase size {erase:#x} (phram needs its size to be)")]
+    FreeSpaceUnaligned { free: u64, erase: u64 },
+    #[error("tftpboot output: {what} from {start:#x} with {len:#x} bytes runs past the end of the address space")]
+    Overflow { what: &'static str, start: u64, len: u64 },
+    #[error("tftpboot output: {what} ends at {end:#x}, past the 32-bit address space of {arch:?}")]
+    Beyond32 { what: &'static str, end: u64, arch: Arch },
+    #[error("tftpboot output: {what} at {start:#x}..{end:#x} overlaps {other} at {other_start:#x}..{other_end:#x}")]
+    Overlap {
+        what: String,
+        start: u64,
+        end: u64,
+        other: &'static str,
+        other_start: u64,
+        other_end: u64,
+    },
+    #[error("tftpboot output: the kernel file is not what {boot:?} boots: {why}")]
+    Kernel { boot: BootCommand, why: String },
+    #[error("tftpboot output: editing the DTB: {0}")]
+    Dtb(#[from] DtbError),
+    #[error("tftpboot output: boot.scr image: {0}")]
+    Script(#[from] ImageError),
     #[error("tftpboot output: {0}")]
-    Skeleton(String),
+    Output(#[from] PackError),
+}
+
+/// A range of RAM one file of the output takes.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    what: &'static str,
+    start: u64,
+    end: u64,
+}
+
+impl Span {
+    fn new(what: &'static str, start: u64, len: u64) -> Result<Span, TftpbootError> {
+        let end = start
+            .checked_add(len)
+            .ok_or(TftpbootError::Overflow { what, start, len })?;
+        Ok(Span { what, start, end })
+    }
+
+    fn overlaps(&self, o: &Span) -> bool {
+        self.start < o.end && o.start < self.end
+    }
+}
+
+fn align_up(what: &'static str, v: u64, to: u64) -> Result<u64, TftpbootError> {
+    let over = TftpbootError::Overflow {
+        what,
+        start: v,
+        len: to,
+    };
+    Ok(v.checked_next_multiple_of(to).ok_or(over)?)
+}
+
+/// The phram device's size (see [`TftpbootLayout::phram_size`]).
+fn phram_size(spec: &TftpbootSpec) -> Result<u64, TftpbootError> {
+    if spec.rootfs.is_empty() {
+        return Err(TftpbootError::EmptyRootfs);
+    }
+    if spec.erase_size == 0 {
+        return Err(TftpbootError::ZeroEraseSize);
+    }
+    if spec.free_space % spec.erase_size != 0 {
+        return Err(TftpbootError::FreeSpaceUnaligned {
+            free: spec.free_space,
+            erase: spec.erase_size,
+        });
+    }
+    let len = spec.rootfs.len() as u64;
+    let rounded = align_up("root filesystem", len, spec.erase_size)?;
+    rounded
+        .checked_add(spec.free_space)
+        .ok_or(TftpbootError::Overflow {
+            what: "phram device",
+            start: rounded,
+            len: spec.free_space,
+        })
+}
+
+/// The command line in `/chosen`: the board's, then the phram device and the root on it.
+pub fn command_line(board: &str, address: u64, size: u64, erase: u64) -> String {
+    let phram = format!(
+        "mtdparts=phram0:{size:#x}(rootfs) phram.phram=phram0,{address:#x},{size:#x},{erase:#x} root=/dev/mtdblock0"
+    );
+    match board.trim() {
+        "" => phram,
+        b => format!("{b} {phram}"),
+    }
+}
+
+/// The output's DTB: the board's with the phram reservation and the command line.
+fn edit_dtb(spec: &TftpbootSpec, address: u64, size: u64, cmdline: &str) -> Result<Vec<u8>, TftpbootError> {
+    let mut tree = dtb::read(spec.dtb)?;
+    dtb::reserve_phram(&mut tree, address, size)?;
+    dtb::set_chosen(&mut tree, spec.chosen_property, cmdline)?;
+    Ok(dtb::write(&tree)?)
+}
+
+/// The addresses, the edited DTB, and the spans of RAM the boot uses.
+fn plan(spec: &TftpbootSpec) -> Result<(TftpbootLayout, Vec<u8>), TftpbootError> {
+    let size = phram_size(spec)?;
+    let rootfs = Span::new("root filesystem", spec.load_address, size)?;
+    let cmdline = command_line(spec.command_line, rootfs.start, size, spec.erase_size);
+    let dtb = edit_dtb(spec, rootfs.start, size, &cmdline)?;
+    let dtb_span = Span::new("DTB", align_up("DTB", rootfs.end, PAGE)?, dtb.len() as u64)?;
+    let kernel_at = align_up("kernel", dtb_span.end, spec.boot.alignment())?;
+    let kernel = Span::new("kernel file", kernel_at, spec.kernel.len() as u64)?;
+    check_32bit(spec.arch, &kernel)?;
+    let runs = footprint::running_kernel(spec.boot, spec.kernel, kernel.start)?;
+    for (what, start, end) in runs {
+        let run = Span { what, start, end };
+        check_32bit(spec.arch, &run)?;
+        for other in [&rootfs, &dtb_span] {
+            if run.overlaps(other) {
+                return Err(TftpbootError::Overlap {
+                    what: what.to_owned(),
+                    start,
+                    end,
+                    other: other.what,
+                    other_start: other.start,
+                    other_end: other.end,
+                });
+            }
+        }
+    }
+    let layout = TftpbootLayout {
+        rootfs_address: rootfs.start,
+        phram_size: size,
+        dtb_address: dtb_span.start,
+        kernel_address: kernel.start,
+        command_line: cmdline,
+    };
+    Ok((layout, dtb))
+}
+
+fn check_32bit(arch: Arch, span: &Span) -> Result<(), TftpbootError> {
+    if arch != Arch::Arm64 && span.end > 1 << 32 {
+        return Err(TftpbootError::Beyond32 {
+            what: span.what,
+            end: span.end,
+            arch,
+        });
+    }
+    Ok(())
+}
+
+/// The text of `boot.scr`: fetch the three files to their addresses, then boot.
+pub fn boot_scr(tftp: &Tftp, boot: BootCommand, l: &TftpbootLayout) -> String {
+    format!(
+        "{setenv}tftpboot {r:#x} {rf}\ntftpboot {d:#x} {df}\ntftpboot {k:#x} {kf}\n{cmd} {k:#x} - {d:#x}\n",
+        setenv = tftp.setenv_lines(),
+        r = l.rootfs_address,
+        rf = quote(ROOTFS_FILE),
+        d = l.dtb_address,
+        df = quote(DTB_FILE),
+        k = l.kernel_address,
+        kf = quote(KERNEL_FILE),
+        cmd = boot.name(),
+    )
 }
 
 /// Writes `rootfs`, `dtb`, the kernel file, `boot.scr` (text) and `boot.scr.uimg` (the same
 /// as a U-Boot script image) into `dir`.
 pub fn write(spec: &TftpbootSpec, dir: &Path) -> Result<TftpbootLayout, TftpbootError> {
-    todo!("issue 12 skeleton: {spec:?} {dir:?}")
+    let (layout, dtb) = plan(spec)?;
+    let text = boot_scr(&spec.tftp, spec.boot, &layout);
+    let image = script::write("tftpboot", spec.arch, spec.time, &text)?;
+    let files: [(&str, &[u8]); 5] = [
+        (ROOTFS_FILE, spec.rootfs),
+        (DTB_FILE, &dtb),
+        (KERNEL_FILE, spec.kernel),
+        (SCRIPT_FILE, text.as_bytes()),
+        (SCRIPT_IMAGE_FILE, &image),
+    ];
+    for (name, data) in files {
+        let out = dir.join(name);
+        crate::output::write_file(&out, 0o644, |f, tmp| {
+            f.write_all(data).map_err(|source| PackError::Io {
+                what: "writing",
+                path: tmp.to_owned(),
+                source,
+            })
+        })?;
+    }
+    Ok(layout)
 }
