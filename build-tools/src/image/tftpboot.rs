@@ -55,6 +55,7 @@ const PAGE: u64 = 0x1000;
 pub const ROOTFS_FILE: &str = "rootfs";
 pub const DTB_FILE: &str = "dtb";
 pub const KERNEL_FILE: &str = "image";
+pub const INITRAMFS_FILE: &str = "initramfs";
 pub const SCRIPT_FILE: &str = "boot.scr";
 pub const SCRIPT_IMAGE_FILE: &str = "boot.scr.uimg";
 
@@ -67,6 +68,9 @@ pub struct TftpbootSpec<'a> {
     pub dtb: &'a [u8],
     /// The root filesystem image (squashfs or jffs2: UBIFS needs UBI, which phram is not).
     pub rootfs: &'a [u8],
+    /// An initramfs booted with the kernel (e.g. one that loads a modular phram driver before
+    /// mounting the root); `None` boots without one.
+    pub initramfs: Option<&'a [u8]>,
     /// Where the root filesystem is loaded; the DTB and kernel follow it.
     pub load_address: u64,
     /// Room left after the root filesystem inside the phram device.
@@ -90,6 +94,8 @@ pub struct TftpbootLayout {
     /// The phram device's size: the root filesystem rounded up to the erase size, plus the free space.
     pub phram_size: u64,
     pub dtb_address: u64,
+    /// Where the initramfs is, when there is one: after the DTB.
+    pub initramfs: Option<(u64, u64)>,
     pub kernel_address: u64,
     /// The full command line written into `/chosen`.
     pub command_line: String,
@@ -207,14 +213,25 @@ fn plan(spec: &TftpbootSpec) -> Result<(TftpbootLayout, Vec<u8>), TftpbootError>
     let cmdline = command_line(spec.command_line, rootfs.start, size, spec.erase_size);
     let dtb = edit_dtb(spec, rootfs.start, size, &cmdline)?;
     let dtb_span = Span::new("DTB", align_up("DTB", rootfs.end, PAGE)?, dtb.len() as u64)?;
-    let kernel_at = align_up("kernel", dtb_span.end, spec.boot.alignment())?;
+    let initramfs = match spec.initramfs {
+        Some(data) => {
+            let at = align_up("initramfs", dtb_span.end, PAGE)?;
+            Some(Span::new("initramfs", at, data.len() as u64)?)
+        }
+        None => None,
+    };
+    let after = initramfs.map_or(dtb_span.end, |s| s.end);
+    let kernel_at = align_up("kernel", after, spec.boot.alignment())?;
     let kernel = Span::new("kernel file", kernel_at, spec.kernel.len() as u64)?;
     check_32bit(spec.arch, &kernel)?;
     let runs = footprint::running_kernel(spec.boot, spec.kernel, kernel.start)?;
     for (what, start, end) in runs {
         let run = Span { what, start, end };
         check_32bit(spec.arch, &run)?;
-        for other in [&rootfs, &dtb_span] {
+        for other in [Some(&rootfs), Some(&dtb_span), initramfs.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if run.overlaps(other) {
                 return Err(TftpbootError::Overlap {
                     what: what.to_owned(),
@@ -231,6 +248,7 @@ fn plan(spec: &TftpbootSpec) -> Result<(TftpbootLayout, Vec<u8>), TftpbootError>
         rootfs_address: rootfs.start,
         phram_size: size,
         dtb_address: dtb_span.start,
+        initramfs: initramfs.map(|s| (s.start, s.end - s.start)),
         kernel_address: kernel.start,
         command_line: cmdline,
     };
@@ -248,10 +266,17 @@ fn check_32bit(arch: Arch, span: &Span) -> Result<(), TftpbootError> {
     Ok(())
 }
 
-/// The text of `boot.scr`: fetch the three files to their addresses, then boot.
+/// The text of `boot.scr`: fetch the files to their addresses, then boot.
 pub fn boot_scr(tftp: &Tftp, boot: BootCommand, l: &TftpbootLayout) -> String {
+    let (fetch_initramfs, initrd) = match l.initramfs {
+        Some((at, len)) => (
+            format!("tftpboot {at:#x} {}\n", quote(INITRAMFS_FILE)),
+            format!("{at:#x}:{len:#x}"),
+        ),
+        None => (String::new(), "-".to_owned()),
+    };
     format!(
-        "{setenv}tftpboot {r:#x} {rf}\ntftpboot {d:#x} {df}\ntftpboot {k:#x} {kf}\n{cmd} {k:#x} - {d:#x}\n",
+        "{setenv}tftpboot {r:#x} {rf}\ntftpboot {d:#x} {df}\n{fetch_initramfs}tftpboot {k:#x} {kf}\n{cmd} {k:#x} {initrd} {d:#x}\n",
         setenv = tftp.setenv_lines(),
         r = l.rootfs_address,
         rf = quote(ROOTFS_FILE),
@@ -263,20 +288,22 @@ pub fn boot_scr(tftp: &Tftp, boot: BootCommand, l: &TftpbootLayout) -> String {
     )
 }
 
-/// Writes `rootfs`, `dtb`, the kernel file, `boot.scr` (text) and `boot.scr.uimg` (the same
-/// as a U-Boot script image) into `dir`.
+/// Writes `rootfs`, `dtb`, `initramfs` (when given), the kernel file `image`, `boot.scr` (text)
+/// and `boot.scr.uimg` (the same as a U-Boot script image) into `dir`.
 pub fn write(spec: &TftpbootSpec, dir: &Path) -> Result<TftpbootLayout, TftpbootError> {
     let (layout, dtb) = plan(spec)?;
     let text = boot_scr(&spec.tftp, spec.boot, &layout);
     let image = script::write("tftpboot", spec.arch, spec.time, &text)?;
-    let files: [(&str, &[u8]); 5] = [
-        (ROOTFS_FILE, spec.rootfs),
-        (DTB_FILE, &dtb),
-        (KERNEL_FILE, spec.kernel),
-        (SCRIPT_FILE, text.as_bytes()),
-        (SCRIPT_IMAGE_FILE, &image),
+    let files: [(&str, Option<&[u8]>); 6] = [
+        (ROOTFS_FILE, Some(spec.rootfs)),
+        (DTB_FILE, Some(&dtb)),
+        (INITRAMFS_FILE, spec.initramfs),
+        (KERNEL_FILE, Some(spec.kernel)),
+        (SCRIPT_FILE, Some(text.as_bytes())),
+        (SCRIPT_IMAGE_FILE, Some(&image)),
     ];
     for (name, data) in files {
+        let Some(data) = data else { continue };
         let out = dir.join(name);
         crate::output::write_file(&out, 0o644, |f, tmp| {
             f.write_all(data).map_err(|source| PackError::Io {

@@ -12,6 +12,7 @@
 //! i.e. a reset; the disk persists between boots.
 
 pub mod assets;
+pub mod net;
 mod pflash;
 
 use std::path::{Path, PathBuf};
