@@ -167,12 +167,23 @@ fn rootfs(dir: &Path) -> Vec<u8> {
 }
 
 /// The guest's half of the tftpboot check: the phram arguments from the command line, the
-/// reserved-memory node they must match, and the squashfs in that RAM.
-const TFTPBOOT_GUEST: &str = r#"p=$(cat /proc/cmdline); p=${p##*phram.phram=}; p=${p%% *}
+/// reserved-memory node they must match, and the squashfs in that RAM. /dev/mem's read(2)
+/// cannot reach `no-map` memory on ARM; `devmem` maps it, one 32-bit word at a time, so only
+/// the image's used bytes (its superblock's `bytes_used`) are copied out.
+const TFTPBOOT_GUEST: &str = r#"modprobe loop; modprobe squashfs
+p=$(cat /proc/cmdline); p=${p##*phram.phram=}; p=${p%% *}
 set -- $(echo "$p" | tr , ' ')
 node=/sys/firmware/devicetree/base/reserved-memory/phram-rootfs@${2#0x}
 echo "PHRAM-NODE compatible=$(cat $node/compatible) reg=$(od -An -tx1 $node/reg | tr -d ' \n') no-map=$(test -e $node/no-map && echo yes)"
-dd if=/dev/mem of=/tmp/rootfs bs=4096 skip=$(($2 / 4096)) count=$(($3 / 4096)) 2>/dev/null
+used=$(($(devmem $(($2 + 40)) 32)))
+i=0
+while [ $i -lt $used ]; do
+  w=$(devmem $(($2 + i)) 32); w=${w#0x}
+  printf "\\x${w:6:2}\\x${w:4:2}\\x${w:2:2}\\x${w:0:2}"
+  i=$((i + 4))
+done > /tmp/rootfs
+head -c 4096 /dev/zero >> /tmp/rootfs
+echo "ROOTFS-BYTES $used"
 mount -t squashfs -o loop,ro /tmp/rootfs /mnt && echo "ROOT-FILE $(cat /mnt/etc/liminix-tftpboot)""#;
 
 fn tftpboot_spec<'a>(
