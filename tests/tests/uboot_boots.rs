@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use liminix_build_tools::image::bootfiles::{self, BootFiles};
 use liminix_build_tools::image::commands::{self, MtdFlash, Tftp};
 use liminix_build_tools::image::fit::{self, Fit, Hash};
 use liminix_build_tools::image::squashfs::{self, SquashfsSpec};
@@ -246,6 +247,64 @@ fn a_tftpboot_layout_under_the_decompressed_zimage_is_refused() {
         "{err}"
     );
     assert!(std::fs::read_dir(bed.tftp_dir()).unwrap().next().is_none());
+}
+
+/// A FAT image of `root`'s `boot/` directory, whole-disk (no partition table).
+fn fat_of(root: &Path, out: &Path) {
+    let mkfs = std::process::Command::new("mkfs.vfat")
+        .args(["-C", "-n", "LIMINIX"])
+        .arg(out)
+        .arg("32768")
+        .status()
+        .expect("mkfs.vfat (dosfstools)");
+    assert!(mkfs.success());
+    let copy = std::process::Command::new("mcopy")
+        .args(["-s", "-i"])
+        .arg(out)
+        .arg(root.join("boot"))
+        .arg("::")
+        .status()
+        .expect("mcopy (mtools)");
+    assert!(copy.success());
+}
+
+#[test]
+fn sysboot_boots_the_extlinux_boot_files() {
+    let a = armhf();
+    let mut bed = NetBed::new().unwrap();
+    let dtb = bed.dump_dtb().unwrap();
+    let kernel = zimage(&a);
+    let root = bed.dir().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let append = "console=ttyAMA0 panic=-1 root=/dev/liminix-test-root";
+    let files = BootFiles::Extlinux {
+        kernel: &kernel,
+        dtb: Some(&dtb),
+        append,
+        label: "liminix",
+    };
+    bootfiles::add(&root, &files).unwrap();
+    let disk = bed.dir().join("boot.img");
+    fat_of(&root, &disk);
+    bed.attach_disk(&disk);
+    let env = [
+        "bootdelay=0",
+        "pxefile_addr_r=0x40300000",
+        "kernel_addr_r=0x42000000",
+        "fdt_addr_r=0x48000000",
+        "ramdisk_addr_r=0x48400000",
+        "bootcmd=virtio scan; sysboot virtio 0 any 0x40200000 /boot/extlinux/extlinux.conf; echo BOOT-FAILED",
+    ]
+    .join("\n");
+    bed.set_env(&(env + "\n")).unwrap();
+    let start = Instant::now();
+    // No root filesystem is there to mount: the kernel starting with the append line is the end.
+    let run = bed.boot("VFS: Unable to mount root fs", TIMEOUT).unwrap();
+    eprintln!("extlinux: {:.1} s", start.elapsed().as_secs_f64());
+    let s = &run.serial;
+    assert!(s.contains("Retrieving file: /boot/kernel"), "{s}");
+    assert!(s.contains("Retrieving file: /boot/dtb"), "{s}");
+    assert!(s.contains(&format!("Kernel command line: {append}")), "{s}");
 }
 
 /// The firmware partition of the test board: in the second bank, past the environment.

@@ -26,6 +26,7 @@ pub struct NetBed {
     flash0: PathBuf,
     flash1: PathBuf,
     tftp: PathBuf,
+    disk: Option<PathBuf>,
 }
 
 impl NetBed {
@@ -45,6 +46,7 @@ impl NetBed {
             dir,
             flash0,
             tftp,
+            disk: None,
         })
     }
 
@@ -68,6 +70,11 @@ impl NetBed {
         assets::env_bank(&self.flash1, text)
     }
 
+    /// A raw disk image on a virtio-blk device, U-Boot's `virtio 0`, from the next boot on.
+    pub fn attach_disk(&mut self, image: &Path) {
+        self.disk = Some(image.to_owned());
+    }
+
     fn args(&self) -> Vec<String> {
         let mut args = machine_args(&[&self.flash0, &self.flash1], MEMORY_MB);
         if let Some(i) = args.iter().position(|a| a == "-nic") {
@@ -76,6 +83,11 @@ impl NetBed {
         args.push("-netdev".into());
         args.push(format!("user,id=n,tftp={}", self.tftp.display()));
         args.extend(["-device".into(), "virtio-net-device,netdev=n".into()]);
+        if let Some(disk) = &self.disk {
+            args.push("-drive".into());
+            args.push(format!("if=none,id=d0,format=raw,file={}", disk.display()));
+            args.extend(["-device".into(), "virtio-blk-device,drive=d0".into()]);
+        }
         args
     }
 
