@@ -109,7 +109,11 @@ impl Case {
 }
 
 fn dts(dtb: &Path) -> String {
-    text(Command::new("dtc").args(["-s", "-I", "dtb", "-O", "dts"]).arg(dtb))
+    text(
+        Command::new("dtc")
+            .args(["-s", "-I", "dtb", "-O", "dts"])
+            .arg(dtb),
+    )
 }
 
 /// fdtput's version of the edit, on a copy of the board DTB.
@@ -164,7 +168,7 @@ fn fdtget_reads_the_phram_node_and_the_command_line() {
     // 0x12345 rounded up to 64 KiB is 0x20000, plus 0x20000 free.
     assert_eq!(l.phram_size, 0x4_0000);
     assert_eq!(l.dtb_address, 0x4404_0000);
-    assert!(l.kernel_address > l.dtb_address && l.kernel_address % 0x1000 == 0);
+    assert!(l.kernel_address > l.dtb_address && l.kernel_address.is_multiple_of(0x1000));
     let dtb = out.join("dtb");
     let get = |args: &[&str]| text(Command::new("fdtget").arg(&dtb).args(args));
     let node = "/reserved-memory/phram-rootfs@44000000";
@@ -192,8 +196,15 @@ fn the_script_image_holds_boot_scr() {
         k = l.kernel_address
     );
     assert_eq!(scr, want);
-    let listing = text(Command::new("mkimage").arg("-l").arg(out.join("boot.scr.uimg")));
-    assert!(listing.contains("Image Type:   ARM Linux Script (uncompressed)"), "{listing}");
+    let listing = text(
+        Command::new("mkimage")
+            .arg("-l")
+            .arg(out.join("boot.scr.uimg")),
+    );
+    assert!(
+        listing.contains("Image Type:   ARM Linux Script (uncompressed)"),
+        "{listing}"
+    );
     let back = case.dir.path().join("back.scr");
     run(Command::new("dumpimage")
         .args(["-T", "script", "-p", "0", "-o"])
@@ -215,7 +226,11 @@ fn the_same_inputs_give_the_same_files() {
         tftpboot::write(&case.spec(), d).unwrap();
     }
     for f in ["rootfs", "dtb", "image", "boot.scr", "boot.scr.uimg"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
     }
 }
 
@@ -231,15 +246,27 @@ fn an_initramfs_goes_between_the_dtb_and_the_kernel() {
     assert_eq!(len, 0x1801);
     assert!(at > l.dtb_address && at + len <= l.kernel_address);
     let scr = std::fs::read_to_string(out.join("boot.scr")).unwrap();
-    assert!(scr.contains(&format!("tftpboot {at:#x} initramfs\n")), "{scr}");
-    assert!(scr.ends_with(&format!("bootz {:#x} {at:#x}:0x1801 0x44040000\n", l.kernel_address)), "{scr}");
+    assert!(
+        scr.contains(&format!("tftpboot {at:#x} initramfs\n")),
+        "{scr}"
+    );
+    assert!(
+        scr.ends_with(&format!(
+            "bootz {:#x} {at:#x}:0x1801 0x44040000\n",
+            l.kernel_address
+        )),
+        "{scr}"
+    );
     assert_eq!(std::fs::read(out.join("initramfs")).unwrap(), initrd);
 }
 
 fn refused(spec: &TftpbootSpec) -> TftpbootError {
     let dir = tempfile::tempdir().unwrap();
     let err = tftpboot::write(spec, dir.path()).unwrap_err();
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "refused, yet wrote files");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "refused, yet wrote files"
+    );
     err
 }
 
@@ -249,7 +276,10 @@ fn layouts_that_cannot_boot_are_refused_with_their_numbers() {
     let mut s = case.spec();
     s.free_space = 0x1234;
     let e = refused(&s).to_string();
-    assert!(e.contains("free space 0x1234") && e.contains("erase size 0x10000"), "{e}");
+    assert!(
+        e.contains("free space 0x1234") && e.contains("erase size 0x10000"),
+        "{e}"
+    );
 
     let mut s = case.spec();
     s.erase_size = 0;
@@ -261,12 +291,25 @@ fn layouts_that_cannot_boot_are_refused_with_their_numbers() {
 
     let mut s = case.spec();
     s.load_address = u64::MAX - 0x1000;
-    assert!(matches!(refused(&s), TftpbootError::Overflow { .. }), "{}", refused(&s));
+    assert!(
+        matches!(refused(&s), TftpbootError::Overflow { .. }),
+        "{}",
+        refused(&s)
+    );
 
     let mut s = case.spec();
     s.load_address = 0xffff_0000;
     let e = refused(&s);
-    assert!(matches!(e, TftpbootError::Beyond32 { arch: Arch::Arm, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TftpbootError::Beyond32 {
+                arch: Arch::Arm,
+                ..
+            }
+        ),
+        "{e}"
+    );
     s.arch = Arch::Arm64;
     s.boot = BootCommand::Bootm;
     let header = Header {
@@ -313,11 +356,29 @@ fn a_kernel_that_is_not_what_the_command_boots_is_refused() {
     let mut s = case.spec();
     let junk = [0u8; 0x100];
     s.kernel = &junk;
-    assert!(matches!(refused(&s), TftpbootError::Kernel { boot: BootCommand::Bootz, .. }));
+    assert!(matches!(
+        refused(&s),
+        TftpbootError::Kernel {
+            boot: BootCommand::Bootz,
+            ..
+        }
+    ));
     s.boot = BootCommand::Booti;
-    assert!(matches!(refused(&s), TftpbootError::Kernel { boot: BootCommand::Booti, .. }));
+    assert!(matches!(
+        refused(&s),
+        TftpbootError::Kernel {
+            boot: BootCommand::Booti,
+            ..
+        }
+    ));
     s.boot = BootCommand::Bootm;
-    assert!(matches!(refused(&s), TftpbootError::Kernel { boot: BootCommand::Bootm, .. }));
+    assert!(matches!(
+        refused(&s),
+        TftpbootError::Kernel {
+            boot: BootCommand::Bootm,
+            ..
+        }
+    ));
 }
 
 #[test]

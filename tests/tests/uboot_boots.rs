@@ -81,7 +81,10 @@ fn put(bed: &NetBed, name: &str, data: &[u8]) {
 fn boot_to_userland(bed: &NetBed, tag: &str) -> String {
     let start = Instant::now();
     let run = bed.boot("reboot: Power down", TIMEOUT).unwrap();
-    eprintln!("{tag}: {:.1} s from power-on to power-off", start.elapsed().as_secs_f64());
+    eprintln!(
+        "{tag}: {:.1} s from power-on to power-off",
+        start.elapsed().as_secs_f64()
+    );
     assert!(
         run.serial.contains(&format!("LIMINIX-USERLAND {tag}")),
         "{tag}: no userland marker:\n{}",
@@ -121,7 +124,10 @@ fn a_fit_boots_to_userland() {
     bed.set_env(&env(&cmd, Some("console=ttyAMA0 panic=-1 quiet")))
         .unwrap();
     let serial = boot_to_userland(&bed, "fit");
-    assert!(serial.contains("Verifying Hash Integrity ... sha256+ crc32+ OK"), "{serial}");
+    assert!(
+        serial.contains("Verifying Hash Integrity ... sha256+ crc32+ OK"),
+        "{serial}"
+    );
 }
 
 #[test]
@@ -137,7 +143,11 @@ fn a_legacy_uimage_boots_to_userland() {
         entry: KERNEL_LOAD,
         time: TIME,
     };
-    put(&bed, "uImage", &uimage::write(&header, &zimage(&a)).unwrap());
+    put(
+        &bed,
+        "uImage",
+        &uimage::write(&header, &zimage(&a)).unwrap(),
+    );
     put(&bed, "initrd", &initramfs(&a, "uimage", "", &[]));
     let cmd = format!(
         "tftp {FILE_ADDR:#x} uImage; tftp {INITRD_ADDR:#x} initrd; \
@@ -146,7 +156,10 @@ fn a_legacy_uimage_boots_to_userland() {
     bed.set_env(&env(&cmd, Some("console=ttyAMA0 panic=-1 quiet")))
         .unwrap();
     let serial = boot_to_userland(&bed, "uimage");
-    assert!(serial.contains("Image Name:   Liminix test kernel"), "{serial}");
+    assert!(
+        serial.contains("Image Name:   Liminix test kernel"),
+        "{serial}"
+    );
 }
 
 /// The root filesystem of the tftpboot boot: one file the guest prints.
@@ -222,15 +235,21 @@ fn the_tftpboot_output_boots_over_tftp_with_its_root_in_reserved_ram() {
     let spec = tftpboot_spec(&kernel, &dtb, &root, Some(&initrd), 0x4400_0000);
     let layout = tftpboot::write(&spec, bed.tftp_dir()).unwrap();
     // No `bootargs` in the environment: U-Boot would put it over the DTB's /chosen/bootargs.
-    bed.set_env(&env("tftp ${scriptaddr} boot.scr.uimg; source ${scriptaddr}", None))
-        .unwrap();
+    bed.set_env(&env(
+        "tftp ${scriptaddr} boot.scr.uimg; source ${scriptaddr}",
+        None,
+    ))
+    .unwrap();
     let serial = boot_to_userland(&bed, "tftpboot");
     let cmdline = format!("LIMINIX-USERLAND tftpboot cmdline={}", layout.command_line);
     assert!(serial.contains(&cmdline), "{cmdline:?} not in:\n{serial}");
     let reg = format!("{:016x}{:016x}", layout.rootfs_address, layout.phram_size);
     let node = format!("PHRAM-NODE compatible=phram reg={reg} no-map=yes");
     assert!(serial.contains(&node), "{node:?} not in:\n{serial}");
-    assert!(serial.contains(&format!("ROOT-FILE {ROOT_TEXT}")), "{serial}");
+    assert!(
+        serial.contains(&format!("ROOT-FILE {ROOT_TEXT}")),
+        "{serial}"
+    );
 }
 
 #[test]
@@ -243,7 +262,14 @@ fn a_tftpboot_layout_under_the_decompressed_zimage_is_refused() {
     let spec = tftpboot_spec(&kernel, &dtb, &root, None, 0x4010_0000);
     let err = tftpboot::write(&spec, bed.tftp_dir()).unwrap_err();
     assert!(
-        matches!(&err, TftpbootError::Overlap { other: "root filesystem", start: 0x4000_8000, .. }),
+        matches!(
+            &err,
+            TftpbootError::Overlap {
+                other: "root filesystem",
+                start: 0x4000_8000,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(std::fs::read_dir(bed.tftp_dir()).unwrap().next().is_none());
@@ -354,7 +380,11 @@ fn flash_scr_writes_firmware_bin_into_nor_flash() {
         partition_size: PARTITION_SIZE,
         command_line: "console=ttyAMA0 it's; $quoted".into(),
     });
-    put(&bed, "flash.scr", &script::write("flash", Arch::Arm, TIME, &text).unwrap());
+    put(
+        &bed,
+        "flash.scr",
+        &script::write("flash", Arch::Arm, TIME, &text).unwrap(),
+    );
     let bootcmd = "tftp ${scriptaddr} flash.scr; source ${scriptaddr}; echo FLASH-SCRIPT-END";
     // Leftovers of an earlier image in the partition must go: the bank starts non-erased there.
     bed.set_env(&env(bootcmd, None)).unwrap();
@@ -366,13 +396,21 @@ fn flash_scr_writes_firmware_bin_into_nor_flash() {
     let run = bed.boot("FLASH-SCRIPT-END", TIMEOUT).unwrap();
     eprintln!("flash.scr: {:.1} s", start.elapsed().as_secs_f64());
     assert!(
-        run.serial.contains("command line was console=ttyAMA0 it's; $quoted"),
+        run.serial
+            .contains("command line was console=ttyAMA0 it's; $quoted"),
         "{}",
         run.serial
     );
     let bank = std::fs::read(bed.bank1()).unwrap();
     let written = &bank[off..off + fw.len()];
-    assert!(written == fw.as_slice(), "flash differs from firmware.bin:\n{}", run.serial);
+    assert!(
+        written == fw.as_slice(),
+        "flash differs from firmware.bin:\n{}",
+        run.serial
+    );
     let rest = &bank[off + fw.len()..off + PARTITION_SIZE as usize];
-    assert!(rest.iter().all(|&b| b == 0xFF), "the partition's tail is not erased");
+    assert!(
+        rest.iter().all(|&b| b == 0xFF),
+        "the partition's tail is not erased"
+    );
 }

@@ -34,7 +34,9 @@ pub const FIT_PATH: &str = "boot/fit";
 pub enum BootFilesError {
     #[error("boot files: {path} exists and is not a directory")]
     NotADirectory { path: PathBuf },
-    #[error("boot files: {what} {value:?} holds a line break, which would end its extlinux.conf line")]
+    #[error(
+        "boot files: {what} {value:?} holds a line break, which would end its extlinux.conf line"
+    )]
     LineBreak { what: &'static str, value: String },
     #[error("boot files: {what} {path}: {source}")]
     Io {

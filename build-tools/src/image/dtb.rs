@@ -33,6 +33,8 @@ pub enum DtbError {
         cells: u32,
         path: String,
     },
+    #[error("/chosen/{property} would hold a NUL, which ends a device tree string")]
+    Nul { property: String },
     #[error("writing the device tree: {0}")]
     Write(#[from] vm_fdt::Error),
 }
@@ -185,7 +187,9 @@ impl Structure<'_> {
         let root = self.node()?;
         match self.token()? {
             END => Ok(root),
-            t => Err(DtbError::Malformed(format!("token {t} after the root node"))),
+            t => Err(DtbError::Malformed(format!(
+                "token {t} after the root node"
+            ))),
         }
     }
 
@@ -223,7 +227,9 @@ impl Structure<'_> {
         let value = start
             .checked_add(len)
             .and_then(|end| self.blob.get(start..end))
-            .ok_or_else(|| DtbError::Malformed(format!("property at {start:#x} runs past the end")))?
+            .ok_or_else(|| {
+                DtbError::Malformed(format!("property at {start:#x} runs past the end"))
+            })?
             .to_vec();
         self.at = align4(start + len)?;
         Ok((cstr(self.blob, name_at)?, value))
@@ -277,12 +283,7 @@ pub fn cells(node: &Node, path: &str, property: &str) -> Result<u32, DtbError> {
 }
 
 /// `value` as `cells` big-endian 32-bit cells, refused when it does not fit.
-pub fn encode(
-    what: &'static str,
-    value: u64,
-    cells: u32,
-    path: &str,
-) -> Result<Vec<u8>, DtbError> {
+pub fn encode(what: &'static str, value: u64, cells: u32, path: &str) -> Result<Vec<u8>, DtbError> {
     match cells {
         2 => Ok(value.to_be_bytes().to_vec()),
         _ => u32::try_from(value)
@@ -325,9 +326,9 @@ pub fn reserve_phram(dtb: &mut Dtb, address: u64, size: u64) -> Result<(), DtbEr
 /// Sets the string property `/chosen/<property>` (making `/chosen` when missing).
 pub fn set_chosen(dtb: &mut Dtb, property: &str, value: &str) -> Result<(), DtbError> {
     if value.contains('\0') {
-        return Err(DtbError::Malformed(format!(
-            "/chosen/{property} value holds a NUL"
-        )));
+        return Err(DtbError::Nul {
+            property: property.to_owned(),
+        });
     }
     let mut v = value.as_bytes().to_vec();
     v.push(0);

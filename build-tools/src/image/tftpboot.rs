@@ -110,9 +110,17 @@ pub enum TftpbootError {
     #[error("tftpboot output: free space {free:#x} is not a multiple of the erase size {erase:#x} (phram needs its size to be)")]
     FreeSpaceUnaligned { free: u64, erase: u64 },
     #[error("tftpboot output: {what} from {start:#x} with {len:#x} bytes runs past the end of the address space")]
-    Overflow { what: &'static str, start: u64, len: u64 },
+    Overflow {
+        what: &'static str,
+        start: u64,
+        len: u64,
+    },
     #[error("tftpboot output: {what} ends at {end:#x}, past the 32-bit address space of {arch:?}")]
-    Beyond32 { what: &'static str, end: u64, arch: Arch },
+    Beyond32 {
+        what: &'static str,
+        end: u64,
+        arch: Arch,
+    },
     #[error("tftpboot output: {what} at {start:#x}..{end:#x} overlaps {other} at {other_start:#x}..{other_end:#x}")]
     Overlap {
         what: String,
@@ -159,7 +167,7 @@ fn align_up(what: &'static str, v: u64, to: u64) -> Result<u64, TftpbootError> {
         start: v,
         len: to,
     };
-    Ok(v.checked_next_multiple_of(to).ok_or(over)?)
+    v.checked_next_multiple_of(to).ok_or(over)
 }
 
 /// The phram device's size (see [`TftpbootLayout::phram_size`]).
@@ -170,7 +178,7 @@ fn phram_size(spec: &TftpbootSpec) -> Result<u64, TftpbootError> {
     if spec.erase_size == 0 {
         return Err(TftpbootError::ZeroEraseSize);
     }
-    if spec.free_space % spec.erase_size != 0 {
+    if !spec.free_space.is_multiple_of(spec.erase_size) {
         return Err(TftpbootError::FreeSpaceUnaligned {
             free: spec.free_space,
             erase: spec.erase_size,
@@ -199,7 +207,12 @@ pub fn command_line(board: &str, address: u64, size: u64, erase: u64) -> String 
 }
 
 /// The output's DTB: the board's with the phram reservation and the command line.
-fn edit_dtb(spec: &TftpbootSpec, address: u64, size: u64, cmdline: &str) -> Result<Vec<u8>, TftpbootError> {
+fn edit_dtb(
+    spec: &TftpbootSpec,
+    address: u64,
+    size: u64,
+    cmdline: &str,
+) -> Result<Vec<u8>, TftpbootError> {
     let mut tree = dtb::read(spec.dtb)?;
     dtb::reserve_phram(&mut tree, address, size)?;
     dtb::set_chosen(&mut tree, spec.chosen_property, cmdline)?;

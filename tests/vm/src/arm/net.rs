@@ -40,7 +40,8 @@ impl NetBed {
         std::fs::create_dir(&tftp).map_err(VmError::io(&tftp))?;
         let flash1 = dir.path().join("flash1.img");
         // erased NOR until an environment is set
-        std::fs::write(&flash1, vec![0xFFu8; assets::BANK as usize]).map_err(VmError::io(&flash1))?;
+        std::fs::write(&flash1, vec![0xFFu8; assets::BANK as usize])
+            .map_err(VmError::io(&flash1))?;
         Ok(NetBed {
             flash1,
             dir,
