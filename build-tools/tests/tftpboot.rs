@@ -392,3 +392,27 @@ fn a_dtb_that_is_not_one_is_refused() {
     s.dtb = b"not a dtb at all, really";
     assert!(matches!(refused(&s), TftpbootError::Dtb(_)));
 }
+
+#[test]
+fn a_dtb_nested_past_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dts = String::from("/dts-v1/;\n/ { #address-cells = <1>; #size-cells = <1>;\n");
+    for i in 0..70 {
+        dts.push_str(&format!("n{i} {{\n"));
+    }
+    dts.push_str(&"};\n".repeat(70));
+    dts.push_str("};\n");
+    let src = dir.path().join("deep.dts");
+    std::fs::write(&src, dts).unwrap();
+    let blob = dir.path().join("deep.dtb");
+    run(Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&blob)
+        .arg(&src));
+    let deep = std::fs::read(&blob).unwrap();
+    let case = Case::new(1);
+    let mut s = case.spec();
+    s.dtb = &deep;
+    let e = refused(&s).to_string();
+    assert!(e.contains("nest deeper than 64"), "{e}");
+}

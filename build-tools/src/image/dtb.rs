@@ -11,6 +11,8 @@ const END_NODE: u32 = 2;
 const PROP: u32 = 3;
 const NOP: u32 = 4;
 const END: u32 = 9;
+/// Deeper trees are refused, as Linux and vm-fdt refuse them (and the reader recurses per level).
+const MAX_DEPTH: usize = 64;
 /// The oldest layout whose header has every field read here (version 16 and later).
 const OLDEST_VERSION: u32 = 16;
 
@@ -140,6 +142,7 @@ pub fn read(blob: &[u8]) -> Result<Dtb, DtbError> {
         blob,
         strings,
         at: be32(blob, 8)? as usize,
+        depth: 0,
     };
     let root = s.root()?;
     Ok(Dtb {
@@ -166,6 +169,7 @@ struct Structure<'a> {
     blob: &'a [u8],
     strings: usize,
     at: usize,
+    depth: usize,
 }
 
 impl Structure<'_> {
@@ -195,6 +199,12 @@ impl Structure<'_> {
 
     /// The node whose BEGIN_NODE token was just read.
     fn node(&mut self) -> Result<Node, DtbError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(DtbError::Malformed(format!(
+                "nodes nest deeper than {MAX_DEPTH}"
+            )));
+        }
         let name = cstr(self.blob, self.at)?;
         self.at = align4(self.at + name.len() + 1)?;
         let mut node = Node {
@@ -205,7 +215,10 @@ impl Structure<'_> {
             match self.token()? {
                 PROP => node.props.push(self.prop()?),
                 BEGIN_NODE => node.children.push(self.node()?),
-                END_NODE => return Ok(node),
+                END_NODE => {
+                    self.depth -= 1;
+                    return Ok(node);
+                }
                 t => {
                     return Err(DtbError::Malformed(format!(
                         "token {t} at {:#x} in node {:?}",
