@@ -123,7 +123,7 @@ pub enum TftpbootError {
     },
     #[error("tftpboot output: {what} at {start:#x}..{end:#x} overlaps {other} at {other_start:#x}..{other_end:#x}")]
     Overlap {
-        what: String,
+        what: &'static str,
         start: u64,
         end: u64,
         other: &'static str,
@@ -237,26 +237,11 @@ fn plan(spec: &TftpbootSpec) -> Result<(TftpbootLayout, Vec<u8>), TftpbootError>
     let kernel_at = align_up("kernel", after, spec.boot.alignment())?;
     let kernel = Span::new("kernel file", kernel_at, spec.kernel.len() as u64)?;
     check_32bit(spec.arch, &kernel)?;
-    let runs = footprint::running_kernel(spec.boot, spec.kernel, kernel.start)?;
-    for (what, start, end) in runs {
-        let run = Span { what, start, end };
-        check_32bit(spec.arch, &run)?;
-        for other in [Some(&rootfs), Some(&dtb_span), initramfs.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if run.overlaps(other) {
-                return Err(TftpbootError::Overlap {
-                    what: what.to_owned(),
-                    start,
-                    end,
-                    other: other.what,
-                    other_start: other.start,
-                    other_end: other.end,
-                });
-            }
-        }
-    }
+    let placed: Vec<Span> = [Some(rootfs), Some(dtb_span), initramfs]
+        .into_iter()
+        .flatten()
+        .collect();
+    check_running(spec, kernel.start, &placed)?;
     let layout = TftpbootLayout {
         rootfs_address: rootfs.start,
         phram_size: size,
@@ -266,6 +251,29 @@ fn plan(spec: &TftpbootSpec) -> Result<(TftpbootLayout, Vec<u8>), TftpbootError>
         command_line: cmdline,
     };
     Ok((layout, dtb))
+}
+
+/// Refuses a kernel that runs (see `footprint`) over one of the files placed before it.
+fn check_running(
+    spec: &TftpbootSpec,
+    kernel_at: u64,
+    placed: &[Span],
+) -> Result<(), TftpbootError> {
+    for (what, start, end) in footprint::running_kernel(spec.boot, spec.kernel, kernel_at)? {
+        let run = Span { what, start, end };
+        check_32bit(spec.arch, &run)?;
+        if let Some(other) = placed.iter().find(|o| run.overlaps(o)) {
+            return Err(TftpbootError::Overlap {
+                what,
+                start,
+                end,
+                other: other.what,
+                other_start: other.start,
+                other_end: other.end,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_32bit(arch: Arch, span: &Span) -> Result<(), TftpbootError> {

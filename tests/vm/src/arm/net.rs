@@ -15,7 +15,8 @@ use crate::{run_command, VmError};
 
 /// Where the virt machine maps the second pflash bank (U-Boot's environment at its start).
 pub const BANK1_ADDRESS: u64 = 0x0400_0000;
-/// The CFI sector size of the virt pflash banks.
+/// QEMU's sector length for the virt pflash banks (U-Boot, which sees one 16-bit device of
+/// 32 MiB per bank, reports 128 KiB sectors).
 pub const FLASH_SECTOR: u64 = 0x4_0000;
 /// Guest RAM: enough for U-Boot at the top and the kernels, files and initramfs below.
 const MEMORY_MB: u32 = 512;
