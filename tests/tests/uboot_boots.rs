@@ -1,7 +1,8 @@
 //! Real U-Boot boots the packer's outputs: Debian's qemu_arm U-Boot in `qemu-system-arm -M
 //! virt` (TCG) fetches each output over TFTP from QEMU's user-mode network and boots Debian's
-//! armmp kernel from it to userland, or runs a `flash.scr` against the virt machine's CFI flash.
-//! One test per boot; each is a fresh machine (liminix_vm::arm::net).
+//! armmp kernel from it to userland, or runs a `flash.scr` against the virt machine's CFI flash;
+//! the tftpboot output also boots with `booti` on the arm64 virt machine (qemu_arm64 U-Boot,
+//! Debian's arm64 Image). One test per boot; each is a fresh machine (liminix_vm::arm::net).
 //!
 //! Debian's ARM kernels have no phram driver, so the tftpboot guest cannot attach the phram
 //! device its command line names. It checks everything else the output sets up: the command
@@ -18,7 +19,8 @@ use liminix_build_tools::image::squashfs::{self, SquashfsSpec};
 use liminix_build_tools::image::tftpboot::{self, BootCommand, TftpbootError, TftpbootSpec};
 use liminix_build_tools::image::uimage::{self, Header};
 use liminix_build_tools::image::{script, Arch, Compression, Payload};
-use liminix_vm::arm::net::{NetBed, BANK1_ADDRESS, FLASH_SECTOR};
+use liminix_vm::arm::arm64;
+use liminix_vm::arm::net::{Cpu, NetBed, BANK1_ADDRESS, FLASH_SECTOR};
 use liminix_vm::debian::{self, Arch as DebianArch};
 use liminix_vm::initramfs::Initramfs;
 
@@ -50,6 +52,7 @@ fn armhf() -> debian::Assets {
     debian::assets(DebianArch::Armhf).unwrap()
 }
 
+/// The kernel file of `a` (a zImage for armhf, a plain Image for arm64).
 fn zimage(a: &debian::Assets) -> Vec<u8> {
     std::fs::read(&a.kernel.image).unwrap()
 }
@@ -224,15 +227,17 @@ fn tftpboot_spec<'a>(
     }
 }
 
-#[test]
-fn the_tftpboot_output_boots_over_tftp_with_its_root_in_reserved_ram() {
-    let a = armhf();
-    let bed = NetBed::new().unwrap();
+/// Boots the tftpboot output made for `cpu` from `a`'s kernel, and checks what the guest saw.
+fn tftpboot_boots(cpu: Cpu, a: &debian::Assets, boot: BootCommand, arch: Arch) {
+    let bed = NetBed::with_cpu(cpu).unwrap();
     let dtb = bed.dump_dtb().unwrap();
-    let kernel = zimage(&a);
+    let kernel = zimage(a);
     let root = rootfs(bed.dir());
-    let initrd = initramfs(&a, "tftpboot", TFTPBOOT_GUEST, &["loop", "squashfs"]);
-    let spec = tftpboot_spec(&kernel, &dtb, &root, Some(&initrd), 0x4400_0000);
+    let tag = format!("tftpboot-{}", arch.fit_name());
+    let initrd = initramfs(a, &tag, TFTPBOOT_GUEST, &["loop", "squashfs"]);
+    let mut spec = tftpboot_spec(&kernel, &dtb, &root, Some(&initrd), 0x4400_0000);
+    spec.boot = boot;
+    spec.arch = arch;
     let layout = tftpboot::write(&spec, bed.tftp_dir()).unwrap();
     // No `bootargs` in the environment: U-Boot would put it over the DTB's /chosen/bootargs.
     bed.set_env(&env(
@@ -240,8 +245,8 @@ fn the_tftpboot_output_boots_over_tftp_with_its_root_in_reserved_ram() {
         None,
     ))
     .unwrap();
-    let serial = boot_to_userland(&bed, "tftpboot");
-    let cmdline = format!("LIMINIX-USERLAND tftpboot cmdline={}", layout.command_line);
+    let serial = boot_to_userland(&bed, &tag);
+    let cmdline = format!("LIMINIX-USERLAND {tag} cmdline={}", layout.command_line);
     assert!(serial.contains(&cmdline), "{cmdline:?} not in:\n{serial}");
     let reg = format!("{:016x}{:016x}", layout.rootfs_address, layout.phram_size);
     let node = format!("PHRAM-NODE compatible=phram reg={reg} no-map=yes");
@@ -249,6 +254,22 @@ fn the_tftpboot_output_boots_over_tftp_with_its_root_in_reserved_ram() {
     assert!(
         serial.contains(&format!("ROOT-FILE {ROOT_TEXT}")),
         "{serial}"
+    );
+}
+
+#[test]
+fn the_tftpboot_output_boots_over_tftp_with_its_root_in_reserved_ram() {
+    tftpboot_boots(Cpu::Arm, &armhf(), BootCommand::Bootz, Arch::Arm);
+}
+
+/// The same with `booti` on arm64: the qemu_arm64 U-Boot and Debian's arm64 Image.
+#[test]
+fn the_arm64_tftpboot_output_boots_with_booti() {
+    tftpboot_boots(
+        Cpu::Arm64,
+        &arm64::assets().unwrap(),
+        BootCommand::Booti,
+        Arch::Arm64,
     );
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::arm64::UBOOT_QEMU_ARM64;
 use super::assets::{self, UBOOT_QEMU_ARM};
 use super::{machine_args, QEMU_ARM, QEMU_ARM_PACKAGE};
 use crate::qemu::{Launch, Run, Stop};
@@ -21,8 +22,32 @@ pub const FLASH_SECTOR: u64 = 0x4_0000;
 /// Guest RAM: enough for U-Boot at the top and the kernels, files and initramfs below.
 const MEMORY_MB: u32 = 512;
 
+/// Which virt machine: 32-bit ARM (qemu_arm U-Boot) or arm64 (qemu_arm64 U-Boot, Cortex-A57).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpu {
+    Arm,
+    Arm64,
+}
+
+impl Cpu {
+    fn program(self) -> &'static str {
+        match self {
+            Cpu::Arm => QEMU_ARM,
+            Cpu::Arm64 => "qemu-system-aarch64",
+        }
+    }
+
+    fn uboot(self) -> &'static str {
+        match self {
+            Cpu::Arm => UBOOT_QEMU_ARM,
+            Cpu::Arm64 => UBOOT_QEMU_ARM64,
+        }
+    }
+}
+
 /// The machine, its TFTP directory and its two flash banks.
 pub struct NetBed {
+    cpu: Cpu,
     dir: tempfile::TempDir,
     flash0: PathBuf,
     flash1: PathBuf,
@@ -31,12 +56,17 @@ pub struct NetBed {
 }
 
 impl NetBed {
+    /// The 32-bit ARM machine.
     pub fn new() -> Result<NetBed, VmError> {
-        crate::require_program(QEMU_ARM, QEMU_ARM_PACKAGE)?;
+        Self::with_cpu(Cpu::Arm)
+    }
+
+    pub fn with_cpu(cpu: Cpu) -> Result<NetBed, VmError> {
+        crate::require_program(cpu.program(), QEMU_ARM_PACKAGE)?;
         let tmp = std::env::temp_dir();
         let dir = tempfile::tempdir().map_err(VmError::io(&tmp))?;
         let flash0 = dir.path().join("u-boot.img");
-        assets::uboot_bank(Path::new(UBOOT_QEMU_ARM), &flash0)?;
+        assets::uboot_bank(Path::new(cpu.uboot()), &flash0)?;
         let tftp = dir.path().join("tftp");
         std::fs::create_dir(&tftp).map_err(VmError::io(&tftp))?;
         let flash1 = dir.path().join("flash1.img");
@@ -44,6 +74,7 @@ impl NetBed {
         std::fs::write(&flash1, vec![0xFFu8; assets::BANK as usize])
             .map_err(VmError::io(&flash1))?;
         Ok(NetBed {
+            cpu,
             flash1,
             dir,
             flash0,
@@ -79,6 +110,9 @@ impl NetBed {
 
     fn args(&self) -> Vec<String> {
         let mut args = machine_args(&[&self.flash0, &self.flash1], MEMORY_MB);
+        if self.cpu == Cpu::Arm64 {
+            args.extend(["-cpu".into(), "cortex-a57".into()]);
+        }
         if let Some(i) = args.iter().position(|a| a == "-nic") {
             args.drain(i..i + 2);
         }
@@ -98,7 +132,7 @@ impl NetBed {
     pub fn dump_dtb(&self) -> Result<Vec<u8>, VmError> {
         let out = self.dir.path().join("virt.dtb");
         run_command(
-            Command::new(QEMU_ARM)
+            Command::new(self.cpu.program())
                 .args(self.args())
                 .arg("-machine")
                 .arg(format!("dumpdtb={}", out.display())),
@@ -110,7 +144,7 @@ impl NetBed {
     /// powers off, or `timeout` passes (an error carrying the console).
     pub fn boot(&self, until: &str, timeout: Duration) -> Result<Run, VmError> {
         let run = Launch {
-            program: QEMU_ARM,
+            program: self.cpu.program(),
             package: QEMU_ARM_PACKAGE,
             args: self.args(),
             stop: Some(Stop::at_line(until)),
