@@ -66,11 +66,12 @@ rustup toolchain install nightly-2026-05-19 --profile minimal --component rust-s
 
 # The ARM guests (A/B tests with real U-Boot) and the MIPS guest of liminix-vm:
 # tests/vm/fetch-debian.sh downloads (does not install) Debian's armhf kernel
-# (linux-image-6.1.0-*-armmp), mipsel kernel (linux-image-6.1.0-*-4kc-malta) and
+# (linux-image-6.1.0-*-armmp), arm64 kernel (linux-image-6.1.0-*-arm64, the booti boot of
+# tests/tests/uboot_boots.rs), mipsel kernel (linux-image-6.1.0-*-4kc-malta) and
 # busybox-static with `apt-get download`, which needs the architectures in dpkg and the
 # apt lists. No further packages: the guests use qemu-system-arm, qemu-system-mips,
 # u-boot-qemu, u-boot-tools, mtools, dosfstools, fdisk, cpio and kmod (depmod) from above.
-for arch in armhf mipsel; do
+for arch in armhf arm64 mipsel; do
   if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
     dpkg --add-architecture "$arch"
     apt_update

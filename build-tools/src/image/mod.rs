@@ -7,6 +7,7 @@
 
 pub mod bootfiles;
 pub mod commands;
+pub mod dtb;
 pub mod fit;
 pub mod mbr;
 pub mod script;

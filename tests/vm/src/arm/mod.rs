@@ -11,7 +11,9 @@
 //! one power-on of the machine until the guest powers off or reboots (`-no-reboot`),
 //! i.e. a reset; the disk persists between boots.
 
+pub mod arm64;
 pub mod assets;
+pub mod net;
 mod pflash;
 
 use std::path::{Path, PathBuf};
