@@ -6,7 +6,9 @@
 //! docs/formats/uimage-fit.md describes the layouts.
 
 pub mod bootfiles;
+pub mod build;
 pub mod commands;
+pub mod elf;
 pub mod fit;
 pub mod mbr;
 pub mod script;
