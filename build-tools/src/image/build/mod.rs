@@ -7,6 +7,7 @@
 pub mod dtb;
 mod ext4;
 mod flash;
+pub mod inspect;
 pub mod kernel;
 mod outputs;
 pub mod root;

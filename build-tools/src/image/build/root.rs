@@ -79,8 +79,8 @@ pub fn stage(src: &RootSource, dest: &Path) -> Result<(), BuildError> {
 }
 
 /// Liminix's `rootdir`: the closure under `nix/store`, empty `secrets` and `boot`, `activate`
-/// copied from the toplevel's `bin/activate`, and `init` linked to where the toplevel's
-/// `bin/init` links (s6-linux-init's).
+/// copied from the toplevel's `bin/activate`, and `init` a link to the toplevel's `bin/init`
+/// (Liminix links s6-linux-init's init directly, which that `bin/init` itself links to).
 fn stage_toplevel(toplevel: &str, store_root: &Path, dest: &Path) -> Result<(), BuildError> {
     let paths = closure(store_root, toplevel)?;
     let store = dest.join("nix/store");
@@ -91,13 +91,13 @@ fn stage_toplevel(toplevel: &str, store_root: &Path, dest: &Path) -> Result<(), 
     for d in ["secrets", "boot"] {
         mkdirs(&dest.join(d))?;
     }
-    let top = store_root.join(toplevel.trim_start_matches('/'));
-    let activate = top.join("bin/activate");
-    let resolved = fs::canonicalize(&activate).map_err(super::io_err("reading", &activate))?;
-    fs::copy(&resolved, dest.join("activate")).map_err(super::io_err("copying", &activate))?;
-    let init = top.join("bin/init");
-    let target = fs::read_link(&init).map_err(super::io_err("reading the link", &init))?;
-    symlink(&target, dest.join("init")).map_err(super::io_err("linking", &dest.join("init")))
+    // Links in the store point into /nix/store: resolve them under `store_root`.
+    let activate = format!("{}/bin/activate", toplevel.trim_end_matches('/'));
+    let resolved = liminix_bundle::resolve::resolve_below(store_root, &activate)
+        .map_err(super::io_err("resolving", Path::new(&activate)))?;
+    fs::copy(&resolved, dest.join("activate")).map_err(super::io_err("copying", &resolved))?;
+    let init = format!("{}/bin/init", toplevel.trim_end_matches('/'));
+    symlink(&init, dest.join("init")).map_err(super::io_err("linking", &dest.join("init")))
 }
 
 fn mkdirs(p: &Path) -> Result<(), BuildError> {
