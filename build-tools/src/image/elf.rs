@@ -132,8 +132,18 @@ fn segment<'a>(r: &Reader<'a>, at: u64) -> Result<Option<Load<'a>>, String> {
     let kind = r.u32(at).ok_or_else(short)?;
     // ELF64 moves p_flags up front, so the other fields sit at different offsets.
     let (off, vaddr, paddr, filesz) = match r.wide {
-        false => (r.word(at + 4), r.word(at + 8), r.word(at + 12), r.word(at + 16)),
-        true => (r.word(at + 8), r.word(at + 16), r.word(at + 24), r.word(at + 32)),
+        false => (
+            r.word(at + 4),
+            r.word(at + 8),
+            r.word(at + 12),
+            r.word(at + 16),
+        ),
+        true => (
+            r.word(at + 8),
+            r.word(at + 16),
+            r.word(at + 24),
+            r.word(at + 32),
+        ),
     };
     let (off, vaddr) = (off.ok_or_else(short)?, vaddr.ok_or_else(short)?);
     let (paddr, filesz) = (paddr.ok_or_else(short)?, filesz.ok_or_else(short)?);

@@ -109,7 +109,15 @@ pub fn run(a: Args) -> super::Result {
         let built = build::build(&req, dir)?;
         if let (true, Some(key)) = (a.bundle, &key) {
             progress("bundle");
-            bundle(&a, &board, &built, toplevel.as_deref(), key, dir, u64::from(time))?;
+            bundle(
+                &a,
+                &board,
+                &built,
+                toplevel.as_deref(),
+                key,
+                dir,
+                u64::from(time),
+            )?;
         }
         Ok(())
     })?;

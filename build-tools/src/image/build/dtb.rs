@@ -70,7 +70,9 @@ pub enum DtbError {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// Whether `data` starts with the FDT magic.
@@ -84,12 +86,18 @@ pub fn read(blob: &[u8]) -> Result<Node, DtbError> {
     if !is_dtb(blob) {
         return Err(bad("no 0xd00dfeed magic"));
     }
-    let field = |at| be32(blob, at).map(|v| v as usize).ok_or_else(|| bad("header cut short"));
+    let field = |at| {
+        be32(blob, at)
+            .map(|v| v as usize)
+            .ok_or_else(|| bad("header cut short"))
+    };
     let (total, off_struct, off_strings) = (field(4)?, field(8)?, field(12)?);
     if total > blob.len() {
         return Err(bad("total size runs past the end of the data"));
     }
-    let strings = blob.get(off_strings..total).ok_or_else(|| bad("strings block"))?;
+    let strings = blob
+        .get(off_strings..total)
+        .ok_or_else(|| bad("strings block"))?;
     let mut walk = Walk {
         blob: blob.get(..total).ok_or_else(|| bad("total size"))?,
         at: off_struct,
@@ -104,7 +112,11 @@ pub fn read(blob: &[u8]) -> Result<Node, DtbError> {
             }),
             PROP => {
                 let (name, value) = walk.prop()?;
-                stack.last_mut().ok_or_else(|| bad("property outside a node"))?.props.push((name, value));
+                stack
+                    .last_mut()
+                    .ok_or_else(|| bad("property outside a node"))?
+                    .props
+                    .push((name, value));
             }
             END_NODE => {
                 let done = stack.pop().ok_or_else(|| bad("unbalanced end of node"))?;
@@ -128,7 +140,8 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn token(&mut self) -> Result<u32, DtbError> {
-        let t = be32(self.blob, self.at).ok_or_else(|| DtbError::Format("structure cut short".into()))?;
+        let t = be32(self.blob, self.at)
+            .ok_or_else(|| DtbError::Format("structure cut short".into()))?;
         self.at += 4;
         Ok(t)
     }

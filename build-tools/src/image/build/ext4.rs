@@ -69,7 +69,14 @@ fn uuid(paths: &[String], epoch: u64) -> String {
         h.update([0]);
     }
     let d = hex::encode(&h.finalize()[..16]);
-    format!("{}-{}-{}-{}-{}", &d[..8], &d[8..12], &d[12..16], &d[16..20], &d[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &d[..8],
+        &d[8..12],
+        &d[12..16],
+        &d[16..20],
+        &d[20..32]
+    )
 }
 
 fn run(cmd: &mut Command, tool: &str) -> Result<(), BuildError> {

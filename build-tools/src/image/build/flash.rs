@@ -26,10 +26,14 @@ fn pad_to(mut data: Vec<u8>, block: u64) -> Vec<u8> {
 fn for_bundle(ctx: &mut Ctx, target: &str, file: &Path) {
     let board = ctx.req.board;
     for i in &board.images {
-        let t = i
-            .target
-            .as_deref()
-            .or_else(|| board.slots.first()?.targets.get(&i.name).map(String::as_str));
+        let t = i.target.as_deref().or_else(|| {
+            board
+                .slots
+                .first()?
+                .targets
+                .get(&i.name)
+                .map(String::as_str)
+        });
         if t == Some(target) {
             ctx.built
                 .bundle_images
@@ -45,15 +49,22 @@ fn tftp_load(ctx: &Ctx) -> Result<u64, BuildError> {
 }
 
 pub(super) fn mtdimage(ctx: &mut Ctx, partition: &str, dir: &Path) -> Result<(), BuildError> {
-    let (chip, p) = ctx.req.board.partition(partition).ok_or_else(|| {
-        BuildError::Input(format!("partition {partition} is not on the board"))
-    })?;
+    let (chip, p) =
+        ctx.req.board.partition(partition).ok_or_else(|| {
+            BuildError::Input(format!("partition {partition} is not on the board"))
+        })?;
     let (erase, size) = (chip.erase_size, p.size);
     let squashfs = read_file(&root_image(ctx, RootFs::Squashfs)?)?;
     let mut firmware = pad_to(ctx.kernel.file.clone(), erase);
     firmware.extend_from_slice(&pad_to(squashfs, erase));
     let place = format!("partition {partition}");
-    fits("mtdimage", "firmware.bin", firmware.len() as u64, place, size)?;
+    fits(
+        "mtdimage",
+        "firmware.bin",
+        firmware.len() as u64,
+        place,
+        size,
+    )?;
     let out = dir.join("firmware.bin");
     write_file(&out, &firmware)?;
     let flash_address = ctx
@@ -87,7 +98,13 @@ pub(super) fn ubimage(ctx: &mut Ctx, volume: &str, dir: &Path) -> Result<(), Bui
         .map_err(io_err("reading", &root))?
         .len();
     if let Some(limit) = limit {
-        fits("ubimage", "the UBIFS root", size, format!("volume {volume}"), limit)?;
+        fits(
+            "ubimage",
+            "the UBIFS root",
+            size,
+            format!("volume {volume}"),
+            limit,
+        )?;
     }
     let out = dir.join("rootfs");
     std::fs::copy(&root, &out).map_err(io_err("copying", &root))?;
@@ -115,9 +132,9 @@ pub(super) fn ubivolume(
         .ubi
         .clone()
         .ok_or_else(|| BuildError::Input("ubivolume needs the board's [ubi] section".into()))?;
-    let (_, p) = board.partition(partition).ok_or_else(|| {
-        BuildError::Input(format!("partition {partition} is not on the board"))
-    })?;
+    let (_, p) = board
+        .partition(partition)
+        .ok_or_else(|| BuildError::Input(format!("partition {partition} is not on the board")))?;
     let part_size = p.size;
     let root = read_file(&root_image(ctx, ctx.boot.root_fs)?)?;
     let small = |v: u64, what: &str| {
@@ -150,7 +167,13 @@ pub(super) fn ubivolume(
     let mut img = Vec::new();
     write_image(&geometry, params, &[vol], &mut img)?;
     let place = format!("partition {partition}");
-    fits("ubivolume", "the UBI image", img.len() as u64, place, part_size)?;
+    fits(
+        "ubivolume",
+        "the UBI image",
+        img.len() as u64,
+        place,
+        part_size,
+    )?;
     let out = dir.join("ubi.img");
     write_file(&out, &img)?;
     Ok(out)
@@ -177,13 +200,22 @@ pub(super) fn zyxel(ctx: &mut Ctx, compat: &str, slot: &str, dir: &Path) -> Resu
     }
     let kernel_part = kernel_part.ok_or_else(|| bad(format!("slot {slot} has no kernel")))?;
     let volume = volume.ok_or_else(|| bad(format!("slot {slot} has no UBI volume")))?;
-    let ubi_part = s.ubi.clone().ok_or_else(|| bad(format!("slot {slot} has no UBI")))?;
+    let ubi_part = s
+        .ubi
+        .clone()
+        .ok_or_else(|| bad(format!("slot {slot} has no UBI")))?;
     let size_of = |p: &str| board.partition(p).map(|(_, p)| p.size).unwrap_or(0);
     let (kernel_half, ubi_half) = (size_of(&kernel_part), size_of(&ubi_part));
     let klen = ctx.kernel.file.len() as u64;
     let place = format!("the kernel half ({kernel_part})");
     fits("zyxel-nwa-fit", "the kernel FIT", klen, place, kernel_half)?;
-    let ubi = read_file(&ubivolume(ctx, &ubi_part, &volume, true, &ctx.work.clone())?)?;
+    let ubi = read_file(&ubivolume(
+        ctx,
+        &ubi_part,
+        &volume,
+        true,
+        &ctx.work.clone(),
+    )?)?;
     let description = format!("Liminix for {}", board.name);
     let fit = zyxel::firmware_fit(&ZyxelFitSpec {
         kernel: &ctx.kernel.file,

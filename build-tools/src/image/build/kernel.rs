@@ -41,9 +41,8 @@ fn compression(c: KernelCompression) -> Compression {
 /// What the kernel input holds, ready for a header: flat binary and entry point.
 fn flat(input: &[u8], boot: &Boot) -> Result<(Vec<u8>, u32), BuildError> {
     let to32 = |what: &str, v: u64| {
-        u32::try_from(v).map_err(|_| {
-            BuildError::Input(format!("kernel {what} {v:#x} does not fit 32 bits"))
-        })
+        u32::try_from(v)
+            .map_err(|_| BuildError::Input(format!("kernel {what} {v:#x} does not fit 32 bits")))
     };
     if !elf::is_elf(input) {
         return Ok((input.to_vec(), to32("entry", boot.entry_point)?));

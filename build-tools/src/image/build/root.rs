@@ -21,10 +21,16 @@ pub const UBIFS_MAGIC: &[u8; 4] = &[0x31, 0x18, 0x10, 0x06];
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RootSource {
     /// A system configuration store path whose closure lies under `store_root`.
-    Toplevel { toplevel: String, store_root: PathBuf },
+    Toplevel {
+        toplevel: String,
+        store_root: PathBuf,
+    },
     Tree(PathBuf),
     /// A finished filesystem image, used as it is.
-    Image { path: PathBuf, fs: RootFs },
+    Image {
+        path: PathBuf,
+        fs: RootFs,
+    },
 }
 
 impl RootSource {
