@@ -216,14 +216,15 @@ pub(super) fn zyxel(ctx: &mut Ctx, compat: &str, slot: &str, dir: &Path) -> Resu
         true,
         &ctx.work.clone(),
     )?)?;
-    let description = format!("Liminix for {}", board.name);
+    // The description OpenWrt and Liminix give the vendor-UI blob.
+    let description = "Zyxel FIT (Flattened Image Tree)";
     let fit = zyxel::firmware_fit(&ZyxelFitSpec {
         kernel: &ctx.kernel.file,
         kernel_half,
         ubi: &ubi,
         ubi_half,
         compat_models: &compat,
-        description: &description,
+        description,
         time: ctx.req.time,
     })?;
     write_file(&dir.join("firmware.itb"), &fit)?;
