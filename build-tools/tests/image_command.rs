@@ -532,3 +532,69 @@ fn a_toplevel_root_is_laid_out_as_liminix_does_and_bundled_for_closure_boards() 
         closure.toplevel.as_str()
     );
 }
+
+#[test]
+fn a_ready_root_image_is_used_as_it_is_and_refused_where_it_cannot_serve() {
+    let t = tempfile::tempdir().unwrap();
+    let k = arm_zimage(t.path());
+    let root = root_tree(t.path());
+    let ready = t.path().join("root.squashfs");
+    run(
+        "mksquashfs",
+        &[p(&root), p(&ready), "-noappend", "-quiet", "-no-progress"],
+    );
+    let board = board_file(t.path(), "t-disk", DISK);
+    let out = t.path().join("out");
+    image(&[
+        "--board-file",
+        p(&board),
+        "--kernel",
+        p(&k),
+        "--root",
+        p(&ready),
+        "--out",
+        p(&out),
+    ]);
+    let (part, _) = partition_of(&out.join("mbrimage/disk.img"), t.path());
+    let image_bytes = std::fs::read(&ready).unwrap();
+    assert_eq!(
+        &std::fs::read(&part).unwrap()[..image_bytes.len()],
+        &image_bytes[..]
+    );
+    for (board_text, want) in [
+        (
+            DISK.replace(
+                "type = \"mbrimage\"",
+                "type = \"mbrimage\"\nfilesystem = \"ext4\"",
+            ),
+            "is a squashfs image but this output needs ext4",
+        ),
+        (
+            DISK.to_owned() + "[[output]]\ntype = \"extlinux\"\n",
+            "output extlinux: a ready root image cannot get /boot files",
+        ),
+    ] {
+        let board = board_file(t.path(), "t-disk", &board_text);
+        let out = t.path().join("refused");
+        let o = pack()
+            .args(["image", "--board-file", p(&board), "--kernel", p(&k)])
+            .args(["--root", p(&ready), "--out", p(&out)])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{want}: {}", stderr(&o));
+        assert!(!out.exists());
+    }
+    let junk = t.path().join("junk.img");
+    std::fs::write(&junk, b"not a filesystem").unwrap();
+    let o = pack()
+        .args(["image", "--board-file", p(&board), "--kernel", p(&k)])
+        .args(["--root", p(&junk), "--out", p(&out)])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("is neither a directory, a store path, a squashfs nor a UBIFS image"),
+        "{}",
+        stderr(&o)
+    );
+}
