@@ -598,3 +598,55 @@ fn a_ready_root_image_is_used_as_it_is_and_refused_where_it_cannot_serve() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_uimage_kernel_gets_the_dtb_in_its_appended_dtb_section() {
+    let t = tempfile::tempdir().unwrap();
+    let k = elf_kernel_with(t.path(), "mips-linux-gnu", 0x8006_0000, APPENDED_DTB_C);
+    let sections = text("readelf", &["-SW", p(&k)]);
+    let line = sections
+        .lines()
+        .find(|l| l.contains(".appended_dtb"))
+        .expect(&sections);
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let at = fields.iter().position(|f| *f == ".appended_dtb").unwrap();
+    assert_eq!(fields[at + 1], "PROGBITS", "{line}");
+    let addr = usize::from_str_radix(fields[at + 2], 16).unwrap() - 0x8006_0000;
+    let size = usize::from_str_radix(fields[at + 4], 16).unwrap();
+    let (board, dtb) = (board_file(t.path(), "t-mips", MIPS_KERNEL), dtb(t.path()));
+    let (root, out) = (root_tree(t.path()), t.path().join("out"));
+    image(&[
+        "--board-file",
+        p(&board),
+        "--kernel",
+        p(&k),
+        "--dtb",
+        p(&dtb),
+        "--root",
+        p(&root),
+        "--out",
+        p(&out),
+    ]);
+    let payload = t.path().join("payload.lzma");
+    let uimage = out.join("kernel/kernel.uimage");
+    run(
+        "dumpimage",
+        &["-T", "kernel", "-p", "0", "-o", p(&payload), p(&uimage)],
+    );
+    let ours = run("lzma", &["-dc", p(&payload)]);
+    let plain = objcopy_binary(t.path(), "mips-linux-gnu", &k);
+    assert_eq!(ours.len(), plain.len());
+    assert_eq!(ours[..addr], plain[..addr]);
+    assert_eq!(ours[addr + size..], plain[addr + size..]);
+    let fdt = t.path().join("appended.dtb");
+    std::fs::write(&fdt, &ours[addr..addr + size]).unwrap();
+    let bootargs = text("fdtget", &[p(&fdt), "/chosen", "bootargs"]);
+    assert!(
+        bootargs.starts_with("panic=10 oops=panic init=/bin/init loglevel=8 root=/dev/mtdblock5"),
+        "{bootargs}"
+    );
+    assert!(
+        bootargs.trim_end().ends_with("console=ttyS0,115200"),
+        "{bootargs}"
+    );
+}

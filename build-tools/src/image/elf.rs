@@ -26,6 +26,8 @@ pub enum ElfError {
     Empty,
     #[error("the loaded segments span {0} bytes, more than this packer will lay out (256 MiB)")]
     TooLarge(u64),
+    #[error("section {name} holds {size} bytes; the {len} bytes meant for it do not fit")]
+    SectionTooSmall { name: String, size: u64, len: usize },
 }
 
 /// `\x7fELF`.
@@ -187,4 +189,75 @@ fn lay_out(loads: &[Load], entry: u64) -> Result<Flat, ElfError> {
         base_vaddr,
         base_paddr: base,
     })
+}
+
+/// `SHT_NOBITS`: a section with no bytes in the file.
+const SHT_NOBITS: u64 = 8;
+
+/// Writes `contents` at the start of section `name` (the rest of it zeroed), as `objcopy
+/// --update-section` does for contents no larger than the section. Returns whether the ELF has
+/// that section; contents larger than it are refused, since the section's size is fixed by the
+/// kernel that reserves it.
+pub fn fill_section(data: &mut [u8], name: &str, contents: &[u8]) -> Result<bool, ElfError> {
+    let Some((offset, size)) = find_section(data, name)? else {
+        return Ok(false);
+    };
+    if contents.len() as u64 > size {
+        return Err(ElfError::SectionTooSmall {
+            name: name.to_owned(),
+            size,
+            len: contents.len(),
+        });
+    }
+    let (start, end) = (offset as usize, (offset + size) as usize);
+    let section = &mut data[start..end];
+    section.fill(0);
+    section[..contents.len()].copy_from_slice(contents);
+    Ok(true)
+}
+
+/// File offset and size of section `name`, checked to lie inside the file.
+fn find_section(data: &[u8], name: &str) -> Result<Option<(u64, u64)>, ElfError> {
+    let not = |why: &str| ElfError::NotElf(why.to_owned());
+    if !is_elf(data) {
+        return Err(not("no \\x7fELF magic"));
+    }
+    let r = Reader {
+        data,
+        big: data.get(5) == Some(&2),
+        wide: data.get(4) == Some(&2),
+    };
+    let short = || not("section headers run past the end of the file");
+    let (shoff, entsize, num, strndx) = match r.wide {
+        false => (r.u32(32), r.u16(46), r.u16(48), r.u16(50)),
+        true => (r.u64(40), r.u16(58), r.u16(60), r.u16(62)),
+    };
+    let (shoff, entsize) = (shoff.ok_or_else(short)?, entsize.ok_or_else(short)?);
+    let (num, strndx) = (num.ok_or_else(short)?, strndx.ok_or_else(short)?);
+    let header = |i: u64| -> Option<(u64, u64, u64, u64)> {
+        let at = shoff.checked_add(i.checked_mul(entsize)?)?;
+        let (off, size) = match r.wide {
+            false => (r.word(at + 16)?, r.word(at + 20)?),
+            true => (r.word(at + 24)?, r.word(at + 32)?),
+        };
+        Some((r.u32(at)?, r.u32(at + 4)?, off, size))
+    };
+    let (_, _, str_off, str_size) = header(strndx).ok_or_else(short)?;
+    for i in 0..num {
+        let (name_at, kind, off, size) = header(i).ok_or_else(short)?;
+        let found = str_off
+            .checked_add(name_at)
+            .filter(|&at| name_at < str_size && at < data.len() as u64)
+            .map(|at| &data[at as usize..])
+            .is_some_and(|s| s.starts_with(name.as_bytes()) && s.get(name.len()) == Some(&0));
+        if !found || kind == SHT_NOBITS {
+            continue;
+        }
+        let end = off.checked_add(size).filter(|&e| e <= data.len() as u64);
+        return match end {
+            Some(_) => Ok(Some((off, size))),
+            None => Err(not("a section runs past the end of the file")),
+        };
+    }
+    Ok(None)
 }

@@ -48,18 +48,28 @@ void __start(void) { volatile const char *p = msg; for (;;) { counter += *p; bss
 fn linker_script(at: u64) -> String {
     format!(
         "ENTRY(__start)\nSECTIONS {{\n . = {at:#x};\n .text : {{ *(.text*) }}\n .rodata : {{ *(.rodata*) }}\n \
-         . = ALIGN(0x1000);\n .data : {{ *(.data*) *(.sdata*) }}\n .bss : {{ *(.bss*) *(.sbss*) *(COMMON) }}\n \
+         . = ALIGN(0x1000);\n .data : {{ *(.data*) *(.sdata*) }}\n .appended_dtb : {{ KEEP(*(.appended_dtb)) }}\n .bss : {{ *(.bss*) *(.sbss*) *(COMMON) }}\n \
          /DISCARD/ : {{ *(.MIPS.abiflags) *(.reginfo) *(.note*) *(.comment) *(.pdr) *(.gnu.attributes) *(.ARM.attributes) *(.mdebug*) }}\n}}\n"
     )
 }
 
 /// A static ELF "kernel" for the cross compiler `prefix` (`mips-linux-gnu`, …) linked at `at`.
 pub fn elf_kernel(dir: &Path, prefix: &str, at: u64) -> PathBuf {
+    elf_kernel_with(dir, prefix, at, "")
+}
+
+/// The section a MIPS kernel reserves for its DTB, 4 KiB here, as C `elf_kernel_with` adds.
+pub const APPENDED_DTB_C: &str =
+    "const char __attribute__((section(\".appended_dtb\"))) __appended_dtb[4096] = {0};\n";
+
+/// [`elf_kernel`] with more C source.
+pub fn elf_kernel_with(dir: &Path, prefix: &str, at: u64, extra: &str) -> PathBuf {
     let src = dir.join("k.c");
-    std::fs::write(&src, KERNEL_C).unwrap();
+    std::fs::write(&src, format!("{KERNEL_C}{extra}")).unwrap();
     let ld = dir.join(format!("{prefix}.ld"));
     std::fs::write(&ld, linker_script(at)).unwrap();
-    let out = dir.join(format!("vmlinux-{prefix}-{at:x}"));
+    let tag = if extra.is_empty() { "" } else { "-x" };
+    let out = dir.join(format!("vmlinux-{prefix}-{at:x}{tag}"));
     let mut args = vec![
         "-O1",
         "-nostdlib",

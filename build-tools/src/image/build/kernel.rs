@@ -92,7 +92,8 @@ pub fn make(
         KernelFormat::Zimage => as_is("zImage", BootCommand::Bootz),
         KernelFormat::Image => as_is("Image", BootCommand::Booti),
         KernelFormat::Uimage => {
-            let (data, entry) = flat(input, boot)?;
+            let with_dtb = appended_dtb(input, fdt)?;
+            let (data, entry) = flat(with_dtb.as_deref().unwrap_or(input), boot)?;
             let comp = compression(boot.compression);
             let payload = compress(&data, comp)?;
             let header = uimage::Header {
@@ -140,6 +141,20 @@ pub fn make(
         }
     }
 }
+
+/// MIPS kernels built with an appended DTB reserve the section `.appended_dtb` for it; Liminix
+/// puts the board's DTB (with the command line) there before `objcopy`. A vmlinux without the
+/// section keeps the DTB it was built with. `None`: nothing to change.
+fn appended_dtb(input: &[u8], fdt: Option<&[u8]>) -> Result<Option<Vec<u8>>, BuildError> {
+    let Some(fdt) = fdt.filter(|_| elf::is_elf(input)) else {
+        return Ok(None);
+    };
+    let mut copy = input.to_vec();
+    Ok(elf::fill_section(&mut copy, APPENDED_DTB, fdt)?.then_some(copy))
+}
+
+/// The section MIPS kernels reserve for a DTB (`CONFIG_MIPS_ELF_APPENDED_DTB`).
+pub const APPENDED_DTB: &str = ".appended_dtb";
 
 fn load32(boot: &Boot) -> Result<u32, BuildError> {
     u32::try_from(boot.load_address).map_err(|_| {
