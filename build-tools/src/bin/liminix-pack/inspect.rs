@@ -20,6 +20,7 @@ fn image(path: &Path) -> Result<Option<serde_json::Value>, Box<dyn std::error::E
         .take(4096)
         .read_to_end(&mut head)?;
     match inspect::describe(&head) {
+        // Anything else is read as a bundle, whose reader names what is wrong with it.
         None => Ok(None),
         Some(v) if v["kind"] == "mbr" => Ok(Some(v)),
         Some(_) => Ok(inspect::describe(&std::fs::read(path)?)),

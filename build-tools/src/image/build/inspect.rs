@@ -11,6 +11,9 @@ use crate::image::{mbr, uimage};
 
 /// The description of `data`, or `None` when it is none of the image kinds (a bundle, say).
 pub fn describe(data: &[u8]) -> Option<Value> {
+    if data.starts_with(liminix_bundle::stream::MAGIC) {
+        return None;
+    }
     if data.starts_with(&uimage::MAGIC.to_be_bytes()) {
         return Some(uimage_info(data));
     }
