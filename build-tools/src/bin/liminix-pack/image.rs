@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use liminix_build_tools::image::build::{self, file_infos, Request, RootSource};
+use liminix_build_tools::image::commands::Tftp;
 use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::liminix_boards::{self, Board};
 use liminix_build_tools::output::{self, Inputs};
@@ -33,6 +34,12 @@ pub struct Args {
     /// The board's own kernel arguments instead of its [boot] command_line (root= stays)
     #[arg(long, value_name = "ARGS")]
     command_line: Option<String>,
+    /// The TFTP server the U-Boot scripts (flash.scr, boot.scr) fetch from; default: U-Boot's serverip
+    #[arg(long, value_name = "IP")]
+    serverip: Option<String>,
+    /// The board's address for the U-Boot scripts; default: U-Boot's ipaddr
+    #[arg(long, value_name = "IP")]
+    ipaddr: Option<String>,
     /// Also write DIR/bundle, a signed bundle of the images the board's [[image]] list names
     #[arg(long, requires = "key")]
     bundle: bool,
@@ -102,6 +109,10 @@ pub fn run(a: Args) -> super::Result {
         dtb: dtb.as_deref(),
         root,
         command_line: a.command_line.as_deref(),
+        tftp: Tftp {
+            serverip: a.serverip.clone(),
+            ipaddr: a.ipaddr.clone(),
+        },
         time,
         progress: &progress,
     };

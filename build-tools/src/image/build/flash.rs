@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::outputs::{read_file, write_file};
 use super::{fits, io_err, root_image, BuildError, Ctx};
-use crate::image::commands::{self, MtdFlash, Tftp, UbiFlash};
+use crate::image::commands::{self, MtdFlash, UbiFlash};
 use crate::image::zyxel::{self, ZyxelFitSpec};
 
 /// `data` followed by 0xff (erased flash) up to a multiple of `block`.
@@ -72,7 +72,7 @@ pub(super) fn mtdimage(ctx: &mut Ctx, partition: &str, dir: &Path) -> Result<(),
         .flash_address
         .ok_or_else(|| BuildError::Input("the board has no [boot] flash_address".into()))?;
     let script = commands::flash_scr_mtd(&MtdFlash {
-        tftp: Tftp::default(),
+        tftp: ctx.req.tftp.clone(),
         file: "firmware.bin".into(),
         load_address: tftp_load(ctx)?,
         flash_address,
@@ -109,7 +109,7 @@ pub(super) fn ubimage(ctx: &mut Ctx, volume: &str, dir: &Path) -> Result<(), Bui
     let out = dir.join("rootfs");
     std::fs::copy(&root, &out).map_err(io_err("copying", &root))?;
     let script = commands::flash_scr_ubi(&UbiFlash {
-        tftp: Tftp::default(),
+        tftp: ctx.req.tftp.clone(),
         file: "rootfs".into(),
         load_address: tftp_load(ctx)?,
         volume: volume.to_owned(),

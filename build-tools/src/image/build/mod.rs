@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub root: RootSource,
     /// `--command-line`: replaces the board's own arguments (root= and the rest stay).
     pub command_line: Option<&'a str>,
+    /// The addresses the U-Boot scripts set before fetching (`None`: U-Boot's environment).
+    pub tftp: crate::image::commands::Tftp,
     /// Header timestamps and filesystem times (`image::timestamp`).
     pub time: u32,
     /// Told about each long step, for the user.

@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::{flash, io_err, root_image, BuildError, Ctx};
 use crate::image::bootfiles::{self, BootFiles};
-use crate::image::commands::Tftp;
 use crate::image::{mbr, squashfs, tftpboot, ubifs};
 
 pub(super) fn write(ctx: &mut Ctx, o: &Output, dir: &Path) -> Result<(), BuildError> {
@@ -85,7 +84,7 @@ fn tftp(ctx: &mut Ctx, free_space: u64, erase_size: u64, dir: &Path) -> Result<(
         erase_size,
         command_line: &ctx.command_line,
         chosen_property: ctx.boot.chosen_property.as_str(),
-        tftp: Tftp::default(),
+        tftp: ctx.req.tftp.clone(),
         arch: ctx.kernel.arch,
         time: ctx.req.time,
     };
