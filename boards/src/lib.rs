@@ -10,13 +10,16 @@
 //! validated when it is loaded ([`validate`]): partitions aligned to erase blocks, inside their
 //! chip and not overlapping, targets that exist and are writable, a strategy that fits them.
 
+pub mod boot;
 pub mod cpu;
 pub mod schema;
 pub mod target;
 pub mod validate;
+mod validate_boot;
 
 use std::path::{Path, PathBuf};
 
+pub use boot::{Boot, ChosenProperty, Install, KernelCompression, KernelFormat, Output, RootFs};
 pub use cpu::Cpu;
 pub use schema::{
     Board, Bootloader, Chip, ChipKind, ImageSpec, Partition, Slot, Strategy, UbiLayout, Volume,
@@ -69,10 +72,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("gl-mt300a", include_str!("../devices/gl-mt300a.toml")),
     ("gl-mt300n-v2", include_str!("../devices/gl-mt300n-v2.toml")),
     ("openwrt-one", include_str!("../devices/openwrt-one.toml")),
+    ("qemu", include_str!("../devices/qemu.toml")),
+    ("qemu-aarch64", include_str!("../devices/qemu-aarch64.toml")),
+    ("qemu-armv7l", include_str!("../devices/qemu-armv7l.toml")),
     (
         "tp-archer-ax23",
         include_str!("../devices/tp-archer-ax23.toml"),
     ),
+    ("turris-omnia", include_str!("../devices/turris-omnia.toml")),
     (
         "zyxel-nwa50ax",
         include_str!("../devices/zyxel-nwa50ax.toml"),
@@ -161,3 +168,5 @@ fn expect_name(b: Board, name: &str, origin: &str) -> Result<Board, BoardError> 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_boot;

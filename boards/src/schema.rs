@@ -19,13 +19,16 @@ pub struct Board {
     pub cpu: Option<crate::Cpu>,
     /// How images get onto the flash.
     pub strategy: Strategy,
-    /// Flash chips, each with its MTD partitions.
+    /// Flash chips, each with its MTD partitions. A board with no images (closure updates only)
+    /// may have none.
+    #[serde(default)]
     pub flash: Vec<Chip>,
     /// UBI geometry and volumes, for boards with UBI targets.
     #[serde(default)]
     pub ubi: Option<UbiLayout>,
-    /// Images a bundle for this board may carry.
-    #[serde(rename = "image")]
+    /// Images a bundle for this board may carry; none on boards updated by closure only
+    /// (the strategy is then unused).
+    #[serde(default, rename = "image")]
     pub images: Vec<ImageSpec>,
     /// A/B boards: the two slots, each with its own targets.
     #[serde(default, rename = "slot")]
@@ -33,6 +36,15 @@ pub struct Board {
     /// Who chooses the slot at boot (A/B boards), or which U-Boot environment the board has.
     #[serde(default)]
     pub bootloader: Option<Bootloader>,
+    /// What U-Boot boots and how Linux finds its root (needed by `liminix-pack image`).
+    #[serde(default)]
+    pub boot: Option<crate::boot::Boot>,
+    /// The build outputs `liminix-pack image` writes for the board.
+    #[serde(default, rename = "output")]
+    pub outputs: Vec<crate::boot::Output>,
+    /// How a first install reaches the board.
+    #[serde(default)]
+    pub install: Option<crate::boot::Install>,
 }
 
 /// The update strategy a board uses.

@@ -8,7 +8,7 @@ use crate::schema::{Board, Bootloader, Chip, ChipKind, Strategy};
 use crate::target::TargetRef;
 use crate::BoardError;
 
-fn invalid(board: &Board, msg: String) -> BoardError {
+pub(crate) fn invalid(board: &Board, msg: String) -> BoardError {
     BoardError::Invalid {
         board: board.name.clone(),
         msg,
@@ -31,8 +31,11 @@ pub fn validate(b: &Board) -> Result<(), BoardError> {
             format!("board name {:?} is not a plain name", b.name),
         ));
     }
-    if b.flash.is_empty() {
-        return Err(invalid(b, "no flash chip".into()));
+    if b.flash.is_empty() && !b.images.is_empty() {
+        return Err(invalid(
+            b,
+            "no flash chip, but images to write: a board with images needs its flash".into(),
+        ));
     }
     let mut names = BTreeSet::new();
     for chip in &b.flash {
@@ -53,7 +56,8 @@ pub fn validate(b: &Board) -> Result<(), BoardError> {
     } else {
         check_single(b)?;
     }
-    check_bootloader(b)
+    check_bootloader(b)?;
+    crate::validate_boot::check(b)
 }
 
 fn check_chip(b: &Board, c: &Chip) -> Result<(), BoardError> {
@@ -184,8 +188,16 @@ fn check_ubi(b: &Board) -> Result<(), BoardError> {
 }
 
 fn check_images(b: &Board) -> Result<(), BoardError> {
-    if b.images.is_empty() {
-        return Err(invalid(b, "no image is defined".into()));
+    // A board without images takes closure updates only; A/B and UBI strategies exist to
+    // write images, so they need some.
+    if b.images.is_empty() && b.strategy != Strategy::Raw {
+        return Err(invalid(
+            b,
+            format!(
+                "no image is defined for strategy {}: only a board updated by closure alone has none (and names strategy raw)",
+                b.strategy
+            ),
+        ));
     }
     let mut seen = BTreeSet::new();
     for i in &b.images {

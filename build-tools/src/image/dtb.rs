@@ -5,7 +5,8 @@
 
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
-const MAGIC: u32 = 0xd00d_feed;
+/// `0xd00dfeed`, the first word of every blob.
+pub const MAGIC: u32 = 0xd00d_feed;
 const BEGIN_NODE: u32 = 1;
 const END_NODE: u32 = 2;
 const PROP: u32 = 3;
@@ -65,6 +66,13 @@ impl Node {
         }
     }
 
+    /// A string property without its NUL.
+    pub fn string(&self, name: &str) -> Option<String> {
+        let v = self.prop(name)?;
+        let v = v.strip_suffix(&[0]).unwrap_or(v);
+        Some(String::from_utf8_lossy(v).into_owned())
+    }
+
     pub fn child(&self, name: &str) -> Option<&Node> {
         self.children.iter().find(|c| c.name == name)
     }
@@ -122,6 +130,11 @@ fn align4(n: usize) -> Result<usize, DtbError> {
     n.checked_add(3)
         .map(|v| v & !3)
         .ok_or_else(|| DtbError::Malformed("offset overflows".into()))
+}
+
+/// Whether `data` starts with the FDT magic.
+pub fn is_dtb(data: &[u8]) -> bool {
+    be32(data, 0).is_ok_and(|m| m == MAGIC)
 }
 
 /// Reads a blob.

@@ -6,8 +6,10 @@
 //! docs/formats/uimage-fit.md describes the layouts.
 
 pub mod bootfiles;
+pub mod build;
 pub mod commands;
 pub mod dtb;
+pub mod elf;
 pub mod fit;
 pub mod mbr;
 pub mod script;

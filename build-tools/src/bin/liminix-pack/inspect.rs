@@ -1,15 +1,40 @@
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use liminix_build_tools::image::build::inspect;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Bundle file
+    /// A bundle, or an image file: uImage, FIT, firmware.bin, squashfs, UBI image, MBR disk
     file: PathBuf,
-    /// Print JSON (manifest, signers, entry sizes)
+    /// Print JSON (a bundle's manifest, signers and entry sizes; an image's fields)
     #[arg(long)]
     json: bool,
 }
 
+/// The description of an image file, or `None` for a bundle. A disk image is only read as far
+/// as its partition table; other images whole.
+fn image(path: &Path) -> Result<Option<serde_json::Value>, Box<dyn std::error::Error>> {
+    let mut head = Vec::new();
+    std::fs::File::open(path)?
+        .take(4096)
+        .read_to_end(&mut head)?;
+    match inspect::describe(&head) {
+        // Anything else is read as a bundle, whose reader names what is wrong with it.
+        None => Ok(None),
+        Some(v) if v["kind"] == "mbr" => Ok(Some(v)),
+        Some(_) => Ok(inspect::describe(&std::fs::read(path)?)),
+    }
+}
+
 pub fn run(a: Args) -> super::Result {
+    if let Some(v) = image(&a.file)? {
+        match a.json {
+            true => println!("{}", serde_json::to_string_pretty(&v)?),
+            false => print!("{}", inspect::text(&v)),
+        }
+        return Ok(());
+    }
     let (h, entries) = liminix_build_tools::pack::index(&a.file)?;
     let m = &h.manifest;
     if a.json {

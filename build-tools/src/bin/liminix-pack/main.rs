@@ -1,6 +1,7 @@
 //! `liminix-pack`: keys, signed bundles and the `update.sh` output, on the build host.
 
 mod bundle;
+mod image;
 mod inspect;
 mod keygen;
 mod updater;
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "liminix-pack",
     version,
-    about = "Make keys, signed Liminix bundles and update.sh outputs",
+    about = "Make keys, signed Liminix bundles, update.sh outputs and board images",
     after_help = "Exit codes: 0 ok, 1 failure, 2 usage (docs/errors.md)."
 )]
 struct Cli {
@@ -30,7 +31,9 @@ enum Command {
     Bundle(bundle::Args),
     /// Check a bundle completely: signature by the given key, every payload hash
     Verify(verify::Args),
-    /// Show what a bundle contains
+    /// Write every output a board declares (kernel, firmware.bin, UBI, disk, TFTP images)
+    Image(image::Args),
+    /// Show what a bundle or an image file (uImage, FIT, MBR disk, UBI, squashfs, firmware.bin) holds
     Inspect(inspect::Args),
     /// Write DIR/bin/update.sh with the signed bundle baked in (the shape of outputs.updater)
     Updater(updater::Args),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Keygen(a) => keygen::run(a),
         Command::Bundle(a) => bundle::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Image(a) => image::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Updater(a) => updater::run(a),
     };
