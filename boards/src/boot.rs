@@ -93,9 +93,6 @@ pub struct Boot {
     pub root_options: Option<String>,
     #[serde(default)]
     pub chosen_property: ChosenProperty,
-    /// Alignment of the FIT's data (`hardware.alignment`), when the board's U-Boot needs one.
-    #[serde(default)]
-    pub fit_alignment: Option<u64>,
     /// Where the firmware partition appears in U-Boot's memory map (NOR boards), for flash.scr.
     #[serde(default)]
     pub flash_address: Option<u64>,

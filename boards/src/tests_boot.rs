@@ -70,7 +70,6 @@ fn builtin_boot_values_are_liminix_s() {
     let z = builtin("zyxel-nwa50ax").unwrap();
     let zb = z.boot.as_ref().unwrap();
     assert_eq!(zb.chosen_property, ChosenProperty::BootargsOverride);
-    assert_eq!(zb.fit_alignment, Some(2048));
     let omnia = builtin("turris-omnia").unwrap();
     assert!(omnia.images.is_empty());
     let ob = omnia.boot.as_ref().unwrap();
@@ -103,7 +102,6 @@ fn outputs_need_the_boot_facts_and_parts_they_use() {
         ("kernel_format = \"uimage\"", "kernel_format = \"image\"", "cannot boot on cpu mips"),
         ("output = \"mtdimage\"\npath", "output = \"kernel\"\npath", "is not one of the board's outputs"),
         ("[[output]]\ntype = \"mtdimage\"", "[[output]]\ntype = \"tftpboot\"\nerase_size = 65536\n[[output]]\ntype = \"tftpboot\"\nerase_size = 65536\n[[output]]\ntype = \"mtdimage\"", "declared twice"),
-        ("compression = \"lzma\"", "compression = \"lzma\"\nfit_alignment = 3", "power of two"),
     ];
     for (from, to, msg) in cases {
         assert!(NOR_BOOT.contains(from), "{from}");

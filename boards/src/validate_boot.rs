@@ -73,12 +73,6 @@ fn check_boot(b: &Board, boot: &Boot) -> Result<(), BoardError> {
             "[boot] a zimage or image kernel is booted as built: compression must be none".into(),
         ));
     }
-    if boot.fit_alignment.is_some_and(|a| !a.is_power_of_two()) {
-        return Err(invalid(
-            b,
-            "[boot] fit_alignment must be a power of two".into(),
-        ));
-    }
     for (what, v) in [
         ("load_address", Some(boot.load_address)),
         ("entry_point", Some(boot.entry_point)),
