@@ -1,6 +1,7 @@
 #!/bin/sh
 # Image build benchmark: the packer's writers (squashfs, lzma uImage, firmware.bin, UBIFS,
-# UBI volume image, Zyxel firmware FIT) against the Liminix pipeline (mksquashfs, lzma +
+# UBI volume image, Zyxel firmware FIT, and the whole GL-AR750 mtdimage through the
+# `liminix-pack image` library) against the Liminix pipeline (mksquashfs, lzma +
 # mkimage, dd conv=sync, mkfs.ubifs + ubinize, mkimage -f) on the same generated inputs.
 # One run; prints a Markdown table and asserts nothing.
 #

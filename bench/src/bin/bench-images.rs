@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use liminix_build_tools::image::build;
 use liminix_build_tools::image::squashfs::{self, SquashfsSpec};
 use liminix_build_tools::image::ubifs::{self, UbifsSpec};
 use liminix_build_tools::image::zyxel::{self, ZyxelFitSpec, NWA50AX_COMPAT_MODELS};
@@ -207,6 +208,52 @@ impl Bench {
         );
     }
 
+    /// The whole mtdimage of the GL-AR750 from the same tree and kernel: `liminix-pack image`'s
+    /// library (squashfs, lzma uImage, firmware.bin, flash.scr) against the Liminix pipeline
+    /// (mksquashfs, lzma, mkimage, two dd). Ours pads with 0xff (erased NOR), dd with zeros.
+    fn mtdimage(&mut self) {
+        let mut board = liminix_build_tools::liminix_boards::builtin("gl-ar750").unwrap();
+        board.outputs.retain(|o| {
+            matches!(
+                o,
+                liminix_build_tools::liminix_boards::Output::Mtdimage { .. }
+            )
+        });
+        board.install = None;
+        let kernel = fs::read(&self.kernel).unwrap();
+        let out = self.p("ours.mtdimage");
+        fs::create_dir_all(&out).unwrap();
+        let ours = ms(|| {
+            let req = build::Request {
+                board: &board,
+                kernel: &kernel,
+                dtb: None,
+                root: build::RootSource::Tree(self.root.clone()),
+                command_line: None,
+                tftp: image::commands::Tftp::default(),
+                time: EPOCH,
+                progress: &|_| {},
+            };
+            build::build(&req, &out).unwrap();
+        });
+        let theirs = ms(|| {
+            sh(
+                "mksquashfs root whole.sqfs -noappend -comp xz -all-root -quiet -no-progress && \
+                 lzma -z -c kernel > whole.lzma && mkimage -A mips -O linux -T kernel -C lzma \
+                 -a 0x80060000 -e 0x80060000 -n 'Liminix kernel' -d whole.lzma whole.uimage \
+                 > /dev/null && dd if=whole.uimage bs=64k conv=sync status=none > theirs.whole && \
+                 dd if=whole.sqfs bs=64k conv=sync status=none >> theirs.whole",
+                &self.dir,
+            )
+        });
+        self.row(
+            "mtdimage, whole (gl-ar750)",
+            (ours, "ours.mtdimage/mtdimage/firmware.bin"),
+            (theirs, "theirs.whole"),
+            "no (0xff padding)".into(),
+        );
+    }
+
     /// Both sides pad the same uImage and squashfs (ours), so the bytes compare the padding.
     fn firmware(&mut self) {
         let ours = ms(|| {
@@ -399,5 +446,6 @@ fn main() {
     b.ubifs();
     b.ubivolume();
     b.zyxel();
+    b.mtdimage();
     b.print();
 }
