@@ -11,6 +11,8 @@
 //!   `apply` entry and the image write for `raw`/`ubi` boards), [`ab`] (A/B slots: install,
 //!   status, mark-good, rollback), [`flashops`] (the `flashcp`, `ubi-update` and `recover`
 //!   commands on the flash journal).
+//! - [`steplog`] logs each transaction step where a crash leaves it; [`pstore`] reads the
+//!   previous boot's logs back (`boot-log`, `status`, the A/B rollback report).
 
 pub mod ab;
 pub mod apply;
@@ -20,9 +22,11 @@ pub mod flashops;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod multicall;
+pub mod pstore;
 pub mod root;
 pub mod staging;
 pub mod status;
+pub mod steplog;
 pub mod verify;
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //! | trusted keys, board name | `/etc/liminix/trusted-keys/`, `/etc/liminix/board` |
 //! | s6-rc databases | `/run/s6-rc/compiled` (live), `/etc/s6-rc/compiled` (the configuration's) |
 //! | run directory | `/run/liminix` |
-//! | kernel views | `/proc/cmdline`, `/sys/fs/pstore`, `/dev/mtdN` |
+//! | kernel views | `/proc/cmdline`, `/sys/fs/pstore`, `/dev/mtdN`, `/dev/pmsg0`, `/dev/kmsg` |
+//! | the previous boot's pstore records | `/run/log/previous-boot/` |
 //!
 //! Board definitions (`board.toml`) and the sysfs/dev lookups of the flash crates take the root
 //! directory ([`DeviceRoot::dir`]) and find their own files below it.
@@ -207,6 +208,11 @@ impl DeviceRoot {
     /// The records pstore kept from the previous boot.
     pub fn pstore(&self) -> PathBuf {
         self.join("/sys/fs/pstore")
+    }
+
+    /// Where `boot-log` keeps the previous boot's pstore records, one file each.
+    pub fn previous_boot_log(&self) -> PathBuf {
+        self.join("/run/log/previous-boot")
     }
 
     /// The character device of MTD partition `index`.
