@@ -67,6 +67,8 @@ pub enum Command {
     Apply(cmd::apply::ApplyArgs),
     /// Print the agent's version and wire protocol revision (--json: what update.sh reads)
     Version,
+    /// Run once early at boot: move the previous boot's pstore records to /run/log/previous-boot
+    BootLog,
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -92,6 +94,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::MarkGood(a) => cmd::mark_good::run(&cli.global, a),
         Command::Apply(a) => cmd::apply::run(&cli.global, a),
         Command::Version => cmd::version::run(&cli.global),
+        Command::BootLog => cmd::boot_log::run(&cli.global),
     };
     match result {
         Ok(()) => exit::OK,
