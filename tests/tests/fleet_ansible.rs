@@ -12,7 +12,7 @@ use liminix_bundle::nar;
 use liminix_tests::closure::{Closure, ClosureSpec};
 use liminix_tests::device::Device;
 use liminix_tests::fleet::{self, Fleet, Run};
-use liminix_tests::lab::{text, Pack};
+use liminix_tests::lab::{text, Lab, Pack};
 use liminix_tests::tree::{snapshot, Snapshot};
 
 const DEVICES: usize = 20;
@@ -75,6 +75,13 @@ fn assert_unchanged(fleet: &Fleet, before: &[(String, Snapshot, Snapshot)], what
     }
 }
 
+/// The collection's summary table, as Ansible printed it.
+fn show_table(run: &Run, what: &str) {
+    let out = String::from_utf8_lossy(&run.output.stdout);
+    let table = out.find("LIMINIX FLEET SUMMARY").map_or("", |i| &out[i..]);
+    eprintln!("{what} ({:.1}s):\n{table}", run.seconds);
+}
+
 fn assert_ran(run: &Run, ok: bool, what: &str) {
     assert_eq!(run.output.status.success(), ok, "{what}: {}", text(&run.output));
     assert_eq!(run.summary.len(), DEVICES, "{what}: {}", text(&run.output));
@@ -95,24 +102,38 @@ fn fill_disk(device: &Device) {
     device.mount_tmpfs_store((kib + 512) * 1024).unwrap();
 }
 
-/// Fault: the agent is SIGKILLed while it receives store paths. The stream is held after its
-/// first 16 KiB (the manifest and the start of the entries), so the kill lands mid-transfer.
-const KILLER: &str = r#"#!/bin/sh
+/// Fault: the agent is SIGKILLed while it receives store paths. Its input (through a fifo, fed
+/// from the session's stdin kept as fd 3) stalls after `cap` bytes, past the manifest and inside
+/// the entries; the kill comes once it has begun restoring paths into staging, and the session
+/// ends with the agent's status, as it would had the agent been started directly.
+fn killer(cap: u64) -> String {
+    format!(
+        r#"#!/bin/sh
 [ "$1" = receive ] || exec /bin/liminix-agent.real "$@"
-{ head -c 16384; sleep 30; } 2>/dev/null | /bin/liminix-agent.real "$@" &
+exec 3<&0
+feed=/tmp/liminix-feed.$$
+mkfifo $feed
+/bin/liminix-agent.real "$@" < $feed &
 pid=$!
+( dd bs=1 count={cap} 2>/dev/null; exec sleep 30 ) <&3 > $feed &
+feeder=$!
 i=0
 while [ -z "$(ls -A /nix/store/.liminix-staging 2>/dev/null)" ] && [ $i -lt 200 ]; do
   sleep 0.05; i=$((i+1))
 done
 sleep 0.2
-kill -9 $pid
+kill -9 $pid $feeder
 wait $pid
-"#;
+rc=$?
+rm -f $feed
+exit $rc
+"#
+    )
+}
 
-fn kill_agent_mid_transfer(device: &Device) {
+fn kill_agent_mid_transfer(device: &Device, cap: u64) {
     fs::rename(device.path("bin/liminix-agent"), device.path("bin/liminix-agent.real")).unwrap();
-    fs::write(device.path("bin/liminix-agent"), KILLER).unwrap();
+    fs::write(device.path("bin/liminix-agent"), killer(cap)).unwrap();
     let o = device.run_in_chroot("chmod 755 /bin/liminix-agent").unwrap();
     assert!(o.status.success());
 }
@@ -172,10 +193,13 @@ fn a_fleet_of_twenty_rolls_out_stops_at_the_threshold_and_reruns_change_nothing(
     // Faults: a full store (r03, wave 2), another board (r08) and a killed agent (r11, wave 3).
     fill_disk(member(&fleet, "r03").1);
     fs::write(member(&fleet, "r08").1.path("etc/liminix/board"), "gl-ar750\n").unwrap();
-    kill_agent_mid_transfer(member(&fleet, "r11").1);
+    // Half way through what check mode said the entries take, after the bundle's header.
+    let (_, entries) = liminix_build_tools::pack::index(&Lab::bundle_of(&up2)).unwrap();
+    let header = entries.iter().map(|e| e.offset).min().unwrap();
+    kill_agent_mid_transfer(member(&fleet, "r11").1, header + predicted / 2);
     // Waves of 1, 5, 7, 7; at most 20% may fail: wave 2 (1 of 5) goes on, wave 3 (2 of 7) stops.
     let run = fleet.playbook("rolling-update.yml", &vars(&up2, &[1, 5, 7, 7], 20), &["-f", "10"]);
-    eprintln!("rolling update with faults: {:.1}s", run.seconds);
+    show_table(&run, "rolling update with faults");
     assert_ran(&run, false, "rolling update with faults");
     let failed = [("r03", "no_space"), ("r08", "wrong_board"), ("r11", "")];
     for (host, device, _) in fleet.members() {
