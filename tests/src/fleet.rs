@@ -21,6 +21,8 @@ pub struct Fleet {
     pub lab: Lab,
     /// The other devices, `r01` on.
     pub more: Vec<(Device, SshServer)>,
+    /// Ports the inventory gives instead of the sshd ones (a benchmark's counting proxies).
+    ports: Option<Vec<u16>>,
     dir: tempfile::TempDir,
 }
 
@@ -98,7 +100,12 @@ impl Fleet {
         let link = dir.path().join("collections/ansible_collections/liminix");
         std::fs::create_dir_all(&link).expect("collections path");
         std::os::unix::fs::symlink(collection_dir(), link.join("update")).expect("collection link");
-        Fleet { lab, more, dir }
+        Fleet {
+            lab,
+            more,
+            ports: None,
+            dir,
+        }
     }
 
     /// `(name, device, sshd)` for every device, `r00` first.
@@ -108,6 +115,11 @@ impl Fleet {
             .enumerate()
             .map(|(i, (d, s))| (format!("r{i:02}"), d, s))
             .collect()
+    }
+
+    /// Makes the inventory name `ports` (one per device, in order) instead of the sshd ports.
+    pub fn set_ports(&mut self, ports: Vec<u16>) {
+        self.ports = Some(ports);
     }
 
     pub fn len(&self) -> usize {
@@ -122,12 +134,17 @@ impl Fleet {
     /// collection, update.sh) uses for it.
     pub fn inventory(&self) -> PathBuf {
         let mut hosts = serde_json::Map::new();
-        for (name, _, sshd) in self.members() {
+        for (i, (name, _, sshd)) in self.members().into_iter().enumerate() {
+            let port = self
+                .ports
+                .as_ref()
+                .and_then(|p| p.get(i).copied())
+                .unwrap_or(sshd.port());
             hosts.insert(
                 name,
                 serde_json::json!({
                     "ansible_host": "127.0.0.1",
-                    "ansible_port": sshd.port(),
+                    "ansible_port": port,
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": sshd.client_key(),
                     "ansible_ssh_common_args": SSH_OPTIONS,
@@ -154,7 +171,10 @@ impl Fleet {
             .arg("-e")
             .arg(vars.to_string())
             .args(args)
-            .env("ANSIBLE_CONFIG", collection_dir().join("playbooks/ansible.cfg"))
+            .env(
+                "ANSIBLE_CONFIG",
+                collection_dir().join("playbooks/ansible.cfg"),
+            )
             .env(
                 "ANSIBLE_COLLECTIONS_PATH",
                 self.dir.path().join("collections"),
@@ -162,6 +182,8 @@ impl Fleet {
             .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.dir.path().join("cp"))
             .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("tmp"))
             .env("ANSIBLE_NOCOLOR", "1")
+            // Ansible refuses a locale whose encoding is not UTF-8.
+            .env("LC_ALL", "C.UTF-8")
             .env("LIMINIX_FLEET_SUMMARY", &summary)
             .output()
             .expect("cannot run ansible-playbook (scripts/setup.sh installs ansible-core)");

@@ -51,7 +51,10 @@ fn assert_on(fleet: &Fleet, host: &str, generation: u64, c: &Closure) {
     assert_closure(fleet, device, c, host);
 }
 
-fn member<'a>(fleet: &'a Fleet, host: &str) -> (String, &'a Device, &'a liminix_tests::device::SshServer) {
+fn member<'a>(
+    fleet: &'a Fleet,
+    host: &str,
+) -> (String, &'a Device, &'a liminix_tests::device::SshServer) {
     fleet
         .members()
         .into_iter()
@@ -83,7 +86,12 @@ fn show_table(run: &Run, what: &str) {
 }
 
 fn assert_ran(run: &Run, ok: bool, what: &str) {
-    assert_eq!(run.output.status.success(), ok, "{what}: {}", text(&run.output));
+    assert_eq!(
+        run.output.status.success(),
+        ok,
+        "{what}: {}",
+        text(&run.output)
+    );
     assert_eq!(run.summary.len(), DEVICES, "{what}: {}", text(&run.output));
 }
 
@@ -131,15 +139,28 @@ exit $rc
     )
 }
 
+/// Fault: `reboot` fails, so the agent reports `activation` after installing.
+const FAILING_REBOOT: &str = "#!/bin/sh\necho 'reboot: not now' >&2\nexit 1\n";
+
 fn kill_agent_mid_transfer(device: &Device, cap: u64) {
-    fs::rename(device.path("bin/liminix-agent"), device.path("bin/liminix-agent.real")).unwrap();
+    fs::rename(
+        device.path("bin/liminix-agent"),
+        device.path("bin/liminix-agent.real"),
+    )
+    .unwrap();
     fs::write(device.path("bin/liminix-agent"), killer(cap)).unwrap();
-    let o = device.run_in_chroot("chmod 755 /bin/liminix-agent").unwrap();
+    let o = device
+        .run_in_chroot("chmod 755 /bin/liminix-agent")
+        .unwrap();
     assert!(o.status.success());
 }
 
 fn restore_agent(device: &Device) {
-    fs::rename(device.path("bin/liminix-agent.real"), device.path("bin/liminix-agent")).unwrap();
+    fs::rename(
+        device.path("bin/liminix-agent.real"),
+        device.path("bin/liminix-agent"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -151,26 +172,45 @@ fn a_fleet_of_twenty_rolls_out_stops_at_the_threshold_and_reruns_change_nothing(
     let gen2 = lab.derive(&gen1, &["firewall", "ntp"], 0.5, 7);
     let up1 = lab.updater(&gen1, &Pack::default());
     let up2 = lab.updater(&gen2, &Pack::default());
-    eprintln!("fleet of {DEVICES} and two updaters: {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "fleet of {DEVICES} and two updaters: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
 
     // A canary, then two waves: every router installs generation 1.
-    let run = fleet.playbook("rolling-update.yml", &vars(&up1, &[1, 9, 10], 10), &["-f", "10"]);
+    let run = fleet.playbook(
+        "rolling-update.yml",
+        &vars(&up1, &[1, 9, 10], 10),
+        &["-f", "10"],
+    );
     eprintln!("first install: {:.1}s", run.seconds);
     assert_ran(&run, true, "first install");
     for (host, _, _) in fleet.members() {
         let row = run.row(&host);
-        assert_eq!((row.result.as_str(), row.to), ("updated", Some(1)), "{row:?}");
+        assert_eq!(
+            (row.result.as_str(), row.to),
+            ("updated", Some(1)),
+            "{row:?}"
+        );
         assert!(row.sent_bytes > 0, "{row:?}");
         assert_on(&fleet, &host, 1, &gen1);
     }
 
     // The same again: only the have/want exchange, nothing sent, nothing written.
     let before = snapshots(&fleet);
-    let run = fleet.playbook("rolling-update.yml", &vars(&up1, &[1, 9, 10], 10), &["-f", "10"]);
+    let run = fleet.playbook(
+        "rolling-update.yml",
+        &vars(&up1, &[1, 9, 10], 10),
+        &["-f", "10"],
+    );
     eprintln!("second run: {:.1}s", run.seconds);
     assert_ran(&run, true, "second run");
     for row in &run.summary {
-        assert_eq!((row.result.as_str(), row.sent_bytes), ("unchanged", 0), "{row:?}");
+        assert_eq!(
+            (row.result.as_str(), row.sent_bytes),
+            ("unchanged", 0),
+            "{row:?}"
+        );
         assert_eq!((row.from, row.to), (Some(1), Some(1)), "{row:?}");
     }
     assert!(
@@ -181,38 +221,69 @@ fn a_fleet_of_twenty_rolls_out_stops_at_the_threshold_and_reruns_change_nothing(
     assert_unchanged(&fleet, &before, "second run");
 
     // Check mode: what generation 2 would send, and nothing changes.
-    let run = fleet.playbook("rolling-update.yml", &vars(&up2, &[20], 10), &["--check", "-f", "10"]);
+    let run = fleet.playbook(
+        "rolling-update.yml",
+        &vars(&up2, &[20], 10),
+        &["--check", "-f", "10"],
+    );
     assert_ran(&run, true, "check mode");
     let predicted = run.row("r00").would_send_bytes.expect("would_send");
     for row in &run.summary {
         assert_eq!(row.result, "would update", "{row:?}");
-        assert_eq!((row.would_send_bytes, row.sent_bytes), (Some(predicted), 0), "{row:?}");
+        assert_eq!(
+            (row.would_send_bytes, row.sent_bytes),
+            (Some(predicted), 0),
+            "{row:?}"
+        );
     }
     assert_unchanged(&fleet, &before, "check mode");
 
-    // Faults: a full store (r03, wave 2), another board (r08) and a killed agent (r11, wave 3).
+    // Faults: a full store (r03, wave 2); a reboot that fails after the install (r06), another
+    // board (r08) and a killed agent (r11, wave 3).
     fill_disk(member(&fleet, "r03").1);
-    fs::write(member(&fleet, "r08").1.path("etc/liminix/board"), "gl-ar750\n").unwrap();
+    fs::write(member(&fleet, "r06").1.path("bin/reboot"), FAILING_REBOOT).unwrap();
+    fs::write(
+        member(&fleet, "r08").1.path("etc/liminix/board"),
+        "gl-ar750\n",
+    )
+    .unwrap();
     // Half way through what check mode said the entries take, after the bundle's header.
     let (_, entries) = liminix_build_tools::pack::index(&Lab::bundle_of(&up2)).unwrap();
     let header = entries.iter().map(|e| e.offset).min().unwrap();
     kill_agent_mid_transfer(member(&fleet, "r11").1, header + predicted / 2);
-    // Waves of 1, 5, 7, 7; at most 20% may fail: wave 2 (1 of 5) goes on, wave 3 (2 of 7) stops.
-    let run = fleet.playbook("rolling-update.yml", &vars(&up2, &[1, 5, 7, 7], 20), &["-f", "10"]);
+    // Waves of 1, 5, 7, 7; at most 20% may fail: wave 2 (1 of 5) goes on, wave 3 (3 of 7) stops.
+    let run = fleet.playbook(
+        "rolling-update.yml",
+        &vars(&up2, &[1, 5, 7, 7], 20),
+        &["-f", "10"],
+    );
     show_table(&run, "rolling update with faults");
     assert_ran(&run, false, "rolling update with faults");
-    let failed = [("r03", "no_space"), ("r08", "wrong_board"), ("r11", "")];
+    let on_previous = "failed, on previous generation";
+    let failed = [
+        ("r03", on_previous, "no_space"),
+        ("r06", "failed, rolled back", "activation"),
+        ("r08", on_previous, "wrong_board"),
+        ("r11", on_previous, ""),
+    ];
     for (host, device, _) in fleet.members() {
         let row = run.row(&host);
         let n: usize = host[1..].parse().unwrap();
-        if let Some((_, kind)) = failed.iter().find(|(h, _)| *h == host) {
-            assert!(row.result.starts_with("failed, on previous generation"), "{row:?}");
+        if let Some((_, result, kind)) = failed.iter().find(|(h, _, _)| *h == host) {
+            assert!(row.result.starts_with(result), "{row:?}");
             assert!(row.result.contains(kind), "{row:?}");
             assert_eq!((row.from, row.to), (Some(1), Some(1)), "{row:?}");
             assert_on(&fleet, &host, 1, &gen1);
         } else if n <= 12 {
-            assert_eq!((row.result.as_str(), row.from, row.to), ("updated", Some(1), Some(2)), "{row:?}");
-            assert_eq!(row.sent_bytes, predicted, "{host}: check mode predicted {predicted}");
+            assert_eq!(
+                (row.result.as_str(), row.from, row.to),
+                ("updated", Some(1), Some(2)),
+                "{row:?}"
+            );
+            assert_eq!(
+                row.sent_bytes, predicted,
+                "{host}: check mode predicted {predicted}"
+            );
             assert_on(&fleet, &host, 2, &gen2);
             assert!(!device.path(STAGING).exists(), "{host}: staging left");
         } else {
@@ -222,7 +293,10 @@ fn a_fleet_of_twenty_rolls_out_stops_at_the_threshold_and_reruns_change_nothing(
     }
     // The kill came mid-transfer: the agent had begun restoring a store path.
     let r11 = member(&fleet, "r11").1;
-    assert!(r11.path(STAGING).exists(), "r11's agent was killed before the transfer");
+    assert!(
+        r11.path(STAGING).exists(),
+        "r11's agent was killed before the transfer"
+    );
 
     // Repaired, r11 takes the update; the next receive clears what the killed one left.
     restore_agent(r11);
@@ -234,6 +308,9 @@ fn a_fleet_of_twenty_rolls_out_stops_at_the_threshold_and_reruns_change_nothing(
     assert!(run.output.status.success(), "{}", text(&run.output));
     assert_eq!(run.row("r11").result, "updated");
     assert_on(&fleet, "r11", 2, &gen2);
-    assert!(!r11.path(STAGING).exists(), "r11: staging left after the retry");
+    assert!(
+        !r11.path(STAGING).exists(),
+        "r11: staging left after the retry"
+    );
     eprintln!("whole test: {:.1}s", t.elapsed().as_secs_f64());
 }

@@ -160,9 +160,12 @@ class ActionModule(ActionBase):
         frm = (before or {}).get("current")
         if result.get("failed") and result.get("installed") and a.get("rollback_on_failure", True) \
                 and after.get("current") != frm and frm is not None:
-            lx.run_agent(self, self.agent, ["rollback", str(frm)])
-            result["rolled_back"] = True
-            after = lx.status(self, self.agent)
+            try:
+                lx.run_agent(self, self.agent, ["rollback", str(frm)])
+                result["rolled_back"] = True
+                after = lx.status(self, self.agent)
+            except lx.AgentFailed as e:
+                result["msg"] += "; rolling back to generation %s failed too: %s" % (frm, e.message)
         result["ansible_facts"] = {"liminix": lx.facts(after)}
         result["to_generation"] = result.get("to_generation", after.get("current"))
         if result.get("failed"):
