@@ -54,13 +54,22 @@ fn a_dry_run_reports_what_would_be_sent_and_changes_nothing() {
     want.sort();
     assert_eq!(listed, want);
     let done = event(&e, "done").expect("done");
-    assert_eq!((done["dry_run"].as_bool(), done["would_install"].as_bool()), (Some(true), Some(true)));
-    assert!(event(&e, "sending").is_none() && event(&e, "installed").is_none(), "{e:?}");
+    assert_eq!(
+        (done["dry_run"].as_bool(), done["would_install"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(
+        event(&e, "sending").is_none() && event(&e, "installed").is_none(),
+        "{e:?}"
+    );
 
     let o = lab.update(&up1, &["--no-reboot", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let sent = event(&events(&o), "done").unwrap()["sent_bytes"].clone();
-    assert_eq!(plan["bytes"], sent, "predicted and sent bytes of the first install");
+    assert_eq!(
+        plan["bytes"], sent,
+        "predicted and sent bytes of the first install"
+    );
 
     // The installed generation again: nothing would be sent or installed.
     let e = dry_run(&lab, &up1);
@@ -71,11 +80,21 @@ fn a_dry_run_reports_what_would_be_sent_and_changes_nothing() {
     // An update: the deltas it would make are the bytes it then sends.
     let e = dry_run(&lab, &up2);
     let plan = event(&e, "would_send").unwrap().clone();
-    assert!(plan["store_paths"].as_array().unwrap().iter().any(|p| p["delta"] == true), "{plan}");
+    assert!(
+        plan["store_paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["delta"] == true),
+        "{plan}"
+    );
     let o = lab.update(&up2, &["--no-reboot", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let done = event(&events(&o), "done").unwrap().clone();
-    assert_eq!((plan["bytes"].clone(), plan["paths"].clone()), (done["sent_bytes"].clone(), done["sent_paths"].clone()));
+    assert_eq!(
+        (plan["bytes"].clone(), plan["paths"].clone()),
+        (done["sent_bytes"].clone(), done["sent_paths"].clone())
+    );
     assert_eq!(lab.status()["current"], 2);
 
     // The human form names the paths.
@@ -83,5 +102,8 @@ fn a_dry_run_reports_what_would_be_sent_and_changes_nothing() {
     let words = text(&o);
     assert!(o.status.success(), "{words}");
     assert!(words.contains("would send 0 paths, 0 bytes"), "{words}");
-    assert!(words.contains("dry run: the update would change nothing"), "{words}");
+    assert!(
+        words.contains("dry run: the update would change nothing"),
+        "{words}"
+    );
 }
