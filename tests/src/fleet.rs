@@ -157,6 +157,55 @@ impl Fleet {
         path
     }
 
+    /// Runs one task of the collection on every device (`ansible routers -m MODULE -a ARGS -o`);
+    /// returns each host's result as Ansible printed it, by host name, with `ansible_state`
+    /// (`SUCCESS`, `CHANGED`, `FAILED!`). `args` are added.
+    pub fn task(
+        &self,
+        module: &str,
+        module_args: &str,
+        args: &[&str],
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut cmd = Command::new("ansible");
+        cmd.arg("routers")
+            .arg("-i")
+            .arg(self.inventory())
+            .args(["-o", "-m", module, "-a", module_args])
+            .args(args);
+        let output = self
+            .ansible_env(&mut cmd)
+            .output()
+            .expect("cannot run ansible");
+        let out = String::from_utf8_lossy(&output.stdout);
+        // `-o`: one line per host, `NAME | STATE => {JSON}`.
+        out.lines()
+            .filter_map(|l| {
+                let (head, json) = l.split_once(" => ")?;
+                let (host, state) = head.split_once(" | ")?;
+                let mut result: serde_json::Value = serde_json::from_str(json).ok()?;
+                // Ansible says `SUCCESS`, `CHANGED` or `FAILED!` in the line, not in the JSON.
+                result["ansible_state"] = state.trim().into();
+                Some((host.trim().to_owned(), result))
+            })
+            .collect()
+    }
+
+    fn ansible_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env(
+            "ANSIBLE_CONFIG",
+            collection_dir().join("playbooks/ansible.cfg"),
+        )
+        .env(
+            "ANSIBLE_COLLECTIONS_PATH",
+            self.dir.path().join("collections"),
+        )
+        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.dir.path().join("cp"))
+        .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        // Ansible refuses a locale whose encoding is not UTF-8.
+        .env("LC_ALL", "C.UTF-8")
+    }
+
     /// Runs `ansible-playbook` on one of the collection's playbooks with `vars` as extra
     /// variables; `args` are added (e.g. `--check`, `-f 10`).
     pub fn playbook(&self, playbook: &str, vars: &serde_json::Value, args: &[&str]) -> Run {
@@ -164,27 +213,16 @@ impl Fleet {
         let _ = std::fs::remove_file(&summary);
         let book = collection_dir().join("playbooks").join(playbook);
         let started = Instant::now();
-        let output = Command::new("ansible-playbook")
-            .arg("-i")
+        let mut cmd = Command::new("ansible-playbook");
+        cmd.arg("-i")
             .arg(self.inventory())
             .arg(&book)
             .arg("-e")
             .arg(vars.to_string())
             .args(args)
-            .env(
-                "ANSIBLE_CONFIG",
-                collection_dir().join("playbooks/ansible.cfg"),
-            )
-            .env(
-                "ANSIBLE_COLLECTIONS_PATH",
-                self.dir.path().join("collections"),
-            )
-            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.dir.path().join("cp"))
-            .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("tmp"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            // Ansible refuses a locale whose encoding is not UTF-8.
-            .env("LC_ALL", "C.UTF-8")
-            .env("LIMINIX_FLEET_SUMMARY", &summary)
+            .env("LIMINIX_FLEET_SUMMARY", &summary);
+        let output = self
+            .ansible_env(&mut cmd)
             .output()
             .expect("cannot run ansible-playbook (scripts/setup.sh installs ansible-core)");
         let seconds = started.elapsed().as_secs_f64();

@@ -314,3 +314,92 @@ fn a_fleet_of_twenty_rolls_out_stops_at_the_threshold_and_reruns_change_nothing(
     );
     eprintln!("whole test: {:.1}s", t.elapsed().as_secs_f64());
 }
+
+#[test]
+fn status_rollback_gc_and_mark_good_run_as_ansible_tasks() {
+    let fleet = Fleet::new(2);
+    let lab = &fleet.lab;
+    let gen1 = lab.generate(&ClosureSpec::small(3));
+    let gen2 = lab.derive(&gen1, &["ntp"], 0.3, 4);
+    for c in [&gen1, &gen2] {
+        let up = lab.updater(c, &Pack::default());
+        let mut v = vars(&up, &[2], 0);
+        v["liminix_activate"] = "none".into();
+        let run = fleet.playbook("rolling-update.yml", &v, &[]);
+        assert!(run.output.status.success(), "{}", text(&run.output));
+    }
+    let hosts = ["r00", "r01"];
+
+    // status: the agent's answer as facts, changing nothing.
+    let r = fleet.task("liminix.update.status", "", &[]);
+    for h in hosts {
+        let facts = &r[h]["ansible_facts"]["liminix"];
+        assert_eq!(r[h]["changed"], false, "{h}: {}", r[h]);
+        assert_eq!(
+            (
+                facts["generation"].clone(),
+                facts["previous_generation"].clone()
+            ),
+            (2.into(), 1.into())
+        );
+        assert_eq!(
+            (facts["board"].clone(), facts["toplevel"].clone()),
+            ("qemu".into(), gen2.toplevel.clone().into())
+        );
+        // The same answer as the agent gives over plain ssh, but for the host disk's free bytes.
+        let mut told = facts["status"].clone();
+        let mut asked = fleet::status(member(&fleet, h).2);
+        told["store"]["free_bytes"] = 0.into();
+        asked["store"]["free_bytes"] = 0.into();
+        assert_eq!(told, asked, "{h}");
+    }
+
+    // rollback: check mode says where it would go and changes nothing; then it goes there.
+    let before = snapshots(&fleet);
+    let r = fleet.task("liminix.update.rollback", "", &["--check"]);
+    for h in hosts {
+        assert_eq!(
+            (r[h]["changed"].clone(), r[h]["to_generation"].clone()),
+            (true.into(), 1.into()),
+            "{h}: {}",
+            r[h]
+        );
+    }
+    assert_unchanged(&fleet, &before, "rollback --check");
+    let r = fleet.task("liminix.update.rollback", "", &[]);
+    for h in hosts {
+        assert_eq!(
+            (r[h]["changed"].clone(), r[h]["from_generation"].clone()),
+            (true.into(), 2.into()),
+            "{h}: {}",
+            r[h]
+        );
+        assert_on(&fleet, h, 1, &gen1);
+    }
+
+    // gc: check mode is the agent's dry run; `changed` is whether its plan deletes anything.
+    let before = snapshots(&fleet);
+    let r = fleet.task("liminix.update.gc", "keep=0", &["--check"]);
+    for h in hosts {
+        let plan = &r[h]["gc"];
+        assert_eq!(plan["dry_run"], true, "{h}: {}", r[h]);
+        let deletes = !plan["deleted_paths"].as_array().unwrap().is_empty()
+            || !plan["removed_generations"].as_array().unwrap().is_empty();
+        assert_eq!(r[h]["changed"], deletes, "{h}: {}", r[h]);
+    }
+    assert_unchanged(&fleet, &before, "gc --check");
+
+    // mark_good on a board without A/B slots: the agent's refusal, with its kind and code.
+    let r = fleet.task("liminix.update.mark_good", "no_check=true", &[]);
+    for h in hosts {
+        assert_eq!(r[h]["ansible_state"], "FAILED!", "{h}: {}", r[h]);
+        let msg = r[h]["msg"].as_str().unwrap_or_default();
+        assert!(msg.contains("no A/B slots"), "{h}: {msg}");
+        assert_eq!(
+            (r[h]["kind"].clone(), r[h]["rc"].clone()),
+            ("state".into(), 1.into()),
+            "{h}: {}",
+            r[h]
+        );
+    }
+}
