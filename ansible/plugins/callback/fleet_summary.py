@@ -22,6 +22,13 @@ from ansible.plugins.callback import CallbackBase
 ACTIONS = ("liminix.update.update", "update")
 
 
+def sent(row):
+    """Bytes sent, or in check mode the bytes the update would send."""
+    if row.get("would_send_bytes") is not None:
+        return "%d (would send)" % row["would_send_bytes"]
+    return str(row["sent_bytes"])
+
+
 def ours(task):
     return task.action in ACTIONS or getattr(task, "resolved_action", None) in ACTIONS
 
@@ -97,7 +104,7 @@ class CallbackModule(CallbackBase):
                 json.dump(rows, f, indent=1)
         self._display.banner("LIMINIX FLEET SUMMARY")
         head = ("host", "from -> to", "bytes sent", "seconds", "result")
-        table = [head] + [(r["host"], "%s -> %s" % (r["from"], r["to"]), str(r["sent_bytes"]),
+        table = [head] + [(r["host"], "%s -> %s" % (r["from"], r["to"]), sent(r),
                            "-" if r["seconds"] is None else "%.1f" % r["seconds"], r["result"])
                           for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(head))]
