@@ -57,6 +57,14 @@ if ! command -v ubireader_extract_images >/dev/null; then
   if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
+# The fleet test and benchmark drive the collection in ansible/ with the real Ansible
+# (tests/tests/fleet_ansible.rs, bench/fleet.sh). Pinned: its plugins use Ansible's connection
+# options and callback interface. 2.19 needs Python 3.11, Debian 12's.
+if ! python3 -m pip show ansible-core 2>/dev/null | grep -qx 'Version: 2.19.14'; then
+  python3 -m pip install -q --break-system-packages 'ansible-core==2.19.14'
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi
+
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf >/dev/null
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # MIPS has no rustup standard library: scripts/build-agents.sh builds it from source with this

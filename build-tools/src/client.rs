@@ -39,6 +39,8 @@ pub struct UpdateOptions {
     pub ssh_command: String,
     /// Directory holding `nix/store` with older builds to make deltas from (`None`: no deltas).
     pub store_root: Option<PathBuf>,
+    /// Ask what the device lacks, report what would be sent, send nothing ([`Planned`]).
+    pub dry_run: bool,
 }
 
 /// Exit codes of `update.sh`: the agent's, and one of its own.
@@ -141,6 +143,16 @@ pub trait Report {
     fn sending(&mut self, total_bytes: u64, paths: usize);
     fn sent(&mut self, bytes: u64);
     fn done_sending(&mut self);
+    /// A dry run's plan: what [`Report::sending`] would have announced, path by path.
+    fn would_send(&mut self, plan: &[Planned]);
+}
+
+/// One store path a dry run would send.
+pub struct Planned {
+    pub path: String,
+    /// Bytes on the wire: the bundle's entry, or the delta made for this device.
+    pub bytes: u64,
+    pub delta: bool,
 }
 
 pub struct Outcome {
@@ -149,6 +161,8 @@ pub struct Outcome {
     pub sent_paths: usize,
     pub sent_bytes: u64,
     pub events: Vec<AgentEvent>,
+    /// Dry runs only: whether the update would install a generation (`None`: not a dry run).
+    pub would_install: Option<bool>,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -166,6 +180,9 @@ fn receive_args(o: &UpdateOptions) -> String {
         After::Fast => " --fast",
         After::NoReboot => " --no-reboot",
     });
+    if o.dry_run {
+        cmd.push_str(" --dry-run");
+    }
     cmd
 }
 
@@ -307,6 +324,10 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         None => return Err(agent.failed_before_answer(o)),
     };
     let plan = plan_entries(o, &entries, &want, &bases)?;
+    if o.dry_run {
+        let names = &header.manifest.paths;
+        return finish_dry_run(agent, o, choice, planned(&plan, names), report);
+    }
     let (sent_paths, sent_bytes) =
         send_entries(&o.bundle, &plan, agent.stdin.take().expect("open"), report)?;
     let mut finished = false;
@@ -335,6 +356,58 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         sent_paths,
         sent_bytes,
         events,
+        would_install: None,
+    })
+}
+
+fn planned(plan: &[Outgoing], paths: &[liminix_bundle::PathEntry]) -> Vec<Planned> {
+    plan.iter()
+        .map(|item| Planned {
+            path: paths
+                .get(item.index() as usize)
+                .map_or_else(String::new, |p| p.path.clone()),
+            bytes: item.len(),
+            delta: matches!(item, Outgoing::Delta { .. }),
+        })
+        .collect()
+}
+
+/// Reports the plan, ends the session (the agent, given `--dry-run`, reads no further) and
+/// hears whether the bundle's generation is already current.
+fn finish_dry_run(
+    mut agent: Agent,
+    o: &UpdateOptions,
+    choice: Option<AgentChoice>,
+    plan: Vec<Planned>,
+    report: &mut dyn Report,
+) -> Result<Outcome, UpdateError> {
+    report.would_send(&plan);
+    drop(agent.stdin.take());
+    let mut events = Vec::new();
+    while let Some(e) = agent.next_event()? {
+        report.event(&e);
+        if let AgentEvent::Error { kind, message } = e {
+            let _ = agent.child.wait();
+            return Err(UpdateError::Agent { kind, message });
+        }
+        events.push(e);
+    }
+    let status = agent.child.wait()?;
+    if !status.success() {
+        return Err(UpdateError::Ssh {
+            host: o.host.clone(),
+            status: status.to_string(),
+        });
+    }
+    let unchanged = events
+        .iter()
+        .any(|e| matches!(e, AgentEvent::Unchanged { .. }));
+    Ok(Outcome {
+        agent: choice,
+        sent_paths: 0,
+        sent_bytes: 0,
+        events,
+        would_install: Some(!unchanged),
     })
 }
 
@@ -345,15 +418,23 @@ const DELTA_LEVEL: i32 = 9;
 enum Outgoing<'a> {
     /// The entry's bytes as they are in the bundle file.
     File(&'a EntryLocation),
-    /// A delta entry made for this device (header and framed body).
-    Delta(Vec<u8>),
+    /// A delta entry made for this device (header and framed body) for path `index`.
+    Delta { index: u32, bytes: Vec<u8> },
 }
 
 impl Outgoing<'_> {
+    /// The entry's index into the manifest's paths.
+    fn index(&self) -> u32 {
+        match self {
+            Outgoing::File(e) => e.header.index,
+            Outgoing::Delta { index, .. } => *index,
+        }
+    }
+
     fn len(&self) -> u64 {
         match self {
             Outgoing::File(e) => e.len,
-            Outgoing::Delta(d) => d.len() as u64,
+            Outgoing::Delta { bytes, .. } => bytes.len() as u64,
         }
     }
 }
@@ -404,7 +485,10 @@ fn plan_one<'a>(
         _ => None,
     };
     Ok(match delta {
-        Some(d) if (d.len() as u64) < e.len => Outgoing::Delta(d),
+        Some(d) if (d.len() as u64) < e.len => Outgoing::Delta {
+            index: e.header.index,
+            bytes: d,
+        },
         _ => Outgoing::File(e),
     })
 }
@@ -480,7 +564,7 @@ fn send_entries(
     let result = (|| -> io::Result<()> {
         for item in plan {
             match item {
-                Outgoing::Delta(d) => {
+                Outgoing::Delta { bytes: d, .. } => {
                     stdin.write_all(d)?;
                     sent += d.len() as u64;
                     report.sent(d.len() as u64);
@@ -512,73 +596,5 @@ fn send_entries(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(kind: ErrorKind) -> UpdateError {
-        UpdateError::Agent {
-            kind,
-            message: "m".into(),
-        }
-    }
-
-    #[test]
-    fn the_agents_kind_decides_the_exit_code() {
-        assert_eq!(refused(ErrorKind::Untrusted).exit_code(), exit::VERIFY);
-        assert_eq!(refused(ErrorKind::Epoch).exit_code(), exit::REFUSED);
-        assert_eq!(refused(ErrorKind::NoSpace).exit_code(), exit::NO_SPACE);
-        assert_eq!(refused(ErrorKind::Busy).exit_code(), exit::BUSY);
-        assert_eq!(refused(ErrorKind::Activation).exit_code(), exit::ACTIVATION);
-        assert_eq!(refused(ErrorKind::Usage).exit_code(), exit::USAGE);
-        // A kind from a newer agent is a plain failure, and is shown as sent.
-        let newer = refused(ErrorKind::Other("quantum_flux".into()));
-        assert_eq!(newer.exit_code(), exit::FAILURE);
-        assert!(newer.to_string().contains("(quantum_flux)"), "{newer}");
-    }
-
-    #[test]
-    fn the_bootstraps_refusals_have_their_own_codes_and_kinds() {
-        let host = || "root@router".to_owned();
-        let cpu = UpdateError::UnsupportedCpu {
-            host: host(),
-            device: "uname -m riscv64".into(),
-            carried: "mipsel".into(),
-        };
-        assert_eq!(cpu.exit_code(), exit::UNSUPPORTED_CPU);
-        assert_eq!(exit::UNSUPPORTED_CPU, 9);
-        assert_eq!(cpu.kind(), Some("unsupported_cpu"));
-        let room = UpdateError::NoRoom {
-            host: host(),
-            need: 2,
-            free: 1,
-        };
-        assert_eq!(
-            (room.exit_code(), room.kind()),
-            (exit::NO_SPACE, Some("no_space"))
-        );
-        let received = |kind: &str| UpdateError::Bootstrap {
-            host: host(),
-            kind: kind.into(),
-            message: "m".into(),
-        };
-        assert_eq!(received("verify").exit_code(), exit::VERIFY);
-        assert_eq!(received("incomplete").exit_code(), exit::VERIFY);
-        assert_eq!(received("io").exit_code(), exit::FAILURE);
-        assert_eq!(received("io").kind(), Some("bootstrap"));
-        let none = UpdateError::NoUsableAgent { host: host() };
-        assert_eq!(
-            (none.exit_code(), none.kind()),
-            (exit::UNREACHABLE, Some("no_agent"))
-        );
-    }
-
-    #[test]
-    fn an_unreachable_device_is_exit_8() {
-        let e = UpdateError::NoAgent {
-            host: "root@router".into(),
-            agent: "liminix-agent".into(),
-        };
-        assert_eq!(e.exit_code(), exit::UNREACHABLE);
-        assert_eq!(exit::UNREACHABLE, 8);
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

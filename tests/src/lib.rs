@@ -1,5 +1,6 @@
 //! Test harnesses for the end-to-end tests in `tests/tests/`, all with real parts:
-//! [`device`] (a Liminix-like chroot behind a real OpenSSH sshd), [`closure`] (synthetic Liminix
+//! [`device`] (a Liminix-like chroot behind a real OpenSSH sshd), [`fleet`] (many of them in an
+//! Ansible inventory, driven by the `liminix.update` collection), [`closure`] (synthetic Liminix
 //! system closures), [`lab`] (both wired together through `update.sh`) and [`ab_layout`] (the
 //! agent's A/B layouts for QEMU guests), [`crafted`] (signed bundles written by hand). The QEMU guests themselves come from the `liminix-vm`
 //! crate (`tests/vm`). [`tree`] snapshots a directory tree, for tests that a refusal changed nothing.
@@ -8,5 +9,6 @@ pub mod closure;
 pub mod crafted;
 pub mod data;
 pub mod device;
+pub mod fleet;
 pub mod lab;
 pub mod tree;

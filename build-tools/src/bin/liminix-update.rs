@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use liminix_build_tools::client::{update, After, AgentChoice, Report, UpdateOptions};
+use liminix_build_tools::client::{
+    update, After, AgentChoice, Outcome, Planned, Report, UpdateOptions,
+};
 use liminix_bundle::wire::AgentEvent;
 
 #[derive(Parser)]
@@ -58,6 +60,10 @@ struct Args {
     /// Send whole paths even where a delta would be smaller
     #[arg(long)]
     no_delta: bool,
+    /// Ask the device what it lacks, say what would be sent, then stop: nothing is sent or
+    /// installed (the device's agent must know `receive --dry-run`)
+    #[arg(long)]
+    dry_run: bool,
 }
 
 struct Human {
@@ -136,6 +142,14 @@ impl Report for Human {
             b.finish_and_clear();
         }
     }
+    fn would_send(&mut self, plan: &[Planned]) {
+        let total: u64 = plan.iter().map(|p| p.bytes).sum();
+        eprintln!("would send {} paths, {total} bytes:", plan.len());
+        for p in plan {
+            let how = if p.delta { " (delta)" } else { "" };
+            eprintln!("  {} {}{how}", p.bytes, p.path);
+        }
+    }
 }
 
 struct Json;
@@ -165,6 +179,35 @@ impl Report for Json {
     }
     fn sent(&mut self, _: u64) {}
     fn done_sending(&mut self) {}
+    fn would_send(&mut self, plan: &[Planned]) {
+        let paths: Vec<_> = plan
+            .iter()
+            .map(|p| serde_json::json!({"path": p.path, "bytes": p.bytes, "delta": p.delta}))
+            .collect();
+        let total: u64 = plan.iter().map(|p| p.bytes).sum();
+        println!(
+            "{}",
+            serde_json::json!({"event": "would_send", "paths": plan.len(), "bytes": total,
+                "store_paths": paths})
+        );
+    }
+}
+
+fn done(o: &Outcome, json: bool) {
+    match (o.would_install, json) {
+        (None, true) => println!(
+            "{}",
+            serde_json::json!({"event": "done", "sent_paths": o.sent_paths, "sent_bytes": o.sent_bytes})
+        ),
+        (None, false) => eprintln!("sent {} paths, {} bytes", o.sent_paths, o.sent_bytes),
+        (Some(install), true) => println!(
+            "{}",
+            serde_json::json!({"event": "done", "sent_paths": 0, "sent_bytes": 0,
+                "dry_run": true, "would_install": install})
+        ),
+        (Some(true), false) => eprintln!("dry run: the update would install a new generation"),
+        (Some(false), false) => eprintln!("dry run: the update would change nothing"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -184,6 +227,7 @@ fn main() -> ExitCode {
         agents_dir: a.agents_dir,
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
         store_root: (!a.no_delta).then_some(a.store_root),
+        dry_run: a.dry_run,
     };
     let mut report: Box<dyn Report> = if a.json {
         Box::new(Json)
@@ -192,14 +236,7 @@ fn main() -> ExitCode {
     };
     match update(&opts, report.as_mut()) {
         Ok(o) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "done", "sent_paths": o.sent_paths, "sent_bytes": o.sent_bytes})
-                );
-            } else {
-                eprintln!("sent {} paths, {} bytes", o.sent_paths, o.sent_bytes);
-            }
+            done(&o, a.json);
             ExitCode::SUCCESS
         }
         Err(e) => {

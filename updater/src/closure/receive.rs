@@ -69,11 +69,36 @@ pub fn receive(
     events: &mut Events,
     o: &ReceiveOptions,
 ) -> Result<Received> {
+    receive_or_plan(root, input, events, o, false)
+}
+
+/// `receive --dry-run`: every check of [`receive`] and its `want` answer, then an `unchanged`
+/// event if the bundle's generation is the current one. It stops before the first payload byte
+/// and writes nothing (not even the tidying `receive` does first). In the result, `changed`
+/// says whether `receive` would install a generation, and `generation` is the current one.
+pub fn dry_run(
+    root: &DeviceRoot,
+    input: &mut dyn Read,
+    events: &mut Events,
+    o: &ReceiveOptions,
+) -> Result<Received> {
+    receive_or_plan(root, input, events, o, true)
+}
+
+fn receive_or_plan(
+    root: &DeviceRoot,
+    input: &mut dyn Read,
+    events: &mut Events,
+    o: &ReceiveOptions,
+    dry_run: bool,
+) -> Result<Received> {
     let now = o.now;
     let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
-    gens.tidy()?;
-    store.empty_trash()?;
+    if !dry_run {
+        gens.tidy()?;
+        store.empty_trash()?;
+    }
     let cut = Cell::new(false);
     let mut input = std::io::BufReader::with_capacity(128 << 10, Watched { input, cut: &cut });
     crate::steplog::log(root, "receive: start");
@@ -112,6 +137,9 @@ pub fn receive(
         bytes,
         bases: bases.clone(),
     })?;
+    if dry_run {
+        return plan_only(&gens, m, events);
+    }
     let mut added = Added::default();
     let fetched = fetch(&store, &gens, m, &want, &bases, &mut input, &mut added);
     let (copied, record) = match fetched {
@@ -136,6 +164,25 @@ pub fn receive(
         &format!("receive: switched to generation {}", r.generation),
     );
     Ok(r)
+}
+
+/// The end of a dry run: whether the bundle's generation is already current.
+fn plan_only(gens: &Generations, m: &Manifest, events: &mut Events) -> Result<Received> {
+    let top = &m.generation.toplevel;
+    let current = gens.current();
+    let same = current
+        .filter(|&c| gens.check(c).ok().and_then(|i| i.toplevel).as_deref() == Some(top.as_str()));
+    if let Some(generation) = same {
+        events.send(&AgentEvent::Unchanged {
+            generation,
+            toplevel: top.clone(),
+        })?;
+    }
+    Ok(Received {
+        manifest: m.clone(),
+        generation: current.unwrap_or(0),
+        changed: same.is_none(),
+    })
 }
 
 /// What a transfer added to the device, so that a refused one can take it back.

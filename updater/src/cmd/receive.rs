@@ -2,7 +2,9 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use liminix_agent::closure::activate;
-use liminix_agent::closure::receive::{receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX};
+use liminix_agent::closure::receive::{
+    dry_run, receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX,
+};
 use liminix_agent::error::Result;
 use liminix_agent::error::UsageError;
 use liminix_agent::root::DeviceRoot;
@@ -21,6 +23,10 @@ pub struct ReceiveArgs {
     /// Offer older builds up to this many bytes as delta bases (held in memory; 0 disables deltas)
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_DELTA_MAX)]
     pub delta_max: u64,
+    /// Answer which store paths are wanted, then stop: nothing is read past the manifest and
+    /// nothing is written (update.sh --dry-run)
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
@@ -51,11 +57,26 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
         now: liminix_agent::now(),
         delta_max: a.delta_max,
     };
-    let r = receive(root, &mut std::io::stdin().lock(), events, &opts)?;
-    let top = &r.manifest.generation.toplevel;
+    let stdin = &mut std::io::stdin().lock();
     // When a program reads the events (update.sh over ssh), it words them for the user; a person
     // running the agent on a terminal gets the words here.
     let human = std::io::stdout().is_terminal();
+    if a.dry_run {
+        let r = dry_run(root, stdin, events, &opts)?;
+        if human {
+            eprintln!(
+                "dry run: {}",
+                if r.changed {
+                    "the bundle's generation would be installed"
+                } else {
+                    "the bundle's generation is already current"
+                }
+            );
+        }
+        return Ok(());
+    }
+    let r = receive(root, stdin, events, &opts)?;
+    let top = &r.manifest.generation.toplevel;
     if !r.changed {
         if human {
             eprintln!(
