@@ -672,3 +672,27 @@ fn refused_first_installs_leave_the_device_as_it_was() {
     assert_state_unchanged(&lab, &before, "a missing --root");
     assert!(lab.device.recorded_calls().is_empty());
 }
+
+/// An agent whose session ends cleanly before it says "installed" (here: its events cut off
+/// after `want`) is not an update that succeeded.
+#[test]
+fn a_session_that_ends_without_a_verdict_is_a_failure() {
+    let lab = Lab::new();
+    let a = lab.generate(&ClosureSpec::small(13));
+    let cut = lab.device.path("bin/cut-agent");
+    // `read`/`echo`, not `head`: head would hold the lines in its buffer until it exits.
+    let script =
+        "#!/bin/sh\nliminix-agent \"$@\" | { read -r a; echo \"$a\"; read -r b; echo \"$b\"; }\n";
+    fs::write(&cut, script).unwrap();
+    fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = lab.update(
+        &lab.updater(&a, &Pack::default()),
+        &["--no-reboot", "--agent", "/bin/cut-agent"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("ended the session without saying the generation was installed"),
+        "{}",
+        text(&o)
+    );
+}

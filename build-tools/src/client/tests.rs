@@ -1,6 +1,7 @@
 //! Unit tests of [`super`]: exit codes and kinds.
 
 use super::*;
+use liminix_bundle::wire::ErrorKind;
 
 fn refused(kind: ErrorKind) -> UpdateError {
     UpdateError::Agent {
