@@ -58,9 +58,7 @@ fn put32(out: &mut Vec<u8>, v: u32) {
 
 /// Zero bytes up to the next multiple of 4, as every structure token starts aligned.
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
+    out.resize(out.len().next_multiple_of(4), 0);
 }
 
 #[derive(Default)]
