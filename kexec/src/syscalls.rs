@@ -25,8 +25,8 @@ pub const fn numbers(abi: Abi) -> Numbers {
     let (kexec_load, kexec_file_load) = match abi {
         Abi::X86_64 => (246, Some(320)),
         Abi::I386 => (283, None),
-        // 401 is reserved on 32-bit ARM; Linux implements it there only since 5.x and Debian's
-        // armmp kernels do not (ENOSYS), so it is never tried there.
+        // 401 is in 32-bit ARM's table, but arch/arm cannot build KEXEC_FILE, so the call
+        // answers ENOSYS there: file_load_native() never picks it.
         Abi::Arm => (347, Some(401)),
         Abi::Aarch64 | Abi::Riscv64 => (104, Some(294)),
         Abi::MipsO32 => (4000 + 311, None),
