@@ -79,5 +79,24 @@ fn explain(call: &str, errno: Errno) -> String {
         Errno::NOMEM => "the kernel has not enough memory to hold the image".to_owned(),
         e => format!("failed: {e}"),
     };
-    format!("{what} ({})", errno)
+    format!("{what} ({})", name(errno))
+}
+
+/// The C name of the errnos the kernel's kexec code returns, else the system's words.
+fn name(errno: Errno) -> String {
+    let known = [
+        (Errno::NOSYS, "ENOSYS"),
+        (Errno::PERM, "EPERM"),
+        (Errno::BUSY, "EBUSY"),
+        (Errno::INVAL, "EINVAL"),
+        (Errno::NOEXEC, "ENOEXEC"),
+        (Errno::KEYREJECTED, "EKEYREJECTED"),
+        (Errno::NOKEY, "ENOKEY"),
+        (Errno::ADDRNOTAVAIL, "EADDRNOTAVAIL"),
+        (Errno::NOMEM, "ENOMEM"),
+    ];
+    known
+        .iter()
+        .find(|(e, _)| *e == errno)
+        .map_or_else(|| errno.to_string(), |(_, n)| (*n).to_owned())
 }

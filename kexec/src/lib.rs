@@ -220,6 +220,11 @@ fn load_segments(layout: &Layout) -> Result<(), KexecError> {
 /// when the kernel refused (nothing loaded, or not allowed).
 pub fn execute(loaded: Loaded) -> Result<Infallible, KexecError> {
     drop(loaded);
+    execute_loaded()
+}
+
+/// [`execute`] for a kernel loaded earlier, by this process or another.
+pub fn execute_loaded() -> Result<Infallible, KexecError> {
     rustix::fs::sync();
     let call = "reboot(LINUX_REBOOT_CMD_KEXEC)";
     match rustix::system::reboot(rustix::system::RebootCommand::Kexec) {

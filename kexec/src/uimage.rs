@@ -69,11 +69,12 @@ fn crc32(data: &[u8]) -> u32 {
 
 impl UImage<'_> {
     /// The payload, decompressed: none, gzip or lzma (the `lzma_alone` format mkimage's users
-    /// feed it), at most 128 MiB.
+    /// feed it; only with the `lzma` feature, as its decoder is C), at most 128 MiB.
     pub fn payload(&self) -> Result<Vec<u8>, KexecError> {
         let (name, reader): (&'static str, Box<dyn Read + '_>) = match self.compression {
             0 => return Ok(self.data.to_vec()),
             1 => ("gzip", Box::new(flate2::read::GzDecoder::new(self.data))),
+            #[cfg(feature = "lzma")]
             3 => {
                 let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| {
                     KexecError::Decompress {
@@ -85,6 +86,14 @@ impl UImage<'_> {
                     "lzma",
                     Box::new(liblzma::read::XzDecoder::new_stream(self.data, stream)),
                 )
+            }
+            #[cfg(not(feature = "lzma"))]
+            3 => {
+                return Err(KexecError::Malformed(
+                    "uImage: lzma payload, and this build has no lzma decoder (feature `lzma`): \
+                     decompress it and pass the kernel as it is"
+                        .into(),
+                ))
             }
             c => {
                 return Err(KexecError::Malformed(format!(
