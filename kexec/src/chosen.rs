@@ -19,10 +19,7 @@ pub fn edit(
     fdt::set_chosen(&mut tree, "bootargs", command_line)?;
     // The kernel reads these with as many cells as the property has; one cell when it fits
     // is what bootloaders write for 32-bit machines.
-    let cells = match fdt::cells(&tree.root, "/", "#address-cells") {
-        Ok(c) => c,
-        Err(_) => 1,
-    };
+    let cells = fdt::cells(&tree.root, "/", "#address-cells").unwrap_or(1);
     let chosen = tree.root.child_mut("chosen");
     chosen
         .props

@@ -72,7 +72,7 @@ fn explain(call: &str, errno: Errno) -> String {
         Errno::NOSYS => format!("this kernel has no {call} (built without CONFIG_KEXEC or CONFIG_KEXEC_FILE, or the call does not exist on this CPU)"),
         Errno::PERM => format!("kexec is not allowed: the agent needs CAP_SYS_BOOT, and {DISABLED} must read 0 (once 1 it stays 1 until reboot)"),
         Errno::BUSY => "another kexec image is being loaded or executed".to_owned(),
-        Errno::INVAL => format!("the kernel refused the image or its segments as invalid; on SMP MIPS kernels whose platform cannot park the other CPUs (no kexec_nonboot_cpu, e.g. Malta's) it refuses every image"),
+        Errno::INVAL => "the kernel refused the image or its segments as invalid; on SMP MIPS kernels whose platform cannot park the other CPUs (no kexec_nonboot_cpu, e.g. Malta's) it refuses every image".to_owned(),
         Errno::NOEXEC => "the kernel does not recognise the image format (kexec_file_load takes bzImage on x86_64, Image on arm64) or its signature".to_owned(),
         Errno::KEYREJECTED | Errno::NOKEY => "the image's signature was rejected (kernel lockdown or KEXEC_SIG)".to_owned(),
         Errno::ADDRNOTAVAIL => "a segment lies beyond the memory the kernel can reach".to_owned(),

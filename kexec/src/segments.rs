@@ -53,7 +53,7 @@ impl Segment {
         size: u64,
         page: u64,
     ) -> Result<Segment, KexecError> {
-        if address % page != 0 {
+        if !address.is_multiple_of(page) {
             return Err(KexecError::Malformed(format!(
                 "{what} starts at {address:#x}, not on a {page:#x}-byte page"
             )));

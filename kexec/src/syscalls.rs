@@ -69,6 +69,9 @@ mod tests {
     #[test]
     fn the_native_numbers_are_libcs() {
         let n = numbers(native().expect("a supported CPU"));
-        assert_eq!(n.kexec_load, i64::from(libc::SYS_kexec_load));
+        // c_long is i32 on 32-bit CPUs, where the conversion is not useless.
+        #[allow(clippy::useless_conversion)]
+        let libc = i64::from(libc::SYS_kexec_load);
+        assert_eq!(n.kexec_load, libc);
     }
 }

@@ -63,10 +63,10 @@ fn x86_64_kexec_load_only_unload_and_the_kernels_refusals() {
              echo \"loaded=$(cat /sys/kernel/kexec_loaded)\"\n\
              liminix-agent kexec --unload\n\
              echo \"unloaded=$(cat /sys/kernel/kexec_loaded)\"\n\
-             rc=0; liminix-agent kexec 2>/tmp/e || rc=$?; echo \"nothing rc=$rc $(cat /tmp/e)\"\n\
-             rc=0; liminix-agent kexec --kernel /k/second.cpio --load-only 2>/tmp/e || rc=$?; echo \"garbage rc=$rc $(cat /tmp/e)\"\n\
+             rc=0; liminix-agent kexec 2>/tmp/e || rc=$?; echo \"nothing rc=$rc $(tr '\\n' ' ' < /tmp/e)\"\n\
+             rc=0; liminix-agent kexec --kernel /k/second.cpio --load-only 2>/tmp/e || rc=$?; echo \"garbage rc=$rc $(tr '\\n' ' ' < /tmp/e)\"\n\
              echo 1 > /proc/sys/kernel/kexec_load_disabled\n\
-             rc=0; liminix-agent kexec --kernel /k/vmlinuz --load-only 2>/tmp/e || rc=$?; echo \"disabled rc=$rc $(cat /tmp/e)\"\n",
+             rc=0; liminix-agent kexec --kernel /k/vmlinuz --load-only 2>/tmp/e || rc=$?; echo \"disabled rc=$rc $(tr '\\n' ' ' < /tmp/e)\"\n",
         )
         .run()
         .unwrap_or_else(|e| panic!("{e}"));
