@@ -71,9 +71,9 @@ pub fn layout(
     let mut initrd = None;
     if let Some(data) = initramfs {
         let s = Segment::new("initramfs", data.to_vec(), next, data.len() as u64, page)?;
-        let end = s.address + data.len() as u64;
-        initrd = Some((s.address, end));
         next = s.end()?;
+        // Within the segment, whose end was just checked.
+        initrd = Some((s.address, s.address + data.len() as u64));
         segments.push(s);
     }
     let blob = chosen::edit(dtb, command_line, initrd)?;

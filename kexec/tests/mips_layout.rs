@@ -184,3 +184,22 @@ fn the_command_line_tree_and_initramfs_go_above_the_kernel() {
     let e = mips::finish(layout, &small, Some(&initrd), None, "", PAGE).unwrap_err();
     assert!(matches!(e, KexecError::OutsideRam { .. }), "{e}");
 }
+
+#[test]
+fn truncated_or_damaged_kernels_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = link(dir.path(), "mips-linux-gnu");
+    let image = mkimage(dir.path(), &common::payload(4000), "gzip");
+    for kernel in [&elf, &image] {
+        for len in (0..kernel.len()).step_by(7) {
+            let _ = mips::elf_segments(&kernel[..len], PAGE);
+            let _ = mips::uimage_segments(&kernel[..len], PAGE);
+        }
+        for i in 0..kernel.len().min(200) {
+            let mut k = kernel.clone();
+            k[i] ^= 0xff;
+            let _ = mips::elf_segments(&k, PAGE);
+            let _ = mips::uimage_segments(&k, PAGE);
+        }
+    }
+}
