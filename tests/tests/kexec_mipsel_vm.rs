@@ -29,7 +29,6 @@ fn mipsel_malta_kernel_refuses_kexec_in_machine_kexec_prepare() {
              echo 1 > events/kprobes/kexecprep/enable\n\
              cd /tmp\n\
              echo \"smp: $(grep -c ^processor /proc/cpuinfo) cpu(s), fdt=$(test -e /sys/firmware/fdt && echo yes || echo no)\"\n\
-             liminix-agent kexec --kernel /k/vmlinuz --load-only --json > /tmp/plan || true\n\
              rc=0; liminix-agent kexec --kernel /k/vmlinuz --initrd /k/second.cpio --command-line 'console=ttyS0 m=1' 2>/tmp/e || rc=$?\n\
              echo \"kexec rc=$rc $(cat /tmp/e | tr '\\n' ' ')\"\n\
              echo \"probe: $(grep -o 'kexecprep.*ret=0x[0-9a-f]*' /sys/kernel/tracing/trace | tail -1)\"\n",
