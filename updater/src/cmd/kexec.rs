@@ -125,6 +125,12 @@ fn report(g: &Global, loaded: &Loaded, load_only: bool) {
             );
         }
         eprintln!("  command line: {}", loaded.command_line);
+        if method == "kexec_load" && !segments.iter().any(|s| s.what == "device tree") {
+            eprintln!(
+                "liminix-agent: warning: no ROOT/sys/firmware/fdt: the new kernel gets no command \
+                 line or initramfs location from us (docs/kexec.md)"
+            );
+        }
         if !load_only {
             eprintln!("syncing and starting it now");
         }
