@@ -38,6 +38,41 @@ fn zimage_len(kernel: &[u8]) -> Result<u64, KexecError> {
     }
 }
 
+/// `KLSZ`, the tag of the kernel-size record in the zImage's table (pointer at 0x38).
+const KLSZ: u32 = 0x5a53_4c4b;
+/// The decompressor's stack and malloc area and its relocation rounding, above its own copy.
+const DECOMPRESSOR_SLACK: u64 = 1 << 20;
+
+/// What the zImage's kernel-size record says: where the kernel is decompressed to (offset
+/// from the start of RAM), and how much memory it occupies then (image plus bss).
+#[derive(Debug, PartialEq, Eq)]
+struct Decompressed {
+    text_offset: u64,
+    size: u64,
+}
+
+/// The zImage's kernel-size record (Linux 3.x and later): a tag `[words, KLSZ, offset of the
+/// 32-bit decompressed size in the zImage, bss size, TEXT_OFFSET, malloc size]`, the last two
+/// only in six-word records. `None` when the zImage has none.
+fn decompressed(kernel: &[u8]) -> Option<Decompressed> {
+    if le32(kernel, 0x34) != Some(0x4545_4545) {
+        return None;
+    }
+    let table = le32(kernel, 0x38)? as usize;
+    let word = |i: usize| le32(kernel, table.checked_add(i * 4)?);
+    let words = word(0)?;
+    if word(1)? != KLSZ || words < 4 {
+        return None;
+    }
+    let inflated = le32(kernel, word(2)? as usize)?;
+    let bss = word(3)?;
+    let text_offset = if words >= 5 { word(4)? } else { 0x8000 };
+    Some(Decompressed {
+        text_offset: u64::from(text_offset),
+        size: u64::from(inflated) + u64::from(bss),
+    })
+}
+
 /// Where each piece goes, for a zImage of `kernel.len()` bytes in `ram`.
 pub fn layout(
     ram: &[Ram],
@@ -50,17 +85,24 @@ pub fn layout(
     let len = zimage_len(kernel)?;
     let bank = ram[0];
     let kernel_at = bank.start + TEXT_OFFSET;
-    // The decompressed kernel starts where the zImage sits, so the zImage first copies itself
-    // above the end of the decompressed kernel. Without the zImage's size tags that end is
-    // unknown; kexec-tools assumes the kernel is at most 4x its compressed size, and the
-    // copy of the zImage needs one size more: nothing of ours may lie in those 5 sizes.
-    let room = len.checked_mul(5).ok_or(KexecError::AddressWidth(len))?;
-    let mut next = align_up(
-        kernel_at
-            .checked_add(room)
-            .ok_or(KexecError::AddressWidth(room))?,
-        page,
-    )?;
+    // The decompressed kernel goes to TEXT_OFFSET above the start of RAM (0x8000, or more on
+    // some multi-platform kernels: Debian's armmp uses 0x208000), and when it would overwrite
+    // the zImage, the decompressor first copies itself above the decompressed kernel and runs
+    // from there. Nothing of ours may lie below the end of that copy. The zImage's size record
+    // gives the decompressed size; without one, the kernel is assumed to be at most 4x the
+    // zImage, as kexec-tools assumes.
+    let (text_offset, size) = match decompressed(kernel) {
+        Some(d) => (d.text_offset, d.size),
+        None => (
+            TEXT_OFFSET,
+            len.checked_mul(4).ok_or(KexecError::AddressWidth(len))?,
+        ),
+    };
+    let busy = [text_offset, size, len, DECOMPRESSOR_SLACK]
+        .iter()
+        .try_fold(bank.start, |acc, v| acc.checked_add(*v))
+        .ok_or(KexecError::AddressWidth(bank.start))?;
+    let mut next = align_up(busy.max(kernel_at + len), page)?;
     let mut segments = vec![Segment::new(
         "zImage",
         kernel.to_vec(),

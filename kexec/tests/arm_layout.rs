@@ -54,8 +54,9 @@ fn zimage_initramfs_and_tree_sit_where_the_arm_kernel_looks() {
     assert_eq!(s.len(), 3);
     assert_eq!((layout.entry, s[0].address), (0x4000_8000, 0x4000_8000));
     assert_eq!(s[0].data, spec.kernel);
-    // Five zImage sizes of decompression room above the zImage.
-    assert_eq!(s[1].address, 0x4000_8000 + 25 * (1 << 20));
+    // No size record: 4 zImage sizes decompressed at 0x8000, the zImage's copy above them
+    // and 1 MiB for the decompressor's stack and heap.
+    assert_eq!(s[1].address, 0x4000_8000 + 26 * (1 << 20));
     assert_eq!(Some(&s[1].data), spec.initramfs.as_ref());
     assert_eq!(s[2].address, s[1].address + (3 << 20));
     let d = dir.path();
@@ -65,11 +66,50 @@ fn zimage_initramfs_and_tree_sit_where_the_arm_kernel_looks() {
     );
     let start = fdtget(d, &s[2].data, &["-tx", "/chosen", "linux,initrd-start"]);
     let end = fdtget(d, &s[2].data, &["-tx", "/chosen", "linux,initrd-end"]);
-    assert_eq!(start, "0 41908000");
-    assert_eq!(end, "0 41c08000");
+    assert_eq!(start, "0 41a08000");
+    assert_eq!(end, "0 41d08000");
     assert_eq!(
         fdtget(d, &s[2].data, &["/", "compatible"]),
         "linux,dummy-virt"
+    );
+}
+
+/// `zimage(len)` with a six-word kernel-size record: decompressed size `inflated` (stored at
+/// the end of the zImage, as the kernel build does), bss, TEXT_OFFSET, malloc size.
+fn zimage_with_sizes(len: u32, inflated: u32, bss: u32, text_offset: u32) -> Vec<u8> {
+    let mut k = zimage(len);
+    let table = 0x1000usize;
+    let size_at = len - 4;
+    let put = |k: &mut Vec<u8>, at: usize, v: u32| k[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    put(&mut k, 0x30, 0x0403_0201);
+    put(&mut k, 0x34, 0x4545_4545);
+    put(&mut k, 0x38, table as u32);
+    for (i, v) in [6, 0x5a53_4c4b, size_at, bss, text_offset, 0x1_0000]
+        .into_iter()
+        .enumerate()
+    {
+        put(&mut k, table + 4 * i, v);
+    }
+    put(&mut k, size_at as usize, inflated);
+    k
+}
+
+#[test]
+fn the_zimage_size_record_places_the_initramfs_above_the_decompressed_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    root(dir.path(), 512);
+    // Debian's armmp kernel: TEXT_OFFSET 0x208000, 5 MiB zImage, 19.6 MiB decompressed.
+    let spec = BootSpec {
+        kernel: zimage_with_sizes(5 << 20, 20_583_080, 385_888, 0x20_8000),
+        initramfs: Some(common::payload(1 << 20)),
+        command_line: "c".into(),
+    };
+    let layout = plan(dir.path(), &spec, KernelFormat::ArmZImage).unwrap();
+    let busy = 0x4000_0000u64 + 0x20_8000 + 20_583_080 + 385_888 + (5 << 20) + (1 << 20);
+    assert_eq!(
+        layout.segments[1].address,
+        (busy + 4095) & !4095,
+        "{layout:?}"
     );
 }
 
@@ -101,7 +141,7 @@ fn too_little_ram_is_refused_with_the_numbers() {
     assert!(matches!(e, KexecError::OutsideRam { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
-        msg.contains("initramfs at 0x41908000..0x41c08000")
+        msg.contains("initramfs at 0x41a08000..0x41d08000")
             && msg.contains("0x40000000..0x41000000"),
         "{msg}"
     );
