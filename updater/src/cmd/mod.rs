@@ -4,6 +4,7 @@ pub mod apply;
 pub mod boot_log;
 pub mod flashcp;
 pub mod gc;
+pub mod kexec;
 pub mod mark_good;
 pub mod receive;
 pub mod recover;
