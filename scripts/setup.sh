@@ -16,7 +16,9 @@ APT_PACKAGES=(
   xz-utils
   # static ARMv7 agent for the U-Boot guest
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
-  # linkers and C libraries of the static MIPS agents (scripts/build-agents.sh), LE and BE
+  # linkers and C libraries of the static MIPS agents (scripts/build-agents.sh), LE and BE;
+  # kexec/tests also link MIPS ELFs with their binutils and read the kernel's syscall numbers
+  # from the cross packages' asm/unistd*.h
   gcc-mipsel-linux-gnu libc6-dev-mipsel-cross gcc-mips-linux-gnu libc6-dev-mips-cross
   # scripts/build-agents.sh checks each agent is static with file(1)
   file
