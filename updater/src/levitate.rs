@@ -230,7 +230,7 @@ mod tests {
         // A control FIFO nobody reads: the agent says so instead of waiting.
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &s.join("control"),
+            s.join("control"),
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();
