@@ -185,3 +185,55 @@ fn the_packed_maintenance_root_boots_and_answers_ssh_with_the_given_host_key() {
     assert!(run.serial.contains("maintenance: ready"), "{}", run.serial);
     assert!(run.serial.contains("maintenance: reboot"), "{}", run.serial);
 }
+
+/// `levitate --kexec` in a guest: the agent describes the maintenance root from the guest's
+/// own system (busybox, dropbear with its libraries, host key, authorized key), boots the
+/// same kernel again with it as the initramfs (kexec_file_load through liminix-kexec) and the
+/// running command line plus a word, and the second boot's /init reaches `maintenance: ready`
+/// on the console.
+#[test]
+fn levitate_kexec_boots_the_running_kernel_into_the_maintenance_root() {
+    require_program("dropbearkey", "dropbear-bin").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, host_key, _) = keys(dir.path(), 22);
+    let kernel = find_kernel().unwrap();
+    let agent = liminix_vm::build_static(
+        "liminix-agent",
+        liminix_vm::StaticTarget::Bin("liminix-agent"),
+    )
+    .unwrap();
+    let out = liminix_vm::VmBuilder::new()
+        .file(agent, "/bin/liminix-agent")
+        .file(&kernel.image, "/k/vmlinuz")
+        .executable("/usr/sbin/dropbear", "/usr/sbin/dropbear")
+        .file(&host_key, "/etc/dropbear/dropbear_ed25519_host_key")
+        .file(dir.path().join("id.pub"), "/root/.ssh/authorized_keys")
+        .memory_mb(512)
+        .timeout(300)
+        .script(
+            "echo LEVITATE-BEGIN\n\
+             liminix-agent --json levitate --kexec --kernel /k/vmlinuz --append liminix.levitated=1 \
+             --address 10.0.2.15/24 --gateway 10.0.2.2\n\
+             echo LEVITATE-RETURNED\n",
+        )
+        .run_until("maintenance: ready")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.killed_at_marker, "{}", out.serial);
+    assert!(!out.serial.contains("LEVITATE-RETURNED"), "{}", out.serial);
+    let report = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with("{\"command_line\"") || l.contains("\"kexec\":true"))
+        .unwrap_or_else(|| panic!("no report: {}", out.serial));
+    let v: serde_json::Value = serde_json::from_str(report).unwrap();
+    assert!(
+        v["command_line"]
+            .as_str()
+            .unwrap()
+            .ends_with("liminix.levitated=1"),
+        "{v}"
+    );
+    assert_eq!(v["prepared"]["host_keys"], 1, "{v}");
+    let after = &out.serial[out.serial.find("LEVITATE-BEGIN").unwrap()..];
+    assert!(after.contains("MAINTENANCE MODE"), "{}", out.serial);
+}
