@@ -111,8 +111,24 @@ pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Pre
     let needed = maintenance.ram_bytes();
     let available = check_ram(root, needed)?;
     let target = root.maintenance();
+    check_room(&target, needed)?;
     dir::write(&maintenance.tree, &target).map_err(LevitateError::from)?;
     Ok(prepared(&parts, &maintenance, target, available))
+}
+
+/// Refuses a root the filesystem of `target` (the `/run` tmpfs, often capped below the RAM
+/// there is) has no room for.
+fn check_room(target: &Path, needed: u64) -> Result<()> {
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let (available, _, _) = crate::staging::free_space(parent)?;
+    match needed > available {
+        true => Err(crate::error::AgentError::NoSpace {
+            dir: parent.to_path_buf(),
+            needed,
+            available,
+        }),
+        false => Ok(()),
+    }
 }
 
 /// What `levitate` reports about a root it made.

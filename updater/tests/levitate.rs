@@ -122,3 +122,22 @@ fn a_finish_script_that_would_not_run_the_hook_leaves_pid1_alone() {
     // The root is ready; only the switch was refused.
     assert!(dev.path().join("run/maintenance/exec").is_file());
 }
+
+#[test]
+fn a_run_tmpfs_too_small_for_the_root_is_refused() {
+    let dev = device(512 * 1024);
+    let run = dev.path().join("run");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&run)
+        .status()
+        .expect("mount (Debian package mount)");
+    assert!(mounted.success(), "mounting a tmpfs needs root");
+    std::fs::create_dir_all(run.join("service/.s6-svscan")).unwrap();
+    let out = levitate(dev.path(), &["--no-switch"]);
+    let _ = Command::new("umount").arg(&run).status();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not enough space in"), "{stderr}");
+    assert!(stderr.contains("1048576 are free"), "{stderr}");
+}
