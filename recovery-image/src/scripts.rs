@@ -48,6 +48,14 @@ exec $B env -i HOME=/ TERM=linux $B chroot {MAINTENANCE_DIR} /init
 pub fn init(net: &Network, dropbear_args: &str) -> String {
     let mut s = String::from(INIT_HEAD);
     s.push_str("ip link set lo up\n");
+    for (bridge, members) in &net.bridges {
+        s.push_str(&format!("ip link add {bridge} type bridge 2>/dev/null\n"));
+        for m in members {
+            s.push_str(&format!("ip link set {m} master {bridge} 2>/dev/null\n"));
+            s.push_str(&format!("ip link set {m} up\n"));
+        }
+        s.push_str(&format!("ip link set {bridge} up\n"));
+    }
     for dev in net.interfaces() {
         s.push_str(&format!("ip link set {dev} up\n"));
     }
@@ -145,7 +153,10 @@ mod tests {
             "default via 10.0.2.2 dev eth0\n",
         )
         .unwrap();
+        let mut net = net;
+        net.bridges = vec![("br0".into(), vec!["eth1".into()])];
         let init = init(&net, "-r /etc/dropbear/dropbear_ed25519_host_key");
+        assert!(init.contains("ip link set eth1 master br0"));
         assert!(init.contains("ip addr add 10.0.2.15/24 dev eth0"));
         assert!(init.contains("ip route add default via 10.0.2.2 dev eth0"));
         for script in [init, hook()] {
