@@ -22,6 +22,9 @@ APT_PACKAGES=(
   gcc-mipsel-linux-gnu libc6-dev-mipsel-cross gcc-mips-linux-gnu libc6-dev-mips-cross
   # scripts/build-agents.sh checks each agent is static with file(1)
   file
+  # levitate: a real s6-svscan as PID 1 (tests/tests/levitate_s6.rs), readelf and ip as
+  # oracles of recovery-image's ELF reader and address parser
+  s6 binutils iproute2
   # U-Boot with a redundant environment, built from Debian's source package by
   # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)

@@ -69,6 +69,8 @@ pub enum AgentError {
     #[error(transparent)]
     Ab(#[from] crate::ab::AbError),
     #[error(transparent)]
+    Levitate(#[from] crate::levitate::LevitateError),
+    #[error(transparent)]
     Kexec(#[from] liminix_kexec::KexecError),
 }
 
@@ -224,6 +226,7 @@ impl AgentError {
             AgentError::Flash(e) => e.kind(),
             AgentError::Apply(e) => e.kind(),
             AgentError::Ab(e) => e.kind(),
+            AgentError::Levitate(e) => e.kind(),
             AgentError::Kexec(e) => kexec_kind(e),
         }
     }

@@ -31,6 +31,16 @@ pub const TOOLS: &[Tool] = &[
     },
 ];
 
+/// Names that are subcommands of the agent itself: `levitate ARGS` is
+/// `liminix-agent levitate ARGS`, as Liminix users type it.
+pub const SUBCOMMANDS: &[&str] = &["levitate"];
+
+/// The subcommand `argv0` names (by its file name), if any.
+pub fn subcommand_for(argv0: &std::ffi::OsStr) -> Option<&'static str> {
+    let name = std::path::Path::new(argv0).file_name()?.to_str()?;
+    SUBCOMMANDS.iter().copied().find(|s| *s == name)
+}
+
 /// The tool `argv0` names (by its file name), if any.
 pub fn tool_for(argv0: &std::ffi::OsStr) -> Option<&'static Tool> {
     let name = std::path::Path::new(argv0).file_name()?.to_str()?;
@@ -44,4 +54,19 @@ pub fn run(tool: &Tool, args: &[OsString]) -> i32 {
     let code = (tool.main)(args, &mut out, &mut err);
     let _ = out.flush();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levitate_is_a_subcommand_name_and_not_a_tool() {
+        assert_eq!(
+            subcommand_for(std::ffi::OsStr::new("/bin/levitate")),
+            Some("levitate")
+        );
+        assert!(tool_for(std::ffi::OsStr::new("levitate")).is_none());
+        assert_eq!(subcommand_for(std::ffi::OsStr::new("liminix-agent")), None);
+    }
 }

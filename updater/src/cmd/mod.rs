@@ -5,6 +5,7 @@ pub mod boot_log;
 pub mod flashcp;
 pub mod gc;
 pub mod kexec;
+pub mod levitate;
 pub mod mark_good;
 pub mod receive;
 pub mod recover;

@@ -1,0 +1,164 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use liminix_agent::error::AgentError;
+use liminix_agent::error::Result;
+use liminix_agent::levitate::{
+    check_ram, describe, initramfs, prepare, prepared, running_kernel, switch, LevitateError,
+};
+use liminix_agent::root::DeviceRoot;
+use liminix_kexec::BootSpec;
+use liminix_recovery::network::{check_ip, Network};
+use liminix_recovery::system::Choices;
+
+use crate::cli::Global;
+
+#[derive(Args)]
+#[command(
+    after_help = "Copies a maintenance system (this agent, busybox, dropbear with the device's host keys\n\
+    and root's authorized keys, the current addresses and routes) to /run/maintenance, then asks\n\
+    PID 1 (s6-svscan) to stop: its .s6-svscan/finish runs /run/maintenance/exec, which ends every\n\
+    process and starts the maintenance system as PID 1. ssh answers again at the same address\n\
+    with the same host key; the flash is free: `flashcp -v firmware.bin mtd:firmware`, then\n\
+    `reboot`. Refused when the root would not fit in MemAvailable with 8 MiB to spare."
+)]
+pub struct LevitateArgs {
+    /// Only prepare: write /run/maintenance (with --kexec: load the kernel and stop, for
+    /// `liminix-agent kexec` to start later); PID 1 keeps running
+    #[arg(long)]
+    pub no_switch: bool,
+    /// Boot the running kernel again (kexec) with the maintenance root as its initramfs and
+    /// the running command line, instead of handing over through PID 1
+    #[arg(long)]
+    pub kexec: bool,
+    /// With --kexec: this kernel image instead of ROOT/boot/vmlinuz-$(uname -r)
+    #[arg(long, value_name = "FILE", requires = "kexec")]
+    pub kernel: Option<PathBuf>,
+    /// With --kexec: words added to the command line
+    #[arg(long, value_name = "S", requires = "kexec")]
+    pub append: Option<String>,
+    /// The dropbear to copy (default: the running one, else /bin, /sbin, /usr/bin, /usr/sbin)
+    #[arg(long, value_name = "FILE")]
+    pub dropbear: Option<PathBuf>,
+    /// The busybox to copy (default: ROOT/bin/busybox)
+    #[arg(long, value_name = "FILE")]
+    pub busybox: Option<PathBuf>,
+    /// Use this address (on --dev) instead of the current ones (repeatable)
+    #[arg(long = "address", value_name = "CIDR")]
+    pub addresses: Vec<String>,
+    /// With --address: the default gateway
+    #[arg(long, value_name = "IP", requires = "addresses")]
+    pub gateway: Option<String>,
+    /// With --address: the interface
+    #[arg(long, value_name = "IF", default_value = "eth0")]
+    pub dev: String,
+}
+
+pub fn run(g: &Global, a: &LevitateArgs) -> Result<()> {
+    let root = g.device()?;
+    let choices = Choices {
+        busybox: a.busybox.clone(),
+        dropbear: a.dropbear.clone(),
+        network: given_network(a).map_err(LevitateError::from)?,
+    };
+    let agent = std::env::current_exe().map_err(liminix_agent::error::AgentError::io(
+        "finding",
+        "/proc/self/exe",
+    ))?;
+    if a.kexec {
+        return kexec(g, a, &root, &agent, &choices);
+    }
+    let prepared = prepare(&root, &agent, &choices)?;
+    if g.json {
+        let v = serde_json::json!({"prepared": prepared, "switched": !a.no_switch});
+        println!("{v}");
+    } else {
+        println!(
+            "maintenance root ready in {}: {} entries, {} KiB of RAM ({} KiB available), {} host key(s), addresses: {}",
+            prepared.dir.display(),
+            prepared.entries,
+            prepared.ram_bytes / 1024,
+            prepared.available_bytes / 1024,
+            prepared.host_keys,
+            if prepared.addresses.is_empty() { "none".to_string() } else { prepared.addresses.join(", ") },
+        );
+    }
+    if a.no_switch {
+        return Ok(());
+    }
+    switch(&root)?;
+    if !g.json {
+        println!("PID 1 is stopping: log in again in a few seconds (same address, same host key)");
+    }
+    Ok(())
+}
+
+fn given_network(
+    a: &LevitateArgs,
+) -> std::result::Result<Option<Network>, liminix_recovery::RecoveryError> {
+    if a.addresses.is_empty() {
+        return Ok(None);
+    }
+    let mut net = Network::default();
+    for cidr in &a.addresses {
+        net.add_address(&a.dev, cidr)?;
+    }
+    if let Some(gw) = &a.gateway {
+        check_ip(gw)?;
+        net.add_route(&format!("default via {gw} dev {}", a.dev))?;
+    }
+    Ok(Some(net))
+}
+
+/// The maintenance root as the initramfs of a kexec'd kernel: nothing is written to disk, and
+/// the RAM check counts the compressed archive too (the kernel holds it until it is unpacked).
+fn kexec(
+    g: &Global,
+    a: &LevitateArgs,
+    root: &DeviceRoot,
+    agent: &std::path::Path,
+    choices: &Choices,
+) -> Result<()> {
+    let (parts, maintenance) = describe(root, agent, choices)?;
+    let archive = initramfs(&maintenance)?;
+    let needed = maintenance.ram_bytes().saturating_add(archive.len() as u64);
+    let available = check_ram(root, needed)?;
+    let kernel_path = match &a.kernel {
+        Some(k) => k.clone(),
+        None => running_kernel(root)?,
+    };
+    let kernel = std::fs::read(&kernel_path).map_err(AgentError::io("reading", &kernel_path))?;
+    let running = liminix_kexec::running_command_line(root.dir())?;
+    let command_line = match &a.append {
+        Some(extra) => format!("{running} {extra}").trim().to_owned(),
+        None => running,
+    };
+    let spec = BootSpec {
+        kernel,
+        initramfs: Some(archive),
+        command_line,
+    };
+    let loaded = liminix_kexec::load(root.dir(), &spec)?;
+    let report = prepared(&parts, &maintenance, kernel_path, available);
+    if g.json {
+        let v = serde_json::json!({"prepared": report, "kexec": true,
+            "command_line": loaded.command_line, "switched": !a.no_switch});
+        println!("{v}");
+    } else {
+        println!(
+            "maintenance root loaded as the initramfs of {}: {} entries, {} KiB of RAM, command line: {}",
+            report.dir.display(),
+            report.entries,
+            needed / 1024,
+            loaded.command_line
+        );
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    if a.no_switch {
+        return Ok(());
+    }
+    match liminix_kexec::execute(loaded) {
+        Ok(never) => match never {},
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,256 @@
+//! `levitate`: the router leaves its flash for a maintenance root in RAM, Liminix's way.
+//!
+//! The root is described from the running system (liminix-recovery), checked against the
+//! RAM the kernel says is available, written to `/run/maintenance` in one rename, and then
+//! PID 1 is asked to stop. Liminix's PID 1 is s6-svscan; when it stops it runs
+//! `.s6-svscan/finish`, which execs `/run/maintenance/exec` when that is executable: the hook
+//! ends every process, changes root into `/run/maintenance` and execs its /init as PID 1.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use liminix_recovery::system::{self, Choices};
+use liminix_recovery::{dir, Maintenance, Parts, RecoveryError};
+
+use crate::error::{ErrorKind, Result};
+use crate::root::DeviceRoot;
+
+/// RAM kept free besides the root itself: dropbear, the shells and a flashcp run need a few
+/// MiB, and a kernel pressed to its last pages kills processes.
+pub const MARGIN: u64 = 8 << 20;
+
+/// s6-svscan's control command: stop the supervised services, then run `finish`. What
+/// `s6-svscanctl -t` writes, written here so that no s6 program is needed on the PATH.
+const TERMINATE: &[u8] = b"t";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LevitateError {
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error("the maintenance root needs {needed} bytes of RAM and {margin} more to run in, but {meminfo} says only {available} are available")]
+    Ram {
+        needed: u64,
+        margin: u64,
+        available: u64,
+        meminfo: PathBuf,
+    },
+    #[error("{path} has no MemAvailable line: cannot tell whether the maintenance root fits")]
+    NoMemAvailable { path: PathBuf },
+    #[error("{finish} does not run {hook}: PID 1 would stop without entering the maintenance root (the root is ready; --no-switch leaves it at that)")]
+    NoHook { finish: PathBuf, hook: String },
+    #[error(
+        "no s6-svscan reads {control}: is PID 1 s6-svscan with its scan directory at /run/service?"
+    )]
+    NoSvscan {
+        control: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the running kernel's image is not at {tried}: give it with --kernel (on a router, the kernel image of its firmware partition)")]
+    NoKernel { tried: PathBuf },
+}
+
+impl LevitateError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LevitateError::Recovery(RecoveryError::Io { .. }) => ErrorKind::Io,
+            LevitateError::Recovery(_) => ErrorKind::State,
+            LevitateError::Ram { .. } => ErrorKind::NoSpace,
+            LevitateError::NoMemAvailable { .. } | LevitateError::NoKernel { .. } => ErrorKind::Io,
+            LevitateError::NoHook { .. } | LevitateError::NoSvscan { .. } => ErrorKind::Refused,
+        }
+    }
+}
+
+/// What was prepared.
+#[derive(Debug, serde::Serialize)]
+pub struct Prepared {
+    pub dir: PathBuf,
+    pub entries: usize,
+    pub ram_bytes: u64,
+    pub available_bytes: u64,
+    pub host_keys: usize,
+    pub addresses: Vec<String>,
+}
+
+/// The maintenance root described from the running system below `root`, refused when it
+/// would not fit in RAM: `extra` is what the hand-over holds besides the unpacked root (the
+/// compressed initramfs a kexec keeps until the new kernel unpacks it).
+pub fn describe(
+    root: &DeviceRoot,
+    agent: &Path,
+    choices: &Choices,
+) -> Result<(Parts, Maintenance)> {
+    let parts = system::parts(root.dir(), agent, choices).map_err(LevitateError::from)?;
+    let maintenance = Maintenance::build(&parts).map_err(LevitateError::from)?;
+    Ok((parts, maintenance))
+}
+
+/// Refuses a root of `needed` bytes that would not fit in MemAvailable with [`MARGIN`] to
+/// spare; gives MemAvailable.
+pub fn check_ram(root: &DeviceRoot, needed: u64) -> Result<u64> {
+    let meminfo = root.meminfo();
+    let available = mem_available(&meminfo)?;
+    if needed.saturating_add(MARGIN) > available {
+        return Err(LevitateError::Ram {
+            needed,
+            margin: MARGIN,
+            available,
+            meminfo,
+        }
+        .into());
+    }
+    Ok(available)
+}
+
+/// Describes the maintenance root from the running system below `root`, checks that it fits
+/// in RAM and writes it to `ROOT/run/maintenance`.
+pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Prepared> {
+    let (parts, maintenance) = describe(root, agent, choices)?;
+    let needed = maintenance.ram_bytes();
+    let available = check_ram(root, needed)?;
+    let target = root.maintenance();
+    check_room(&target, needed)?;
+    dir::write(&maintenance.tree, &target).map_err(LevitateError::from)?;
+    Ok(prepared(&parts, &maintenance, target, available))
+}
+
+/// Refuses a root the filesystem of `target` (the `/run` tmpfs, often capped below the RAM
+/// there is) has no room for.
+fn check_room(target: &Path, needed: u64) -> Result<()> {
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let (available, _, _) = crate::staging::free_space(parent)?;
+    match needed > available {
+        true => Err(crate::error::AgentError::NoSpace {
+            dir: parent.to_path_buf(),
+            needed,
+            available,
+        }),
+        false => Ok(()),
+    }
+}
+
+/// What `levitate` reports about a root it made.
+pub fn prepared(parts: &Parts, m: &Maintenance, dir: PathBuf, available: u64) -> Prepared {
+    Prepared {
+        dir,
+        entries: m.tree.len(),
+        ram_bytes: m.ram_bytes(),
+        available_bytes: available,
+        host_keys: parts.host_keys.len(),
+        addresses: parts
+            .network
+            .addresses
+            .iter()
+            .map(|(dev, cidr)| format!("{cidr} dev {dev}"))
+            .collect(),
+    }
+}
+
+/// The root as a gzip newc initramfs (for `--kexec`), every mtime 0.
+pub fn initramfs(m: &Maintenance) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    liminix_recovery::cpio::write_gz(&m.tree, 0, &mut out).map_err(LevitateError::from)?;
+    Ok(out)
+}
+
+/// The running kernel's image, where a system keeps it: `ROOT/boot/vmlinuz-RELEASE`.
+pub fn running_kernel(root: &DeviceRoot) -> Result<PathBuf> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let path = root.join(&format!("/boot/vmlinuz-{release}"));
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(LevitateError::NoKernel { tried: path }.into()),
+    }
+}
+
+/// MemAvailable of `/proc/meminfo`, in bytes.
+pub fn mem_available(path: &Path) -> Result<u64> {
+    let text =
+        std::fs::read_to_string(path).map_err(crate::error::AgentError::io("reading", path))?;
+    text.lines()
+        .find_map(|l| {
+            let kib = l.strip_prefix("MemAvailable:")?.trim().strip_suffix("kB")?;
+            kib.trim().parse::<u64>().ok()?.checked_mul(1024)
+        })
+        .ok_or_else(|| {
+            LevitateError::NoMemAvailable {
+                path: path.to_path_buf(),
+            }
+            .into()
+        })
+}
+
+/// Asks PID 1 (s6-svscan on `ROOT/run/service`) to stop, after checking that its finish
+/// script will hand over to the hook: otherwise stopping it would only end the system.
+pub fn switch(root: &DeviceRoot) -> Result<()> {
+    let scandir = root.scandir();
+    let finish = scandir.join(".s6-svscan/finish");
+    let hook = format!("{}/exec", liminix_recovery::scripts::MAINTENANCE_DIR);
+    let script =
+        std::fs::read(&finish).map_err(crate::error::AgentError::io("reading", &finish))?;
+    if !contains(&script, hook.as_bytes()) {
+        return Err(LevitateError::NoHook { finish, hook }.into());
+    }
+    let control = scandir.join(".s6-svscan/control");
+    // Non-blocking: a FIFO nobody reads fails at once (ENXIO) instead of hanging.
+    let mut fifo = OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&control)
+        .map_err(|source| LevitateError::NoSvscan {
+            control: control.clone(),
+            source,
+        })?;
+    fifo.write_all(TERMINATE)
+        .map_err(crate::error::AgentError::io("writing", &control))?;
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("meminfo");
+        std::fs::write(&p, "MemTotal: 60000 kB\nMemAvailable:   30000 kB\n").unwrap();
+        assert_eq!(mem_available(&p).unwrap(), 30000 * 1024);
+        std::fs::write(&p, "MemTotal: 60000 kB\n").unwrap();
+        assert!(mem_available(&p).is_err());
+    }
+
+    #[test]
+    fn a_finish_script_without_the_hook_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(dir.path());
+        let s = root.scandir().join(".s6-svscan");
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::write(s.join("finish"), "#!/bin/sh\nexec reboot -f\n").unwrap();
+        let e = switch(&root).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
+        std::fs::write(
+            s.join("finish"),
+            "#!/bin/sh\ntest -x /run/maintenance/exec && exec /run/maintenance/exec\n",
+        )
+        .unwrap();
+        // A control FIFO nobody reads: the agent says so instead of waiting.
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            s.join("control"),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let e = switch(&root).unwrap_err();
+        assert!(e.to_string().contains("no s6-svscan reads"), "{e}");
+    }
+}
