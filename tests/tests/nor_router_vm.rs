@@ -1,0 +1,184 @@
+//! The NOR router guest (liminix_vm::router) on the host's real kernel in QEMU (TCG): its root
+//! is a squashfs made by our own writer (build-tools `image::squashfs`, i.e. mksquashfs) inside
+//! `firmware.bin` on a block2mtd flash disk, s6-svscan is PID 1, dropbear answers the host's
+//! OpenSSH client through a forwarded loopback port with the host key baked into the image.
+//!
+//! Oracles: the host's `ssh` with StrictHostKeyChecking against a known_hosts holding only the
+//! built key (a different key is shown to fail); the serial console's boot banners; the flash
+//! disk read back on the host after the guest powered off.
+//!
+//! Guests run one at a time (a lock): the machine's two cores are shared.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use liminix_build_tools::image::squashfs::{self, Compression, SquashfsSpec};
+use liminix_testdata::pattern;
+use liminix_vm::kernel::find_kernel;
+use liminix_vm::router::{flash, Keys, Layout, RootTree, Router};
+use liminix_vm::{build_static, Disk, StaticTarget};
+
+const BOOT: Duration = Duration::from_secs(90);
+const SSH: Duration = Duration::from_secs(60);
+/// SOURCE_DATE_EPOCH of every image here.
+const EPOCH: u64 = 1_700_000_000;
+
+fn one_guest_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every scenario shares: the keys, the static agent, the kernel's uImage.
+struct Bed {
+    keys: Keys,
+    agent: PathBuf,
+    uimage: Vec<u8>,
+    layout: Layout,
+}
+
+impl Bed {
+    fn get() -> &'static Bed {
+        static B: OnceLock<Bed> = OnceLock::new();
+        B.get_or_init(|| {
+            let kernel = find_kernel().unwrap();
+            Bed {
+                keys: Keys::generate().unwrap(),
+                agent: build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap(),
+                uimage: flash::kernel_uimage(&kernel, "liminix-router").unwrap(),
+                layout: Layout::default(),
+            }
+        })
+    }
+
+    /// `firmware.bin` whose root says `banner`.
+    fn firmware(&self, banner: &str) -> Vec<u8> {
+        let tree = RootTree::build(banner, &self.keys, &self.agent).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("rootfs.squashfs");
+        let spec = SquashfsSpec {
+            compression: Compression::Gzip,
+            epoch: EPOCH,
+            block_size: None,
+        };
+        squashfs::write(tree.path(), &spec, &out).unwrap();
+        let root = std::fs::read(&out).unwrap();
+        flash::firmware(&self.uimage, &root, &self.layout).unwrap()
+    }
+
+    /// A flash disk holding firmware A (built once), with the firmware bytes.
+    fn disk_with_a(&self, tag: &str) -> (Disk, &'static [u8]) {
+        static A: OnceLock<Vec<u8>> = OnceLock::new();
+        let fw = A.get_or_init(|| self.firmware("firmware A"));
+        let disk = Disk::new(tag, self.layout.flash_bytes());
+        flash::write_disk(disk.path(), &self.layout, fw).unwrap();
+        (disk, fw)
+    }
+
+    /// Boots `disk` and waits for boot number `boots` and for ssh.
+    fn boot(&self, disk: &Path) -> Router {
+        let mut r = Router::boot(disk, &self.layout, &self.keys).unwrap();
+        up(&mut r, 1);
+        r
+    }
+}
+
+/// Waits for the `n`th boot banner and for ssh; prints the times (docs/testing.md quotes them).
+fn up(r: &mut Router, n: usize) {
+    let banner = r.wait_for_boot(n, BOOT).unwrap();
+    let ssh = r.wait_for_ssh(SSH).unwrap();
+    eprintln!(
+        "boot {n}: banner {:.1} s after QEMU started, ssh {:.1} s later",
+        banner.as_secs_f64(),
+        ssh.as_secs_f64()
+    );
+}
+
+#[test]
+fn boots_from_flash_and_answers_ssh_with_the_agent() {
+    let _g = one_guest_at_a_time();
+    let bed = Bed::get();
+    let (disk, _) = bed.disk_with_a("router-boot");
+    let r = bed.boot(disk.path());
+    assert_eq!(r.banners(), ["firmware A"], "{}", r.serial());
+    assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
+    // The root is the squashfs on the rootfs partition, read-only; s6-svscan is PID 1.
+    let mounts = r.ssh_ok("cat /proc/mounts").unwrap();
+    let root = mounts.lines().find(|l| l.split(' ').nth(1) == Some("/"));
+    let root = root.unwrap_or_else(|| panic!("no / in {mounts}"));
+    assert!(
+        root.starts_with("/dev/mtdblock") && root.contains(" squashfs ro"),
+        "{root}"
+    );
+    let mtd = r.ssh_ok("cat /proc/mtd").unwrap();
+    for name in ["\"flash\"", "\"firmware\"", "\"persist\"", "\"rootfs\""] {
+        assert!(mtd.contains(name), "{name} missing from /proc/mtd:\n{mtd}");
+    }
+    let pid1 = r.ssh_ok("cat /proc/1/comm").unwrap();
+    assert_eq!(pid1.trim(), "s6-svscan");
+    let status = r.ssh_ok("liminix-agent status --json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["board"], "qemu-nor-router", "{status}");
+    r.power_cut();
+}
+
+#[test]
+fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
+    let _g = one_guest_at_a_time();
+    let bed = Bed::get();
+    let (disk, _) = bed.disk_with_a("router-reboot");
+    let mut r = bed.boot(disk.path());
+    // The check can fail: a known_hosts naming another key refuses the router.
+    let other = Keys::generate().unwrap();
+    let wrong = r
+        .with_known_host(&other.host_public, "cat /etc/banner")
+        .unwrap();
+    assert!(!wrong.success(), "a different host key was accepted");
+    assert!(
+        wrong.stderr.contains("HOST IDENTIFICATION HAS CHANGED")
+            || wrong.stderr.contains("verification failed"),
+        "{}",
+        wrong.stderr
+    );
+    // `reboot` goes through PID 1: s6-svscan's finish reboots hard (no maintenance system).
+    let _ = r.ssh("reboot");
+    up(&mut r, 2);
+    assert_eq!(r.banners(), ["firmware A", "firmware A"]);
+    assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
+    r.power_cut();
+    let r = bed.boot(disk.path());
+    assert_eq!(r.banners(), ["firmware A"], "{}", r.serial());
+    r.power_cut();
+}
+
+#[test]
+fn the_flash_read_back_after_power_off_is_what_was_written() {
+    let _g = one_guest_at_a_time();
+    let bed = Bed::get();
+    let (disk, firmware) = bed.disk_with_a("router-readback");
+    let r = bed.boot(disk.path());
+    let data = pattern(11, 300_000);
+    r.ssh_with_input("cat > /tmp/persist.bin", &data).unwrap();
+    let out = r
+        .ssh_ok("flashcp -v /tmp/persist.bin mtd:persist 2>&1")
+        .unwrap();
+    eprintln!("{out}");
+    r.power_off(Duration::from_secs(30)).unwrap();
+    let flash = std::fs::read(disk.path()).unwrap();
+    let fw_len = bed.layout.firmware as usize;
+    assert_eq!(flash.len() as u64, bed.layout.flash_bytes());
+    assert!(
+        flash[..firmware.len()] == *firmware,
+        "the firmware partition changed"
+    );
+    assert!(flash[firmware.len()..fw_len].iter().all(|&b| b == 0xff));
+    assert!(
+        flash[fw_len..fw_len + data.len()] == data,
+        "persist differs from what was written"
+    );
+    let rest = &flash[fw_len + data.len()..];
+    assert!(
+        rest.iter().all(|&b| b == 0xff),
+        "persist past the data is not erased"
+    );
+}
