@@ -12,6 +12,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-system-mips qemu-user-static u-boot-qemu u-boot-tools
   libubootenv-tool mtd-utils squashfs-tools dosfstools mtools fdisk
   linux-image-amd64 device-tree-compiler strace
+  # PID 1 of the NOR router guest (tests/vm/src/router): Debian's s6-svscan, as Liminix runs
+  s6
   # lzma oracle of the uImage tests (build-tools/tests/uboot_images.rs)
   xz-utils
   # static ARMv7 agent for the U-Boot guest

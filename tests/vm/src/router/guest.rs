@@ -129,8 +129,9 @@ impl Router {
     pub fn banners(&self) -> Vec<String> {
         self.serial()
             .lines()
-            .filter_map(|l| l.strip_prefix(BANNER_PREFIX))
-            .map(|b| b.trim().to_string())
+            // The firmware's console reset sequences may precede the banner on its line.
+            .filter_map(|l| l.split_once(BANNER_PREFIX))
+            .map(|(_, b)| b.trim().to_string())
             .collect()
     }
 
@@ -347,8 +348,13 @@ fn qemu_args(kernel: &Kernel, initrd: &Path, disk: &Path, port: u16) -> Vec<Stri
             "file={},format=raw,if=virtio,cache=writethrough",
             disk.display()
         ),
-        "-nic".into(),
-        format!("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22"),
+        "-netdev".into(),
+        format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22"),
+        // No iPXE option ROM: the firmware would offer network boot and wait for a key.
+        "-device".into(),
+        "virtio-net-pci,netdev=net0,romfile=".into(),
+        "-device".into(),
+        "virtio-rng-pci".into(),
     ]);
     args
 }

@@ -14,8 +14,10 @@ use crate::kernel::Kernel;
 use crate::VmError;
 
 /// Modules the preinit loads, in order.
-const MODULES: [&str; 6] = [
+const MODULES: [&str; 7] = [
     "virtio_pci",
+    // Seeds the kernel's random pool at once: dropbear waits for it before answering.
+    "virtio_rng",
     "virtio_blk",
     "virtio_net",
     "mtdblock",

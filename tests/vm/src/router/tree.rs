@@ -140,7 +140,9 @@ impl RootTree {
     }
 
     fn skeleton(&self) -> Result<(), VmError> {
-        for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/persist", "/etc"] {
+        // No /persist: a squashfs router has no writable filesystem on flash, so the agent keeps
+        // its flash journal in /run, as on the boards.
+        for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/etc"] {
             self.dir(d, 0o755)?;
         }
         self.link("/run", "/var/run")?;
