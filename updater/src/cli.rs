@@ -65,6 +65,8 @@ pub enum Command {
     MarkGood(cmd::mark_good::MarkGoodArgs),
     /// Write the flash images of a signed bundle with the board's strategy
     Apply(cmd::apply::ApplyArgs),
+    /// Leave the flash: copy a maintenance system into RAM and have PID 1 switch to it
+    Levitate(cmd::levitate::LevitateArgs),
     /// Print the agent's version and wire protocol revision (--json: what update.sh reads)
     Version,
 }
@@ -91,6 +93,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Recover(a) => cmd::recover::run(&cli.global, a),
         Command::MarkGood(a) => cmd::mark_good::run(&cli.global, a),
         Command::Apply(a) => cmd::apply::run(&cli.global, a),
+        Command::Levitate(a) => cmd::levitate::run(&cli.global, a),
         Command::Version => cmd::version::run(&cli.global),
     };
     match result {

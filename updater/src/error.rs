@@ -68,6 +68,8 @@ pub enum AgentError {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Ab(#[from] crate::ab::AbError),
+    #[error(transparent)]
+    Levitate(#[from] crate::levitate::LevitateError),
 }
 
 /// A command that makes no sense on this device or with this bundle.
@@ -222,6 +224,7 @@ impl AgentError {
             AgentError::Flash(e) => e.kind(),
             AgentError::Apply(e) => e.kind(),
             AgentError::Ab(e) => e.kind(),
+            AgentError::Levitate(e) => e.kind(),
         }
     }
 }

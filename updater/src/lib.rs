@@ -10,7 +10,8 @@
 //! - the strategies: [`closure`] (writable root: store, generations, activation), [`apply`] (the
 //!   `apply` entry and the image write for `raw`/`ubi` boards), [`ab`] (A/B slots: install,
 //!   status, mark-good, rollback), [`flashops`] (the `flashcp`, `ubi-update` and `recover`
-//!   commands on the flash journal).
+//!   commands on the flash journal), [`levitate`] (the maintenance root in RAM and the
+//!   hand-over to it).
 
 pub mod ab;
 pub mod apply;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod flashops;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod levitate;
 pub mod multicall;
 pub mod root;
 pub mod staging;

@@ -7,7 +7,13 @@ mod cmd;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(sub) = args
+        .first()
+        .and_then(|a0| liminix_agent::multicall::subcommand_for(a0))
+    {
+        args.splice(0..1, ["liminix-agent".into(), sub.into()]);
+    }
     let code = match args
         .first()
         .and_then(|a0| liminix_agent::multicall::tool_for(a0))

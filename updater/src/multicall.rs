@@ -31,6 +31,16 @@ pub const TOOLS: &[Tool] = &[
     },
 ];
 
+/// Names that are subcommands of the agent itself: `levitate ARGS` is
+/// `liminix-agent levitate ARGS`, as Liminix users type it.
+pub const SUBCOMMANDS: &[&str] = &["levitate"];
+
+/// The subcommand `argv0` names (by its file name), if any.
+pub fn subcommand_for(argv0: &std::ffi::OsStr) -> Option<&'static str> {
+    let name = std::path::Path::new(argv0).file_name()?.to_str()?;
+    SUBCOMMANDS.iter().copied().find(|s| *s == name)
+}
+
 /// The tool `argv0` names (by its file name), if any.
 pub fn tool_for(argv0: &std::ffi::OsStr) -> Option<&'static Tool> {
     let name = std::path::Path::new(argv0).file_name()?.to_str()?;

@@ -18,7 +18,8 @@
 //! | trusted keys, board name | `/etc/liminix/trusted-keys/`, `/etc/liminix/board` |
 //! | s6-rc databases | `/run/s6-rc/compiled` (live), `/etc/s6-rc/compiled` (the configuration's) |
 //! | run directory | `/run/liminix` |
-//! | kernel views | `/proc/cmdline`, `/sys/fs/pstore`, `/dev/mtdN` |
+//! | maintenance root (levitate), s6 scan directory | `/run/maintenance`, `/run/service` |
+//! | kernel views | `/proc/cmdline`, `/proc/meminfo`, `/sys/fs/pstore`, `/dev/mtdN` |
 //!
 //! Board definitions (`board.toml`) and the sysfs/dev lookups of the flash crates take the root
 //! directory ([`DeviceRoot::dir`]) and find their own files below it.
@@ -202,6 +203,21 @@ impl DeviceRoot {
     /// The kernel command line (the U-Boot flow reads the booted slot from it).
     pub fn cmdline(&self) -> PathBuf {
         self.join("/proc/cmdline")
+    }
+
+    /// What the kernel says about memory (MemAvailable, for levitate's RAM check).
+    pub fn meminfo(&self) -> PathBuf {
+        self.join("/proc/meminfo")
+    }
+
+    /// The maintenance root levitate writes, whose `exec` PID 1's finish script runs.
+    pub fn maintenance(&self) -> PathBuf {
+        self.join(liminix_recovery::scripts::MAINTENANCE_DIR)
+    }
+
+    /// s6-svscan's scan directory (PID 1 on Liminix), with its `.s6-svscan/` control files.
+    pub fn scandir(&self) -> PathBuf {
+        self.join("/run/service")
     }
 
     /// The records pstore kept from the previous boot.

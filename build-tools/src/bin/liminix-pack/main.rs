@@ -4,6 +4,7 @@ mod bundle;
 mod image;
 mod inspect;
 mod keygen;
+mod recovery;
 mod updater;
 mod verify;
 
@@ -37,6 +38,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write DIR/bin/update.sh with the signed bundle baked in (the shape of outputs.updater)
     Updater(updater::Args),
+    /// Write the maintenance root (levitate's) as an initramfs: agent, busybox, dropbear, keys
+    Recovery(recovery::Args),
 }
 
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Image(a) => image::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Updater(a) => updater::run(a),
+        Command::Recovery(a) => recovery::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

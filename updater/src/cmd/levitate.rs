@@ -1,0 +1,92 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use liminix_agent::error::Result;
+use liminix_agent::levitate::{prepare, switch, LevitateError};
+use liminix_recovery::network::{check_ip, Network};
+use liminix_recovery::system::Choices;
+
+use crate::cli::Global;
+
+#[derive(Args)]
+#[command(
+    after_help = "Copies a maintenance system (this agent, busybox, dropbear with the device's host keys\n\
+    and root's authorized keys, the current addresses and routes) to /run/maintenance, then asks\n\
+    PID 1 (s6-svscan) to stop: its .s6-svscan/finish runs /run/maintenance/exec, which ends every\n\
+    process and starts the maintenance system as PID 1. ssh answers again at the same address\n\
+    with the same host key; the flash is free: `flashcp -v firmware.bin mtd:firmware`, then\n\
+    `reboot`. Refused when the root would not fit in MemAvailable with 8 MiB to spare."
+)]
+pub struct LevitateArgs {
+    /// Only prepare /run/maintenance; PID 1 keeps running
+    #[arg(long)]
+    pub no_switch: bool,
+    /// The dropbear to copy (default: the running one, else /bin, /sbin, /usr/bin, /usr/sbin)
+    #[arg(long, value_name = "FILE")]
+    pub dropbear: Option<PathBuf>,
+    /// The busybox to copy (default: ROOT/bin/busybox)
+    #[arg(long, value_name = "FILE")]
+    pub busybox: Option<PathBuf>,
+    /// Use this address (on --dev) instead of the current ones (repeatable)
+    #[arg(long = "address", value_name = "CIDR")]
+    pub addresses: Vec<String>,
+    /// With --address: the default gateway
+    #[arg(long, value_name = "IP", requires = "addresses")]
+    pub gateway: Option<String>,
+    /// With --address: the interface
+    #[arg(long, value_name = "IF", default_value = "eth0")]
+    pub dev: String,
+}
+
+pub fn run(g: &Global, a: &LevitateArgs) -> Result<()> {
+    let root = g.device()?;
+    let choices = Choices {
+        busybox: a.busybox.clone(),
+        dropbear: a.dropbear.clone(),
+        network: given_network(a).map_err(LevitateError::from)?,
+    };
+    let agent = std::env::current_exe().map_err(liminix_agent::error::AgentError::io(
+        "finding",
+        "/proc/self/exe",
+    ))?;
+    let prepared = prepare(&root, &agent, &choices)?;
+    if g.json {
+        let v = serde_json::json!({"prepared": prepared, "switched": !a.no_switch});
+        println!("{v}");
+    } else {
+        println!(
+            "maintenance root ready in {}: {} entries, {} KiB of RAM ({} KiB available), {} host key(s), addresses: {}",
+            prepared.dir.display(),
+            prepared.entries,
+            prepared.ram_bytes / 1024,
+            prepared.available_bytes / 1024,
+            prepared.host_keys,
+            if prepared.addresses.is_empty() { "none".to_string() } else { prepared.addresses.join(", ") },
+        );
+    }
+    if a.no_switch {
+        return Ok(());
+    }
+    switch(&root)?;
+    if !g.json {
+        println!("PID 1 is stopping: log in again in a few seconds (same address, same host key)");
+    }
+    Ok(())
+}
+
+fn given_network(
+    a: &LevitateArgs,
+) -> std::result::Result<Option<Network>, liminix_recovery::RecoveryError> {
+    if a.addresses.is_empty() {
+        return Ok(None);
+    }
+    let mut net = Network::default();
+    for cidr in &a.addresses {
+        net.add_address(&a.dev, cidr)?;
+    }
+    if let Some(gw) = &a.gateway {
+        check_ip(gw)?;
+        net.add_route(&format!("default via {gw} dev {}", a.dev))?;
+    }
+    Ok(Some(net))
+}
