@@ -12,6 +12,8 @@
 //!   status, mark-good, rollback), [`flashops`] (the `flashcp`, `ubi-update` and `recover`
 //!   commands on the flash journal), [`levitate`] (the maintenance root in RAM and the
 //!   hand-over to it).
+//! - [`steplog`] logs each transaction step where a crash leaves it; [`pstore`] reads the
+//!   previous boot's logs back (`boot-log`, `status`, the A/B rollback report).
 
 pub mod ab;
 pub mod apply;
@@ -22,9 +24,11 @@ pub mod flashops;
 pub mod fuzzing;
 pub mod levitate;
 pub mod multicall;
+pub mod pstore;
 pub mod root;
 pub mod staging;
 pub mod status;
+pub mod steplog;
 pub mod verify;
 
 #[cfg(test)]

@@ -19,7 +19,8 @@
 //! | s6-rc databases | `/run/s6-rc/compiled` (live), `/etc/s6-rc/compiled` (the configuration's) |
 //! | run directory | `/run/liminix` |
 //! | maintenance root (levitate), s6 scan directory | `/run/maintenance`, `/run/service` |
-//! | kernel views | `/proc/cmdline`, `/proc/meminfo`, `/sys/fs/pstore`, `/dev/mtdN` |
+//! | kernel views | `/proc/cmdline`, `/proc/meminfo`, `/sys/fs/pstore`, `/dev/mtdN`, `/dev/pmsg0`, `/dev/kmsg` |
+//! | the previous boot's pstore records | `/run/log/previous-boot/` |
 //!
 //! Board definitions (`board.toml`) and the sysfs/dev lookups of the flash crates take the root
 //! directory ([`DeviceRoot::dir`]) and find their own files below it.
@@ -223,6 +224,11 @@ impl DeviceRoot {
     /// The records pstore kept from the previous boot.
     pub fn pstore(&self) -> PathBuf {
         self.join("/sys/fs/pstore")
+    }
+
+    /// Where `boot-log` keeps the previous boot's pstore records, one file each.
+    pub fn previous_boot_log(&self) -> PathBuf {
+        self.join("/run/log/previous-boot")
     }
 
     /// The character device of MTD partition `index`.

@@ -12,13 +12,15 @@
 //!   only once the device has been synced ([`Flash::sync`], [`Ubi::sync`]):
 //!   the strategies sync what they wrote, and no journal record is cleared
 //!   before the target is synced.
-//! * [`mounts`] tells whether a UBI volume is mounted.
+//! * [`mounts`] tells whether a UBI volume is mounted, [`in_use`] whether a raw
+//!   partition (or one sharing its bytes) is.
 //!
 //! The strategies only see the traits, so the code proven against the
 //! simulator is the code that runs on the device.
 
 pub mod flash;
 pub mod image;
+pub mod in_use;
 pub mod journal;
 pub mod mounts;
 pub mod mtd_backend;

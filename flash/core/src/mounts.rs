@@ -1,6 +1,6 @@
-//! Is a UBI volume mounted? Parses `ROOT/proc/self/mountinfo` (or
-//! `ROOT/proc/mounts`) so the agent can refuse an in-place update of a
-//! mounted volume.
+//! The mount table as this process sees it (`ROOT/proc/self/mountinfo`, or
+//! `ROOT/proc/mounts`), and whether a UBI volume is mounted, so the agent can refuse an
+//! in-place update of a mounted volume ([`crate::in_use`] does the same for raw partitions).
 //!
 //! A mount source names the volume when it is one of the forms UBIFS and
 //! ubiblock accept: `ubiX:NAME`, `ubiX!NAME`, `ubi:NAME`/`ubi!NAME` (any
@@ -21,34 +21,61 @@ pub struct VolumeRef<'a> {
     pub name: &'a str,
 }
 
-/// The mount point of the first mount of `vol`, if it is mounted.
-pub fn volume_mount_point(root: &Path, vol: VolumeRef<'_>) -> io::Result<Option<String>> {
+/// One line of the mount table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// `major:minor` of the mounted device (mountinfo only; 0:N for anonymous ones).
+    pub dev: Option<(u32, u32)>,
+    /// What was mounted, as the filesystem names it (`/dev/root` for the kernel's root).
+    pub source: String,
+    pub mount_point: String,
+}
+
+/// The mounts this process sees: `ROOT/proc/self/mountinfo`, or `ROOT/proc/mounts`
+/// (without device numbers) where there is none. Inside a chroot the kernel lists only
+/// the mounts below the chroot's root.
+pub fn mount_table(root: &Path) -> io::Result<Vec<Mount>> {
     let info = root.join("proc/self/mountinfo");
     match std::fs::read_to_string(&info) {
-        Ok(text) => Ok(scan_mountinfo(&text, vol)),
+        Ok(text) => Ok(text.lines().filter_map(parse_mountinfo).collect()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let text = std::fs::read_to_string(root.join("proc/mounts"))?;
-            Ok(scan_mounts(&text, vol))
+            Ok(text.lines().filter_map(parse_mounts).collect())
         }
         Err(e) => Err(e),
     }
 }
 
-fn scan_mountinfo(text: &str, vol: VolumeRef<'_>) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mount_point = left.split(' ').nth(4)?;
-        let source = right.split(' ').nth(1)?;
-        source_names(&unescape(source), vol).then(|| unescape(mount_point))
+/// The mount point of the first mount of `vol`, if it is mounted.
+pub fn volume_mount_point(root: &Path, vol: VolumeRef<'_>) -> io::Result<Option<String>> {
+    Ok(mount_table(root)?
+        .into_iter()
+        .find(|m| source_names(&m.source, vol))
+        .map(|m| m.mount_point))
+}
+
+fn parse_mountinfo(line: &str) -> Option<Mount> {
+    let (left, right) = line.split_once(" - ")?;
+    let mut f = left.split(' ');
+    let dev = f.nth(2)?.split_once(':');
+    let dev = dev.and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    let mount_point = f.nth(1)?;
+    let source = right.split(' ').nth(1)?;
+    Some(Mount {
+        dev,
+        source: unescape(source),
+        mount_point: unescape(mount_point),
     })
 }
 
-fn scan_mounts(text: &str, vol: VolumeRef<'_>) -> Option<String> {
-    text.lines().find_map(|line| {
-        let mut f = line.split(' ');
-        let source = f.next()?;
-        let mount_point = f.next()?;
-        source_names(&unescape(source), vol).then(|| unescape(mount_point))
+fn parse_mounts(line: &str) -> Option<Mount> {
+    let mut f = line.split(' ');
+    let source = f.next()?;
+    let mount_point = f.next()?;
+    Some(Mount {
+        dev: None,
+        source: unescape(source),
+        mount_point: unescape(mount_point),
     })
 }
 
@@ -153,6 +180,14 @@ mod tests {
         assert_eq!(
             volume_mount_point(dir.path(), VOL).unwrap().as_deref(),
             Some("/")
+        );
+        assert_eq!(
+            mount_table(dir.path()).unwrap()[1],
+            Mount {
+                dev: Some((0, 25)),
+                source: "ubi0:rootfs".into(),
+                mount_point: "/".into()
+            }
         );
         let other = VolumeRef {
             name: "data",

@@ -81,6 +81,60 @@ pub fn find_by_name(root: &Path, name: &str) -> Result<MtdSysEntry, MtdError> {
         .ok_or_else(|| MtdError::NotFound(name.to_string()))
 }
 
+/// Where an MTD device sits, as far as sysfs tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Bytes from the start of the device it was split from; `None` for a master
+    /// (the kernel gives only partitions an `offset` attribute).
+    pub offset: Option<u64>,
+    /// The MTD device this one was split from, when sysfs nests it there: always for a
+    /// partition of a partition, and for every partition with
+    /// `CONFIG_MTD_PARTITIONED_MASTER`.
+    pub parent: Option<u32>,
+    /// The sysfs directory an unnested device sits in: its chip's device, or
+    /// `devices/virtual/mtd` for drivers without one (block2mtd, nandsim, mtdram). The
+    /// top-level partitions of one chip share it, but so do unrelated virtual devices.
+    pub dir: String,
+}
+
+/// [`Placement`] of `mtdN`, from its `offset` attribute and where its class link points.
+/// A class entry that is not a link (a captured tree) counts as unnested.
+pub fn placement(root: &Path, index: u32) -> Result<Placement, MtdError> {
+    let entry = class_dir(root).join(format!("mtd{index}"));
+    let offset = match fs::metadata(entry.join("offset")) {
+        Ok(_) => Some(read_num(&entry, "offset")?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            let path = entry.join("offset");
+            return Err(MtdError::Sysfs { path, source });
+        }
+    };
+    let link = match fs::read_link(&entry) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => PathBuf::new(),
+        Err(source) => {
+            return Err(MtdError::Sysfs {
+                path: entry,
+                source,
+            })
+        }
+    };
+    let up = link.parent().unwrap_or(Path::new(""));
+    let parent = up
+        .file_name()
+        .and_then(|n| index_of(&n.to_string_lossy()))
+        .filter(|&p| p != index);
+    let dir = match parent {
+        Some(_) => String::new(),
+        None => up.to_string_lossy().into_owned(),
+    };
+    Ok(Placement {
+        offset,
+        parent,
+        dir,
+    })
+}
+
 /// Maps a user's device spec to `ROOT/dev/mtdN`.
 ///
 /// Accepts `/dev/mtdN`, `mtdN`, `/dev/mtdblockN`, `mtdblockN` and `mtd:NAME`.
@@ -184,5 +238,62 @@ mod tests {
         fs::write(class_dir(t.path()).join("mtd0/size"), "lots\n").unwrap();
         let err = list(t.path()).unwrap_err();
         assert!(matches!(err, MtdError::SysfsParse { .. }), "{err}");
+    }
+
+    #[test]
+    fn placement_from_offset_and_link() {
+        let t = fixture();
+        let class = class_dir(t.path());
+        // What a 6.1 kernel shows for block2mtd with a partition added by BLKPG (unnested,
+        // beside its master) and for a partition split out of another (nested).
+        let virt = t.path().join("sys/devices/virtual/mtd");
+        fs::create_dir_all(virt.join("mtd5/mtd6")).unwrap();
+        fs::create_dir_all(virt.join("mtd4")).unwrap();
+        fs::write(virt.join("mtd5/offset"), "262144\n").unwrap();
+        fs::write(virt.join("mtd5/mtd6/offset"), "65536\n").unwrap();
+        std::os::unix::fs::symlink("../../devices/virtual/mtd/mtd4", class.join("mtd4")).unwrap();
+        std::os::unix::fs::symlink("../../devices/virtual/mtd/mtd5", class.join("mtd5")).unwrap();
+        std::os::unix::fs::symlink("../../devices/virtual/mtd/mtd5/mtd6", class.join("mtd6"))
+            .unwrap();
+        let virtual_dir = "../../devices/virtual/mtd".to_string();
+        let p = |i| placement(t.path(), i).unwrap();
+        assert_eq!(
+            p(4),
+            Placement {
+                offset: None,
+                parent: None,
+                dir: virtual_dir.clone()
+            }
+        );
+        assert_eq!(
+            p(5),
+            Placement {
+                offset: Some(0x40000),
+                parent: None,
+                dir: virtual_dir
+            }
+        );
+        assert_eq!(
+            p(6),
+            Placement {
+                offset: Some(0x10000),
+                parent: Some(5),
+                dir: String::new()
+            }
+        );
+        // A plain directory, as in a captured tree: a master in no known directory.
+        assert_eq!(
+            p(0),
+            Placement {
+                offset: None,
+                parent: None,
+                dir: String::new()
+            }
+        );
+        fs::write(virt.join("mtd5/offset"), "far\n").unwrap();
+        assert!(matches!(
+            placement(t.path(), 5),
+            Err(MtdError::SysfsParse { .. })
+        ));
     }
 }

@@ -57,6 +57,11 @@ pub enum ApplyError {
     NotAttached { partition: String, mtd: u32 },
     #[error("UBI volume {volume} is mounted at {at}: an in-place update would pull it from under the system")]
     Mounted { volume: String, at: String },
+    #[error("refusing to write {target}: {}", crate::flashops::in_use_words(used))]
+    InUse {
+        target: String,
+        used: liminix_flash::in_use::InUse,
+    },
     #[error("writing image {image} to {target}: {source}")]
     Tx {
         image: String,
@@ -89,7 +94,7 @@ impl ApplyError {
             ApplyError::Payload { .. } => ErrorKind::Payload,
             ApplyError::Missing(_) => ErrorKind::Incomplete,
             ApplyError::Device { .. } | ApplyError::NotAttached { .. } => ErrorKind::Device,
-            ApplyError::Mounted { .. } => ErrorKind::Mounted,
+            ApplyError::Mounted { .. } | ApplyError::InUse { .. } => ErrorKind::Mounted,
             ApplyError::Tx { .. } => ErrorKind::Flash,
             ApplyError::Ab(e) => e.kind(),
         }

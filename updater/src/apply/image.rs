@@ -86,6 +86,10 @@ pub fn precheck(board: &Board, dev: &mut dyn Devices, jobs: &[Job], in_place: bo
                     .into());
                 }
                 check_fits(flash, size).map_err(too_large(job))?;
+                if let Some(used) = dev.raw_in_use(partition)? {
+                    let target = job.to.target.to_owned();
+                    return Err(ApplyError::InUse { target, used }.into());
+                }
             }
             Place::Ubi {
                 partition, volume, ..

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 
 use liminix_boards::Partition;
+use liminix_flash::in_use::{partition_in_use, InUse};
 use liminix_flash::mounts::{volume_mount_point, VolumeRef};
 use liminix_flash::{Flash, MtdFlash, Progress, Ubi, UbiDev, UbiVolume};
 
 use super::error::ApplyError;
 use crate::error::Result;
 use crate::flashops::journal_dir::JournalLocation;
+use crate::flashops::FlashOpError;
 use crate::root::DeviceRoot;
 
 /// What `apply` writes to.
@@ -27,6 +29,11 @@ pub trait Devices {
         _progress: &mut dyn Progress,
     ) -> Result<()> {
         Ok(())
+    }
+    /// The mount that uses raw partition `p` or one sharing its bytes, if any (its write is
+    /// then refused).
+    fn raw_in_use(&mut self, _p: &Partition) -> Result<Option<InUse>> {
+        Ok(None)
     }
     /// Where the volume is mounted, if it is (an in-place update is then refused).
     fn mount_point(&mut self, _ubi_target: &str, _vol: &UbiVolume) -> Result<Option<String>> {
@@ -125,6 +132,12 @@ impl Devices for RealDevices<'_> {
         // Recovery opens the devices itself; ours must not hold a UBI volume open meanwhile.
         crate::flashops::raw::recover_then_claim(self.root, loc, key, progress)?;
         Ok(())
+    }
+
+    fn raw_in_use(&mut self, p: &Partition) -> Result<Option<InUse>> {
+        let index = mtd_index(self.root, p)?;
+        let used = partition_in_use(self.root.dir(), index).map_err(FlashOpError::from)?;
+        Ok(used)
     }
 
     fn mount_point(&mut self, ubi_target: &str, vol: &UbiVolume) -> Result<Option<String>> {

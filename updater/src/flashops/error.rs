@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use liminix_flash::in_use::{InUse, InUseError};
 use liminix_flash::journal::JournalError;
 use liminix_flash::raw::RawError;
 use liminix_flash::txn::TxError;
@@ -58,6 +59,12 @@ pub enum FlashOpError {
     /// In-place update of a volume that is in use.
     #[error("refusing the in-place update of UBI volume {volume:?}: it is mounted on {at}; update it while it is not in use (e.g. after `levitate`)")]
     Mounted { volume: String, at: String },
+    /// A raw partition the running system reads: it, or a partition sharing its bytes, is mounted.
+    #[error("refusing to write {device}: {}", in_use_words(used))]
+    InUse { device: String, used: InUse },
+    /// The mount table or sysfs could not be read, so the partition cannot be shown unused.
+    #[error(transparent)]
+    InUseCheck(#[from] InUseError),
     /// An earlier transaction on the same target could not be recovered.
     #[error("an earlier transaction on {key} is still pending and could not be recovered: {reason}; see `liminix-agent recover`")]
     Unrecovered { key: String, reason: String },
@@ -85,10 +92,12 @@ impl FlashOpError {
         match self {
             FlashOpError::VolumeSpec(_) => ErrorKind::Usage,
             FlashOpError::Busy(_) => ErrorKind::Busy,
-            FlashOpError::Mounted { .. } => ErrorKind::Mounted,
+            FlashOpError::Mounted { .. } | FlashOpError::InUse { .. } => ErrorKind::Mounted,
             FlashOpError::Tx(e) => tx_kind(e),
             FlashOpError::Mtd { .. } | FlashOpError::UbiDev { .. } => ErrorKind::Device,
-            FlashOpError::Image { .. } | FlashOpError::Io { .. } => ErrorKind::Io,
+            FlashOpError::Image { .. } | FlashOpError::Io { .. } | FlashOpError::InUseCheck(_) => {
+                ErrorKind::Io
+            }
             FlashOpError::Ubi { .. }
             | FlashOpError::Unrecovered { .. }
             | FlashOpError::Remaining(_)
@@ -108,6 +117,23 @@ fn tx_kind(e: &TxError) -> ErrorKind {
         TxError::Pending(_) => ErrorKind::Busy,
         _ => ErrorKind::Flash,
     }
+}
+
+/// Why a partition [`InUse`] must not be written, and the ways that work: the words of
+/// both `flashcp`'s and `apply`'s refusal.
+pub fn in_use_words(u: &InUse) -> String {
+    let whose = format!("mtd{} ({})", u.mtd, u.mtd_name);
+    let assumed = match u.assumed {
+        true => ", taken to be on the same chip as sysfs does not tell",
+        false => "",
+    };
+    format!(
+        "{} from {whose}{assumed} is mounted on {}, and writing would pull the running \
+         system's files from under it; run `liminix-agent levitate`, then flash from the \
+         maintenance system it starts (`flashcp IMAGE mtd:NAME`), or update with \
+         `update.sh root@router`, which does both",
+        u.source, u.mount_point
+    )
 }
 
 pub(crate) fn io_err(

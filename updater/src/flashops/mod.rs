@@ -5,7 +5,8 @@
 //! This layer owns what the device-independent library leaves open: which
 //! device a user's spec names, where the journal lives ([`journal_dir`]),
 //! keeping the image where recovery finds it ([`crate::staging::journal`]), refusing an
-//! in-place update of a mounted volume, progress output ([`progress`]), and
+//! in-place update of a mounted volume and the write of a raw partition the running
+//! system reads, progress output ([`progress`]), and
 //! the mtd-utils-compatible `flashcp` command line ([`flashcp_cli`]).
 
 mod error;
@@ -17,5 +18,5 @@ pub mod recovery;
 pub mod ubi;
 
 pub(crate) use error::io_err;
-pub use error::FlashOpError;
+pub use error::{in_use_words, FlashOpError};
 pub use flashcp_cli::flashcp_main;

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use liminix_flash::flash::good_blocks;
+use liminix_flash::in_use::partition_in_use;
 use liminix_flash::journal::JournalStore;
 use liminix_flash::raw::check_fits;
 use liminix_flash::{
@@ -110,6 +111,7 @@ pub fn flashcp(
         source,
     };
     let device = liminix_mtd::sysfs::resolve_device(root.dir(), &req.device).map_err(mtd_err)?;
+    refuse_if_in_use(root, &device, &req.device)?;
     let image = FileImage::new(&req.image).map_err(|source| FlashOpError::Image {
         path: req.image.clone(),
         source,
@@ -157,6 +159,25 @@ pub fn flashcp(
         loc,
         recovered,
     ))
+}
+
+/// Refuses a partition the running system reads ([`liminix_flash::in_use`]).
+pub(crate) fn refuse_if_in_use(
+    root: &DeviceRoot,
+    device: &Path,
+    spec: &str,
+) -> Result<(), FlashOpError> {
+    let index = device
+        .file_name()
+        .and_then(|n| n.to_str()?.strip_prefix("mtd")?.parse().ok());
+    let Some(index) = index else { return Ok(()) };
+    match partition_in_use(root.dir(), index)? {
+        Some(used) => Err(FlashOpError::InUse {
+            device: spec.to_string(),
+            used,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Every block is compared in full or read back right after programming, so
