@@ -182,3 +182,62 @@ fn the_flash_read_back_after_power_off_is_what_was_written() {
         "persist past the data is not erased"
     );
 }
+
+/// Liminix's manual NOR update on the running router: the write under the mounted root is
+/// refused; `levitate` hands PID 1 to the maintenance root in RAM through s6's finish hook;
+/// ssh answers there with the same host key; `flashcp -v firmware-B.bin mtd:firmware`;
+/// `reboot` boots firmware B from the flash. The host then reads firmware B back from the disk.
+#[test]
+fn levitate_then_flashcp_then_reboot_boots_firmware_b() {
+    let _g = one_guest_at_a_time();
+    let bed = Bed::get();
+    let (disk, _) = bed.disk_with_a("router-levitate");
+    let firmware_b = bed.firmware("firmware B");
+    let mut r = bed.boot(disk.path());
+    r.ssh_with_input("cat > /tmp/firmware-B.bin", &firmware_b)
+        .unwrap();
+    let refused = r
+        .ssh("liminix-agent --json flashcp /tmp/firmware-B.bin mtd:firmware")
+        .unwrap();
+    assert!(
+        !refused.success(),
+        "flashcp under the running root was not refused"
+    );
+    let text = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        text.contains("levitate"),
+        "the refusal names no way out: {text}"
+    );
+    assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
+
+    let mark = r.serial().len();
+    let lev = r.ssh("liminix-agent levitate").unwrap();
+    assert!(lev.stdout.contains("maintenance root ready"), "{lev:?}");
+    let ready = r
+        .wait_for_console("maintenance: ready", mark, BOOT)
+        .unwrap();
+    let ssh = r.wait_for_ssh(SSH).unwrap();
+    eprintln!(
+        "levitate: maintenance init ready {:.1} s after the command returned, ssh {:.1} s later",
+        ready.as_secs_f64(),
+        ssh.as_secs_f64()
+    );
+    let banner = r.ssh_ok("cat /etc/banner").unwrap();
+    assert!(banner.contains("MAINTENANCE MODE"), "{banner}");
+    r.ssh_with_input("cat > /tmp/firmware-B.bin", &firmware_b)
+        .unwrap();
+    let out = r
+        .ssh_ok("flashcp -v /tmp/firmware-B.bin mtd:firmware 2>&1")
+        .unwrap();
+    eprintln!("{out}");
+    let _ = r.ssh("reboot");
+    up(&mut r, 2);
+    assert_eq!(r.banners(), ["firmware A", "firmware B"], "{}", r.serial());
+    assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware B");
+    r.power_off(Duration::from_secs(30)).unwrap();
+    let flash = std::fs::read(disk.path()).unwrap();
+    assert!(
+        flash[..firmware_b.len()] == firmware_b,
+        "the firmware partition does not hold firmware B"
+    );
+}

@@ -181,6 +181,30 @@ impl Router {
         }
     }
 
+    /// Waits until a console line after the first `skip` bytes contains `text`; returns the
+    /// time this call waited.
+    pub fn wait_for_console(
+        &mut self,
+        text: &str,
+        skip: usize,
+        timeout: Duration,
+    ) -> Result<Duration, VmError> {
+        let start = Instant::now();
+        loop {
+            let serial = self.serial();
+            if serial.get(skip..).is_some_and(|s| s.contains(text)) {
+                return Ok(start.elapsed());
+            }
+            if let Some(status) = self.exited() {
+                return Err(self.died(status, text));
+            }
+            if start.elapsed() > timeout {
+                return Err(self.timeout(text, timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until ssh runs a command; returns how long that took from this call.
     pub fn wait_for_ssh(&mut self, timeout: Duration) -> Result<Duration, VmError> {
         let start = Instant::now();
