@@ -68,8 +68,20 @@ impl Router {
     /// Boots the host's kernel with the preinit for `layout`, the flash `disk` and a user-mode
     /// network whose loopback port forwards to the guest's ssh, accepting only `keys`' host key.
     pub fn boot(disk: &Path, layout: &Layout, keys: &Keys) -> Result<Self, VmError> {
+        Self::boot_with(disk, layout, keys, None)
+    }
+
+    /// [`boot`](Self::boot) with the flash disk's writes limited to `write_bytes_per_sec`
+    /// (QEMU's throttling): block2mtd's written pages then reach the disk at a NOR chip's
+    /// pace, so a power cut can land in the middle of a write.
+    pub fn boot_with(
+        disk: &Path,
+        layout: &Layout,
+        keys: &Keys,
+        write_bytes_per_sec: Option<u64>,
+    ) -> Result<Self, VmError> {
         let kernel = find_kernel()?;
-        Self::boot_kernel(&kernel, disk, layout, keys)
+        Self::boot_kernel(&kernel, disk, layout, keys, write_bytes_per_sec)
     }
 
     fn boot_kernel(
@@ -77,6 +89,7 @@ impl Router {
         disk: &Path,
         layout: &Layout,
         keys: &Keys,
+        write_bytes_per_sec: Option<u64>,
     ) -> Result<Self, VmError> {
         let files = tempfile::Builder::new()
             .prefix("liminix-router")
@@ -90,7 +103,7 @@ impl Router {
         let line = format!("[127.0.0.1]:{port} {}\n", keys.host_public);
         std::fs::write(&known, line).map_err(VmError::io(&known))?;
         let mut child = Command::new("qemu-system-x86_64")
-            .args(qemu_args(kernel, &initrd, disk, port))
+            .args(qemu_args(kernel, &initrd, disk, port, write_bytes_per_sec))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -358,7 +371,16 @@ fn ssh_result(out: Output) -> Ssh {
 /// TCG always; resets stay in the process; a panic reboots after a second as a router's
 /// watchdog would. The disk is `writethrough` so that what block2mtd syncs is on the host's
 /// file when the process is killed (see [`crate::VmBuilder`]'s disks).
-fn qemu_args(kernel: &Kernel, initrd: &Path, disk: &Path, port: u16) -> Vec<String> {
+fn qemu_args(
+    kernel: &Kernel,
+    initrd: &Path,
+    disk: &Path,
+    port: u16,
+    write_bytes_per_sec: Option<u64>,
+) -> Vec<String> {
+    let throttle = write_bytes_per_sec
+        .map(|b| format!(",throttling.bps-write={b}"))
+        .unwrap_or_default();
     let mut args: Vec<String> = ["-accel", "tcg", "-nographic", "-m", "384"]
         .map(String::from)
         .to_vec();
@@ -369,7 +391,7 @@ fn qemu_args(kernel: &Kernel, initrd: &Path, disk: &Path, port: u16) -> Vec<Stri
         "console=ttyS0 quiet panic=1".into(),
         "-drive".into(),
         format!(
-            "file={},format=raw,if=virtio,cache=writethrough",
+            "file={},format=raw,if=virtio,cache=writethrough{throttle}",
             disk.display()
         ),
         "-netdev".into(),
