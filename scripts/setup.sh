@@ -12,16 +12,19 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-system-mips qemu-user-static u-boot-qemu u-boot-tools
   libubootenv-tool mtd-utils squashfs-tools dosfstools mtools fdisk
   linux-image-amd64 device-tree-compiler strace
-  # PID 1 of the NOR router guest (tests/vm/src/router): Debian's s6-svscan, as Liminix runs
-  s6
   # lzma oracle of the uImage tests (build-tools/tests/uboot_images.rs)
   xz-utils
   # static ARMv7 agent for the U-Boot guest
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
-  # linkers and C libraries of the static MIPS agents (scripts/build-agents.sh), LE and BE
+  # linkers and C libraries of the static MIPS agents (scripts/build-agents.sh), LE and BE;
+  # kexec/tests also link MIPS ELFs with their binutils and read the kernel's syscall numbers
+  # from the cross packages' asm/unistd*.h
   gcc-mipsel-linux-gnu libc6-dev-mipsel-cross gcc-mips-linux-gnu libc6-dev-mips-cross
   # scripts/build-agents.sh checks each agent is static with file(1)
   file
+  # levitate: a real s6-svscan as PID 1 (tests/tests/levitate_s6.rs), readelf and ip as
+  # oracles of recovery-image's ELF reader and address parser
+  s6 binutils iproute2
   # U-Boot with a redundant environment, built from Debian's source package by
   # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)

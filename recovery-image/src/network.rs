@@ -18,7 +18,13 @@ pub struct Network {
     pub addresses: Vec<(String, String)>,
     /// Arguments of `ip route add`, e.g. "default via 10.0.2.2 dev eth0".
     pub routes: Vec<String>,
+    /// Bridges and their member interfaces (a router's LAN address sits on one), made again
+    /// after a kexec; on the s6 path the kernel still has them.
+    pub bridges: Vec<(String, Vec<String>)>,
 }
+
+/// Where the kernel lists network interfaces; a bridge has `bridge/` and `brif/` below its own.
+pub const SYS_NET: &str = "/sys/class/net";
 
 /// Flags `ip route show` prints that `ip route add` does not take back.
 const STATE_WORDS: &[&str] = &[
@@ -35,7 +41,9 @@ impl Network {
     pub fn capture() -> Result<Network, RecoveryError> {
         let addr = run(&["-o", "addr", "show"])?;
         let route = run(&["route", "show"])?;
-        Network::parse(&addr, &route)
+        let mut net = Network::parse(&addr, &route)?;
+        net.bridges = bridges(std::path::Path::new(SYS_NET))?;
+        Ok(net)
     }
 
     /// Addresses from `ip -o addr show` and routes from `ip route show`. Left out: loopback,
@@ -102,6 +110,32 @@ impl Network {
         }
         seen
     }
+}
+
+/// The bridges below `sys_net` (a `/sys/class/net`) with their members, sorted by name.
+pub fn bridges(sys_net: &std::path::Path) -> Result<Vec<(String, Vec<String>)>, RecoveryError> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(sys_net) else {
+        return Ok(found);
+    };
+    for e in entries.flatten() {
+        let brif = e.path().join("brif");
+        if !e.path().join("bridge").is_dir() {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        check_name(&name)?;
+        let mut members = Vec::new();
+        for m in std::fs::read_dir(&brif).into_iter().flatten().flatten() {
+            let member = m.file_name().to_string_lossy().into_owned();
+            check_name(&member)?;
+            members.push(member);
+        }
+        members.sort();
+        found.push((name, members));
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// ("eth0", "10.0.2.15/24") from "2: eth0    inet 10.0.2.15/24 brd … scope global eth0\ …".
@@ -222,6 +256,28 @@ default via 10.0.2.2 dev eth0 linkdown
         assert!(net.add_address("eth0", "10.0.0.1/33").is_err());
         assert!(net.add_address("eth0", "10.0.0.1").is_err());
         assert!(check_ip("10.0.0.256").is_err());
+    }
+
+    #[test]
+    fn bridges_and_members_come_from_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in [
+            "br-lan/bridge",
+            "br-lan/brif/lan1",
+            "br-lan/brif/lan0",
+            "eth0/device",
+        ] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        assert_eq!(
+            bridges(dir.path()).unwrap(),
+            [(
+                "br-lan".to_string(),
+                vec!["lan0".to_string(), "lan1".to_string()]
+            )]
+        );
+        std::fs::create_dir_all(dir.path().join("br-lan/brif/x;y")).unwrap();
+        assert!(bridges(dir.path()).is_err());
     }
 
     /// The oracle is this machine's own `ip`: what it prints must parse, and every global

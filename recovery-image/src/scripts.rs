@@ -28,7 +28,11 @@ pub fn hook() -> String {
         "#!{MAINTENANCE_DIR}/bin/busybox sh
 # Run as PID 1 by .s6-svscan/finish once s6-svscan has stopped (liminix-agent levitate).
 B={MAINTENANCE_DIR}/bin/busybox
+# `kill -1` below ends every process but the caller: only ever as PID 1 (of a namespace).
+[ $$ = 1 ] || {{ echo \"$0: not PID 1, refusing\" >&2; exit 1; }}
 cd {MAINTENANCE_DIR} || exit 1
+# finish gave us the console on stdout; the maintenance root gets it on every descriptor.
+[ -t 1 ] && exec </dev/console >/dev/console 2>&1
 $B kill -TERM -1
 $B sleep 1
 $B kill -KILL -1
@@ -44,6 +48,14 @@ exec $B env -i HOME=/ TERM=linux $B chroot {MAINTENANCE_DIR} /init
 pub fn init(net: &Network, dropbear_args: &str) -> String {
     let mut s = String::from(INIT_HEAD);
     s.push_str("ip link set lo up\n");
+    for (bridge, members) in &net.bridges {
+        s.push_str(&format!("ip link add {bridge} type bridge 2>/dev/null\n"));
+        for m in members {
+            s.push_str(&format!("ip link set {m} master {bridge} 2>/dev/null\n"));
+            s.push_str(&format!("ip link set {m} up\n"));
+        }
+        s.push_str(&format!("ip link set {bridge} up\n"));
+    }
     for dev in net.interfaces() {
         s.push_str(&format!("ip link set {dev} up\n"));
     }
@@ -70,14 +82,19 @@ mount -t sysfs sysfs /sys 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts
 mount -t devpts devpts /dev/pts 2>/dev/null
-exec 0<>/dev/console 1>&0 2>&0
+# Started on a terminal (the kernel's console, or the one the hook passed on): keep a shell
+# there. Started without one (a container), leave stdio and the host's console alone.
+if [ -t 0 ]; then
+    exec 0<>/dev/console 1>&0 2>&0
+    console=yes
+fi
 
 respawn() {
     name=$1
     shift
     while :; do
         "$@"
-        echo "maintenance: $name exited ($?), starting it again" >/dev/console
+        echo "maintenance: $name exited ($?), starting it again" >&2
         sleep 1
     done
 }
@@ -91,7 +108,7 @@ console_shell() {
 }
 
 leave() {
-    echo "maintenance: $1" >/dev/console
+    echo "maintenance: $1" >&2
     kill -TERM -1
     sleep 1
     kill -KILL -1
@@ -110,7 +127,7 @@ const INIT_TAIL: &str = r#"cat /etc/banner
 trap 'leave reboot' TERM INT
 trap 'leave poweroff' USR2
 trap 'leave halt' USR1
-respawn console console_shell &
+[ -n "$console" ] && respawn console console_shell &
 echo "maintenance: ready"
 # PID 1 waits for ever: wait returns on every child's end and every trapped signal.
 while :; do
@@ -136,7 +153,10 @@ mod tests {
             "default via 10.0.2.2 dev eth0\n",
         )
         .unwrap();
+        let mut net = net;
+        net.bridges = vec![("br0".into(), vec!["eth1".into()])];
         let init = init(&net, "-r /etc/dropbear/dropbear_ed25519_host_key");
+        assert!(init.contains("ip link set eth1 master br0"));
         assert!(init.contains("ip addr add 10.0.2.15/24 dev eth0"));
         assert!(init.contains("ip route add default via 10.0.2.2 dev eth0"));
         for script in [init, hook()] {

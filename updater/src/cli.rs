@@ -67,6 +67,8 @@ pub enum Command {
     Apply(cmd::apply::ApplyArgs),
     /// Leave the flash: copy a maintenance system into RAM and have PID 1 switch to it
     Levitate(cmd::levitate::LevitateArgs),
+    /// Boot a kernel from a file now, without the boot loader (kexec)
+    Kexec(cmd::kexec::KexecArgs),
     /// Print the agent's version and wire protocol revision (--json: what update.sh reads)
     Version,
 }
@@ -94,6 +96,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::MarkGood(a) => cmd::mark_good::run(&cli.global, a),
         Command::Apply(a) => cmd::apply::run(&cli.global, a),
         Command::Levitate(a) => cmd::levitate::run(&cli.global, a),
+        Command::Kexec(a) => cmd::kexec::run(&cli.global, a),
         Command::Version => cmd::version::run(&cli.global),
     };
     match result {

@@ -70,6 +70,8 @@ pub enum AgentError {
     Ab(#[from] crate::ab::AbError),
     #[error(transparent)]
     Levitate(#[from] crate::levitate::LevitateError),
+    #[error(transparent)]
+    Kexec(#[from] liminix_kexec::KexecError),
 }
 
 /// A command that makes no sense on this device or with this bundle.
@@ -225,7 +227,29 @@ impl AgentError {
             AgentError::Apply(e) => e.kind(),
             AgentError::Ab(e) => e.kind(),
             AgentError::Levitate(e) => e.kind(),
+            AgentError::Kexec(e) => kexec_kind(e),
         }
+    }
+}
+
+/// A kernel the loader cannot take is a usage error, one that does not fit RAM a space error,
+/// a refusal by the running kernel a device error, and a failed jump an activation error.
+fn kexec_kind(e: &liminix_kexec::KexecError) -> ErrorKind {
+    use liminix_kexec::KexecError as K;
+    match e {
+        K::Read { .. } | K::Stage { .. } => ErrorKind::Io,
+        K::UnknownKernel(_)
+        | K::Malformed(_)
+        | K::Fdt(_)
+        | K::Decompress { .. }
+        | K::NulInCommandLine => ErrorKind::Usage,
+        K::TooBig { .. }
+        | K::OutsideRam { .. }
+        | K::Overlap { .. }
+        | K::TooManySegments { .. }
+        | K::AddressWidth(_) => ErrorKind::NoSpace,
+        K::Syscall { call, .. } if call.starts_with("reboot") => ErrorKind::Activation,
+        K::NoRam | K::Syscall { .. } | K::Unsupported { .. } => ErrorKind::Device,
     }
 }
 

@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use liminix_recovery::system::{self, Choices};
-use liminix_recovery::{dir, Maintenance, RecoveryError};
+use liminix_recovery::{dir, Maintenance, Parts, RecoveryError};
 
 use crate::error::{ErrorKind, Result};
 use crate::root::DeviceRoot;
@@ -47,6 +47,8 @@ pub enum LevitateError {
         control: PathBuf,
         source: std::io::Error,
     },
+    #[error("the running kernel's image is not at {tried}: give it with --kernel (on a router, the kernel image of its firmware partition)")]
+    NoKernel { tried: PathBuf },
 }
 
 impl LevitateError {
@@ -55,7 +57,7 @@ impl LevitateError {
             LevitateError::Recovery(RecoveryError::Io { .. }) => ErrorKind::Io,
             LevitateError::Recovery(_) => ErrorKind::State,
             LevitateError::Ram { .. } => ErrorKind::NoSpace,
-            LevitateError::NoMemAvailable { .. } => ErrorKind::Io,
+            LevitateError::NoMemAvailable { .. } | LevitateError::NoKernel { .. } => ErrorKind::Io,
             LevitateError::NoHook { .. } | LevitateError::NoSvscan { .. } => ErrorKind::Refused,
         }
     }
@@ -72,12 +74,22 @@ pub struct Prepared {
     pub addresses: Vec<String>,
 }
 
-/// Describes the maintenance root from the running system below `root`, checks that it fits
-/// in RAM and writes it to `ROOT/run/maintenance`.
-pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Prepared> {
+/// The maintenance root described from the running system below `root`, refused when it
+/// would not fit in RAM: `extra` is what the hand-over holds besides the unpacked root (the
+/// compressed initramfs a kexec keeps until the new kernel unpacks it).
+pub fn describe(
+    root: &DeviceRoot,
+    agent: &Path,
+    choices: &Choices,
+) -> Result<(Parts, Maintenance)> {
     let parts = system::parts(root.dir(), agent, choices).map_err(LevitateError::from)?;
     let maintenance = Maintenance::build(&parts).map_err(LevitateError::from)?;
-    let needed = maintenance.ram_bytes();
+    Ok((parts, maintenance))
+}
+
+/// Refuses a root of `needed` bytes that would not fit in MemAvailable with [`MARGIN`] to
+/// spare; gives MemAvailable.
+pub fn check_ram(root: &DeviceRoot, needed: u64) -> Result<u64> {
     let meminfo = root.meminfo();
     let available = mem_available(&meminfo)?;
     if needed.saturating_add(MARGIN) > available {
@@ -89,12 +101,42 @@ pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Pre
         }
         .into());
     }
+    Ok(available)
+}
+
+/// Describes the maintenance root from the running system below `root`, checks that it fits
+/// in RAM and writes it to `ROOT/run/maintenance`.
+pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Prepared> {
+    let (parts, maintenance) = describe(root, agent, choices)?;
+    let needed = maintenance.ram_bytes();
+    let available = check_ram(root, needed)?;
     let target = root.maintenance();
+    check_room(&target, needed)?;
     dir::write(&maintenance.tree, &target).map_err(LevitateError::from)?;
-    Ok(Prepared {
-        dir: target,
-        entries: maintenance.tree.len(),
-        ram_bytes: needed,
+    Ok(prepared(&parts, &maintenance, target, available))
+}
+
+/// Refuses a root the filesystem of `target` (the `/run` tmpfs, often capped below the RAM
+/// there is) has no room for.
+fn check_room(target: &Path, needed: u64) -> Result<()> {
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let (available, _, _) = crate::staging::free_space(parent)?;
+    match needed > available {
+        true => Err(crate::error::AgentError::NoSpace {
+            dir: parent.to_path_buf(),
+            needed,
+            available,
+        }),
+        false => Ok(()),
+    }
+}
+
+/// What `levitate` reports about a root it made.
+pub fn prepared(parts: &Parts, m: &Maintenance, dir: PathBuf, available: u64) -> Prepared {
+    Prepared {
+        dir,
+        entries: m.tree.len(),
+        ram_bytes: m.ram_bytes(),
         available_bytes: available,
         host_keys: parts.host_keys.len(),
         addresses: parts
@@ -103,7 +145,27 @@ pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Pre
             .iter()
             .map(|(dev, cidr)| format!("{cidr} dev {dev}"))
             .collect(),
-    })
+    }
+}
+
+/// The root as a gzip newc initramfs (for `--kexec`), every mtime 0.
+pub fn initramfs(m: &Maintenance) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    liminix_recovery::cpio::write_gz(&m.tree, 0, &mut out).map_err(LevitateError::from)?;
+    Ok(out)
+}
+
+/// The running kernel's image, where a system keeps it: `ROOT/boot/vmlinuz-RELEASE`.
+pub fn running_kernel(root: &DeviceRoot) -> Result<PathBuf> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let path = root.join(&format!("/boot/vmlinuz-{release}"));
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(LevitateError::NoKernel { tried: path }.into()),
+    }
 }
 
 /// MemAvailable of `/proc/meminfo`, in bytes.
@@ -184,7 +246,7 @@ mod tests {
         // A control FIFO nobody reads: the agent says so instead of waiting.
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &s.join("control"),
+            s.join("control"),
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();

@@ -55,3 +55,18 @@ pub fn run(tool: &Tool, args: &[OsString]) -> i32 {
     let _ = out.flush();
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levitate_is_a_subcommand_name_and_not_a_tool() {
+        assert_eq!(
+            subcommand_for(std::ffi::OsStr::new("/bin/levitate")),
+            Some("levitate")
+        );
+        assert!(tool_for(std::ffi::OsStr::new("levitate")).is_none());
+        assert_eq!(subcommand_for(std::ffi::OsStr::new("liminix-agent")), None);
+    }
+}

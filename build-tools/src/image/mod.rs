@@ -8,7 +8,7 @@
 pub mod bootfiles;
 pub mod build;
 pub mod commands;
-pub mod dtb;
+pub use liminix_fdt as dtb;
 pub mod elf;
 pub mod fit;
 pub mod mbr;

@@ -26,6 +26,9 @@ pub enum Machine {
     X86_64,
     /// `qemu-system-mipsel -M malta` with Debian's mipsel kernel and busybox.
     MipselMalta,
+    /// `qemu-system-arm -M virt` with Debian's armmp kernel (a zImage) and armhf busybox,
+    /// booted directly (QEMU makes the device tree), no U-Boot.
+    ArmVirt,
 }
 
 impl Machine {
@@ -40,6 +43,18 @@ impl Machine {
                 let a = debian::assets(Arch::Mipsel)?;
                 Ok((a.kernel, a.busybox))
             }
+            Machine::ArmVirt => {
+                let a = debian::assets(Arch::Armhf)?;
+                Ok((a.kernel, a.busybox))
+            }
+        }
+    }
+
+    /// The serial console's device name in the guest.
+    fn console(self) -> &'static str {
+        match self {
+            Machine::ArmVirt => "ttyAMA0",
+            Machine::X86_64 | Machine::MipselMalta => "ttyS0",
         }
     }
 
@@ -47,6 +62,11 @@ impl Machine {
         match self {
             Machine::X86_64 => ("qemu-system-x86_64", "qemu-system-x86", &[]),
             Machine::MipselMalta => ("qemu-system-mipsel", "qemu-system-mips", &["-M", "malta"]),
+            Machine::ArmVirt => (
+                "qemu-system-arm",
+                "qemu-system-arm",
+                &["-M", "virt", "-cpu", "cortex-a15"],
+            ),
         }
     }
 }
@@ -202,6 +222,20 @@ impl VmBuilder {
         }
     }
 
+    /// A guest on ARM `virt` (Debian's armmp kernel, 512 MiB): ARMv7 programs only, no host
+    /// tools and no disks.
+    pub fn armv7() -> Self {
+        Self {
+            machine: Machine::ArmVirt,
+            ..Self::new()
+        }
+    }
+
+    /// The machine this guest boots on.
+    pub fn machine(&self) -> Machine {
+        self.machine
+    }
+
     /// Ships a kernel module and its dependencies; the script loads it with
     /// `modprobe NAME params…` (busybox modprobe reads the shipped modules.dep).
     pub fn module(mut self, name: &str) -> Self {
@@ -337,6 +371,11 @@ impl VmBuilder {
                 self.machine
             )));
         }
+        if self.machine == Machine::ArmVirt && !self.disks.is_empty() {
+            return Err(VmError::Unsupported(
+                "ArmVirt guests take no disks (use arm::ArmBed)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -394,7 +433,8 @@ impl VmBuilder {
         args.extend(["-initrd".into(), initrd.to_string_lossy().into_owned()]);
         // Without reboots a panic resets at once, which -no-reboot turns into QEMU's exit.
         let panic = if self.reboot { "panic=1" } else { "panic=-1" };
-        let cmdline = format!("console=ttyS0 quiet {panic} {}", self.append);
+        let console = self.machine.console();
+        let cmdline = format!("console={console} quiet {panic} {}", self.append);
         args.extend(["-append".into(), cmdline.trim().to_string()]);
         // A power cut here is QEMU being killed. QEMU buffers no guest write (raw images),
         // so what the guest handed to a virtual disk is in the host file in every cache

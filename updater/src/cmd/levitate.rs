@@ -1,8 +1,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use liminix_agent::error::AgentError;
 use liminix_agent::error::Result;
-use liminix_agent::levitate::{prepare, switch, LevitateError};
+use liminix_agent::levitate::{
+    check_ram, describe, initramfs, prepare, prepared, running_kernel, switch, LevitateError,
+};
+use liminix_agent::root::DeviceRoot;
+use liminix_kexec::BootSpec;
 use liminix_recovery::network::{check_ip, Network};
 use liminix_recovery::system::Choices;
 
@@ -18,9 +23,20 @@ use crate::cli::Global;
     `reboot`. Refused when the root would not fit in MemAvailable with 8 MiB to spare."
 )]
 pub struct LevitateArgs {
-    /// Only prepare /run/maintenance; PID 1 keeps running
+    /// Only prepare: write /run/maintenance (with --kexec: load the kernel and stop, for
+    /// `liminix-agent kexec` to start later); PID 1 keeps running
     #[arg(long)]
     pub no_switch: bool,
+    /// Boot the running kernel again (kexec) with the maintenance root as its initramfs and
+    /// the running command line, instead of handing over through PID 1
+    #[arg(long)]
+    pub kexec: bool,
+    /// With --kexec: this kernel image instead of ROOT/boot/vmlinuz-$(uname -r)
+    #[arg(long, value_name = "FILE", requires = "kexec")]
+    pub kernel: Option<PathBuf>,
+    /// With --kexec: words added to the command line
+    #[arg(long, value_name = "S", requires = "kexec")]
+    pub append: Option<String>,
     /// The dropbear to copy (default: the running one, else /bin, /sbin, /usr/bin, /usr/sbin)
     #[arg(long, value_name = "FILE")]
     pub dropbear: Option<PathBuf>,
@@ -49,6 +65,9 @@ pub fn run(g: &Global, a: &LevitateArgs) -> Result<()> {
         "finding",
         "/proc/self/exe",
     ))?;
+    if a.kexec {
+        return kexec(g, a, &root, &agent, &choices);
+    }
     let prepared = prepare(&root, &agent, &choices)?;
     if g.json {
         let v = serde_json::json!({"prepared": prepared, "switched": !a.no_switch});
@@ -89,4 +108,57 @@ fn given_network(
         net.add_route(&format!("default via {gw} dev {}", a.dev))?;
     }
     Ok(Some(net))
+}
+
+/// The maintenance root as the initramfs of a kexec'd kernel: nothing is written to disk, and
+/// the RAM check counts the compressed archive too (the kernel holds it until it is unpacked).
+fn kexec(
+    g: &Global,
+    a: &LevitateArgs,
+    root: &DeviceRoot,
+    agent: &std::path::Path,
+    choices: &Choices,
+) -> Result<()> {
+    let (parts, maintenance) = describe(root, agent, choices)?;
+    let archive = initramfs(&maintenance)?;
+    let needed = maintenance.ram_bytes().saturating_add(archive.len() as u64);
+    let available = check_ram(root, needed)?;
+    let kernel_path = match &a.kernel {
+        Some(k) => k.clone(),
+        None => running_kernel(root)?,
+    };
+    let kernel = std::fs::read(&kernel_path).map_err(AgentError::io("reading", &kernel_path))?;
+    let running = liminix_kexec::running_command_line(root.dir())?;
+    let command_line = match &a.append {
+        Some(extra) => format!("{running} {extra}").trim().to_owned(),
+        None => running,
+    };
+    let spec = BootSpec {
+        kernel,
+        initramfs: Some(archive),
+        command_line,
+    };
+    let loaded = liminix_kexec::load(root.dir(), &spec)?;
+    let report = prepared(&parts, &maintenance, kernel_path, available);
+    if g.json {
+        let v = serde_json::json!({"prepared": report, "kexec": true,
+            "command_line": loaded.command_line, "switched": !a.no_switch});
+        println!("{v}");
+    } else {
+        println!(
+            "maintenance root loaded as the initramfs of {}: {} entries, {} KiB of RAM, command line: {}",
+            report.dir.display(),
+            report.entries,
+            needed / 1024,
+            loaded.command_line
+        );
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    if a.no_switch {
+        return Ok(());
+    }
+    match liminix_kexec::execute(loaded) {
+        Ok(never) => match never {},
+        Err(e) => Err(e.into()),
+    }
 }

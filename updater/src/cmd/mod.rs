@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod flashcp;
 pub mod gc;
+pub mod kexec;
 pub mod levitate;
 pub mod mark_good;
 pub mod receive;

@@ -1,0 +1,175 @@
+//! MIPS kernels for `kexec_load`: an ELF vmlinux (32-bit, either endian) whose PT_LOAD
+//! segments go to their physical addresses, or the legacy uImage a router's firmware
+//! partition starts with (one payload at its load address). The command line and initramfs
+//! travel in a device tree segment, which kernels built with UHI boot support receive as
+//! a0 = -2, a1 = the tree (docs/kexec.md: which kernels read it).
+
+use crate::iomem::Ram;
+use crate::segments::{align_up, Layout, Segment};
+use crate::{chosen, uimage, KexecError};
+
+const PT_LOAD: u32 = 1;
+const EM_MIPS: u16 = 8;
+
+/// KSEG0 and KSEG1 (0x80000000..0xc0000000) map the low 512 MiB of physical memory
+/// unmapped; anything else is taken as physical already.
+pub fn physical(address: u32) -> u64 {
+    match address {
+        0x8000_0000..=0xbfff_ffff => u64::from(address & 0x1fff_ffff),
+        a => u64::from(a),
+    }
+}
+
+struct Elf<'a> {
+    data: &'a [u8],
+    big: bool,
+}
+
+impl Elf<'_> {
+    fn u16(&self, at: usize) -> Result<u16, KexecError> {
+        let b = self.bytes(at, 2)?;
+        let b = [b[0], b[1]];
+        Ok(if self.big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    }
+
+    fn u32(&self, at: usize) -> Result<u32, KexecError> {
+        let b = self.bytes(at, 4)?;
+        let b = [b[0], b[1], b[2], b[3]];
+        Ok(if self.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    }
+
+    fn bytes(&self, at: usize, len: usize) -> Result<&[u8], KexecError> {
+        at.checked_add(len)
+            .and_then(|end| self.data.get(at..end))
+            .ok_or_else(|| {
+                KexecError::Malformed(format!("ELF: {len} bytes at {at:#x} run past the end"))
+            })
+    }
+}
+
+pub fn is_elf(kernel: &[u8]) -> bool {
+    kernel.starts_with(b"\x7fELF")
+}
+
+/// The PT_LOAD segments of a 32-bit MIPS ELF and its physical entry point.
+pub fn elf_segments(kernel: &[u8], page: u64) -> Result<Layout, KexecError> {
+    let bad = |m: &str| KexecError::Malformed(format!("ELF: {m}"));
+    let big = match kernel.get(4..6) {
+        Some([1, 1]) => false,
+        Some([1, 2]) => true,
+        Some([2, _]) => return Err(bad("64-bit ELF; only 32-bit MIPS kernels are loaded")),
+        _ => return Err(bad("no 32-bit ELF identification")),
+    };
+    let elf = Elf { data: kernel, big };
+    if elf.u16(18)? != EM_MIPS {
+        return Err(bad(&format!("machine {} is not MIPS", elf.u16(18)?)));
+    }
+    let entry = physical(elf.u32(24)?);
+    let (phoff, phentsize, phnum) = (elf.u32(28)? as usize, elf.u16(42)?, elf.u16(44)?);
+    if phentsize != 32 {
+        return Err(bad(&format!("program header size {phentsize}")));
+    }
+    let mut segments = Vec::new();
+    for i in 0..usize::from(phnum) {
+        let ph = phoff
+            .checked_add(i * 32)
+            .ok_or_else(|| bad("program header offset overflows"))?;
+        if elf.u32(ph)? != PT_LOAD {
+            continue;
+        }
+        let (offset, paddr) = (elf.u32(ph + 4)? as usize, elf.u32(ph + 12)?);
+        let (filesz, memsz) = (elf.u32(ph + 16)? as usize, elf.u32(ph + 20)?);
+        if memsz == 0 {
+            continue;
+        }
+        if (filesz as u64) > u64::from(memsz) {
+            return Err(bad(&format!("segment {i} has more file than memory")));
+        }
+        let data = elf.bytes(offset, filesz)?;
+        segments.push(paged(
+            &format!("ELF segment {i}"),
+            data,
+            physical(paddr),
+            u64::from(memsz),
+            page,
+        )?);
+    }
+    if segments.is_empty() {
+        return Err(bad("no PT_LOAD segment"));
+    }
+    Ok(Layout { entry, segments })
+}
+
+/// A segment starting on the page at or below `address`, padded in front to keep `data` at
+/// `address`.
+fn paged(
+    what: &str,
+    data: &[u8],
+    address: u64,
+    size: u64,
+    page: u64,
+) -> Result<Segment, KexecError> {
+    let pad = address % page;
+    let mut v = vec![0; pad as usize];
+    v.extend_from_slice(data);
+    Segment::new(what, v, address - pad, size + pad, page)
+}
+
+/// A uImage's payload at its load address, entered at its entry point.
+pub fn uimage_segments(kernel: &[u8], page: u64) -> Result<Layout, KexecError> {
+    let image = uimage::parse(kernel)?;
+    let load = physical(image.load);
+    let data = image.payload()?;
+    let len = data.len() as u64;
+    let segment = paged("uImage payload", &data, load, len, page)?;
+    Ok(Layout {
+        entry: physical(image.entry),
+        segments: vec![segment],
+    })
+}
+
+/// Adds the initramfs and, with the running device tree, a tree carrying the command line and
+/// the initramfs, above the kernel's highest segment; checks the whole against `ram`.
+pub fn finish(
+    mut layout: Layout,
+    ram: &[Ram],
+    initramfs: Option<&[u8]>,
+    dtb: Option<&[u8]>,
+    command_line: &str,
+    page: u64,
+) -> Result<Layout, KexecError> {
+    let mut next = 0;
+    for s in &layout.segments {
+        next = next.max(s.end()?);
+    }
+    // Room for the kernel's own early allocations above its image.
+    next = align_up(
+        next.checked_add(1 << 20)
+            .ok_or(KexecError::AddressWidth(next))?,
+        page,
+    )?;
+    let mut initrd = None;
+    if let Some(data) = initramfs {
+        let s = Segment::new("initramfs", data.to_vec(), next, data.len() as u64, page)?;
+        next = s.end()?;
+        initrd = Some((s.address, s.address + data.len() as u64));
+        layout.segments.push(s);
+    }
+    if let Some(blob) = dtb {
+        let blob = chosen::edit(blob, command_line, initrd)?;
+        let len = blob.len() as u64;
+        layout
+            .segments
+            .push(Segment::new("device tree", blob, next, len, page)?);
+    }
+    layout.check(ram)?;
+    Ok(layout)
+}

@@ -1,0 +1,121 @@
+//! The legacy U-Boot image header (64 bytes, big-endian) and its single payload. A small
+//! reader of our own: the build side's uImage code writes these and lives in the build tools,
+//! which the device does not carry.
+
+use std::io::Read;
+
+use crate::KexecError;
+
+pub const MAGIC: u32 = 0x2705_1956;
+const HEADER_LEN: usize = 64;
+const TYPE_KERNEL: u8 = 2;
+/// Larger payloads are refused rather than decompressed without end.
+const MAX_PAYLOAD: u64 = 128 << 20;
+
+#[derive(Debug)]
+pub struct UImage<'a> {
+    pub load: u32,
+    pub entry: u32,
+    pub compression: u8,
+    pub data: &'a [u8],
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+pub fn is_uimage(kernel: &[u8]) -> bool {
+    kernel.len() >= 4 && be32(kernel, 0) == MAGIC
+}
+
+/// Checks header and data checksums and that this is a kernel image.
+pub fn parse(image: &[u8]) -> Result<UImage<'_>, KexecError> {
+    let bad = |m: String| KexecError::Malformed(format!("uImage: {m}"));
+    let header = image
+        .get(..HEADER_LEN)
+        .ok_or_else(|| bad(format!("{} bytes, shorter than its header", image.len())))?;
+    let mut zeroed = header.to_vec();
+    zeroed[4..8].fill(0);
+    if crc32(&zeroed) != be32(header, 4) {
+        return Err(bad("header checksum mismatch".into()));
+    }
+    let size = be32(header, 12) as usize;
+    let data = image
+        .get(HEADER_LEN..)
+        .and_then(|d| d.get(..size))
+        .ok_or_else(|| bad(format!("payload of {size} bytes runs past the end")))?;
+    if crc32(data) != be32(header, 24) {
+        return Err(bad("payload checksum mismatch".into()));
+    }
+    if header[30] != TYPE_KERNEL {
+        return Err(bad(format!(
+            "image type {} is not a kernel (2)",
+            header[30]
+        )));
+    }
+    Ok(UImage {
+        load: be32(header, 16),
+        entry: be32(header, 20),
+        compression: header[31],
+        data,
+    })
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(data);
+    c.sum()
+}
+
+impl UImage<'_> {
+    /// The payload, decompressed: none, gzip or lzma (the `lzma_alone` format mkimage's users
+    /// feed it; only with the `lzma` feature, as its decoder is C), at most 128 MiB.
+    pub fn payload(&self) -> Result<Vec<u8>, KexecError> {
+        let (name, reader): (&'static str, Box<dyn Read + '_>) = match self.compression {
+            0 => return Ok(self.data.to_vec()),
+            1 => ("gzip", Box::new(flate2::read::GzDecoder::new(self.data))),
+            #[cfg(feature = "lzma")]
+            3 => {
+                let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| {
+                    KexecError::Decompress {
+                        compression: "lzma",
+                        source: e.into(),
+                    }
+                })?;
+                (
+                    "lzma",
+                    Box::new(liblzma::read::XzDecoder::new_stream(self.data, stream)),
+                )
+            }
+            #[cfg(not(feature = "lzma"))]
+            3 => {
+                return Err(KexecError::Malformed(
+                    "uImage: lzma payload, and this build has no lzma decoder (feature `lzma`): \
+                     decompress it and pass the kernel as it is"
+                        .into(),
+                ))
+            }
+            c => {
+                return Err(KexecError::Malformed(format!(
+                    "uImage: compression {c} (only none, gzip, lzma)"
+                )))
+            }
+        };
+        let mut out = Vec::new();
+        reader
+            .take(MAX_PAYLOAD + 1)
+            .read_to_end(&mut out)
+            .map_err(|source| KexecError::Decompress {
+                compression: name,
+                source,
+            })?;
+        if out.len() as u64 > MAX_PAYLOAD {
+            return Err(KexecError::TooBig {
+                what: "the decompressed uImage payload".into(),
+                size: out.len() as u64,
+                limit: format!("{MAX_PAYLOAD} bytes"),
+            });
+        }
+        Ok(out)
+    }
+}
