@@ -71,6 +71,8 @@ pub enum Command {
     Kexec(cmd::kexec::KexecArgs),
     /// Print the agent's version and wire protocol revision (--json: what update.sh reads)
     Version,
+    /// Run once early at boot: move the previous boot's pstore records to /run/log/previous-boot
+    BootLog,
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -98,6 +100,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Levitate(a) => cmd::levitate::run(&cli.global, a),
         Command::Kexec(a) => cmd::kexec::run(&cli.global, a),
         Command::Version => cmd::version::run(&cli.global),
+        Command::BootLog => cmd::boot_log::run(&cli.global),
     };
     match result {
         Ok(()) => exit::OK,

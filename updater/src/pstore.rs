@@ -101,6 +101,26 @@ pub fn previous_boot(root: &DeviceRoot) -> Option<PreviousBoot> {
     (collected || !recs.is_empty()).then(|| classify(&recs))
 }
 
+/// The human form, for `status` and `boot-log`.
+pub fn render(b: &PreviousBoot) -> String {
+    let outcome = serde_json::to_value(b.outcome).unwrap_or_default();
+    let mut out = format!(
+        "previous boot: {} ({} pstore record(s))\n",
+        outcome.as_str().unwrap_or("?"),
+        b.records.len()
+    );
+    if let Some(p) = &b.panic {
+        out.push_str(&format!("  {p}\n"));
+    }
+    if let Some(a) = &b.agent_last {
+        out.push_str(&format!("  last agent step: {a}\n"));
+    }
+    for l in &b.last_lines {
+        out.push_str(&format!("  | {l}\n"));
+    }
+    out
+}
+
 fn read_dir(dir: &Path) -> Vec<Record> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();

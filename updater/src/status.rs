@@ -19,6 +19,9 @@ pub struct Status {
     /// Generations whose record cannot be used: rollback skips them, gc may collect them.
     pub damaged: Vec<DamagedGeneration>,
     pub store: StoreUsage,
+    /// How the previous boot ended, from pstore (absent when nothing tells).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_boot: Option<crate::pstore::PreviousBoot>,
     /// A/B boards: slots, trial and last rollback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ab: Option<crate::ab::AbSection>,
@@ -49,6 +52,8 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         })
         .unwrap_or_default();
     let free_bytes = free_space(&store_dir).map(|(b, _, _)| b).unwrap_or(0);
+    // Before the A/B section, which moves the records of a failed trial out of pstore.
+    let previous_boot = crate::pstore::previous_boot(root);
     Ok(Status {
         board: std::fs::read_to_string(root.board_name())
             .ok()
@@ -64,6 +69,7 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
             bytes: paths.iter().map(|p| disk_usage(p)).sum(),
             free_bytes,
         },
+        previous_boot,
         ab: crate::ab::AbSection::read(root),
     })
 }
@@ -118,6 +124,9 @@ pub fn render(s: &Status) -> String {
         "store: {} paths, {} bytes used, {} bytes free; highest security epoch {}\n",
         s.store.paths, s.store.bytes, s.store.free_bytes, s.highest_epoch
     ));
+    if let Some(b) = &s.previous_boot {
+        out.push_str(&crate::pstore::render(b));
+    }
     if let Some(ab) = &s.ab {
         out.push_str(&ab.render());
     }

@@ -288,6 +288,7 @@ pub fn install(
         kernel: raw_of(&mut kdev)?,
         rootfs: rdev.as_mut().map(rootfs_of),
     };
+    crate::steplog::log(root, &format!("ab: erase-write-verify slot {to}"));
     let install = install_slot(flow.as_mut(), to, layout, devs, &imgs)?;
     let ubi_attached = rdev.and_then(close_target);
     record::set_pending(
@@ -299,6 +300,7 @@ pub fn install(
             images: images.iter().map(|i| hex::encode(i.sha256)).collect(),
         },
     )?;
+    crate::steplog::log(root, &format!("ab: slot {to} armed for the next boot"));
     if opts.reboot {
         crate::closure::activate::reboot().map_err(|e| AbError::Reboot(Box::new(e)))?;
     }

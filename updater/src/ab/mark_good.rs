@@ -39,6 +39,7 @@ pub fn mark_good(
             .unwrap_or(health::DEFAULT_DEADLINE);
         health::wait_healthy(&board.health, d)?;
         open_flow(root, board)?.mark_good(slot)?;
+        crate::steplog::log(root, &format!("ab: slot {slot} marked good"));
     }
     Ok(MarkGood {
         slot,

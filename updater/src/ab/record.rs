@@ -21,11 +21,7 @@ pub struct Pending {
 }
 
 /// One pstore record of the failed boot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PstoreEntry {
-    pub name: String,
-    pub text: String,
-}
+pub use crate::pstore::Record as PstoreEntry;
 
 /// Written by the old slot's agent when it finds the trial did not confirm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,9 +32,6 @@ pub struct Rollback {
     pub detected_at: u64,
     pub pstore: Vec<PstoreEntry>,
 }
-
-/// Bytes kept of each pstore file.
-const PSTORE_KEEP: usize = 64 * 1024;
 
 fn path(root: &DeviceRoot, name: &str) -> PathBuf {
     root.ab_records().join(name)
@@ -111,31 +104,11 @@ pub fn set_rollback(root: &DeviceRoot, r: &Rollback) -> Result<(), AbError> {
 }
 
 /// Removes the given pstore records (which frees ramoops' slots for the next crash).
-/// Best effort: a record that cannot be removed is only reported again.
 pub fn drop_pstore(root: &DeviceRoot, entries: &[PstoreEntry]) {
-    let dir = root.pstore();
-    for e in entries {
-        let _ = std::fs::remove_file(dir.join(&e.name));
-    }
+    crate::pstore::drop_from_pstore(root, entries.iter().map(|e| e.name.as_str()));
 }
 
-/// The records pstore holds (from the previous boot), at most 64 KiB of each, newest
-/// bytes kept.
+/// The records of the previous boot, in pstore or saved by `boot-log` ([`crate::pstore`]).
 pub fn read_pstore(root: &DeviceRoot) -> Vec<PstoreEntry> {
-    let Ok(rd) = std::fs::read_dir(root.pstore()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PstoreEntry> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let b = std::fs::read(e.path()).ok()?;
-            let tail = &b[b.len().saturating_sub(PSTORE_KEEP)..];
-            Some(PstoreEntry {
-                name: e.file_name().to_string_lossy().into_owned(),
-                text: String::from_utf8_lossy(tail).into_owned(),
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    crate::pstore::records(root)
 }

@@ -30,5 +30,6 @@ pub fn rollback(
     }
     flow.set_committed(to)?;
     record::clear_pending(root)?;
+    crate::steplog::log(root, &format!("ab: rollback, slot {to} committed"));
     Ok((booted, to))
 }

@@ -100,6 +100,10 @@ fn detect_rollback(
         pstore: record::read_pstore(root),
     };
     record::set_rollback(root, &r)?;
+    crate::steplog::log(
+        root,
+        &format!("ab: slot {} did not confirm, back on {}", p.to, p.from),
+    );
     // Now kept in rollback.json; left in pstore they would be reported again with
     // the next rollback, which may not have crashed at all.
     record::drop_pstore(root, &r.pstore);

@@ -16,6 +16,7 @@ use crate::error::{AgentError, Result};
 use crate::flashops::journal_dir::JournalLocation;
 use crate::flashops::raw::writer_options;
 use crate::flashops::FlashOpError;
+use crate::root::DeviceRoot;
 use crate::staging::images::StagedFile;
 use crate::staging::journal::{settle, stage};
 
@@ -138,6 +139,7 @@ fn tx_err(job: &Job) -> impl FnOnce(TxError) -> ApplyError {
 
 /// Writes every image, in order, each as its own transaction.
 pub fn write_all(
+    root: &DeviceRoot,
     dev: &mut dyn Devices,
     jobs: &[Job],
     loc: &JournalLocation,
@@ -146,13 +148,17 @@ pub fn write_all(
 ) -> Result<Vec<ImageReport>> {
     let mut reports = Vec::with_capacity(jobs.len());
     for job in jobs {
-        progress.note(&format!("writing {} to {}", job.image.name, job.to.target));
+        let what = format!("{} to {}", job.image.name, job.to.target);
+        progress.note(&format!("writing {what}"));
+        crate::steplog::log(root, &format!("apply: erase-write-verify {what}"));
         let r = match &job.to.place {
-            Place::Raw { partition, .. } => write_raw(dev, job, partition, loc, progress)?,
+            Place::Raw { partition, .. } => write_raw(dev, job, partition, loc, progress),
             Place::Ubi {
                 partition, volume, ..
-            } => write_ubi(dev, job, partition, volume, loc, in_place, progress)?,
+            } => write_ubi(dev, job, partition, volume, loc, in_place, progress),
         };
+        let r = r.inspect_err(|e| crate::steplog::log(root, &format!("apply: {what}: {e}")))?;
+        crate::steplog::log(root, &format!("apply: {what} verified ({})", r.method));
         reports.push(r);
     }
     Ok(reports)

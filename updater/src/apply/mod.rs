@@ -82,6 +82,7 @@ pub fn apply_with(
     let board = checks::device_board(root, m)?;
     checks::check_images(&board, m)?;
     checks::check_epoch(root, m)?;
+    crate::steplog::log(root, &format!("apply: bundle for {} verified", board.name));
     let loc = JournalLocation::locate(root, opts.journal.as_deref());
     let made = crate::staging::missing_dirs(&loc.staging());
     let _lock = loc.lock()?;
@@ -95,7 +96,7 @@ pub fn apply_with(
     let result = match board.strategy {
         Strategy::Raw | Strategy::Ubi => {
             let jobs = jobs(&board, &staged)?;
-            image::write_all(devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
+            image::write_all(root, devices, &jobs, &loc, opts.in_place, progress).map(|r| (r, None))
         }
         Strategy::AbZyxel | Strategy::AbUboot => ab::install(root, &board, &staged, opts.reboot)
             .map(|r| (Vec::new(), Some(r)))

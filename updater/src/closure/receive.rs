@@ -76,9 +76,14 @@ pub fn receive(
     store.empty_trash()?;
     let cut = Cell::new(false);
     let mut input = std::io::BufReader::with_capacity(128 << 10, Watched { input, cut: &cut });
+    crate::steplog::log(root, "receive: start");
     let header = Header::read(&mut input)?;
     crate::verify::check_trust(root, &header)?;
     let m = &header.manifest;
+    crate::steplog::log(
+        root,
+        &format!("receive: signature ok, {}", m.generation.toplevel),
+    );
     if !m.has_closure() {
         return Err(UsageError::ImagesOnly.into());
     }
@@ -124,7 +129,13 @@ pub fn receive(
         }
     };
     store.remove_staging()?;
-    install(&store, &gens, m, now, copied, &record, events)
+    crate::steplog::log(root, &format!("receive: stored {} path(s)", copied.0));
+    let r = install(&store, &gens, m, now, copied, &record, events)?;
+    crate::steplog::log(
+        root,
+        &format!("receive: switched to generation {}", r.generation),
+    );
+    Ok(r)
 }
 
 /// What a transfer added to the device, so that a refused one can take it back.

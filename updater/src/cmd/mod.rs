@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod apply;
+pub mod boot_log;
 pub mod flashcp;
 pub mod gc;
 pub mod kexec;

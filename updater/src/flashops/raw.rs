@@ -135,6 +135,7 @@ pub fn flashcp(
         path: staged.path.clone(),
         source,
     })?;
+    crate::steplog::log(root, &format!("flashcp: erase-write-verify {target}"));
     let result = update_raw(
         &mut flash,
         &mut journal,
@@ -146,6 +147,13 @@ pub fn flashcp(
     // Keep the staged image only while a record may still need it.
     settle(&mut journal, &loc, &target)?;
     let report = result?;
+    crate::steplog::log(
+        root,
+        &format!(
+            "flashcp: {target} verified ({} block(s) rewritten)",
+            report.rewritten_blocks
+        ),
+    );
     let erased_after_image = match req.erase_all {
         true => erase_after(&mut flash, report.image_len)?,
         false => 0,
