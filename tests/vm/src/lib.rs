@@ -10,7 +10,9 @@
 //!   host's kernel: nandsim, mtdram, block2mtd, UBI) or MIPS little-endian (`-M malta`,
 //!   Debian's 4kc-malta kernel: the CPU of the MT76xx boards);
 //! - [`arm::ArmBed`]: ARM `virt` with real U-Boot booting A/B slots from a virtio disk;
-//! - [`arm::PflashBed`]: ARM `virt` with real U-Boot whose environment is in pflash.
+//! - [`arm::PflashBed`]: ARM `virt` with real U-Boot whose environment is in pflash;
+//! - [`router::Router`]: a running x86_64 NOR router (squashfs root in a block2mtd `firmware`
+//!   partition, s6 as PID 1, dropbear) the host reaches over ssh.
 
 pub mod arm;
 pub mod build;
@@ -20,6 +22,7 @@ mod disk;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
+pub mod router;
 mod scripted;
 
 pub use build::{build_static, built_agent, static_agent_with_ab_apply, StaticTarget};
