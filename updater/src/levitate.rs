@@ -206,6 +206,7 @@ pub fn switch(root: &DeviceRoot) -> Result<()> {
             control: control.clone(),
             source,
         })?;
+    crate::steplog::log(root, "levitate: handing PID 1 over to the maintenance root");
     fifo.write_all(TERMINATE)
         .map_err(crate::error::AgentError::io("writing", &control))?;
     Ok(())

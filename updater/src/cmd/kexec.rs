@@ -72,6 +72,7 @@ pub fn run(g: &Global, a: &KexecArgs) -> Result<()> {
     }
     let Some(kernel) = &a.kernel else {
         eprintln!("syncing and starting the kernel loaded earlier");
+        liminix_agent::steplog::log(&root, "kexec: starting the kernel loaded earlier");
         return match liminix_kexec::execute_loaded() {
             Ok(never) => match never {},
             Err(e) => Err(kexec_error(e)),
@@ -87,6 +88,7 @@ pub fn run(g: &Global, a: &KexecArgs) -> Result<()> {
     if a.load_only {
         return Ok(());
     }
+    liminix_agent::steplog::log(&root, &format!("kexec: starting {}", kernel.display()));
     match liminix_kexec::execute(loaded) {
         Ok(never) => match never {},
         Err(e) => Err(kexec_error(e)),

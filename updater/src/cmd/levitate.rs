@@ -157,6 +157,7 @@ fn kexec(
     if a.no_switch {
         return Ok(());
     }
+    liminix_agent::steplog::log(root, "kexec: levitate into the maintenance root");
     match liminix_kexec::execute(loaded) {
         Ok(never) => match never {},
         Err(e) => Err(e.into()),
