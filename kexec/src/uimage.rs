@@ -69,32 +69,12 @@ fn crc32(data: &[u8]) -> u32 {
 
 impl UImage<'_> {
     /// The payload, decompressed: none, gzip or lzma (the `lzma_alone` format mkimage's users
-    /// feed it; only with the `lzma` feature, as its decoder is C), at most 128 MiB.
+    /// feed it), at most 128 MiB.
     pub fn payload(&self) -> Result<Vec<u8>, KexecError> {
         let (name, reader): (&'static str, Box<dyn Read + '_>) = match self.compression {
             0 => return Ok(self.data.to_vec()),
             1 => ("gzip", Box::new(flate2::read::GzDecoder::new(self.data))),
-            #[cfg(feature = "lzma")]
-            3 => {
-                let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| {
-                    KexecError::Decompress {
-                        compression: "lzma",
-                        source: e.into(),
-                    }
-                })?;
-                (
-                    "lzma",
-                    Box::new(liblzma::read::XzDecoder::new_stream(self.data, stream)),
-                )
-            }
-            #[cfg(not(feature = "lzma"))]
-            3 => {
-                return Err(KexecError::Malformed(
-                    "uImage: lzma payload, and this build has no lzma decoder (feature `lzma`): \
-                     decompress it and pass the kernel as it is"
-                        .into(),
-                ))
-            }
+            3 => return lzma(self.data),
             c => {
                 return Err(KexecError::Malformed(format!(
                     "uImage: compression {c} (only none, gzip, lzma)"
@@ -117,5 +97,50 @@ impl UImage<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// The `lzma_alone` payload, refused once it passes [`MAX_PAYLOAD`] rather than after.
+fn lzma(data: &[u8]) -> Result<Vec<u8>, KexecError> {
+    let mut out = Capped::default();
+    let mut input = std::io::BufReader::new(data);
+    // The dictionary is bounded too: a header may claim up to 4 GiB of it.
+    let options = lzma_rs::decompress::Options {
+        memlimit: Some(MAX_PAYLOAD as usize),
+        ..Default::default()
+    };
+    let result = lzma_rs::lzma_decompress_with_options(&mut input, &mut out, &options);
+    if out.overflowed {
+        return Err(KexecError::TooBig {
+            what: "the decompressed uImage payload".into(),
+            size: MAX_PAYLOAD + 1,
+            limit: format!("{MAX_PAYLOAD} bytes"),
+        });
+    }
+    result.map_err(|e| KexecError::Decompress {
+        compression: "lzma",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    Ok(out.bytes)
+}
+
+/// A sink that fails past [`MAX_PAYLOAD`] bytes and remembers that it did.
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.bytes.len() + buf.len()) as u64 > MAX_PAYLOAD {
+            self.overflowed = true;
+            return Err(std::io::Error::other("decompressed payload too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
