@@ -106,6 +106,15 @@ pub fn running_command_line(root: &Path) -> Result<String, KexecError> {
         .to_owned())
 }
 
+/// The running command line carried over to the next kernel, with `extra` words after it.
+pub fn carried_command_line(root: &Path, extra: Option<&str>) -> Result<String, KexecError> {
+    let running = running_command_line(root)?;
+    Ok(match extra {
+        Some(extra) => format!("{running} {extra}").trim().to_owned(),
+        None => running,
+    })
+}
+
 /// Lays out `spec` for `kexec_load` on this machine (RAM from `ROOT/proc/iomem`, the device
 /// tree from `ROOT/sys/firmware/fdt`) without loading it.
 pub fn plan(root: &Path, spec: &BootSpec, format: KernelFormat) -> Result<Layout, KexecError> {

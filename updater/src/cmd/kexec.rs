@@ -56,11 +56,7 @@ fn command_line(root: &Path, a: &KexecArgs) -> Result<String> {
     if let Some(s) = &a.command_line {
         return Ok(s.clone());
     }
-    let running = liminix_kexec::running_command_line(root).map_err(kexec_error)?;
-    Ok(match &a.append {
-        Some(extra) => format!("{running} {extra}").trim().to_owned(),
-        None => running,
-    })
+    liminix_kexec::carried_command_line(root, a.append.as_deref()).map_err(kexec_error)
 }
 
 pub fn run(g: &Global, a: &KexecArgs) -> Result<()> {

@@ -128,11 +128,7 @@ fn kexec(
         None => running_kernel(root)?,
     };
     let kernel = std::fs::read(&kernel_path).map_err(AgentError::io("reading", &kernel_path))?;
-    let running = liminix_kexec::running_command_line(root.dir())?;
-    let command_line = match &a.append {
-        Some(extra) => format!("{running} {extra}").trim().to_owned(),
-        None => running,
-    };
+    let command_line = liminix_kexec::carried_command_line(root.dir(), a.append.as_deref())?;
     let spec = BootSpec {
         kernel,
         initramfs: Some(archive),
