@@ -23,6 +23,8 @@ pub struct Fleet {
     pub more: Vec<(Device, SshServer)>,
     /// Ports the inventory gives instead of the sshd ones (a benchmark's counting proxies).
     ports: Option<Vec<u16>>,
+    /// Hosts reached through a jump host: index -> (inventory address, extra ssh options).
+    routes: std::collections::BTreeMap<usize, (String, String)>,
     dir: tempfile::TempDir,
 }
 
@@ -104,6 +106,7 @@ impl Fleet {
             lab,
             more,
             ports: None,
+            routes: Default::default(),
             dir,
         }
     }
@@ -120,6 +123,24 @@ impl Fleet {
     /// Makes the inventory name `ports` (one per device, in order) instead of the sshd ports.
     pub fn set_ports(&mut self, ports: Vec<u16>) {
         self.ports = Some(ports);
+    }
+
+    /// Makes device `index` reachable only through `jump`: its inventory address becomes a name
+    /// that resolves nowhere, and its ssh options a `ProxyCommand` that asks the jump host to
+    /// connect to the device's port (`ssh -W`), so every connection Ansible or `update.sh` makes
+    /// to it goes through the jump host or fails.
+    pub fn route_through(&mut self, index: usize, jump: &SshServer) {
+        let name = format!("r{index:02}.behind-jump.invalid");
+        let proxy = format!(
+            "ssh -F /dev/null -p {} -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \
+             -W 127.0.0.1:%p {}",
+            jump.port(),
+            jump.client_key().display(),
+            jump.host()
+        );
+        let options = format!("{SSH_OPTIONS} -o ProxyCommand=\"{proxy}\"");
+        self.routes.insert(index, (name, options));
     }
 
     pub fn len(&self) -> usize {
@@ -140,14 +161,19 @@ impl Fleet {
                 .as_ref()
                 .and_then(|p| p.get(i).copied())
                 .unwrap_or(sshd.port());
+            let (address, options) = self
+                .routes
+                .get(&i)
+                .map(|(a, o)| (a.as_str(), o.as_str()))
+                .unwrap_or(("127.0.0.1", SSH_OPTIONS));
             hosts.insert(
                 name,
                 serde_json::json!({
-                    "ansible_host": "127.0.0.1",
+                    "ansible_host": address,
                     "ansible_port": port,
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": sshd.client_key(),
-                    "ansible_ssh_common_args": SSH_OPTIONS,
+                    "ansible_ssh_common_args": options,
                 }),
             );
         }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use liminix_bundle::nar;
 use liminix_tests::closure::{Closure, ClosureSpec};
-use liminix_tests::device::Device;
+use liminix_tests::device::{Device, SshServer};
 use liminix_tests::fleet::{self, Fleet, Run};
 use liminix_tests::lab::{text, Lab, Pack};
 use liminix_tests::tree::{snapshot, Snapshot};
@@ -402,4 +402,51 @@ fn status_rollback_gc_and_mark_good_run_as_ansible_tasks() {
             r[h]
         );
     }
+}
+
+/// A router reachable only through a jump host (the bastion in front of a site's routers): its
+/// inventory address resolves nowhere and its ssh options name a `ProxyCommand` through the jump
+/// host, as a user would write them. Check mode, the update (through `update.sh`) and the
+/// status facts all reach it that way; the router beside it is reached directly.
+#[test]
+fn a_router_behind_a_jump_host_is_updated_through_it() {
+    let mut fleet = Fleet::new(2);
+    let bastion_device = Device::new().expect("jump host");
+    let bastion = SshServer::start_jump_host(&bastion_device).expect("jump host sshd");
+    fleet.route_through(1, &bastion);
+    let behind = member(&fleet, "r01").2.port();
+    let gen1 = fleet.lab.generate(&ClosureSpec::small(3));
+    let up = fleet.lab.updater(&gen1, &Pack::default());
+    let v = vars(&up, &[2], 0);
+
+    let before = snapshots(&fleet);
+    let check = fleet.playbook("rolling-update.yml", &v, &["--check"]);
+    assert!(check.output.status.success(), "{}", text(&check.output));
+    let predicted = check.row("r01").would_send_bytes.unwrap_or(0);
+    assert!(predicted > 0, "r01: {:?}", check.row("r01"));
+    assert_unchanged(&fleet, &before, "check mode through the jump host");
+
+    let run = fleet.playbook("rolling-update.yml", &v, &[]);
+    assert!(run.output.status.success(), "{}", text(&run.output));
+    show_table(&run, "behind a jump host");
+    for h in ["r00", "r01"] {
+        assert_eq!(run.row(h).result, "updated", "{h}: {:?}", run.row(h));
+        assert_on(&fleet, h, 1, &gen1);
+    }
+    assert_eq!(run.row("r01").sent_bytes, predicted);
+
+    // The jump host forwarded connections to the router's port: the way Ansible and update.sh
+    // took, since the router's inventory name has no address.
+    let forwarded = format!("127.0.0.1 port {behind}");
+    let log = bastion.log_text();
+    assert!(
+        log.lines().any(|l| l.contains(&forwarded)),
+        "the jump host's log does not show a connection to port {behind}:\n{log}"
+    );
+    let r = fleet.task("liminix.update.status", "", &[]);
+    assert_eq!(
+        r["r01"]["ansible_facts"]["liminix"]["generation"], 1,
+        "{}",
+        r["r01"]
+    );
 }

@@ -52,7 +52,14 @@ fn free_port() -> Result<u16, DeviceError> {
     Ok(port)
 }
 
-fn config(dir: &Path, root: &Path, port: u16) -> String {
+fn config(dir: &Path, root: &Path, port: u16, forwarding: bool) -> String {
+    // A jump host logs at DEBUG1, the level at which sshd names each forwarded connection's
+    // target (`server_request_direct_tcpip`).
+    let (forwarding, level) = if forwarding {
+        ("local", "DEBUG1")
+    } else {
+        ("no", "VERBOSE")
+    };
     format!(
         "Port {port}
 ListenAddress 127.0.0.1
@@ -68,12 +75,12 @@ UsePAM no
 PrintMotd no
 PrintLastLog no
 X11Forwarding no
-AllowTcpForwarding no
+AllowTcpForwarding {forwarding}
 PermitTunnel no
 MaxStartups 64
 MaxSessions 64
 Subsystem sftp internal-sftp
-LogLevel VERBOSE
+LogLevel {level}
 ",
         dir = dir.display(),
         root = root.display(),
@@ -83,6 +90,16 @@ LogLevel VERBOSE
 impl SshServer {
     /// Start sshd for `device` and wait until it answers with its banner.
     pub fn start(device: &Device) -> Result<SshServer, DeviceError> {
+        Self::start_with(device, false)
+    }
+
+    /// Like [`SshServer::start`], but the server also forwards TCP connections its clients ask
+    /// for (`ssh -W`, `-J`): a jump host in front of devices.
+    pub fn start_jump_host(device: &Device) -> Result<SshServer, DeviceError> {
+        Self::start_with(device, true)
+    }
+
+    fn start_with(device: &Device, forwarding: bool) -> Result<SshServer, DeviceError> {
         mkdir_mode(Path::new("/run/sshd"), 0o755)?;
         let dir = device.state_dir().join("ssh");
         mkdir_mode(&dir, 0o700)?;
@@ -94,7 +111,7 @@ impl SshServer {
         let mut last = String::new();
         // The port can be taken between probing and sshd's bind; retry.
         for _ in 0..5 {
-            match Self::spawn(&dir, device.root(), client_key.clone()) {
+            match Self::spawn(&dir, device.root(), client_key.clone(), forwarding) {
                 Ok(server) => return Ok(server),
                 Err(DeviceError::Sshd(why)) => last = why,
                 Err(e) => return Err(e),
@@ -103,10 +120,15 @@ impl SshServer {
         Err(DeviceError::Sshd(last))
     }
 
-    fn spawn(dir: &Path, root: &Path, client_key: PathBuf) -> Result<SshServer, DeviceError> {
+    fn spawn(
+        dir: &Path,
+        root: &Path,
+        client_key: PathBuf,
+        forwarding: bool,
+    ) -> Result<SshServer, DeviceError> {
         let port = free_port()?;
         let conf = dir.join("sshd_config");
-        write_mode(&conf, config(dir, root, port).as_bytes(), 0o600)?;
+        write_mode(&conf, config(dir, root, port, forwarding).as_bytes(), 0o600)?;
         let log = dir.join(format!("sshd-{port}.log"));
         // -E rather than -e: with -e, session processes log to the stderr
         // they hand to the client's channel.
@@ -155,7 +177,7 @@ impl SshServer {
         )))
     }
 
-    /// sshd's own log (`-E` file, `LogLevel VERBOSE`), for diagnosing failures.
+    /// sshd's own log (`-E` file; `LogLevel VERBOSE`, `DEBUG1` on a jump host), for diagnosing failures.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
