@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use liminix_agent::apply::{apply_with, ApplyError, ApplyOptions, Devices};
+use liminix_agent::apply::{apply_with, dry_run, ApplyError, ApplyOptions, Devices, DryRunReport};
 use liminix_agent::error::{exit, AgentError};
 use liminix_agent::flashops::journal_dir::JournalLocation;
 use liminix_agent::root::DeviceRoot;
@@ -452,5 +452,74 @@ fn without_persist_the_running_image_epoch_is_the_floor_and_nothing_is_recorded(
     assert!(
         !d.root.join("/persist").exists(),
         "nothing is written outside the flash"
+    );
+}
+
+fn dry(d: &Device, bytes: &[u8], sim: &mut Sim) -> Result<DryRunReport, AgentError> {
+    dry_run(&d.root, &mut Cursor::new(bytes), sim)
+}
+
+/// `apply --dry-run` reads the manifest, runs apply's checks, and compares each target with its
+/// image: no flash erase or program, nothing in the device's tree (journal, staging) made.
+#[test]
+fn a_dry_run_tells_which_targets_differ_and_writes_nothing() {
+    let d = device("vm-nor");
+    let mut sim = nor_sim();
+    let image = pattern(300_000, 7);
+    let b = bundle(&d, "vm-nor", 4, &[("firmware", &image)]);
+    let tree = liminix_tests::tree::snapshot(d.root.dir());
+    let r = dry(&d, &b, &mut sim).unwrap();
+    tree.assert_same(&liminix_tests::tree::snapshot(d.root.dir()), "dry run");
+    let s = sim.raw[0].1.stats();
+    assert_eq!((s.erases, s.programs), (0, 0));
+    let i = &r.images[0];
+    assert_eq!(
+        (r.dry_run, r.would_change, i.target.as_str(), i.current),
+        (true, true, "mtd:firmware", "differs"),
+        "{r:?}"
+    );
+    assert_eq!((i.bytes, i.in_use.as_deref()), (300_000, None));
+
+    run(&d, &b, &mut sim).unwrap();
+    let r = dry(&d, &b, &mut sim).unwrap();
+    assert_eq!((r.would_change, r.images[0].current), (false, "same"));
+
+    // The same checks as apply: an untrusted bundle is refused.
+    let other = device("vm-nor");
+    let untrusted = bundle(&other, "vm-nor", 4, &[("firmware", &image)]);
+    let e = dry(&d, &untrusted, &mut sim).unwrap_err();
+    assert_eq!(e.exit_code(), exit::VERIFY, "{e}");
+}
+
+#[test]
+fn a_dry_run_reads_ubi_volumes() {
+    let d = device("vm-nand-ubi");
+    let mut ubi = SimUbi::new(84, 129024);
+    let kernel = pattern(70_000, 3);
+    ubi.load_volume_kind("kernel", 8 * 129024, VolKind::Static, &kernel);
+    ubi.load_volume("rootfs", 20 * 129024, &pattern(100_000, 2));
+    let mut sim = Sim {
+        raw: vec![],
+        ubi: vec![("ubi".into(), ubi)],
+        recovered: vec![],
+    };
+    let b = bundle(
+        &d,
+        "vm-nand-ubi",
+        0,
+        &[("kernel", &kernel), ("rootfs", &pattern(400_000, 4))],
+    );
+    let r = dry(&d, &b, &mut sim).unwrap();
+    let seen: Vec<_> = r
+        .images
+        .iter()
+        .map(|i| (i.target.as_str(), i.current))
+        .collect();
+    assert_eq!(seen, [("ubi0:kernel", "same"), ("ubi0:rootfs", "differs")]);
+    assert!(r.would_change);
+    let u = &mut sim.ubi[0].1;
+    assert!(
+        u.volume_by_name("rootfs.old").unwrap().is_none(),
+        "nothing swapped"
     );
 }

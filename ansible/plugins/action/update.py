@@ -112,8 +112,7 @@ class ActionModule(ActionBase):
         bundle = os.path.expanduser(bundle)
         size = os.path.getsize(bundle)
         if self._task.check_mode:
-            # `apply` has no dry run: without contacting the agent, the whole bundle is what goes.
-            result.update(changed=True, would_send={"paths": 0, "bytes": size})
+            self._images_dry_run(ssh, bundle, size, result)
             return
         timeout = int(a.get("reboot_timeout", 300))
         if strategy == "levitate":
@@ -138,6 +137,23 @@ class ActionModule(ActionBase):
         result["changed"] = written or report.get("ab") is not None
         if strategy in ("ab", "levitate"):
             result["rebooting"] = True
+
+    def _images_dry_run(self, ssh, bundle, size, result):
+        """Check mode: the agent's `apply --dry-run` checks the bundle against the router and
+        compares every target with its image; an image bundle goes whole, so its size is what
+        an update would send."""
+        cmd = ssh.argv + [ssh.target, lx.agent_command(self.agent, ["apply", "--dry-run", "--json", "-"])]
+        with open(bundle, "rb") as f:
+            p = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            e = lx.error_event(p.stdout) or {}
+            raise lx.AgentFailed(p.returncode, e.get("kind"), "liminix-agent apply --dry-run: %s (exit %d): %s" % (
+                lx.EXIT_WORDS.get(p.returncode, "failure"), p.returncode,
+                e.get("message") or p.stderr.strip()))
+        plan = json.loads(p.stdout)
+        result["apply"] = plan
+        changed = bool(plan.get("would_change"))
+        result.update(changed=changed, would_send={"paths": 0, "bytes": size})
 
     # -- after: facts, and a failed host back on its previous generation ------------------------
 

@@ -12,6 +12,7 @@
 
 pub mod ab;
 pub mod checks;
+pub mod dry_run;
 mod error;
 pub mod image;
 pub mod targets;
@@ -25,6 +26,7 @@ use liminix_flash::Progress;
 use serde::Serialize;
 
 pub use crate::staging::images::StagedFile;
+pub use dry_run::{dry_run, DryRunReport};
 pub use error::ApplyError;
 pub use image::ImageReport;
 pub use targets::{Devices, RealDevices};

@@ -3,7 +3,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Args;
-use liminix_agent::apply::{apply, ApplyOptions, ApplyReport};
+use liminix_agent::apply::{apply, dry_run, ApplyOptions, ApplyReport, DryRunReport, RealDevices};
 use liminix_agent::error::{AgentError, Result};
 use liminix_agent::flashops::progress::reporter;
 
@@ -15,7 +15,8 @@ use crate::cli::Global;
     its board definition), the security epoch and every target's size before anything is written, then\n\
     stages each image (verified against the manifest's sha256) and writes it with the board's\n\
     strategy: raw partitions and UBI volumes as journalled transactions, A/B boards into the\n\
-    slot that is not running. See docs/apply.md."
+    slot that is not running. With --dry-run, the same checks, then each target is read and\n\
+    compared with its image, and nothing is written. See docs/apply.md."
 )]
 pub struct ApplyArgs {
     /// Bundle file, or - for stdin
@@ -35,6 +36,10 @@ pub struct ApplyArgs {
     /// Show progress
     #[arg(short, long)]
     pub verbose: bool,
+    /// Check the bundle and say what would be written (which targets differ from their image),
+    /// reading only its manifest; write, stage and journal nothing
+    #[arg(long, conflicts_with_all = ["reboot", "in_place", "staging", "journal"])]
+    pub dry_run: bool,
 }
 
 pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
@@ -50,6 +55,12 @@ pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
     } else {
         Box::new(File::open(&a.bundle).map_err(AgentError::io("opening", &a.bundle))?)
     };
+    if a.dry_run {
+        let mut devices = RealDevices::new(&root);
+        let report = dry_run(&root, &mut input, &mut devices)?;
+        print_dry_run(g, &report);
+        return Ok(());
+    }
     let mut progress = reporter(a.verbose);
     let report = apply(&root, &mut input, &opts, progress.as_mut())?;
     drop(progress);
@@ -86,6 +97,33 @@ fn print_report(g: &Global, r: &ApplyReport) {
     }
     eprintln!(
         "applied bundle for {} (strategy {}, epoch {})",
+        r.board, r.strategy, r.epoch
+    );
+}
+
+fn print_dry_run(g: &Global, r: &DryRunReport) {
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(r).expect("serialises"));
+        return;
+    }
+    for i in &r.images {
+        let now = match i.current {
+            "same" => "already holds it",
+            "differs" => "differs: would be written",
+            _ => "would be written",
+        };
+        eprintln!("{} -> {}: {} bytes; {now}", i.image, i.target, i.bytes);
+        if let Some(used) = &i.in_use {
+            eprintln!("  {used}: levitate first (or update with update.sh, which does)");
+        }
+    }
+    let verdict = if r.would_change {
+        "would change the device"
+    } else {
+        "nothing to write"
+    };
+    eprintln!(
+        "dry run: bundle for {} (strategy {}, epoch {}) verified; {verdict}",
         r.board, r.strategy, r.epoch
     );
 }
