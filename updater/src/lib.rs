@@ -20,6 +20,7 @@ pub mod apply;
 pub mod closure;
 pub mod error;
 pub mod flashops;
+pub mod image_plan;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod levitate;
