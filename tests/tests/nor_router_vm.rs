@@ -10,11 +10,13 @@
 //! Guests run one at a time (a lock): the machine's two cores are shared.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use liminix_build_tools::image::squashfs::{self, Compression, SquashfsSpec};
 use liminix_testdata::pattern;
+use liminix_tests::device::{client_binary, pack_binary};
 use liminix_vm::kernel::find_kernel;
 use liminix_vm::router::{flash, Keys, Layout, RootTree, Router};
 use liminix_vm::{build_static, Disk, StaticTarget};
@@ -34,12 +36,43 @@ fn one_guest_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The guest's board definition: its flash as the preinit partitions it (`rootfs` is a sibling
+/// partition the board does not list, see docs/testing.md). Every firmware carries it as
+/// `/etc/liminix/board.toml`, with the build key in `trusted-keys`, so that `apply` knows it.
+const BOARD_TOML: &str = r#"name = "qemu-nor-router"
+description = "the NOR router test guest: block2mtd flash, raw firmware partition"
+strategy = "raw"
+cpu = "x86_64"
+
+[[flash]]
+name = "flash"
+type = "nor"
+size = 0x1900000
+erase_size = 0x20000
+
+  [[flash.partition]]
+  name = "firmware"
+  offset = 0x0
+  size = 0x1800000
+
+  [[flash.partition]]
+  name = "persist"
+  offset = 0x1800000
+  size = 0x100000
+
+[[image]]
+name = "firmware"
+target = "mtd:firmware"
+"#;
+
 /// What every scenario shares: the keys, the static agent, the kernel's uImage.
 struct Bed {
     keys: Keys,
     agent: PathBuf,
     uimage: Vec<u8>,
     layout: Layout,
+    /// The build key pair (`liminix-pack keygen`) and the board definition file.
+    build: tempfile::TempDir,
 }
 
 impl Bed {
@@ -52,8 +85,33 @@ impl Bed {
                 agent: build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap(),
                 uimage: flash::kernel_uimage(&kernel, "liminix-router").unwrap(),
                 layout: Layout::default(),
+                build: build_keys(),
             }
         })
+    }
+
+    fn build_file(&self, name: &str) -> PathBuf {
+        self.build.path().join(name)
+    }
+
+    /// `liminix-pack bundle` of `firmware` for this board, signed with the build key.
+    fn bundle(&self, firmware: &[u8], name: &str) -> PathBuf {
+        let fw = self.build_file(&format!("{name}.bin"));
+        std::fs::write(&fw, firmware).unwrap();
+        let out = self.build_file(&format!("{name}.bundle"));
+        let image = format!("firmware={}", fw.display());
+        run_ok(
+            Command::new(pack_binary())
+                .args(["bundle", "--board", "qemu-nor-router", "--epoch", "1"])
+                .arg("--key")
+                .arg(self.build_file("build.sec"))
+                .arg("--board-file")
+                .arg(self.build_file("board.toml"))
+                .args(["--image", &image])
+                .arg("--out")
+                .arg(&out),
+        );
+        out
     }
 
     /// `firmware.bin` whose root says `banner`.
@@ -64,6 +122,11 @@ impl Bed {
     /// `firmware.bin` whose root says `banner` and holds `filler` as /etc/filler.
     fn firmware_with(&self, banner: &str, filler: Option<&[u8]>) -> Vec<u8> {
         let tree = RootTree::build(banner, &self.keys, &self.agent).unwrap();
+        let public = std::fs::read(self.build_file("build.pub")).unwrap();
+        tree.file("/etc/liminix/trusted-keys/build.pub", &public, 0o644)
+            .unwrap();
+        tree.file("/etc/liminix/board.toml", BOARD_TOML.as_bytes(), 0o644)
+            .unwrap();
         if let Some(data) = filler {
             tree.file("/etc/filler", data, 0o644).unwrap();
         }
@@ -94,6 +157,31 @@ impl Bed {
         up(&mut r, 1);
         r
     }
+}
+
+/// A build key pair and the board definition, in a directory the bed keeps.
+fn build_keys() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new(pack_binary())
+            .arg("keygen")
+            .arg("--secret")
+            .arg(dir.path().join("build.sec"))
+            .arg("--public")
+            .arg(dir.path().join("build.pub")),
+    );
+    std::fs::write(dir.path().join("board.toml"), BOARD_TOML).unwrap();
+    dir
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Waits for the `n`th boot banner and for ssh; prints the times (docs/testing.md quotes them).
@@ -336,4 +424,114 @@ fn a_power_cut_during_the_levitated_flash_write_leaves_old_and_new_blocks() {
         "{serial}"
     );
     r.power_cut();
+}
+
+/// `update.sh` (the real `liminix-update`) against the router, as a user runs it: ssh with
+/// the strict known_hosts of the test and the client key.
+fn update_sh(r: &Router, bundle: &Path, json: bool) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    let host_key = &Bed::get().keys.host_public;
+    std::fs::write(&known, format!("[127.0.0.1]:{} {host_key}\n", r.port())).unwrap();
+    let ssh = format!(
+        "ssh -i {} -p {} -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} \
+         -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5 \
+         -o IdentitiesOnly=yes -o LogLevel=ERROR",
+        Bed::get().keys.client_key.display(),
+        r.port(),
+        known.display()
+    );
+    let mut cmd = Command::new(client_binary());
+    cmd.env("SSH_COMMAND", ssh).arg("--bundle").arg(bundle);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.arg("root@127.0.0.1").output().unwrap();
+    eprintln!(
+        "update.sh exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The JSON lines `update.sh --json` printed whose `event` is `name`.
+fn events(out: &Output, name: &str) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == name)
+        .collect()
+}
+
+/// The one-command NOR update, in one boot. First the guest's RAM is filled with a tmpfs
+/// file until less is available than the update needs: `update.sh` refuses with exit 5 and
+/// the numbers, and nothing changed (no bundle in /run, no maintenance root, s6-svscan still
+/// PID 1, firmware A still answering). Then, with the RAM freed, `update.sh` sends the bundle
+/// of firmware B into RAM, the agent verifies it, levitates carrying it, `apply` runs in the
+/// maintenance root (strict host key check on the way in), and the router reboots. Oracles:
+/// the next boot's banner and `/etc/banner` are firmware B's; after power-off the disk's
+/// firmware range is firmware B byte for byte.
+#[test]
+fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() {
+    let _g = one_guest_at_a_time();
+    let bed = Bed::get();
+    let (disk, _) = bed.disk_with_a("router-update-sh");
+    let firmware_b = bed.firmware("firmware B");
+    let bundle = bed.bundle(&firmware_b, "firmware-B");
+    let mut r = bed.boot(disk.path());
+
+    // Leave about 24 MiB of MemAvailable: less than bundle, images, root and margin.
+    r.ssh_ok(
+        "mount -o remount,size=100% /tmp && \
+         kib=$(sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo) && \
+         dd if=/dev/zero of=/tmp/ballast bs=1024 count=$((kib - 24576)) 2>/dev/null",
+    )
+    .unwrap();
+    let refused = update_sh(&r, &bundle, true);
+    assert_eq!(refused.status.code(), Some(5));
+    let failed = events(&refused, "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["kind"], "no_space", "{failed:?}");
+    let message = failed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("MemAvailable") && message.contains("nothing was changed"),
+        "{message}"
+    );
+    let untouched = r
+        .ssh_ok(
+            "test ! -e /run/liminix/update.bundle && test ! -e /run/maintenance && \
+             cat /proc/1/comm /etc/banner",
+        )
+        .unwrap();
+    assert_eq!(untouched, "s6-svscan\nfirmware A\n");
+    r.ssh_ok("rm /tmp/ballast").unwrap();
+
+    let out = update_sh(&r, &bundle, true);
+    assert!(out.status.success());
+    let plan = events(&out, "image_plan");
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0]["levitate"], true, "{plan:?}");
+    let ready = events(&out, "maintenance");
+    assert_eq!(ready.len(), 1);
+    eprintln!("maintenance root answered {} s after levitate", ready[0]["seconds"]);
+    let done = events(&out, "done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["levitated"], true);
+    assert_eq!(done[0]["rebooted"], true);
+    let image = &done[0]["images"][0];
+    assert_eq!(image["target"], "mtd:firmware");
+    assert_eq!(image["bytes"].as_u64(), Some(firmware_b.len() as u64));
+    assert!(image["rewritten_blocks"].as_u64().unwrap() > 0, "{image}");
+
+    up(&mut r, 2);
+    assert_eq!(r.banners(), ["firmware A", "firmware B"], "{}", r.serial());
+    assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware B");
+    r.power_off(Duration::from_secs(30)).unwrap();
+    let flash = std::fs::read(disk.path()).unwrap();
+    assert!(
+        flash[..firmware_b.len()] == firmware_b,
+        "the firmware partition does not hold firmware B"
+    );
 }
