@@ -9,17 +9,14 @@
 //!
 //! Guests run one at a time (a lock): the machine's two cores are shared.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use liminix_build_tools::image::squashfs::{self, Compression, SquashfsSpec};
 use liminix_testdata::pattern;
-use liminix_tests::device::{client_binary, pack_binary};
-use liminix_vm::kernel::find_kernel;
-use liminix_vm::router::{flash, Keys, Layout, RootTree, Router};
-use liminix_vm::{build_static, Disk, StaticTarget};
+use liminix_tests::nor_bed::{events, NorBed};
+use liminix_vm::router::{Keys, Router};
+use liminix_vm::Disk;
 
 /// Generous: on a 2-core machine shared with other builds one boot took up to 75 s (docs/testing.md).
 const BOOT: Duration = Duration::from_secs(240);
@@ -28,160 +25,34 @@ const SSH: Duration = Duration::from_secs(60);
 /// write phase began: about half of the changed blocks reach the disk.
 const CUT_BPS: u64 = 1 << 20;
 const CUT_AFTER: Duration = Duration::from_secs(3);
-/// SOURCE_DATE_EPOCH of every image here.
-const EPOCH: u64 = 1_700_000_000;
 
 fn one_guest_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The guest's board definition: its flash as the preinit partitions it (`rootfs` is a sibling
-/// partition the board does not list, see docs/testing.md). Every firmware carries it as
-/// `/etc/liminix/board.toml`, with the build key in `trusted-keys`, so that `apply` knows it.
-const BOARD_TOML: &str = r#"name = "qemu-nor-router"
-description = "the NOR router test guest: block2mtd flash, raw firmware partition"
-strategy = "raw"
-cpu = "x86_64"
-
-[[flash]]
-name = "flash"
-type = "nor"
-size = 0x1900000
-erase_size = 0x20000
-
-  [[flash.partition]]
-  name = "firmware"
-  offset = 0x0
-  size = 0x1800000
-
-  [[flash.partition]]
-  name = "persist"
-  offset = 0x1800000
-  size = 0x100000
-
-[[image]]
-name = "firmware"
-target = "mtd:firmware"
-"#;
-
-/// What every scenario shares: the keys, the static agent, the kernel's uImage.
-struct Bed {
-    keys: Keys,
-    agent: PathBuf,
-    uimage: Vec<u8>,
-    layout: Layout,
-    /// The build key pair (`liminix-pack keygen`) and the board definition file.
-    build: tempfile::TempDir,
-}
+/// What every scenario shares ([`NorBed`]), made once.
+struct Bed;
 
 impl Bed {
-    fn get() -> &'static Bed {
-        static B: OnceLock<Bed> = OnceLock::new();
-        B.get_or_init(|| {
-            let kernel = find_kernel().unwrap();
-            Bed {
-                keys: Keys::generate().unwrap(),
-                agent: build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap(),
-                uimage: flash::kernel_uimage(&kernel, "liminix-router").unwrap(),
-                layout: Layout::default(),
-                build: build_keys(),
-            }
-        })
-    }
-
-    fn build_file(&self, name: &str) -> PathBuf {
-        self.build.path().join(name)
-    }
-
-    /// `liminix-pack bundle` of `firmware` for this board, signed with the build key.
-    fn bundle(&self, firmware: &[u8], name: &str) -> PathBuf {
-        let fw = self.build_file(&format!("{name}.bin"));
-        std::fs::write(&fw, firmware).unwrap();
-        let out = self.build_file(&format!("{name}.bundle"));
-        let image = format!("firmware={}", fw.display());
-        run_ok(
-            Command::new(pack_binary())
-                .args(["bundle", "--board", "qemu-nor-router", "--epoch", "1"])
-                .arg("--key")
-                .arg(self.build_file("build.sec"))
-                .arg("--board-file")
-                .arg(self.build_file("board.toml"))
-                .args(["--image", &image])
-                .arg("--out")
-                .arg(&out),
-        );
-        out
-    }
-
-    /// `firmware.bin` whose root says `banner`.
-    fn firmware(&self, banner: &str) -> Vec<u8> {
-        self.firmware_with(banner, None)
-    }
-
-    /// `firmware.bin` whose root says `banner` and holds `filler` as /etc/filler.
-    fn firmware_with(&self, banner: &str, filler: Option<&[u8]>) -> Vec<u8> {
-        let tree = RootTree::build(banner, &self.keys, &self.agent).unwrap();
-        let public = std::fs::read(self.build_file("build.pub")).unwrap();
-        tree.file("/etc/liminix/trusted-keys/build.pub", &public, 0o644)
-            .unwrap();
-        tree.file("/etc/liminix/board.toml", BOARD_TOML.as_bytes(), 0o644)
-            .unwrap();
-        if let Some(data) = filler {
-            tree.file("/etc/filler", data, 0o644).unwrap();
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("rootfs.squashfs");
-        let spec = SquashfsSpec {
-            compression: Compression::Gzip,
-            epoch: EPOCH,
-            block_size: None,
-        };
-        squashfs::write(tree.path(), &spec, &out).unwrap();
-        let root = std::fs::read(&out).unwrap();
-        flash::firmware(&self.uimage, &root, &self.layout).unwrap()
-    }
-
-    /// A flash disk holding firmware A (built once), with the firmware bytes.
-    fn disk_with_a(&self, tag: &str) -> (Disk, &'static [u8]) {
-        static A: OnceLock<Vec<u8>> = OnceLock::new();
-        let fw = A.get_or_init(|| self.firmware("firmware A"));
-        let disk = Disk::new(tag, self.layout.flash_bytes());
-        flash::write_disk(disk.path(), &self.layout, fw).unwrap();
-        (disk, fw)
-    }
-
-    /// Boots `disk` and waits for boot number `boots` and for ssh.
-    fn boot(&self, disk: &Path) -> Router {
-        let mut r = Router::boot(disk, &self.layout, &self.keys).unwrap();
-        up(&mut r, 1);
-        r
+    fn get() -> &'static NorBed {
+        static B: OnceLock<NorBed> = OnceLock::new();
+        B.get_or_init(NorBed::new)
     }
 }
 
-/// A build key pair and the board definition, in a directory the bed keeps.
-fn build_keys() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    run_ok(
-        Command::new(pack_binary())
-            .arg("keygen")
-            .arg("--secret")
-            .arg(dir.path().join("build.sec"))
-            .arg("--public")
-            .arg(dir.path().join("build.pub")),
-    );
-    std::fs::write(dir.path().join("board.toml"), BOARD_TOML).unwrap();
-    dir
+/// A flash disk holding firmware A (built once), with the firmware bytes.
+fn disk_with_a(bed: &NorBed, tag: &str) -> (Disk, &'static [u8]) {
+    static A: OnceLock<Vec<u8>> = OnceLock::new();
+    let fw = A.get_or_init(|| bed.firmware_with("firmware A", None));
+    (bed.disk(tag, fw), fw)
 }
 
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// Boots `disk` and waits for the first boot and for ssh.
+fn boot(bed: &NorBed, disk: &Path) -> Router {
+    let mut r = Router::boot(disk, &bed.layout, &bed.keys).unwrap();
+    up(&mut r, 1);
+    r
 }
 
 /// Waits for the `n`th boot banner and for ssh; prints the times (docs/testing.md quotes them).
@@ -199,8 +70,8 @@ fn up(r: &mut Router, n: usize) {
 fn boots_from_flash_and_answers_ssh_with_the_agent() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-boot");
-    let r = bed.boot(disk.path());
+    let (disk, _) = disk_with_a(bed, "router-boot");
+    let r = boot(bed, disk.path());
     assert_eq!(r.banners(), ["firmware A"], "{}", r.serial());
     assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
     // The root is the squashfs on the rootfs partition, read-only; s6-svscan is PID 1.
@@ -227,8 +98,8 @@ fn boots_from_flash_and_answers_ssh_with_the_agent() {
 fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-reboot");
-    let mut r = bed.boot(disk.path());
+    let (disk, _) = disk_with_a(bed, "router-reboot");
+    let mut r = boot(bed, disk.path());
     // The check can fail: a known_hosts naming another key refuses the router.
     let other = Keys::generate().unwrap();
     let wrong = r
@@ -247,7 +118,7 @@ fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
     assert_eq!(r.banners(), ["firmware A", "firmware A"]);
     assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
     r.power_cut();
-    let r = bed.boot(disk.path());
+    let r = boot(bed, disk.path());
     assert_eq!(r.banners(), ["firmware A"], "{}", r.serial());
     r.power_cut();
 }
@@ -256,8 +127,8 @@ fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
 fn the_flash_read_back_after_power_off_is_what_was_written() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, firmware) = bed.disk_with_a("router-readback");
-    let r = bed.boot(disk.path());
+    let (disk, firmware) = disk_with_a(bed, "router-readback");
+    let r = boot(bed, disk.path());
     let data = pattern(11, 300_000);
     r.ssh_with_input("cat > /tmp/persist.bin", &data).unwrap();
     let out = r
@@ -292,9 +163,9 @@ fn the_flash_read_back_after_power_off_is_what_was_written() {
 fn levitate_then_flashcp_then_reboot_boots_firmware_b() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-levitate");
-    let firmware_b = bed.firmware("firmware B");
-    let mut r = bed.boot(disk.path());
+    let (disk, _) = disk_with_a(bed, "router-levitate");
+    let firmware_b = bed.firmware_with("firmware B", None);
+    let mut r = boot(bed, disk.path());
     r.ssh_with_input("cat > /tmp/firmware-B.bin", &firmware_b)
         .unwrap();
     let refused = r
@@ -355,7 +226,7 @@ fn levitate_then_flashcp_then_reboot_boots_firmware_b() {
 fn a_power_cut_during_the_levitated_flash_write_leaves_old_and_new_blocks() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, firmware_a) = bed.disk_with_a("router-cut");
+    let (disk, firmware_a) = disk_with_a(bed, "router-cut");
     let filler = pattern(5, 3 << 20);
     let firmware_c = bed.firmware_with("firmware C", Some(&filler));
     let mut r = Router::boot_with(disk.path(), &bed.layout, &bed.keys, Some(CUT_BPS)).unwrap();
@@ -426,45 +297,6 @@ fn a_power_cut_during_the_levitated_flash_write_leaves_old_and_new_blocks() {
     r.power_cut();
 }
 
-/// `update.sh` (the real `liminix-update`) against the router, as a user runs it: ssh with
-/// the strict known_hosts of the test and the client key.
-fn update_sh(r: &Router, bundle: &Path, json: bool) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let known = dir.path().join("known_hosts");
-    let host_key = &Bed::get().keys.host_public;
-    std::fs::write(&known, format!("[127.0.0.1]:{} {host_key}\n", r.port())).unwrap();
-    let ssh = format!(
-        "ssh -i {} -p {} -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} \
-         -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5 \
-         -o IdentitiesOnly=yes -o LogLevel=ERROR",
-        Bed::get().keys.client_key.display(),
-        r.port(),
-        known.display()
-    );
-    let mut cmd = Command::new(client_binary());
-    cmd.env("SSH_COMMAND", ssh).arg("--bundle").arg(bundle);
-    if json {
-        cmd.arg("--json");
-    }
-    let out = cmd.arg("root@127.0.0.1").output().unwrap();
-    eprintln!(
-        "update.sh exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The JSON lines `update.sh --json` printed whose `event` is `name`.
-fn events(out: &Output, name: &str) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == name)
-        .collect()
-}
-
 /// The one-command NOR update, in one boot. First the guest's RAM is filled with a tmpfs
 /// file until less is available than the update needs: `update.sh` refuses with exit 5 and
 /// the numbers, and nothing changed (no bundle in /run, no maintenance root, s6-svscan still
@@ -477,10 +309,10 @@ fn events(out: &Output, name: &str) -> Vec<serde_json::Value> {
 fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-update-sh");
-    let firmware_b = bed.firmware("firmware B");
+    let (disk, _) = disk_with_a(bed, "router-update-sh");
+    let firmware_b = bed.firmware_with("firmware B", None);
     let bundle = bed.bundle(&firmware_b, "firmware-B");
-    let mut r = bed.boot(disk.path());
+    let mut r = boot(bed, disk.path());
 
     // Leave about 24 MiB of MemAvailable: less than bundle, images, root and margin.
     r.ssh_ok(
@@ -489,7 +321,7 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
          dd if=/dev/zero of=/tmp/ballast bs=1024 count=$((kib - 24576)) 2>/dev/null",
     )
     .unwrap();
-    let refused = update_sh(&r, &bundle, true);
+    let refused = bed.update_sh(&r, &bundle, true);
     assert_eq!(refused.status.code(), Some(5));
     let failed = events(&refused, "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -508,14 +340,17 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
     assert_eq!(untouched, "s6-svscan\nfirmware A\n");
     r.ssh_ok("rm /tmp/ballast").unwrap();
 
-    let out = update_sh(&r, &bundle, true);
+    let out = bed.update_sh(&r, &bundle, true);
     assert!(out.status.success());
     let plan = events(&out, "image_plan");
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0]["levitate"], true, "{plan:?}");
     let ready = events(&out, "maintenance");
     assert_eq!(ready.len(), 1);
-    eprintln!("maintenance root answered {} s after levitate", ready[0]["seconds"]);
+    eprintln!(
+        "maintenance root answered {} s after levitate",
+        ready[0]["seconds"]
+    );
     let done = events(&out, "done");
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["levitated"], true);

@@ -143,7 +143,8 @@ pub fn prepare_carrying(
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
         }
-        std::fs::rename(&from, &to).map_err(AgentError::io("moving into the maintenance root", &from))?;
+        std::fs::rename(&from, &to)
+            .map_err(AgentError::io("moving into the maintenance root", &from))?;
     }
     Ok(prepared(&parts, &maintenance, target, available))
 }
@@ -157,7 +158,10 @@ fn carried_path(root: &DeviceRoot, carry: &Path) -> Result<(PathBuf, PathBuf)> {
         .strip_prefix("/")
         .ok()
         .filter(|rel| rel.starts_with("run") && rel.components().count() > 1)
-        .filter(|rel| rel.components().all(|c| matches!(c, std::path::Component::Normal(_))))
+        .filter(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
         .ok_or_else(refuse)?;
     let from = root.dir().join(inside);
     match std::fs::symlink_metadata(&from) {

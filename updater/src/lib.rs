@@ -20,9 +20,9 @@ pub mod apply;
 pub mod closure;
 pub mod error;
 pub mod flashops;
-pub mod image_plan;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod image_plan;
 pub mod levitate;
 pub mod multicall;
 pub mod pstore;

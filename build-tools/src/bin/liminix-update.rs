@@ -223,9 +223,17 @@ fn image_done(i: &ImageOutcome, json: bool) {
         i.from_epoch,
         i.to_epoch,
         images.join(", "),
-        if i.levitated { ", written from RAM" } else { "" },
+        if i.levitated {
+            ", written from RAM"
+        } else {
+            ""
+        },
         i.sent_bytes,
-        if i.rebooted { "; rebooting into it" } else { "" }
+        if i.rebooted {
+            "; rebooting into it"
+        } else {
+            ""
+        }
     );
 }
 

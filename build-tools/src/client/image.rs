@@ -125,7 +125,9 @@ impl ImageStep<'_> {
                 "run_free": p.run_free}),
             ImageStep::Kept { bytes } => json!({"event": "kept", "path": KEPT, "bytes": bytes}),
             ImageStep::Levitating => json!({"event": "levitating"}),
-            ImageStep::Maintenance { seconds } => json!({"event": "maintenance", "seconds": seconds}),
+            ImageStep::Maintenance { seconds } => {
+                json!({"event": "maintenance", "seconds": seconds})
+            }
             ImageStep::Applied(images) => json!({"event": "applied", "images": images}),
             ImageStep::Rebooting => json!({"event": "rebooting"}),
         }
@@ -231,7 +233,10 @@ fn ask_plan(
     bundle_bytes: u64,
     report: &mut dyn Report,
 ) -> Result<(Option<AgentChoice>, Plan), UpdateError> {
-    let args = format!("{} image-plan --json --bundle-bytes {bundle_bytes}", root_arg(o));
+    let args = format!(
+        "{} image-plan --json --bundle-bytes {bundle_bytes}",
+        root_arg(o)
+    );
     let carried = match (&o.agents_dir, &o.agent) {
         (Some(dir), None) => agents::carried(dir)?,
         _ => Vec::new(),
@@ -265,7 +270,8 @@ fn ask_plan(
     let mut out = String::new();
     stdout.read_to_string(&mut out)?;
     let status = child.wait()?;
-    let plan = answer::<Plan>(&out).map_err(|e| e.unwrap_or_else(|| ssh_failed(o, status.code())))?;
+    let plan =
+        answer::<Plan>(&out).map_err(|e| e.unwrap_or_else(|| ssh_failed(o, status.code())))?;
     Ok((choice, plan))
 }
 
@@ -309,7 +315,11 @@ fn apply_streamed(
     bundle_bytes: u64,
     report: &mut dyn Report,
 ) -> Result<Vec<Applied>, UpdateError> {
-    let command = format!("{}{} --json apply -v -", super::shell_quote(agent), root_arg(o));
+    let command = format!(
+        "{}{} --json apply -v -",
+        super::shell_quote(agent),
+        root_arg(o)
+    );
     let out = send_bundle(o, &command, bundle_bytes, report)?;
     Ok(answer::<ApplyReport>(&out.0)
         .map_err(|e| e.unwrap_or_else(|| ssh_failed(o, out.1)))?

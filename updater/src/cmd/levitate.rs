@@ -4,7 +4,8 @@ use clap::Args;
 use liminix_agent::error::AgentError;
 use liminix_agent::error::Result;
 use liminix_agent::levitate::{
-    carry_config, check_ram, describe, initramfs, prepare_carrying, prepared, running_kernel, switch, LevitateError,
+    carry_config, check_ram, describe, initramfs, prepare_carrying, prepared, running_kernel,
+    switch, LevitateError,
 };
 use liminix_agent::root::DeviceRoot;
 use liminix_kexec::BootSpec;
