@@ -317,6 +317,25 @@ mod tests {
     }
 
     #[test]
+    fn only_a_file_below_run_is_carried() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("run/liminix")).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("run/liminix/b"), "x").unwrap();
+        std::fs::write(dir.path().join("etc/b"), "x").unwrap();
+        let (from, inside) = carried_path(&root, Path::new("/run/liminix/b")).unwrap();
+        assert_eq!(from, dir.path().join("run/liminix/b"));
+        assert_eq!(inside, Path::new("run/liminix/b"));
+        for bad in ["/etc/b", "/run", "run/liminix/b", "/run/../etc/b", "/run/liminix"] {
+            let e = carried_path(&root, Path::new(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{bad}: {e}");
+        }
+        let e = carried_path(&root, Path::new("/run/liminix/missing")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    }
+
+    #[test]
     fn a_finish_script_without_the_hook_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = DeviceRoot::new(dir.path());

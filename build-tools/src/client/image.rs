@@ -474,3 +474,25 @@ fn ssh_failed(o: &UpdateOptions, code: Option<i32>) -> UpdateError {
         status: code.map_or("killed".into(), |c| c.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_error_event_wins_over_its_answer() {
+        let out = "{\"event\":\"error\",\"kind\":\"no_space\",\"message\":\"m\"}\n";
+        match answer::<serde_json::Value>(out) {
+            Err(Some(UpdateError::Agent { kind, message })) => {
+                assert_eq!(kind.as_str(), "no_space");
+                assert_eq!(message, "m");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(answer::<serde_json::Value>(" \n"), Err(None)));
+        assert!(matches!(
+            answer::<Plan>("{}"),
+            Err(Some(UpdateError::Garbled { .. }))
+        ));
+    }
+}
