@@ -327,7 +327,13 @@ mod tests {
         let (from, inside) = carried_path(&root, Path::new("/run/liminix/b")).unwrap();
         assert_eq!(from, dir.path().join("run/liminix/b"));
         assert_eq!(inside, Path::new("run/liminix/b"));
-        for bad in ["/etc/b", "/run", "run/liminix/b", "/run/../etc/b", "/run/liminix"] {
+        for bad in [
+            "/etc/b",
+            "/run",
+            "run/liminix/b",
+            "/run/../etc/b",
+            "/run/liminix",
+        ] {
             let e = carried_path(&root, Path::new(bad)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Usage, "{bad}: {e}");
         }

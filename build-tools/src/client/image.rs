@@ -212,7 +212,7 @@ pub fn update(
         if o.after == After::Reboot {
             report.image(&ImageStep::Rebooting);
             // The connection ends with the system: its status says nothing.
-            let _ = run(o, "reboot", ATTEMPT);
+            let _ = run(o, "reboot", ATTEMPT, true);
             outcome.rebooted = true;
         }
     }
@@ -391,23 +391,24 @@ fn apply_levitated(
     });
     report.image(&ImageStep::Levitating);
     let lev = format!("{quoted}{} --json levitate --carry {KEPT}", root_arg(o));
-    let (out, status) = run(o, &lev, ATTEMPT)?;
+    let (out, status) = run(o, &lev, ATTEMPT, false)?;
     // PID 1 may end the session before the agent's exit status travels back.
     answer::<serde_json::Value>(&out).map_err(|e| e.unwrap_or_else(|| ssh_failed(o, status)))?;
     let seconds = wait_for_maintenance(o)?;
     report.image(&ImageStep::Maintenance { seconds });
     let apply = format!("{MAINTENANCE_AGENT} --json apply -v {KEPT}");
-    let (out, status) = run(o, &apply, Duration::from_secs(3600))?;
+    let (out, status) = run(o, &apply, Duration::from_secs(3600), false)?;
     Ok(answer::<ApplyReport>(&out)
         .map_err(|e| e.unwrap_or_else(|| ssh_failed(o, status)))?
         .images)
 }
 
-/// Polls until ssh runs in the maintenance root; seconds it took.
+/// Polls until ssh runs in the maintenance root; seconds it took. The refused connections
+/// while one system goes and the other comes are expected, and not shown.
 fn wait_for_maintenance(o: &UpdateOptions) -> Result<f64, UpdateError> {
     let start = Instant::now();
     loop {
-        if let Ok((_, Some(0))) = run(o, IN_MAINTENANCE, ATTEMPT) {
+        if let Ok((_, Some(0))) = run(o, IN_MAINTENANCE, ATTEMPT, true) {
             return Ok(start.elapsed().as_secs_f64());
         }
         if start.elapsed() > MAINTENANCE_WAIT {
@@ -427,15 +428,21 @@ fn ssh(o: &UpdateOptions, command: &str) -> Command {
     cmd
 }
 
-/// Runs `command` (no stdin; stderr passed through), killing ssh after `limit`; its stdout
-/// and exit code.
+/// Runs `command` (no stdin; stderr passed through unless `quiet`), killing ssh after
+/// `limit`; its stdout and exit code.
 fn run(
     o: &UpdateOptions,
     command: &str,
     limit: Duration,
+    quiet: bool,
 ) -> Result<(String, Option<i32>), UpdateError> {
     let mut child = ssh(o, command)
         .stdin(Stdio::null())
+        .stderr(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|source| spawn_err(o, source))?;
