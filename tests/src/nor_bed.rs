@@ -140,21 +140,31 @@ impl NorBed {
     /// # Panics
     /// If the packer fails.
     pub fn bundle(&self, firmware: &[u8], name: &str) -> PathBuf {
-        let fw = self.build_file(&format!("{name}.bin"));
-        std::fs::write(&fw, firmware).expect("firmware file");
+        self.bundle_for(BOARD_TOML, &[("firmware", firmware)], name)
+    }
+
+    /// `liminix-pack bundle --board-file` of `images` (image name, bytes) for the board
+    /// definition `board_toml` (its name must be [`BOARD`]), signed with the build key.
+    ///
+    /// # Panics
+    /// If the packer fails.
+    pub fn bundle_for(&self, board_toml: &str, images: &[(&str, &[u8])], name: &str) -> PathBuf {
+        let board = self.build_file(&format!("{name}.board.toml"));
+        std::fs::write(&board, board_toml).expect("board file");
         let out = self.build_file(&format!("{name}.bundle"));
-        let image = format!("firmware={}", fw.display());
-        run_ok(
-            Command::new(pack_binary())
-                .args(["bundle", "--board", BOARD, "--epoch", "1"])
-                .arg("--key")
-                .arg(self.build_file("build.sec"))
-                .arg("--board-file")
-                .arg(self.build_file("board.toml"))
-                .args(["--image", &image])
-                .arg("--out")
-                .arg(&out),
-        );
+        let mut cmd = Command::new(pack_binary());
+        cmd.args(["bundle", "--board", BOARD, "--epoch", "1"])
+            .arg("--key")
+            .arg(self.build_file("build.sec"))
+            .arg("--board-file")
+            .arg(&board);
+        for (image, data) in images {
+            let file = self.build_file(&format!("{name}.{image}.bin"));
+            std::fs::write(&file, data).expect("image file");
+            cmd.arg("--image")
+                .arg(format!("{image}={}", file.display()));
+        }
+        run_ok(cmd.arg("--out").arg(&out));
         out
     }
 
@@ -176,20 +186,21 @@ impl NorBed {
         )
     }
 
-    /// `update.sh` (the real `liminix-update`) with `bundle` against the router; its output
-    /// is also printed.
+    /// `update.sh` (the real `liminix-update`) with `bundle` against the router, `args`
+    /// added; its output is also printed.
     ///
     /// # Panics
     /// If the client cannot be started.
-    pub fn update_sh(&self, r: &Router, bundle: &Path, json: bool) -> Output {
+    pub fn update_sh(&self, r: &Router, bundle: &Path, args: &[&str]) -> Output {
         let dir = tempfile::tempdir().expect("tempdir");
         let ssh = self.ssh_command(r, &dir.path().join("known_hosts"));
         let mut cmd = Command::new(client_binary());
         cmd.env("SSH_COMMAND", ssh).arg("--bundle").arg(bundle);
-        if json {
-            cmd.arg("--json");
-        }
-        let out = cmd.arg("root@127.0.0.1").output().expect("update.sh");
+        let out = cmd
+            .args(args)
+            .arg("root@127.0.0.1")
+            .output()
+            .expect("update.sh");
         eprintln!(
             "update.sh exit {:?}\nstdout:\n{}\nstderr:\n{}",
             out.status.code(),

@@ -297,14 +297,15 @@ fn a_power_cut_during_the_levitated_flash_write_leaves_old_and_new_blocks() {
     r.power_cut();
 }
 
-/// The one-command NOR update, in one boot. First the guest's RAM is filled with a tmpfs
+/// The one-command NOR update, in one boot. First an image for a partition nothing mounts is
+/// applied from the running system without levitating. Then the guest's RAM is filled with a tmpfs
 /// file until less is available than the update needs: `update.sh` refuses with exit 5 and
 /// the numbers, and nothing changed (no bundle in /run, no maintenance root, s6-svscan still
 /// PID 1, firmware A still answering). Then, with the RAM freed, `update.sh` sends the bundle
 /// of firmware B into RAM, the agent verifies it, levitates carrying it, `apply` runs in the
 /// maintenance root (strict host key check on the way in), and the router reboots. Oracles:
 /// the next boot's banner and `/etc/banner` are firmware B's; after power-off the disk's
-/// firmware range is firmware B byte for byte.
+/// firmware range is firmware B byte for byte, and `persist` holds the first image.
 #[test]
 fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() {
     let _g = one_guest_at_a_time();
@@ -313,6 +314,8 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
     let firmware_b = bed.firmware_with("firmware B", None);
     let bundle = bed.bundle(&firmware_b, "firmware-B");
     let mut r = boot(bed, disk.path());
+    let data = pattern(17, 300_000);
+    free_target_is_applied_from_the_running_system(bed, &r, &data);
 
     // Leave about 24 MiB of MemAvailable: less than bundle, images, root and margin.
     r.ssh_ok(
@@ -321,7 +324,7 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
          dd if=/dev/zero of=/tmp/ballast bs=1024 count=$((kib - 24576)) 2>/dev/null",
     )
     .unwrap();
-    let refused = bed.update_sh(&r, &bundle, true);
+    let refused = bed.update_sh(&r, &bundle, &["--json"]);
     assert_eq!(refused.status.code(), Some(5));
     let failed = events(&refused, "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -340,7 +343,7 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
     assert_eq!(untouched, "s6-svscan\nfirmware A\n");
     r.ssh_ok("rm /tmp/ballast").unwrap();
 
-    let out = bed.update_sh(&r, &bundle, true);
+    let out = bed.update_sh(&r, &bundle, &["--json"]);
     assert!(out.status.success());
     let plan = events(&out, "image_plan");
     assert_eq!(plan.len(), 1);
@@ -369,4 +372,35 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
         flash[..firmware_b.len()] == firmware_b,
         "the firmware partition does not hold firmware B"
     );
+    let persist = bed.layout.firmware as usize;
+    assert!(
+        flash[persist..persist + data.len()] == data,
+        "persist does not hold what update.sh applied there"
+    );
+}
+
+/// A board whose image goes to a partition nothing mounts: `persist` as image `data`. The
+/// running firmware's board.toml is covered by this one (a bind mount), and `update.sh
+/// --no-reboot` with a bundle of `data` streams it into `apply` on the running system.
+fn free_target_is_applied_from_the_running_system(bed: &NorBed, r: &Router, data: &[u8]) {
+    let board = format!(
+        "{}\n[[image]]\nname = \"data\"\ntarget = \"mtd:persist\"\n",
+        liminix_tests::nor_bed::BOARD_TOML
+    );
+    let bundle = bed.bundle_for(&board, &[("data", data)], "data");
+    r.ssh_with_input(
+        "cat > /tmp/board.toml && mount --bind /tmp/board.toml /etc/liminix/board.toml",
+        board.as_bytes(),
+    )
+    .unwrap();
+    let out = bed.update_sh(r, &bundle, &["--json", "--no-reboot"]);
+    assert!(out.status.success());
+    let plan = events(&out, "image_plan");
+    assert_eq!(plan[0]["levitate"], false, "{plan:?}");
+    let done = events(&out, "done");
+    assert_eq!(done[0]["images"][0]["target"], "mtd:persist", "{done:?}");
+    assert_eq!(done[0]["rebooted"], false, "{done:?}");
+    assert!(events(&out, "levitating").is_empty());
+    r.ssh_ok("umount /etc/liminix/board.toml && cat /proc/1/comm")
+        .unwrap();
 }

@@ -146,7 +146,7 @@ fn one_command(
 ) -> Result<(), String> {
     let bytes = std::fs::metadata(bundle).map_err(|e| e.to_string())?.len();
     let start = Instant::now();
-    let out = bed.update_sh(r, bundle, true);
+    let out = bed.update_sh(r, bundle, &["--json"]);
     if !out.status.success() {
         return Err(format!("update.sh failed: {:?}", out.status.code()));
     }
