@@ -11,4 +11,5 @@ pub mod data;
 pub mod device;
 pub mod fleet;
 pub mod lab;
+pub mod nor_bed;
 pub mod tree;

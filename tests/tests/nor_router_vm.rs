@@ -9,15 +9,14 @@
 //!
 //! Guests run one at a time (a lock): the machine's two cores are shared.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use liminix_build_tools::image::squashfs::{self, Compression, SquashfsSpec};
 use liminix_testdata::pattern;
-use liminix_vm::kernel::find_kernel;
-use liminix_vm::router::{flash, Keys, Layout, RootTree, Router};
-use liminix_vm::{build_static, Disk, StaticTarget};
+use liminix_tests::nor_bed::{events, NorBed};
+use liminix_vm::router::{Keys, Router};
+use liminix_vm::Disk;
 
 /// Generous: on a 2-core machine shared with other builds one boot took up to 75 s (docs/testing.md).
 const BOOT: Duration = Duration::from_secs(240);
@@ -26,74 +25,34 @@ const SSH: Duration = Duration::from_secs(60);
 /// write phase began: about half of the changed blocks reach the disk.
 const CUT_BPS: u64 = 1 << 20;
 const CUT_AFTER: Duration = Duration::from_secs(3);
-/// SOURCE_DATE_EPOCH of every image here.
-const EPOCH: u64 = 1_700_000_000;
 
 fn one_guest_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What every scenario shares: the keys, the static agent, the kernel's uImage.
-struct Bed {
-    keys: Keys,
-    agent: PathBuf,
-    uimage: Vec<u8>,
-    layout: Layout,
-}
+/// What every scenario shares ([`NorBed`]), made once.
+struct Bed;
 
 impl Bed {
-    fn get() -> &'static Bed {
-        static B: OnceLock<Bed> = OnceLock::new();
-        B.get_or_init(|| {
-            let kernel = find_kernel().unwrap();
-            Bed {
-                keys: Keys::generate().unwrap(),
-                agent: build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap(),
-                uimage: flash::kernel_uimage(&kernel, "liminix-router").unwrap(),
-                layout: Layout::default(),
-            }
-        })
+    fn get() -> &'static NorBed {
+        static B: OnceLock<NorBed> = OnceLock::new();
+        B.get_or_init(NorBed::new)
     }
+}
 
-    /// `firmware.bin` whose root says `banner`.
-    fn firmware(&self, banner: &str) -> Vec<u8> {
-        self.firmware_with(banner, None)
-    }
+/// A flash disk holding firmware A (built once), with the firmware bytes.
+fn disk_with_a(bed: &NorBed, tag: &str) -> (Disk, &'static [u8]) {
+    static A: OnceLock<Vec<u8>> = OnceLock::new();
+    let fw = A.get_or_init(|| bed.firmware_with("firmware A", None));
+    (bed.disk(tag, fw), fw)
+}
 
-    /// `firmware.bin` whose root says `banner` and holds `filler` as /etc/filler.
-    fn firmware_with(&self, banner: &str, filler: Option<&[u8]>) -> Vec<u8> {
-        let tree = RootTree::build(banner, &self.keys, &self.agent).unwrap();
-        if let Some(data) = filler {
-            tree.file("/etc/filler", data, 0o644).unwrap();
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("rootfs.squashfs");
-        let spec = SquashfsSpec {
-            compression: Compression::Gzip,
-            epoch: EPOCH,
-            block_size: None,
-        };
-        squashfs::write(tree.path(), &spec, &out).unwrap();
-        let root = std::fs::read(&out).unwrap();
-        flash::firmware(&self.uimage, &root, &self.layout).unwrap()
-    }
-
-    /// A flash disk holding firmware A (built once), with the firmware bytes.
-    fn disk_with_a(&self, tag: &str) -> (Disk, &'static [u8]) {
-        static A: OnceLock<Vec<u8>> = OnceLock::new();
-        let fw = A.get_or_init(|| self.firmware("firmware A"));
-        let disk = Disk::new(tag, self.layout.flash_bytes());
-        flash::write_disk(disk.path(), &self.layout, fw).unwrap();
-        (disk, fw)
-    }
-
-    /// Boots `disk` and waits for boot number `boots` and for ssh.
-    fn boot(&self, disk: &Path) -> Router {
-        let mut r = Router::boot(disk, &self.layout, &self.keys).unwrap();
-        up(&mut r, 1);
-        r
-    }
+/// Boots `disk` and waits for the first boot and for ssh.
+fn boot(bed: &NorBed, disk: &Path) -> Router {
+    let mut r = Router::boot(disk, &bed.layout, &bed.keys).unwrap();
+    up(&mut r, 1);
+    r
 }
 
 /// Waits for the `n`th boot banner and for ssh; prints the times (docs/testing.md quotes them).
@@ -111,8 +70,8 @@ fn up(r: &mut Router, n: usize) {
 fn boots_from_flash_and_answers_ssh_with_the_agent() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-boot");
-    let r = bed.boot(disk.path());
+    let (disk, _) = disk_with_a(bed, "router-boot");
+    let r = boot(bed, disk.path());
     assert_eq!(r.banners(), ["firmware A"], "{}", r.serial());
     assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
     // The root is the squashfs on the rootfs partition, read-only; s6-svscan is PID 1.
@@ -139,8 +98,8 @@ fn boots_from_flash_and_answers_ssh_with_the_agent() {
 fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-reboot");
-    let mut r = bed.boot(disk.path());
+    let (disk, _) = disk_with_a(bed, "router-reboot");
+    let mut r = boot(bed, disk.path());
     // The check can fail: a known_hosts naming another key refuses the router.
     let other = Keys::generate().unwrap();
     let wrong = r
@@ -159,7 +118,7 @@ fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
     assert_eq!(r.banners(), ["firmware A", "firmware A"]);
     assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware A");
     r.power_cut();
-    let r = bed.boot(disk.path());
+    let r = boot(bed, disk.path());
     assert_eq!(r.banners(), ["firmware A"], "{}", r.serial());
     r.power_cut();
 }
@@ -168,8 +127,8 @@ fn a_reboot_and_a_power_cut_come_back_with_the_same_host_key() {
 fn the_flash_read_back_after_power_off_is_what_was_written() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, firmware) = bed.disk_with_a("router-readback");
-    let r = bed.boot(disk.path());
+    let (disk, firmware) = disk_with_a(bed, "router-readback");
+    let r = boot(bed, disk.path());
     let data = pattern(11, 300_000);
     r.ssh_with_input("cat > /tmp/persist.bin", &data).unwrap();
     let out = r
@@ -204,9 +163,9 @@ fn the_flash_read_back_after_power_off_is_what_was_written() {
 fn levitate_then_flashcp_then_reboot_boots_firmware_b() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, _) = bed.disk_with_a("router-levitate");
-    let firmware_b = bed.firmware("firmware B");
-    let mut r = bed.boot(disk.path());
+    let (disk, _) = disk_with_a(bed, "router-levitate");
+    let firmware_b = bed.firmware_with("firmware B", None);
+    let mut r = boot(bed, disk.path());
     r.ssh_with_input("cat > /tmp/firmware-B.bin", &firmware_b)
         .unwrap();
     let refused = r
@@ -267,7 +226,7 @@ fn levitate_then_flashcp_then_reboot_boots_firmware_b() {
 fn a_power_cut_during_the_levitated_flash_write_leaves_old_and_new_blocks() {
     let _g = one_guest_at_a_time();
     let bed = Bed::get();
-    let (disk, firmware_a) = bed.disk_with_a("router-cut");
+    let (disk, firmware_a) = disk_with_a(bed, "router-cut");
     let filler = pattern(5, 3 << 20);
     let firmware_c = bed.firmware_with("firmware C", Some(&filler));
     let mut r = Router::boot_with(disk.path(), &bed.layout, &bed.keys, Some(CUT_BPS)).unwrap();
@@ -336,4 +295,112 @@ fn a_power_cut_during_the_levitated_flash_write_leaves_old_and_new_blocks() {
         "{serial}"
     );
     r.power_cut();
+}
+
+/// The one-command NOR update, in one boot. First an image for a partition nothing mounts is
+/// applied from the running system without levitating. Then the guest's RAM is filled with a tmpfs
+/// file until less is available than the update needs: `update.sh` refuses with exit 5 and
+/// the numbers, and nothing changed (no bundle in /run, no maintenance root, s6-svscan still
+/// PID 1, firmware A still answering). Then, with the RAM freed, `update.sh` sends the bundle
+/// of firmware B into RAM, the agent verifies it, levitates carrying it, `apply` runs in the
+/// maintenance root (strict host key check on the way in), and the router reboots. Oracles:
+/// the next boot's banner and `/etc/banner` are firmware B's; after power-off the disk's
+/// firmware range is firmware B byte for byte, and `persist` holds the first image.
+#[test]
+fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() {
+    let _g = one_guest_at_a_time();
+    let bed = Bed::get();
+    let (disk, _) = disk_with_a(bed, "router-update-sh");
+    let firmware_b = bed.firmware_with("firmware B", None);
+    let bundle = bed.bundle(&firmware_b, "firmware-B");
+    let mut r = boot(bed, disk.path());
+    let data = pattern(17, 300_000);
+    free_target_is_applied_from_the_running_system(bed, &r, &data);
+
+    // Leave about 24 MiB of MemAvailable: less than bundle, images, root and margin.
+    r.ssh_ok(
+        "mount -o remount,size=100% /tmp && \
+         kib=$(sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo) && \
+         dd if=/dev/zero of=/tmp/ballast bs=1024 count=$((kib - 24576)) 2>/dev/null",
+    )
+    .unwrap();
+    let refused = bed.update_sh(&r, &bundle, &["--json"]);
+    assert_eq!(refused.status.code(), Some(5));
+    let failed = events(&refused, "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["kind"], "no_space", "{failed:?}");
+    let message = failed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("MemAvailable") && message.contains("nothing was changed"),
+        "{message}"
+    );
+    let untouched = r
+        .ssh_ok(
+            "test ! -e /run/liminix/update.bundle && test ! -e /run/maintenance && \
+             cat /proc/1/comm /etc/banner",
+        )
+        .unwrap();
+    assert_eq!(untouched, "s6-svscan\nfirmware A\n");
+    r.ssh_ok("rm /tmp/ballast").unwrap();
+
+    let out = bed.update_sh(&r, &bundle, &["--json"]);
+    assert!(out.status.success());
+    let plan = events(&out, "image_plan");
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0]["levitate"], true, "{plan:?}");
+    let ready = events(&out, "maintenance");
+    assert_eq!(ready.len(), 1);
+    eprintln!(
+        "maintenance root answered {} s after levitate",
+        ready[0]["seconds"]
+    );
+    let done = events(&out, "done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["levitated"], true);
+    assert_eq!(done[0]["rebooted"], true);
+    let image = &done[0]["images"][0];
+    assert_eq!(image["target"], "mtd:firmware");
+    assert_eq!(image["bytes"].as_u64(), Some(firmware_b.len() as u64));
+    assert!(image["rewritten_blocks"].as_u64().unwrap() > 0, "{image}");
+
+    up(&mut r, 2);
+    assert_eq!(r.banners(), ["firmware A", "firmware B"], "{}", r.serial());
+    assert_eq!(r.ssh_ok("cat /etc/banner").unwrap().trim(), "firmware B");
+    r.power_off(Duration::from_secs(30)).unwrap();
+    let flash = std::fs::read(disk.path()).unwrap();
+    assert!(
+        flash[..firmware_b.len()] == firmware_b,
+        "the firmware partition does not hold firmware B"
+    );
+    let persist = bed.layout.firmware as usize;
+    assert!(
+        flash[persist..persist + data.len()] == data,
+        "persist does not hold what update.sh applied there"
+    );
+}
+
+/// A board whose image goes to a partition nothing mounts: `persist` as image `data`. The
+/// running firmware's board.toml is covered by this one (a bind mount), and `update.sh
+/// --no-reboot` with a bundle of `data` streams it into `apply` on the running system.
+fn free_target_is_applied_from_the_running_system(bed: &NorBed, r: &Router, data: &[u8]) {
+    let board = format!(
+        "{}\n[[image]]\nname = \"data\"\ntarget = \"mtd:persist\"\n",
+        liminix_tests::nor_bed::BOARD_TOML
+    );
+    let bundle = bed.bundle_for(&board, &[("data", data)], "data");
+    r.ssh_with_input(
+        "cat > /tmp/board.toml && mount --bind /tmp/board.toml /etc/liminix/board.toml",
+        board.as_bytes(),
+    )
+    .unwrap();
+    let out = bed.update_sh(r, &bundle, &["--json", "--no-reboot"]);
+    assert!(out.status.success());
+    let plan = events(&out, "image_plan");
+    assert_eq!(plan[0]["levitate"], false, "{plan:?}");
+    let done = events(&out, "done");
+    assert_eq!(done[0]["images"][0]["target"], "mtd:persist", "{done:?}");
+    assert_eq!(done[0]["rebooted"], false, "{done:?}");
+    assert!(events(&out, "levitating").is_empty());
+    r.ssh_ok("umount /etc/liminix/board.toml && cat /proc/1/comm")
+        .unwrap();
 }

@@ -65,6 +65,8 @@ pub enum Command {
     MarkGood(cmd::mark_good::MarkGoodArgs),
     /// Write the flash images of a signed bundle with the board's strategy
     Apply(cmd::apply::ApplyArgs),
+    /// Check an image bundle from stdin and say whether applying it needs levitate and RAM
+    ImagePlan(cmd::image_plan::ImagePlanArgs),
     /// Leave the flash: copy a maintenance system into RAM and have PID 1 switch to it
     Levitate(cmd::levitate::LevitateArgs),
     /// Boot a kernel from a file now, without the boot loader (kexec)
@@ -97,6 +99,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Recover(a) => cmd::recover::run(&cli.global, a),
         Command::MarkGood(a) => cmd::mark_good::run(&cli.global, a),
         Command::Apply(a) => cmd::apply::run(&cli.global, a),
+        Command::ImagePlan(a) => cmd::image_plan::run(&cli.global, a),
         Command::Levitate(a) => cmd::levitate::run(&cli.global, a),
         Command::Kexec(a) => cmd::kexec::run(&cli.global, a),
         Command::Version => cmd::version::run(&cli.global),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use liminix_recovery::system::{self, Choices};
 use liminix_recovery::{dir, Maintenance, Parts, RecoveryError};
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{AgentError, ErrorKind, Result};
 use crate::root::DeviceRoot;
 
 /// RAM kept free besides the root itself: dropbear, the shells and a flashcp run need a few
@@ -47,6 +47,17 @@ pub enum LevitateError {
         control: PathBuf,
         source: std::io::Error,
     },
+    #[error("the update needs {} bytes of RAM: the bundle ({bundle}), its images staged ({images}), the maintenance root ({root}) and {margin} for its processes; MemAvailable is {available} and /run has {run_free} bytes free: nothing was changed", bundle.saturating_add(*images).saturating_add(*root).saturating_add(*margin))]
+    UpdateRam {
+        bundle: u64,
+        images: u64,
+        root: u64,
+        margin: u64,
+        available: u64,
+        run_free: u64,
+    },
+    #[error("{path} cannot be carried into the maintenance root: it must be a file below /run (the tmpfs the root is written to)")]
+    NotCarriable { path: PathBuf },
     #[error("the running kernel's image is not at {tried}: give it with --kernel (on a router, the kernel image of its firmware partition)")]
     NoKernel { tried: PathBuf },
 }
@@ -56,7 +67,8 @@ impl LevitateError {
         match self {
             LevitateError::Recovery(RecoveryError::Io { .. }) => ErrorKind::Io,
             LevitateError::Recovery(_) => ErrorKind::State,
-            LevitateError::Ram { .. } => ErrorKind::NoSpace,
+            LevitateError::Ram { .. } | LevitateError::UpdateRam { .. } => ErrorKind::NoSpace,
+            LevitateError::NotCarriable { .. } => ErrorKind::Usage,
             LevitateError::NoMemAvailable { .. } | LevitateError::NoKernel { .. } => ErrorKind::Io,
             LevitateError::NoHook { .. } | LevitateError::NoSvscan { .. } => ErrorKind::Refused,
         }
@@ -107,13 +119,87 @@ pub fn check_ram(root: &DeviceRoot, needed: u64) -> Result<u64> {
 /// Describes the maintenance root from the running system below `root`, checks that it fits
 /// in RAM and writes it to `ROOT/run/maintenance`.
 pub fn prepare(root: &DeviceRoot, agent: &Path, choices: &Choices) -> Result<Prepared> {
-    let (parts, maintenance) = describe(root, agent, choices)?;
+    prepare_carrying(root, agent, choices, None)
+}
+
+/// [`prepare`], then moves the file `carry` (below `ROOT/run`) into the written root at the
+/// same path, where the maintenance system finds it: a rename within the tmpfs, no copy.
+pub fn prepare_carrying(
+    root: &DeviceRoot,
+    agent: &Path,
+    choices: &Choices,
+    carry: Option<&Path>,
+) -> Result<Prepared> {
+    let carried = carry.map(|c| carried_path(root, c)).transpose()?;
+    let (parts, mut maintenance) = describe(root, agent, choices)?;
+    carry_config(root, &mut maintenance)?;
     let needed = maintenance.ram_bytes();
     let available = check_ram(root, needed)?;
     let target = root.maintenance();
     check_room(&target, needed)?;
     dir::write(&maintenance.tree, &target).map_err(LevitateError::from)?;
+    if let Some((from, inside)) = carried {
+        let to = target.join(&inside);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(AgentError::io("creating", dir))?;
+        }
+        std::fs::rename(&from, &to)
+            .map_err(AgentError::io("moving into the maintenance root", &from))?;
+    }
     Ok(prepared(&parts, &maintenance, target, available))
+}
+
+/// The file to carry below `ROOT`, and its path relative to the maintenance root's `/`.
+fn carried_path(root: &DeviceRoot, carry: &Path) -> Result<(PathBuf, PathBuf)> {
+    let refuse = || LevitateError::NotCarriable {
+        path: carry.to_path_buf(),
+    };
+    let inside = carry
+        .strip_prefix("/")
+        .ok()
+        .filter(|rel| rel.starts_with("run") && rel.components().count() > 1)
+        .filter(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .ok_or_else(refuse)?;
+    let from = root.dir().join(inside);
+    match std::fs::symlink_metadata(&from) {
+        Ok(m) if m.is_file() => Ok((from, inside.to_path_buf())),
+        Ok(_) => Err(refuse().into()),
+        Err(e) => Err(AgentError::io("reading", &from)(e)),
+    }
+}
+
+/// What `apply` needs in the maintenance root besides the programs: the device's
+/// `/etc/liminix` (board name and definition, trusted keys, the built epoch), file by file.
+pub fn carry_config(root: &DeviceRoot, m: &mut Maintenance) -> Result<()> {
+    let dir = root.join("/etc/liminix");
+    let mut todo = vec![(dir, String::from("/etc/liminix"))];
+    while let Some((host, inside)) = todo.pop() {
+        let entries = match std::fs::read_dir(&host) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AgentError::io("reading", &host)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(AgentError::io("reading", &host))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let (path, at) = (entry.path(), format!("{inside}/{name}"));
+            // Links followed: Liminix's /etc entries point into the store.
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => todo.push((path, at)),
+                Ok(meta) if meta.is_file() => m
+                    .tree
+                    .copy(&at, &path, 0o644)
+                    .map_err(LevitateError::from)?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a root the filesystem of `target` (the `/run` tmpfs, often capped below the RAM
@@ -228,6 +314,31 @@ mod tests {
         assert_eq!(mem_available(&p).unwrap(), 30000 * 1024);
         std::fs::write(&p, "MemTotal: 60000 kB\n").unwrap();
         assert!(mem_available(&p).is_err());
+    }
+
+    #[test]
+    fn only_a_file_below_run_is_carried() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = DeviceRoot::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("run/liminix")).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("run/liminix/b"), "x").unwrap();
+        std::fs::write(dir.path().join("etc/b"), "x").unwrap();
+        let (from, inside) = carried_path(&root, Path::new("/run/liminix/b")).unwrap();
+        assert_eq!(from, dir.path().join("run/liminix/b"));
+        assert_eq!(inside, Path::new("run/liminix/b"));
+        for bad in [
+            "/etc/b",
+            "/run",
+            "run/liminix/b",
+            "/run/../etc/b",
+            "/run/liminix",
+        ] {
+            let e = carried_path(&root, Path::new(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{bad}: {e}");
+        }
+        let e = carried_path(&root, Path::new("/run/liminix/missing")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io, "{e}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod error;
 pub mod flashops;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod image_plan;
 pub mod levitate;
 pub mod multicall;
 pub mod pstore;

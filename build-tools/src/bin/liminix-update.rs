@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use liminix_build_tools::client::{
-    update, After, AgentChoice, Outcome, Planned, Report, UpdateOptions,
+    update, After, AgentChoice, ImageOutcome, ImageStep, Outcome, Planned, Report, UpdateOptions,
 };
 use liminix_bundle::wire::AgentEvent;
 
@@ -150,6 +150,9 @@ impl Report for Human {
             eprintln!("  {} {}{how}", p.bytes, p.path);
         }
     }
+    fn image(&mut self, step: &ImageStep) {
+        eprintln!("{}", step.sentence());
+    }
 }
 
 struct Json;
@@ -191,9 +194,53 @@ impl Report for Json {
                 "store_paths": paths})
         );
     }
+    fn image(&mut self, step: &ImageStep) {
+        println!("{}", step.json());
+    }
+}
+
+/// An image update's last line: from which epoch to which, what was written, bytes sent.
+fn image_done(i: &ImageOutcome, json: bool) {
+    if json {
+        let v = serde_json::json!({"event": "done", "board": i.board, "from_epoch": i.from_epoch,
+            "to_epoch": i.to_epoch, "levitated": i.levitated, "sent_bytes": i.sent_bytes,
+            "images": i.images, "rebooted": i.rebooted, "dry_run": i.dry_run});
+        println!("{v}");
+        return;
+    }
+    if i.dry_run {
+        eprintln!("dry run: nothing was sent or written");
+        return;
+    }
+    let images: Vec<String> = i
+        .images
+        .iter()
+        .map(|a| format!("{} {}", a.image, a.sha256.get(..12).unwrap_or(&a.sha256)))
+        .collect();
+    eprintln!(
+        "{}: epoch {} -> {} ({}){}; sent {} bytes{}",
+        i.board,
+        i.from_epoch,
+        i.to_epoch,
+        images.join(", "),
+        if i.levitated {
+            ", written from RAM"
+        } else {
+            ""
+        },
+        i.sent_bytes,
+        if i.rebooted {
+            "; rebooting into it"
+        } else {
+            ""
+        }
+    );
 }
 
 fn done(o: &Outcome, json: bool) {
+    if let Some(i) = &o.image {
+        return image_done(i, json);
+    }
     match (o.would_install, json) {
         (None, true) => println!(
             "{}",

@@ -66,6 +66,10 @@ pub enum UpdateError {
         expected: &'static str,
         got: Box<AgentEvent>,
     },
+    #[error("--fast restarts the services of a new generation; an image bundle is written to flash and the device rebooted (leave out --fast, or give --no-reboot)")]
+    ImageFast,
+    #[error("{host} did not answer from its maintenance root within {secs} s after levitate: the flash was not written; log in and run `reboot`, or power-cycle it, to boot the old firmware")]
+    NoMaintenance { host: String, secs: u64 },
     #[error("bundle files hold no delta entries (entry {0} is one)")]
     DeltaInBundle(u32),
     #[error("sending the bundle: {0}")]
@@ -83,6 +87,7 @@ impl UpdateError {
             | UpdateError::Ssh { .. } => exit::UNREACHABLE,
             UpdateError::UnsupportedCpu { .. } => exit::UNSUPPORTED_CPU,
             UpdateError::NoRoom { .. } => exit::NO_SPACE,
+            UpdateError::ImageFast => exit::USAGE,
             UpdateError::Bootstrap { kind, .. } if kind == "verify" || kind == "incomplete" => {
                 exit::VERIFY
             }
@@ -98,6 +103,7 @@ impl UpdateError {
             UpdateError::NoRoom { .. } => "no_space",
             UpdateError::NoAgent { .. } | UpdateError::NoUsableAgent { .. } => "no_agent",
             UpdateError::CannotReceive { .. } | UpdateError::Bootstrap { .. } => "bootstrap",
+            UpdateError::NoMaintenance { .. } => "no_maintenance",
             _ => return None,
         })
     }

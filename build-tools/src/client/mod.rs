@@ -20,7 +20,9 @@ pub use crate::bootstrap::AgentChoice;
 use crate::pack::{index, EntryLocation};
 
 mod error;
+pub mod image;
 pub use error::{exit, UpdateError};
+pub use image::{ImageOutcome, ImageStep};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum After {
@@ -55,6 +57,8 @@ pub trait Report {
     fn done_sending(&mut self);
     /// A dry run's plan: what [`Report::sending`] would have announced, path by path.
     fn would_send(&mut self, plan: &[Planned]);
+    /// A step of an image bundle's update ([`image`]).
+    fn image(&mut self, _step: &ImageStep) {}
 }
 
 /// One store path a dry run would send.
@@ -73,6 +77,8 @@ pub struct Outcome {
     pub events: Vec<AgentEvent>,
     /// Dry runs only: whether the update would install a generation (`None`: not a dry run).
     pub would_install: Option<bool>,
+    /// Image bundles: what was written where ([`image`]).
+    pub image: Option<ImageOutcome>,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -189,6 +195,9 @@ impl Agent {
 /// Runs one update; returns what was sent and what the agent said.
 pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, UpdateError> {
     let (header, entries) = index(&o.bundle)?;
+    if image::is_image_bundle(&header.manifest) {
+        return image::update(o, &header, report);
+    }
     let carried = match &o.agents_dir {
         Some(dir) if o.agent.is_none() => agents::carried(dir)?,
         _ => Vec::new(),
@@ -279,6 +288,7 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         sent_bytes,
         events,
         would_install: None,
+        image: None,
     })
 }
 
@@ -330,6 +340,7 @@ fn finish_dry_run(
         sent_bytes: 0,
         events,
         would_install: Some(!unchanged),
+        image: None,
     })
 }
 

@@ -4,7 +4,8 @@ use clap::Args;
 use liminix_agent::error::AgentError;
 use liminix_agent::error::Result;
 use liminix_agent::levitate::{
-    check_ram, describe, initramfs, prepare, prepared, running_kernel, switch, LevitateError,
+    carry_config, check_ram, describe, initramfs, prepare_carrying, prepared, running_kernel,
+    switch, LevitateError,
 };
 use liminix_agent::root::DeviceRoot;
 use liminix_kexec::BootSpec;
@@ -52,6 +53,10 @@ pub struct LevitateArgs {
     /// With --address: the interface
     #[arg(long, value_name = "IF", default_value = "eth0")]
     pub dev: String,
+    /// Move FILE (below /run, e.g. a bundle kept by `image-plan --keep`) into the maintenance
+    /// root, where it has the same path
+    #[arg(long, value_name = "FILE", conflicts_with = "kexec")]
+    pub carry: Option<PathBuf>,
 }
 
 pub fn run(g: &Global, a: &LevitateArgs) -> Result<()> {
@@ -68,7 +73,7 @@ pub fn run(g: &Global, a: &LevitateArgs) -> Result<()> {
     if a.kexec {
         return kexec(g, a, &root, &agent, &choices);
     }
-    let prepared = prepare(&root, &agent, &choices)?;
+    let prepared = prepare_carrying(&root, &agent, &choices, a.carry.as_deref())?;
     if g.json {
         let v = serde_json::json!({"prepared": prepared, "switched": !a.no_switch});
         println!("{v}");
@@ -119,7 +124,8 @@ fn kexec(
     agent: &std::path::Path,
     choices: &Choices,
 ) -> Result<()> {
-    let (parts, maintenance) = describe(root, agent, choices)?;
+    let (parts, mut maintenance) = describe(root, agent, choices)?;
+    carry_config(root, &mut maintenance)?;
     let archive = initramfs(&maintenance)?;
     let needed = maintenance.ram_bytes().saturating_add(archive.len() as u64);
     let available = check_ram(root, needed)?;

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod boot_log;
 pub mod flashcp;
 pub mod gc;
+pub mod image_plan;
 pub mod kexec;
 pub mod levitate;
 pub mod mark_good;
