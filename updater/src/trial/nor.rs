@@ -210,7 +210,7 @@ pub fn start(root: &DeviceRoot, tried: &Tried) -> Result<()> {
 /// The kernel to kexec from an image that starts with a uImage: its payload where the loader
 /// takes that format directly (x86 bzImage, ARM zImage, MIPS ELF), else the uImage itself
 /// (MIPS: its load and entry addresses lay out the segments).
-fn kernel_of(name: &str, data: &[u8]) -> Result<(Vec<u8>, &'static str)> {
+pub fn kernel_of(name: &str, data: &[u8]) -> Result<(Vec<u8>, &'static str)> {
     if !liminix_kexec::uimage::is_uimage(data) {
         return Err(TrialError::NoKernel {
             image: name.to_owned(),
