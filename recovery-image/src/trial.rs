@@ -79,8 +79,15 @@ pub fn build(p: &TrialParts) -> Result<Tree, RecoveryError> {
     }
     t.char_dev("/dev/console", 5, 1)?;
     t.copy("/bin/busybox", &p.busybox, 0o755)?;
-    for applet in TRIAL_APPLETS {
-        t.symlink(&format!("/bin/{applet}"), "busybox")?;
+    // Every applet when known: the board's flash set-up may run any of them.
+    let applets: Vec<String> = match &p.applets {
+        Some(list) => list.clone(),
+        None => TRIAL_APPLETS.iter().map(|a| a.to_string()).collect(),
+    };
+    for applet in applets {
+        if !applet.is_empty() && !applet.contains('/') && applet != "busybox" {
+            t.symlink(&format!("/bin/{applet}"), "busybox")?;
+        }
     }
     t.copy(&format!("/trial/{IMAGE}"), &p.firmware, 0o600)?;
     t.bytes(
