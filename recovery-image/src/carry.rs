@@ -95,7 +95,8 @@ pub fn from_system(root: &Path, release: &str, extra: &[&str]) -> Result<Carried
         };
     };
     let dep_path = dir.join("modules.dep");
-    let text = std::fs::read_to_string(&dep_path).map_err(RecoveryError::io("reading", &dep_path))?;
+    let text =
+        std::fs::read_to_string(&dep_path).map_err(RecoveryError::io("reading", &dep_path))?;
     let deps = parse_dep(&text);
     let mut wanted = Vec::new();
     for n in &names {
@@ -119,7 +120,10 @@ pub fn from_system(root: &Path, release: &str, extra: &[&str]) -> Result<Carried
     }
     c.dep = text
         .lines()
-        .filter(|l| l.split_once(':').is_some_and(|(p, _)| paths.contains(p.trim())))
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(p, _)| paths.contains(p.trim()))
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     // /proc/modules lists the newest first: load in the opposite order.
@@ -149,7 +153,10 @@ fn closure(deps: &BTreeMap<String, (String, Vec<String>)>, names: &[String]) -> 
 /// The board's set-up script and the programs its needs file names, with their libraries.
 fn setup_files(root: &Path) -> Result<BTreeMap<String, PathBuf>, RecoveryError> {
     let mut files = BTreeMap::new();
-    let Some(script) = resolve_below(root, FLASH_SETUP).ok().filter(|p| p.is_file()) else {
+    let Some(script) = resolve_below(root, FLASH_SETUP)
+        .ok()
+        .filter(|p| p.is_file())
+    else {
         return Ok(files);
     };
     files.insert(FLASH_SETUP.to_owned(), script);
@@ -225,7 +232,10 @@ mod tests {
         )
         .unwrap();
         let c = from_system(root, "6.1.0-x", &["loop", "squashfs"]).unwrap();
-        assert_eq!(c.modules, ["failover", "net_failover", "virtio_net", "loop"]);
+        assert_eq!(
+            c.modules,
+            ["failover", "net_failover", "virtio_net", "loop"]
+        );
         assert_eq!(c.module_files.len(), 4);
         assert!(!c.dep.contains("unused"), "{}", c.dep);
         let mut tree = Tree::new();
@@ -244,7 +254,11 @@ mod tests {
         let root = t.path();
         std::fs::create_dir_all(root.join("etc/liminix")).unwrap();
         std::fs::write(root.join("etc/liminix/flash-setup"), "#!/bin/sh\n").unwrap();
-        std::fs::write(root.join("etc/liminix/flash-setup.needs"), "/sbin/nothere\n").unwrap();
+        std::fs::write(
+            root.join("etc/liminix/flash-setup.needs"),
+            "/sbin/nothere\n",
+        )
+        .unwrap();
         let e = from_system(root, "r", &[]).unwrap_err();
         assert!(e.to_string().contains("/sbin/nothere"), "{e}");
         std::fs::write(root.join("etc/liminix/flash-setup.needs"), "").unwrap();

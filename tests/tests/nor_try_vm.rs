@@ -142,10 +142,8 @@ fn flash_holds(disk: &Path, firmware: &[u8]) -> bool {
 /// Sends `bundle` and starts `apply --try` detached from the ssh session, which the kexec ends.
 fn try_bundle(r: &Router, bundle: &[u8]) {
     r.ssh_with_input("cat > /tmp/try.bundle", bundle).unwrap();
-    r.ssh_ok(
-        "setsid liminix-agent apply --try /tmp/try.bundle </dev/null >/dev/console 2>&1 &",
-    )
-    .unwrap();
+    r.ssh_ok("setsid liminix-agent apply --try /tmp/try.bundle </dev/null >/dev/console 2>&1 &")
+        .unwrap();
 }
 
 fn id_of(firmware: &[u8]) -> String {
@@ -191,7 +189,10 @@ fn a_good_trial_is_flashed_by_mark_good_and_a_panicking_one_leaves_the_flash_alo
         "{}",
         r.serial()
     );
-    assert!(!r.ssh_ok("cat /proc/cmdline").unwrap().contains("liminix.trial"));
+    assert!(!r
+        .ssh_ok("cat /proc/cmdline")
+        .unwrap()
+        .contains("liminix.trial"));
 
     let mark = r.serial().len();
     try_bundle(&r, &bed.bundle("c", &fw_c));
@@ -199,19 +200,30 @@ fn a_good_trial_is_flashed_by_mark_good_and_a_panicking_one_leaves_the_flash_alo
     let serial = r.serial();
     assert_eq!(
         r.banners(),
-        ["firmware A", "firmware B", "firmware B", "firmware C", "firmware B"],
+        [
+            "firmware A",
+            "firmware B",
+            "firmware B",
+            "firmware C",
+            "firmware B"
+        ],
         "{serial}"
     );
     assert!(
         serial[mark..].contains("Kernel panic - not syncing: Attempted to kill init"),
         "{serial}"
     );
-    assert!(flash_holds(disk.path(), &fw_b), "the failed trial changed the flash");
+    assert!(
+        flash_holds(disk.path(), &fw_b),
+        "the failed trial changed the flash"
+    );
     let log = r.ssh_ok("liminix-agent boot-log").unwrap();
     eprintln!("boot-log after the failed trial:\n{log}");
     let status = r.ssh_ok("liminix-agent status --json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let failed = v["previous_boot"]["failed_trial"].as_str().unwrap_or_default();
+    let failed = v["previous_boot"]["failed_trial"]
+        .as_str()
+        .unwrap_or_default();
     let want = format!("trial of firmware@{} failed: panic", id_of(&fw_c));
     assert!(failed.starts_with(&want), "{status}");
     let text = r.ssh_ok("liminix-agent status").unwrap();
@@ -255,7 +267,8 @@ fn levitate_kexec_then_flashcp_then_reboot_boots_firmware_b() {
     assert!(banner.contains("MAINTENANCE MODE"), "{banner}");
     let mtd = r.ssh_ok("cat /proc/mtd").unwrap();
     assert!(mtd.contains("\"firmware\""), "{mtd}");
-    r.ssh_with_input("cat > /tmp/firmware-B.bin", &fw_b).unwrap();
+    r.ssh_with_input("cat > /tmp/firmware-B.bin", &fw_b)
+        .unwrap();
     let out = r
         .ssh_ok("flashcp -v /tmp/firmware-B.bin mtd:firmware 2>&1")
         .unwrap();

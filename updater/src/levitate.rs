@@ -202,7 +202,9 @@ fn partition_uimage(root: &DeviceRoot, name: &str) -> std::result::Result<Vec<u8
     if !liminix_kexec::uimage::is_uimage(&header) {
         return Err("no uImage magic".into());
     }
-    let size = u64::from(u32::from_be_bytes([header[12], header[13], header[14], header[15]]));
+    let size = u64::from(u32::from_be_bytes([
+        header[12], header[13], header[14], header[15],
+    ]));
     let total = size.saturating_add(64);
     if total > entry.size {
         return Err(format!(

@@ -236,7 +236,10 @@ fn failed_trial(outcome: Outcome, agent_last: Option<&str>, panic: Option<&str>)
     }
     let outcome = serde_json::to_value(outcome).unwrap_or_default();
     let why = panic
-        .map(|p| p.trim_start_matches("Kernel panic - not syncing: ").to_owned())
+        .map(|p| {
+            p.trim_start_matches("Kernel panic - not syncing: ")
+                .to_owned()
+        })
         .unwrap_or_else(|| format!("last step: {step}"));
     Some(format!(
         "trial of {label} failed: {} ({why})",

@@ -195,7 +195,10 @@ fn a_trial_that_panicked_before_mark_good_is_reported() {
     );
     assert!(render(&b).contains("trial of firmware@0123456789abcdef failed"));
     let confirmed = dump.replace("switching to the new root", "confirmed, flash written");
-    assert_eq!(classify(&[rec("dmesg-ramoops-0", &confirmed)]).failed_trial, None);
+    assert_eq!(
+        classify(&[rec("dmesg-ramoops-0", &confirmed)]).failed_trial,
+        None
+    );
     let clean = "liminix-agent: trial of firmware@01: started\n";
     assert_eq!(classify(&[rec("pmsg-ramoops-0", clean)]).failed_trial, None);
 }

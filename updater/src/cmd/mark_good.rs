@@ -88,7 +88,11 @@ fn nor_trial(
         eprintln!(
             "trial {} confirmed: {} written to {} ({} blocks rewritten, {} unchanged); \
              this system runs from RAM, the next boot runs the same image from the flash",
-            c.trial, c.image.image, c.image.target, c.image.rewritten_blocks, c.image.unchanged_blocks
+            c.trial,
+            c.image.image,
+            c.image.target,
+            c.image.rewritten_blocks,
+            c.image.unchanged_blocks
         );
     }
     Ok(())

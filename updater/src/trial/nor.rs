@@ -90,7 +90,10 @@ pub fn load(root: &DeviceRoot, input: &mut dyn Read, busybox: &Path) -> Result<T
     let erase = precheck(root, &board, &planned)?;
     let staging = root.image_staging();
     let staged = crate::staging::images::stage_images(&mut input, m, &staging)?;
-    let staged = staged.into_iter().next().ok_or(TrialError::ImageCount { count: 0 })?;
+    let staged = staged
+        .into_iter()
+        .next()
+        .ok_or(TrialError::ImageCount { count: 0 })?;
     let result = load_staged(root, &board, &staged, erase, m.epoch, busybox, &cmdline);
     // The initramfs holds its own copy now (or the trial was refused).
     let _ = std::fs::remove_file(&staged.path);
@@ -100,7 +103,9 @@ pub fn load(root: &DeviceRoot, input: &mut dyn Read, busybox: &Path) -> Result<T
 /// `apply`'s checks of the target without its refusal of the running root's partition;
 /// gives the erase block size.
 fn precheck(root: &DeviceRoot, board: &Board, staged: &StagedFile) -> Result<u64> {
-    let to = board.resolve(&staged.name, None).map_err(ApplyError::from)?;
+    let to = board
+        .resolve(&staged.name, None)
+        .map_err(ApplyError::from)?;
     let erase = match &to.place {
         Place::Raw { chip, .. } => chip.erase_size,
         Place::Ubi { .. } => {
@@ -292,11 +297,16 @@ pub fn commit(root: &DeviceRoot, id: &str, progress: &mut dyn Progress) -> Resul
         sha256,
         size: d.size,
     };
-    let to = board.resolve(&staged.name, None).map_err(ApplyError::from)?;
+    let to = board
+        .resolve(&staged.name, None)
+        .map_err(ApplyError::from)?;
     let jobs = [Job { image: &staged, to }];
     let loc = JournalLocation::locate(root, None);
     let _lock = loc.lock().map_err(crate::flashops::FlashOpError::from)?;
-    crate::steplog::log(root, &format!("trial of {}: confirmed, writing the flash", label(&d)));
+    crate::steplog::log(
+        root,
+        &format!("trial of {}: confirmed, writing the flash", label(&d)),
+    );
     let mut reports = image::write_all(
         root,
         &mut RealDevices::new(root),
@@ -306,7 +316,10 @@ pub fn commit(root: &DeviceRoot, id: &str, progress: &mut dyn Progress) -> Resul
         progress,
     )?;
     checks::record_epoch(root, d.epoch)?;
-    crate::steplog::log(root, &format!("trial of {}: confirmed, flash written", label(&d)));
+    crate::steplog::log(
+        root,
+        &format!("trial of {}: confirmed, flash written", label(&d)),
+    );
     Ok(Committed {
         trial: label(&d),
         image: reports.remove(0),
