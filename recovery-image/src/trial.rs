@@ -54,9 +54,13 @@ pub struct TrialParts {
 
 /// The trial initramfs as a tree.
 pub fn build(p: &TrialParts) -> Result<Tree, RecoveryError> {
-    if !p.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !p
+        .id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"@._-".contains(&b))
+    {
         return Err(RecoveryError::Unsafe {
-            what: "the trial name",
+            what: "the trial name (letters, digits, @ . _ -)",
             value: p.id.clone(),
         });
     }
@@ -154,7 +158,7 @@ mod tests {
     /// The oracle is the shell's own parser (`sh -n`).
     #[test]
     fn the_trial_init_parses_and_carries_its_values() {
-        let s = init("0123abcd", 1 << 20);
+        let s = init("firmware@0123abcd", 1 << 20);
         assert!(!s.contains('@'), "{s}");
         assert!(s.contains("losetup -r -o 1048576"), "{s}");
         let out = Command::new("busybox")
@@ -187,6 +191,8 @@ mod tests {
         p.applets = None;
         let tree = build(&p).unwrap();
         assert!(tree.contains("trial/firmware.img"));
+        p.id = "firmware@0a1b".into();
+        assert!(build(&p).is_ok());
         p.id = "a b".into();
         assert!(build(&p).is_err());
     }

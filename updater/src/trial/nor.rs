@@ -302,7 +302,7 @@ pub fn commit(root: &DeviceRoot, id: &str, progress: &mut dyn Progress) -> Resul
         .map_err(ApplyError::from)?;
     let jobs = [Job { image: &staged, to }];
     let loc = JournalLocation::locate(root, None);
-    let _lock = loc.lock().map_err(crate::flashops::FlashOpError::from)?;
+    let _lock = loc.lock()?;
     crate::steplog::log(
         root,
         &format!("trial of {}: confirmed, writing the flash", label(&d)),
