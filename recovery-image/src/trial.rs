@@ -159,7 +159,9 @@ mod tests {
     #[test]
     fn the_trial_init_parses_and_carries_its_values() {
         let s = init("firmware@0123abcd", 1 << 20);
-        assert!(!s.contains('@'), "{s}");
+        for placeholder in ["@ID@", "@SETUP@", "@DIR@", "@IMAGE@", "@DESC@", "@OFFSET@"] {
+            assert!(!s.contains(placeholder), "{s}");
+        }
         assert!(s.contains("losetup -r -o 1048576"), "{s}");
         let out = Command::new("busybox")
             .args(["sh", "-n", "-c", &s])

@@ -139,11 +139,29 @@ fn flash_holds(disk: &Path, firmware: &[u8]) -> bool {
     flash[..firmware.len()] == *firmware
 }
 
-/// Sends `bundle` and starts `apply --try` detached from the ssh session, which the kexec ends.
+/// Sends `bundle` and starts `apply --try` detached from the ssh session, which the kexec ends;
+/// returns once the trial's /init started (a refusal on the console fails at once).
 fn try_bundle(r: &Router, bundle: &[u8]) {
     r.ssh_with_input("cat > /tmp/try.bundle", bundle).unwrap();
+    let mark = r.serial().len();
     r.ssh_ok("setsid liminix-agent apply --try /tmp/try.bundle </dev/null >/dev/console 2>&1 &")
         .unwrap();
+    console_shows(r, mark, "liminix-trial: started", "liminix-agent: error");
+}
+
+/// Waits until the console after `mark` shows `good`; fails when it shows `bad` first.
+fn console_shows(r: &Router, mark: usize, good: &str, bad: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let serial = r.serial();
+        let new = serial.get(mark..).unwrap_or_default();
+        assert!(!new.contains(bad), "{new}");
+        if new.contains(good) {
+            return;
+        }
+        assert!(start.elapsed() < BOOT, "no {good:?} on the console:\n{new}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn id_of(firmware: &[u8]) -> String {
@@ -248,6 +266,7 @@ fn levitate_kexec_then_flashcp_then_reboot_boots_firmware_b() {
     let mark = r.serial().len();
     r.ssh_ok("setsid liminix-agent levitate --kexec </dev/null >/dev/console 2>&1 &")
         .unwrap();
+    console_shows(&r, mark, "module(s) carried", "liminix-agent: error");
     let ready = r
         .wait_for_console("maintenance: ready", mark, BOOT)
         .unwrap();
