@@ -113,7 +113,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 log() {
     echo "liminix-trial: $*"
-    echo "<5>liminix-agent: trial @ID@: $*" >/dev/kmsg
+    echo "<5>liminix-agent: trial of @ID@: $*" >/dev/kmsg
 }
 fail() {
     log "failed: $*"
@@ -163,6 +163,11 @@ mod tests {
             assert!(!s.contains(placeholder), "{s}");
         }
         assert!(s.contains("losetup -r -o 1048576"), "{s}");
+        // The words the agent's pstore reader takes for a trial step (liminix-agent's pstore).
+        assert!(
+            s.contains("<5>liminix-agent: trial of firmware@0123abcd: $*"),
+            "{s}"
+        );
         let out = Command::new("busybox")
             .args(["sh", "-n", "-c", &s])
             .output()
