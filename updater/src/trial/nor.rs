@@ -342,3 +342,52 @@ fn check_hash(path: &Path, expected: &str) -> Result<[u8; 32]> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A uImage made by `mkimage` around `payload`.
+    fn mkimage(payload: &[u8]) -> Vec<u8> {
+        let t = tempfile::tempdir().unwrap();
+        let (input, out) = (t.path().join("payload"), t.path().join("uImage"));
+        std::fs::write(&input, payload).unwrap();
+        let status = Command::new("mkimage")
+            .args(["-A", "x86", "-O", "linux", "-T", "kernel", "-C", "none"])
+            .args(["-a", "0x100000", "-e", "0x100000", "-n", "t", "-d"])
+            .arg(&input)
+            .arg(&out)
+            .status()
+            .expect("mkimage (Debian package u-boot-tools)");
+        assert!(status.success());
+        std::fs::read(out).unwrap()
+    }
+
+    #[test]
+    fn the_kernel_and_the_root_are_found_as_the_boards_split_them() {
+        let mut bz = vec![0u8; 5000];
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        let uimage = mkimage(&bz);
+        let erase = 4096u64;
+        let mut fw = uimage.clone();
+        fw.resize(2 * erase as usize, 0xff);
+        let (kernel, format) = kernel_of("firmware", &fw).unwrap();
+        assert_eq!((kernel, format), (bz.clone(), "bzImage"));
+        // No squashfs yet: refused with the kernel's end.
+        let e = root_offset("firmware", &fw, erase).unwrap_err();
+        assert!(e.to_string().contains("5064-byte kernel"), "{e}");
+        fw.extend_from_slice(b"hsqs");
+        fw.resize(3 * erase as usize, 0);
+        assert_eq!(root_offset("firmware", &fw, erase).unwrap(), 2 * erase);
+        // A payload the loader does not take itself stays a uImage.
+        let raw = mkimage(b"vmlinux.bin of a MIPS router");
+        let (kernel, format) = kernel_of("firmware", &raw).unwrap();
+        assert_eq!((kernel, format), (raw.clone(), "uImage"));
+        let e = kernel_of("firmware", b"hsqs and no kernel").unwrap_err();
+        assert!(
+            e.to_string().contains("does not start with a uImage"),
+            "{e}"
+        );
+    }
+}
