@@ -51,6 +51,12 @@ pub enum RecoveryError {
     },
     #[error("{path} is {size} bytes, more than a newc cpio entry holds (4 GiB)")]
     TooBig { path: String, size: u64 },
+    #[error("the running kernel has modules loaded ({loaded}) but {dir} does not exist: the new root could not load them")]
+    NoModules { dir: PathBuf, loaded: String },
+    #[error("the loaded module {module} is not in {dep}: the new root would lack it")]
+    UnknownModule { module: String, dep: PathBuf },
+    #[error("{needs} names {program}, which is not a file on the running system")]
+    MissingProgram { program: String, needs: PathBuf },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
 }

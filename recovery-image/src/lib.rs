@@ -6,6 +6,7 @@
 //! description: the running system below a root directory ([`system`]) and files given on the
 //! build host (`liminix-pack recovery`). [`tree::Tree::ram_bytes`] says what the root takes in RAM.
 
+pub mod carry;
 pub mod cpio;
 pub mod dir;
 pub mod elf;
@@ -16,6 +17,7 @@ pub mod root;
 pub mod scripts;
 pub mod system;
 pub mod tree;
+pub mod trial;
 
 pub use error::RecoveryError;
 pub use root::{Maintenance, Parts};

@@ -121,6 +121,10 @@ if [ -f /etc/modules ]; then
         [ -n "$module" ] && modprobe "$module"
     done </etc/modules
 fi
+# The board's flash partitions, where its kernel does not make them (liminix_recovery::carry).
+if [ -x /etc/liminix/flash-setup ]; then
+    /etc/liminix/flash-setup || echo "maintenance: /etc/liminix/flash-setup failed" >&2
+fi
 "#;
 
 const INIT_TAIL: &str = r#"cat /etc/banner

@@ -58,8 +58,8 @@ pub enum LevitateError {
     },
     #[error("{path} cannot be carried into the maintenance root: it must be a file below /run (the tmpfs the root is written to)")]
     NotCarriable { path: PathBuf },
-    #[error("the running kernel's image is not at {tried}: give it with --kernel (on a router, the kernel image of its firmware partition)")]
-    NoKernel { tried: PathBuf },
+    #[error("the running kernel's image is not at {tried}, and no `firmware` or `kernel` flash partition starts with a uImage ({detail}): give it with --kernel")]
+    NoKernel { tried: PathBuf, detail: String },
 }
 
 impl LevitateError {
@@ -250,8 +250,62 @@ pub fn running_kernel(root: &DeviceRoot) -> Result<PathBuf> {
     let path = root.join(&format!("/boot/vmlinuz-{release}"));
     match path.is_file() {
         true => Ok(path),
-        false => Err(LevitateError::NoKernel { tried: path }.into()),
+        false => Err(LevitateError::NoKernel {
+            tried: path,
+            detail: "not looked at".into(),
+        }
+        .into()),
     }
+}
+
+/// Flash partitions that start with the running firmware's kernel, in the order looked at:
+/// Liminix's NOR boards keep a uImage at the start of `firmware`, some boards a `kernel`
+/// partition of its own.
+pub const KERNEL_PARTITIONS: &[&str] = &["firmware", "kernel"];
+
+/// The kernel of the firmware on the flash, for a router without /boot: the uImage at the
+/// start of the first of [`KERNEL_PARTITIONS`] that has one. Gives the uImage and where it
+/// was found (`mtd:NAME`); an error says why each partition did not do.
+pub fn firmware_kernel(root: &DeviceRoot) -> std::result::Result<(Vec<u8>, String), String> {
+    let mut why = Vec::new();
+    for name in KERNEL_PARTITIONS {
+        match partition_uimage(root, name) {
+            Ok(k) => return Ok((k, format!("mtd:{name}"))),
+            Err(e) => why.push(format!("mtd:{name}: {e}")),
+        }
+    }
+    Err(why.join("; "))
+}
+
+fn partition_uimage(root: &DeviceRoot, name: &str) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let entry = liminix_mtd::sysfs::find_by_name(root.dir(), name).map_err(|e| e.to_string())?;
+    let dev = root.mtd_device(entry.index);
+    let mut f = std::fs::File::open(&dev).map_err(|e| format!("opening {}: {e}", dev.display()))?;
+    let mut header = [0u8; 64];
+    f.read_exact(&mut header)
+        .map_err(|e| format!("reading {}: {e}", dev.display()))?;
+    if !liminix_kexec::uimage::is_uimage(&header) {
+        return Err("no uImage magic".into());
+    }
+    let size = u64::from(u32::from_be_bytes([
+        header[12], header[13], header[14], header[15],
+    ]));
+    let total = size.saturating_add(64);
+    if total > entry.size {
+        return Err(format!(
+            "its uImage claims {total} bytes, the partition has {}",
+            entry.size
+        ));
+    }
+    let mut image = header.to_vec();
+    f.take(size)
+        .read_to_end(&mut image)
+        .map_err(|e| format!("reading {}: {e}", dev.display()))?;
+    if image.len() as u64 != total {
+        return Err(format!("{} ends inside its uImage", dev.display()));
+    }
+    Ok(image)
 }
 
 /// MemAvailable of `/proc/meminfo`, in bytes.

@@ -30,6 +30,7 @@ pub mod root;
 pub mod staging;
 pub mod status;
 pub mod steplog;
+pub mod trial;
 pub mod verify;
 
 #[cfg(test)]

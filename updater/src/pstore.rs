@@ -59,6 +59,9 @@ pub struct PreviousBoot {
     /// The end of the log that tells most (the newest dump, else the agent's messages).
     pub last_lines: Vec<String>,
     pub records: Vec<String>,
+    /// `trial of IMAGE@ID failed: …` when the boot that ended was a trial (`apply --try`)
+    /// that crashed before `mark-good` confirmed it.
+    pub failed_trial: Option<String>,
 }
 
 /// What [`collect`] did.
@@ -109,6 +112,9 @@ pub fn render(b: &PreviousBoot) -> String {
         outcome.as_str().unwrap_or("?"),
         b.records.len()
     );
+    if let Some(t) = &b.failed_trial {
+        out.push_str(&format!("  {t}\n"));
+    }
     if let Some(p) = &b.panic {
         out.push_str(&format!("  {p}\n"));
     }
@@ -196,9 +202,11 @@ pub fn classify(recs: &[Record]) -> PreviousBoot {
         }
         None => Outcome::Clean,
     };
+    let panic = newest.and_then(|d| panic_line(&d.0.text));
     PreviousBoot {
+        failed_trial: failed_trial(outcome, agent_last.as_deref(), panic.as_deref()),
         outcome,
-        panic: newest.and_then(|d| panic_line(&d.0.text)),
+        panic,
         agent_last,
         last_lines: told.map(|r| last_lines(&r.text)).unwrap_or_default(),
         records: recs.iter().map(|r| r.name.clone()).collect(),
@@ -215,6 +223,28 @@ fn bare(line: &str) -> &str {
         Some(rest) => rest.split_once("] ").map_or(line, |(_, l)| l),
         None => line,
     }
+}
+
+/// A trial (crate::trial) logs `trial of IMAGE@ID: …` steps; one that crashed before its
+/// `confirmed` step failed.
+fn failed_trial(outcome: Outcome, agent_last: Option<&str>, panic: Option<&str>) -> Option<String> {
+    let crashed = matches!(outcome, Outcome::Panic | Outcome::Oops | Outcome::Crash);
+    let rest = agent_last?.strip_prefix("trial of ")?;
+    let (label, step) = rest.split_once(": ")?;
+    if !crashed || step.starts_with("confirmed") {
+        return None;
+    }
+    let outcome = serde_json::to_value(outcome).unwrap_or_default();
+    let why = panic
+        .map(|p| {
+            p.trim_start_matches("Kernel panic - not syncing: ")
+                .to_owned()
+        })
+        .unwrap_or_else(|| format!("last step: {step}"));
+    Some(format!(
+        "trial of {label} failed: {} ({why})",
+        outcome.as_str().unwrap_or("crash")
+    ))
 }
 
 fn last_agent_line(text: &str) -> Option<String> {

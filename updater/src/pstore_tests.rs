@@ -182,3 +182,23 @@ fn long_records_keep_their_header_and_their_end() {
         Some("Kernel panic - not syncing: at the end")
     );
 }
+
+#[test]
+fn a_trial_that_panicked_before_mark_good_is_reported() {
+    let dump = "Panic#1 Part1\n\
+<5>[    3.000000] liminix-agent: trial of firmware@0123456789abcdef: switching to the new root\n\
+<0>[    3.500000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n";
+    let b = classify(&[rec("dmesg-ramoops-0", dump)]);
+    assert_eq!(
+        b.failed_trial.as_deref(),
+        Some("trial of firmware@0123456789abcdef failed: panic (Attempted to kill init! exitcode=0x00000100)")
+    );
+    assert!(render(&b).contains("trial of firmware@0123456789abcdef failed"));
+    let confirmed = dump.replace("switching to the new root", "confirmed, flash written");
+    assert_eq!(
+        classify(&[rec("dmesg-ramoops-0", &confirmed)]).failed_trial,
+        None
+    );
+    let clean = "liminix-agent: trial of firmware@01: started\n";
+    assert_eq!(classify(&[rec("pmsg-ramoops-0", clean)]).failed_trial, None);
+}

@@ -16,6 +16,7 @@ mod guest;
 mod keys;
 pub mod preinit;
 mod tree;
+pub mod trial;
 
 pub use flash::Layout;
 pub use guest::{Router, Ssh};

@@ -38,8 +38,18 @@ pub struct ApplyArgs {
     pub verbose: bool,
     /// Check the bundle and say what would be written (which targets differ from their image),
     /// reading only its manifest; write, stage and journal nothing
-    #[arg(long, conflicts_with_all = ["reboot", "in_place", "staging", "journal"])]
+    #[arg(long, conflicts_with_all = ["reboot", "in_place", "staging", "journal", "try_boot"])]
     pub dry_run: bool,
+    /// NOR boards: boot the bundle's kernel and root from RAM first (kexec) and write the
+    /// flash only when `mark-good` runs there (docs/try-boot.md)
+    #[arg(long = "try", conflicts_with_all = ["in_place", "reboot", "staging", "journal"])]
+    pub try_boot: bool,
+    /// With --try: load the trial kernel and stop (`liminix-agent kexec` starts it)
+    #[arg(long, requires = "try_boot")]
+    pub no_switch: bool,
+    /// With --try: the busybox the trial initramfs runs (default: ROOT/bin/busybox)
+    #[arg(long, value_name = "FILE", requires = "try_boot")]
+    pub busybox: Option<PathBuf>,
 }
 
 pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
@@ -61,11 +71,48 @@ pub fn run(g: &Global, a: &ApplyArgs) -> Result<()> {
         print_dry_run(g, &report);
         return Ok(());
     }
+    if a.try_boot {
+        return try_boot(g, a, &root, input.as_mut());
+    }
     let mut progress = reporter(a.verbose);
     let report = apply(&root, &mut input, &opts, progress.as_mut())?;
     drop(progress);
     print_report(g, &report);
     Ok(())
+}
+
+/// `--try`: everything `apply` checks, then the bundle's kernel from RAM; the flash is written
+/// by `mark-good` in the trial system.
+fn try_boot(
+    g: &Global,
+    a: &ApplyArgs,
+    root: &liminix_agent::root::DeviceRoot,
+    input: &mut dyn Read,
+) -> Result<()> {
+    let busybox = a
+        .busybox
+        .clone()
+        .unwrap_or_else(|| root.join("/bin/busybox"));
+    let tried = liminix_agent::trial::nor::load(root, input, &busybox)?;
+    if g.json {
+        let v = serde_json::json!({"trial": tried, "switched": !a.no_switch});
+        println!("{v}");
+    } else {
+        let d = &tried.description;
+        println!(
+            "trial of {} (sha256 {}) loaded: {} kernel, root at offset {}, {} KiB initramfs, command line: {}",
+            d.image, d.sha256, tried.kernel_format, tried.root_offset,
+            tried.initramfs_bytes / 1024, tried.command_line
+        );
+        if !a.no_switch {
+            println!("booting it now; `liminix-agent mark-good` there writes {}, a reset brings back the firmware on the flash", d.target);
+        }
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    if a.no_switch {
+        return Ok(());
+    }
+    liminix_agent::trial::nor::start(root, &tried)
 }
 
 fn print_report(g: &Global, r: &ApplyReport) {

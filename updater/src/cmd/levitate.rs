@@ -125,15 +125,19 @@ fn kexec(
     choices: &Choices,
 ) -> Result<()> {
     let (parts, mut maintenance) = describe(root, agent, choices)?;
+    // A fresh kernel has loaded no module: carry the running system's (and its flash set-up).
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let carried = liminix_recovery::carry::from_system(root.dir(), &release, &[])
+        .and_then(|c| c.add_to(&mut maintenance.tree).map(|()| c))
+        .map_err(LevitateError::from)?;
     carry_config(root, &mut maintenance)?;
     let archive = initramfs(&maintenance)?;
     let needed = maintenance.ram_bytes().saturating_add(archive.len() as u64);
     let available = check_ram(root, needed)?;
-    let kernel_path = match &a.kernel {
-        Some(k) => k.clone(),
-        None => running_kernel(root)?,
-    };
-    let kernel = std::fs::read(&kernel_path).map_err(AgentError::io("reading", &kernel_path))?;
+    let (kernel, kernel_path) = kernel(root, a.kernel.as_deref())?;
     let command_line = liminix_kexec::carried_command_line(root.dir(), a.append.as_deref())?;
     let spec = BootSpec {
         kernel,
@@ -143,15 +147,16 @@ fn kexec(
     let loaded = liminix_kexec::load(root.dir(), &spec)?;
     let report = prepared(&parts, &maintenance, kernel_path, available);
     if g.json {
-        let v = serde_json::json!({"prepared": report, "kexec": true,
+        let v = serde_json::json!({"prepared": report, "kexec": true, "modules": carried.modules,
             "command_line": loaded.command_line, "switched": !a.no_switch});
         println!("{v}");
     } else {
         println!(
-            "maintenance root loaded as the initramfs of {}: {} entries, {} KiB of RAM, command line: {}",
+            "maintenance root loaded as the initramfs of {}: {} entries, {} KiB of RAM, {} module(s) carried, command line: {}",
             report.dir.display(),
             report.entries,
             needed / 1024,
+            carried.modules.len(),
             loaded.command_line
         );
     }
@@ -164,4 +169,26 @@ fn kexec(
         Ok(never) => match never {},
         Err(e) => Err(e.into()),
     }
+}
+
+/// The kernel to boot: `--kernel`, else ROOT/boot/vmlinuz-RELEASE, else the uImage at the start
+/// of the router's `firmware` (or `kernel`) partition, unwrapped where the loader wants the
+/// kernel itself (x86 bzImage, ARM zImage, MIPS ELF).
+fn kernel(root: &DeviceRoot, given: Option<&std::path::Path>) -> Result<(Vec<u8>, PathBuf)> {
+    if let Some(k) = given {
+        let data = std::fs::read(k).map_err(AgentError::io("reading", k))?;
+        return Ok((data, k.to_path_buf()));
+    }
+    let tried = match running_kernel(root) {
+        Ok(p) => {
+            let data = std::fs::read(&p).map_err(AgentError::io("reading", &p))?;
+            return Ok((data, p));
+        }
+        Err(AgentError::Levitate(LevitateError::NoKernel { tried, .. })) => tried,
+        Err(e) => return Err(e),
+    };
+    let (uimage, from) = liminix_agent::levitate::firmware_kernel(root)
+        .map_err(|detail| LevitateError::NoKernel { tried, detail })?;
+    let (kernel, _) = liminix_agent::trial::nor::kernel_of(&from, &uimage)?;
+    Ok((kernel, PathBuf::from(from)))
 }

@@ -24,10 +24,17 @@ pub struct MarkGoodArgs {
     /// Confirm without any health check
     #[arg(long, conflicts_with_all = ["services", "check"])]
     pub no_check: bool,
+    /// Show progress (a NOR trial's flash write)
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
     let root = g.device()?;
+    // A NOR trial (apply --try) is confirmed by writing its image; A/B boards go on below.
+    if let Some(id) = liminix_agent::trial::nor::running_trial(&root)? {
+        return nor_trial(g, a, &root, &id);
+    }
     let mut board = ab::load_slot_layout(&root)?.ok_or_else(|| {
         AgentError::State(StateError::NotAb(liminix_agent::root::SLOT_LAYOUT.into()))
     })?;
@@ -48,6 +55,45 @@ pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
         eprint!("{}", m.status.render());
     } else {
         eprintln!("slot {} confirmed: the boot loader keeps it", m.slot);
+    }
+    Ok(())
+}
+
+/// `mark-good` in a NOR trial: the health check (`--check`), then the flash write.
+fn nor_trial(
+    g: &Global,
+    a: &MarkGoodArgs,
+    root: &liminix_agent::root::DeviceRoot,
+    id: &str,
+) -> Result<()> {
+    if let Some(command) = a.check.as_deref().filter(|_| !a.no_check) {
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", command])
+            .status()
+            .map_err(AgentError::io("running", "/bin/sh"))?;
+        if !status.success() {
+            return Err(liminix_agent::trial::TrialError::Health {
+                command: command.to_owned(),
+                status: status.to_string(),
+            }
+            .into());
+        }
+    }
+    let mut progress = liminix_agent::flashops::progress::reporter(a.verbose);
+    let c = liminix_agent::trial::nor::commit(root, id, progress.as_mut())?;
+    drop(progress);
+    if g.json {
+        println!("{}", serde_json::to_string(&c).expect("report serialises"));
+    } else {
+        eprintln!(
+            "trial {} confirmed: {} written to {} ({} blocks rewritten, {} unchanged); \
+             this system runs from RAM, the next boot runs the same image from the flash",
+            c.trial,
+            c.image.image,
+            c.image.target,
+            c.image.rewritten_blocks,
+            c.image.unchanged_blocks
+        );
     }
     Ok(())
 }

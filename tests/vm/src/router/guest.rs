@@ -84,6 +84,19 @@ impl Router {
         Self::boot_kernel(&kernel, disk, layout, keys, write_bytes_per_sec)
     }
 
+    /// [`boot`](Self::boot) with ramoops (pstore) on: its region reserved on the command line
+    /// and the module loaded by the preinit ([`super::trial::PSTORE_APPEND`]), so a panic's
+    /// kernel log outlives the reset.
+    pub fn boot_with_pstore(disk: &Path, layout: &Layout, keys: &Keys) -> Result<Self, VmError> {
+        let kernel = find_kernel()?;
+        let cpio = preinit::initramfs_with(&kernel, layout, super::trial::PSTORE_MODULES)?;
+        let extra = Extra {
+            preinit: Some(cpio),
+            append: super::trial::PSTORE_APPEND,
+        };
+        Self::spawn(&kernel, disk, keys, None, extra)
+    }
+
     fn boot_kernel(
         kernel: &Kernel,
         disk: &Path,
@@ -91,12 +104,27 @@ impl Router {
         keys: &Keys,
         write_bytes_per_sec: Option<u64>,
     ) -> Result<Self, VmError> {
+        let cpio = preinit::initramfs(kernel, layout)?;
+        let extra = Extra {
+            preinit: Some(cpio),
+            append: "",
+        };
+        Self::spawn(kernel, disk, keys, write_bytes_per_sec, extra)
+    }
+
+    fn spawn(
+        kernel: &Kernel,
+        disk: &Path,
+        keys: &Keys,
+        write_bytes_per_sec: Option<u64>,
+        extra: Extra,
+    ) -> Result<Self, VmError> {
         let files = tempfile::Builder::new()
             .prefix("liminix-router")
             .tempdir()
             .map_err(VmError::io(Path::new("tempdir")))?;
         let initrd = files.path().join("preinit.cpio");
-        let cpio = preinit::initramfs(kernel, layout)?;
+        let cpio = extra.preinit.unwrap_or_default();
         std::fs::write(&initrd, cpio).map_err(VmError::io(&initrd))?;
         let port = free_port()?;
         let known = files.path().join("known_hosts");
@@ -104,6 +132,7 @@ impl Router {
         std::fs::write(&known, line).map_err(VmError::io(&known))?;
         let mut child = Command::new("qemu-system-x86_64")
             .args(qemu_args(kernel, &initrd, disk, port, write_bytes_per_sec))
+            .args(append_words(extra.append))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -360,6 +389,20 @@ impl Drop for Router {
     }
 }
 
+/// What a boot adds to the plain one: its preinit archive and command line words.
+struct Extra {
+    preinit: Option<Vec<u8>>,
+    append: &'static str,
+}
+
+/// QEMU takes the last `-append`: the plain command line with `extra` after it.
+fn append_words(extra: &str) -> Vec<String> {
+    match extra.is_empty() {
+        true => Vec::new(),
+        false => vec!["-append".into(), format!("{BASE_APPEND} {extra}")],
+    }
+}
+
 fn ssh_result(out: Output) -> Ssh {
     Ssh {
         code: out.status.code(),
@@ -367,6 +410,9 @@ fn ssh_result(out: Output) -> Ssh {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The command line of every boot.
+const BASE_APPEND: &str = "console=ttyS0 quiet panic=1";
 
 /// TCG always; resets stay in the process; a panic reboots after a second as a router's
 /// watchdog would. The disk is `writethrough` so that what block2mtd syncs is on the host's
@@ -388,7 +434,7 @@ fn qemu_args(
     args.extend(["-initrd".into(), initrd.display().to_string()]);
     args.extend([
         "-append".into(),
-        "console=ttyS0 quiet panic=1".into(),
+        BASE_APPEND.into(),
         "-drive".into(),
         format!(
             "file={},format=raw,if=virtio,cache=writethrough{throttle}",

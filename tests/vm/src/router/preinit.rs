@@ -14,7 +14,7 @@ use crate::kernel::Kernel;
 use crate::VmError;
 
 /// Modules the preinit loads, in order.
-const MODULES: [&str; 7] = [
+pub const MODULES: [&str; 7] = [
     "virtio_pci",
     // Seeds the kernel's random pool at once: dropbear waits for it before answering.
     "virtio_rng",
@@ -58,21 +58,36 @@ exec switch_root /newroot /init
 
 /// The preinit initramfs for `layout` on `kernel`.
 pub fn initramfs(kernel: &Kernel, layout: &Layout) -> Result<Vec<u8>, VmError> {
+    initramfs_with(kernel, layout, &[])
+}
+
+/// [`initramfs`] that also loads `extra` modules (after the others).
+pub fn initramfs_with(
+    kernel: &Kernel,
+    layout: &Layout,
+    extra: &[&str],
+) -> Result<Vec<u8>, VmError> {
     crate::require("/bin/busybox", "busybox-static")?;
     let mut fs = Initramfs::new();
     fs.copy(std::path::Path::new("/bin/busybox"), "/bin/busybox")?;
     fs.symlink("/bin/sh", "busybox");
-    fs.bytes("/init", script(layout).as_bytes(), 0o755);
-    let modules: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
+    let modules: Vec<String> = MODULES.iter().chain(extra).map(|m| m.to_string()).collect();
+    fs.bytes("/init", script_with(layout, &modules).as_bytes(), 0o755);
     fs.modules(kernel, &modules)?;
     fs.host_tool("mtdpart")?;
     Ok(fs.finish())
 }
 
+#[cfg(test)]
 fn script(layout: &Layout) -> String {
+    let modules: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
+    script_with(layout, &modules)
+}
+
+fn script_with(layout: &Layout, modules: &[String]) -> String {
     SCRIPT
         .replace("@FAILED@", PREINIT_FAILED)
-        .replace("@MODULES@", &MODULES.join(" "))
+        .replace("@MODULES@", &modules.join(" "))
         .replace("@ERASE@", &ERASE.to_string())
         .replace("@FIRMWARE@", &layout.firmware.to_string())
         .replace("@PERSIST@", &layout.persist.to_string())
