@@ -72,11 +72,17 @@ pub enum AgentError {
     Levitate(#[from] crate::levitate::LevitateError),
     #[error(transparent)]
     Kexec(#[from] liminix_kexec::KexecError),
+    #[error(transparent)]
+    Trial(#[from] crate::closure::trial::TrialError),
 }
 
 /// A command that makes no sense on this device or with this bundle.
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
+    #[error(
+        "--try boots the installed generation on this running system; with --root use --no-reboot"
+    )]
+    TryWithRoot,
     #[error("--fast activates the running system; with --root use --no-reboot")]
     FastWithRoot,
     #[error("this bundle carries only flash images: install it with `liminix-agent apply`")]
@@ -228,6 +234,7 @@ impl AgentError {
             AgentError::Ab(e) => e.kind(),
             AgentError::Levitate(e) => e.kind(),
             AgentError::Kexec(e) => kexec_kind(e),
+            AgentError::Trial(e) => e.kind(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum After {
     Reboot,
     Fast,
     NoReboot,
+    /// Install without switching, then boot the generation once by kexec (`receive --try`).
+    Try,
 }
 
 pub struct UpdateOptions {
@@ -89,6 +91,7 @@ fn receive_args(o: &UpdateOptions) -> String {
         After::Reboot => "",
         After::Fast => " --fast",
         After::NoReboot => " --no-reboot",
+        After::Try => " --try",
     });
     if o.dry_run {
         cmd.push_str(" --dry-run");
@@ -250,7 +253,10 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
                 message: message.clone(),
             });
         }
-        finished |= matches!(e, AgentEvent::Rebooting | AgentEvent::Unchanged { .. });
+        finished |= matches!(
+            e,
+            AgentEvent::Rebooting | AgentEvent::Trying { .. } | AgentEvent::Unchanged { .. }
+        );
         events.push(e);
     }
     let status = agent.child.wait()?;
