@@ -257,7 +257,14 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
             e,
             AgentEvent::Rebooting | AgentEvent::Trying { .. } | AgentEvent::Unchanged { .. }
         );
+        let trying = matches!(e, AgentEvent::Trying { .. });
         events.push(e);
+        if trying {
+            // The device jumps into the new kernel without closing the connection, which
+            // would keep ssh waiting on a peer that is gone: nothing follows this event.
+            let _ = agent.child.kill();
+            break;
+        }
     }
     let status = agent.child.wait()?;
     // After `Rebooting` the connection may drop with the device; anything else must end cleanly.
