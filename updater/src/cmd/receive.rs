@@ -90,6 +90,10 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
         return receive_and_try(root, a, stdin, events, &opts, human);
     }
     let r = receive(root, stdin, events, &opts)?;
+    if r.changed {
+        // A new current generation supersedes the record of a failed trial.
+        trial::forget(root);
+    }
     let top = &r.manifest.generation.toplevel;
     if !r.changed {
         if human {
