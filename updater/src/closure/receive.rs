@@ -22,7 +22,7 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Head
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
-use crate::closure::generations::{Generations, NewGeneration, Record};
+use crate::closure::generations::{GenerationInfo, Generations, NewGeneration, Record};
 use crate::closure::store::Store;
 use crate::error::{truncation_or, AgentError, ErrorKind, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
@@ -510,6 +510,17 @@ fn install(
             });
         }
     }
+    if !switch {
+        // Trying again what an earlier trial installed: the record is there already.
+        let earlier = gens
+            .list()?
+            .into_iter()
+            .rev()
+            .find(|g| g.toplevel.as_ref() == Some(top));
+        if let Some(g) = earlier {
+            return installed(m, g, copied, events);
+        }
+    }
     let n = gens.create_from(
         &NewGeneration {
             toplevel: top,
@@ -523,17 +534,25 @@ fn install(
     if switch {
         gens.switch_to(n)?;
     }
-    let info = gens.info(n)?;
+    installed(m, gens.info(n)?, copied, events)
+}
+
+fn installed(
+    m: &Manifest,
+    info: GenerationInfo,
+    copied: (u32, u64),
+    events: &mut Events,
+) -> Result<Received> {
     events.send(&AgentEvent::Installed {
-        generation: n,
-        toplevel: top.clone(),
+        generation: info.number,
+        toplevel: m.generation.toplevel.clone(),
         link: info.link.unwrap_or_default(),
         copied_paths: copied.0,
         copied_bytes: copied.1,
     })?;
     Ok(Received {
         manifest: m.clone(),
-        generation: n,
+        generation: info.number,
         changed: true,
     })
 }

@@ -236,10 +236,11 @@ pub enum TrialState {
 
 /// The trial under way or failed, if any.
 pub fn state(root: &DeviceRoot) -> Option<TrialState> {
-    if let Some(generation) = booted_trial(root) {
-        return Some(TrialState::Running { generation });
-    }
     let gens = Generations::new(root);
+    if let Some(generation) = booted_trial(root) {
+        // Once `mark-good` made it current the trial is over, though the marker stays.
+        return (gens.current() != Some(generation)).then_some(TrialState::Running { generation });
+    }
     let text = fs::read_to_string(gens.dir().join(RECORD)).ok()?;
     let generation = text.trim().parse().ok()?;
     Some(TrialState::Failed { generation })
