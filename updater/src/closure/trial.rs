@@ -153,7 +153,8 @@ pub fn load(root: &DeviceRoot, generation: u32, p: &Prepared) -> Result<liminix_
 pub fn start(root: &DeviceRoot, generation: u32, loaded: liminix_kexec::Loaded) -> AgentError {
     crate::steplog::log(
         root,
-        &format!("receive: kexec into generation {generation} on trial"),
+        // Starts with `kexec` so that the next boot's `status` tells a kexec from a crash.
+        &format!("kexec: trial of generation {generation}"),
     );
     match liminix_kexec::execute(loaded) {
         Ok(never) => match never {},
