@@ -40,6 +40,13 @@ pub enum AgentEvent {
         restarted: Vec<String>,
     },
     Rebooting,
+    /// `receive --try`: the installed generation boots once by kexec; it becomes current when
+    /// its health check runs `mark-good`, and a reset before that returns to `current`.
+    Trying {
+        generation: u32,
+        current: Option<u32>,
+        kernel: String,
+    },
     Error {
         kind: ErrorKind,
         message: String,

@@ -29,7 +29,9 @@ pub enum AgentError {
         trusted: usize,
     },
     #[error("the bundle's signature by trusted key {key} does not verify: the manifest or the signature was altered after signing")]
-    BadSignature { key: String },
+    BadSignature {
+        key: String,
+    },
     #[error("bundle is for board {bundle:?} but this device is {device:?} ({file})")]
     WrongBoard {
         bundle: String,
@@ -37,7 +39,10 @@ pub enum AgentError {
         file: PathBuf,
     },
     #[error("security epoch {bundle} is lower than {installed}, the highest this device has installed: refusing a downgrade")]
-    Epoch { bundle: u64, installed: u64 },
+    Epoch {
+        bundle: u64,
+        installed: u64,
+    },
     #[error("not enough space in {dir}: the update needs {needed} bytes, {available} are free")]
     NoSpace {
         dir: PathBuf,
@@ -51,7 +56,10 @@ pub enum AgentError {
         source: Box<PayloadError>,
     },
     #[error("the bundle stream ended without {missing} wanted store path(s), e.g. {example}")]
-    Incomplete { missing: usize, example: String },
+    Incomplete {
+        missing: usize,
+        example: String,
+    },
     #[error("another liminix-agent is working on {0} (lock held)")]
     Busy(PathBuf),
     #[error(transparent)]
@@ -74,11 +82,17 @@ pub enum AgentError {
     Kexec(#[from] liminix_kexec::KexecError),
     #[error(transparent)]
     Trial(#[from] crate::trial::TrialError),
+    #[error(transparent)]
+    GenerationTrial(#[from] crate::closure::trial::TrialError),
 }
 
 /// A command that makes no sense on this device or with this bundle.
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
+    #[error(
+        "--try boots the installed generation on this running system; with --root use --no-reboot"
+    )]
+    TryWithRoot,
     #[error("--fast activates the running system; with --root use --no-reboot")]
     FastWithRoot,
     #[error("this bundle carries only flash images: install it with `liminix-agent apply`")]
@@ -231,6 +245,7 @@ impl AgentError {
             AgentError::Levitate(e) => e.kind(),
             AgentError::Kexec(e) => kexec_kind(e),
             AgentError::Trial(e) => e.kind(),
+            AgentError::GenerationTrial(e) => e.kind(),
         }
     }
 }

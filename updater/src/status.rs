@@ -25,6 +25,9 @@ pub struct Status {
     /// A/B boards: slots, trial and last rollback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ab: Option<crate::ab::AbSection>,
+    /// Writable-root boards: a generation running on trial, or one whose trial failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial: Option<crate::closure::trial::TrialState>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +74,7 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         },
         previous_boot,
         ab: crate::ab::AbSection::read(root),
+        trial: crate::closure::trial::state(root),
     })
 }
 
@@ -129,6 +133,9 @@ pub fn render(s: &Status) -> String {
     }
     if let Some(ab) = &s.ab {
         out.push_str(&ab.render());
+    }
+    if let Some(t) = &s.trial {
+        out.push_str(&crate::closure::trial::render(t));
     }
     out
 }

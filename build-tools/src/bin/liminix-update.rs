@@ -24,7 +24,7 @@ use liminix_bundle::wire::AgentEvent;
         A device without an agent, or with an older one, first gets the agent for its CPU over the\n\
         same connection, into /run/liminix/ (docs/agents.md); --agent PATH names one instead.\n\n\
         SSH_COMMAND replaces `ssh` and may carry options, e.g. SSH_COMMAND=\"ssh -p 2222\".",
-    after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
+    after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --try root@router      boot it once by kexec; mark-good keeps it\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
         Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch, layout),\n  5 no space on the device, 6 device busy, 7 activation or reboot failed, 8 ssh or agent\n  unreachable, 9 no agent carried for the device's CPU (docs/errors.md)."
 )]
 struct Args {
@@ -36,6 +36,10 @@ struct Args {
     /// Install only; the new generation runs from the next boot
     #[arg(long)]
     no_reboot: bool,
+    /// Install without making it current, boot it once by kexec; its health check's mark-good
+    /// makes it current, a crash or hang returns to the old generation at the next reset
+    #[arg(long = "try", conflicts_with_all = ["fast", "no_reboot", "dry_run"])]
+    trial: bool,
     /// Root of the target system on the device (e.g. /dest/@ from a recovery system)
     #[arg(long, value_name = "DIR")]
     root: Option<String>,
@@ -111,6 +115,20 @@ impl Report for Human {
                 }
             ),
             AgentEvent::Rebooting => eprintln!("device is rebooting"),
+            AgentEvent::Trying {
+                generation,
+                current,
+                kernel,
+            } => {
+                let back =
+                    current.map_or("the current one".to_owned(), |c| format!("generation {c}"));
+                eprintln!(
+                    "generation {generation} is installed but not current; the device boots it \
+                     once now (kexec of {kernel}). Its health check's `liminix-agent mark-good` \
+                     makes it current; if it crashes or hangs, the next reset boots {back}. \
+                     `liminix-agent status` on the device says which happened."
+                )
+            }
             _ => {}
         }
     }
@@ -262,7 +280,9 @@ fn main() -> ExitCode {
     let opts = UpdateOptions {
         bundle: a.bundle,
         host: a.host,
-        after: if a.fast {
+        after: if a.trial {
+            After::Try
+        } else if a.fast {
             After::Fast
         } else if a.no_reboot {
             After::NoReboot

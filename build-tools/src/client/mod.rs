@@ -29,6 +29,8 @@ pub enum After {
     Reboot,
     Fast,
     NoReboot,
+    /// Install without switching, then boot the generation once by kexec (`receive --try`).
+    Try,
 }
 
 pub struct UpdateOptions {
@@ -95,6 +97,7 @@ fn receive_args(o: &UpdateOptions) -> String {
         After::Reboot => "",
         After::Fast => " --fast",
         After::NoReboot => " --no-reboot",
+        After::Try => " --try",
     });
     if o.dry_run {
         cmd.push_str(" --dry-run");
@@ -259,8 +262,18 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
                 message: message.clone(),
             });
         }
-        finished |= matches!(e, AgentEvent::Rebooting | AgentEvent::Unchanged { .. });
+        finished |= matches!(
+            e,
+            AgentEvent::Rebooting | AgentEvent::Trying { .. } | AgentEvent::Unchanged { .. }
+        );
+        let trying = matches!(e, AgentEvent::Trying { .. });
         events.push(e);
+        if trying {
+            // The device jumps into the new kernel without closing the connection, which
+            // would keep ssh waiting on a peer that is gone: nothing follows this event.
+            let _ = agent.child.kill();
+            break;
+        }
     }
     let status = agent.child.wait()?;
     // After `Rebooting` the connection may drop with the device; anything else must end cleanly.

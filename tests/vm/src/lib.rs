@@ -12,7 +12,9 @@
 //! - [`arm::ArmBed`]: ARM `virt` with real U-Boot booting A/B slots from a virtio disk;
 //! - [`arm::PflashBed`]: ARM `virt` with real U-Boot whose environment is in pflash;
 //! - [`router::Router`]: a running x86_64 NOR router (squashfs root in a block2mtd `firmware`
-//!   partition, s6 as PID 1, dropbear) the host reaches over ssh.
+//!   partition, s6 as PID 1, dropbear) the host reaches over ssh;
+//! - [`writable::Guest`]: a running x86_64 writable-root board (ext4 persist filesystem with
+//!   generations, preinit that honours `liminix.trial=N`), reached over ssh.
 
 pub mod arm;
 pub mod build;
@@ -24,6 +26,7 @@ pub mod kernel;
 pub mod qemu;
 pub mod router;
 mod scripted;
+pub mod writable;
 
 pub use build::{build_static, built_agent, static_agent_with_ab_apply, StaticTarget};
 pub use disk::Disk;

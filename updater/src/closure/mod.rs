@@ -8,6 +8,7 @@ pub mod generations;
 pub mod receive;
 pub mod rollback;
 pub mod store;
+pub mod trial;
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,7 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind, Head
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
 use liminix_bundle::Manifest;
 
-use crate::closure::generations::{Generations, NewGeneration, Record};
+use crate::closure::generations::{GenerationInfo, Generations, NewGeneration, Record};
 use crate::closure::store::Store;
 use crate::error::{truncation_or, AgentError, ErrorKind, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
@@ -69,7 +69,25 @@ pub fn receive(
     events: &mut Events,
     o: &ReceiveOptions,
 ) -> Result<Received> {
-    receive_or_plan(root, input, events, o, false)
+    receive_or_plan(root, input, events, o, Mode::Install)
+}
+
+/// [`receive`] for `--try`: the generation is installed and recorded but not made current; the
+/// caller boots it once ([`crate::closure::trial`]).
+pub fn receive_for_trial(
+    root: &DeviceRoot,
+    input: &mut dyn Read,
+    events: &mut Events,
+    o: &ReceiveOptions,
+) -> Result<Received> {
+    receive_or_plan(root, input, events, o, Mode::Trial)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Install,
+    Plan,
+    Trial,
 }
 
 /// `receive --dry-run`: every check of [`receive`] and its `want` answer, then an `unchanged`
@@ -82,7 +100,7 @@ pub fn dry_run(
     events: &mut Events,
     o: &ReceiveOptions,
 ) -> Result<Received> {
-    receive_or_plan(root, input, events, o, true)
+    receive_or_plan(root, input, events, o, Mode::Plan)
 }
 
 fn receive_or_plan(
@@ -90,8 +108,9 @@ fn receive_or_plan(
     input: &mut dyn Read,
     events: &mut Events,
     o: &ReceiveOptions,
-    dry_run: bool,
+    mode: Mode,
 ) -> Result<Received> {
+    let dry_run = mode == Mode::Plan;
     let now = o.now;
     let store = Store::open_locked(root)?;
     let gens = Generations::new(root);
@@ -158,10 +177,24 @@ fn receive_or_plan(
     };
     store.remove_staging()?;
     crate::steplog::log(root, &format!("receive: stored {} path(s)", copied.0));
-    let r = install(&store, &gens, m, now, copied, &record, events)?;
+    let switch = mode != Mode::Trial;
+    let r = install(
+        &store,
+        &gens,
+        m,
+        Finish { now, switch },
+        copied,
+        &record,
+        events,
+    )?;
+    let done = if switch {
+        "switched to"
+    } else {
+        "installed, not current:"
+    };
     crate::steplog::log(
         root,
-        &format!("receive: switched to generation {}", r.generation),
+        &format!("receive: {done} generation {}", r.generation),
     );
     Ok(r)
 }
@@ -445,11 +478,17 @@ fn expect_end(r: &mut impl Read) -> std::result::Result<(), PayloadError> {
     }
 }
 
+/// When the install happens, and whether it makes the generation current (not for `--try`).
+struct Finish {
+    now: u64,
+    switch: bool,
+}
+
 fn install(
     store: &Store,
     gens: &Generations,
     m: &Manifest,
-    now: u64,
+    Finish { now, switch }: Finish,
     copied: (u32, u64),
     record: &Record,
     events: &mut Events,
@@ -471,6 +510,17 @@ fn install(
             });
         }
     }
+    if !switch {
+        // Trying again what an earlier trial installed: the record is there already.
+        let earlier = gens
+            .list()?
+            .into_iter()
+            .rev()
+            .find(|g| g.toplevel.as_ref() == Some(top));
+        if let Some(g) = earlier {
+            return installed(m, g, copied, events);
+        }
+    }
     let n = gens.create_from(
         &NewGeneration {
             toplevel: top,
@@ -481,18 +531,28 @@ fn install(
         },
         record,
     )?;
-    gens.switch_to(n)?;
-    let info = gens.info(n)?;
+    if switch {
+        gens.switch_to(n)?;
+    }
+    installed(m, gens.info(n)?, copied, events)
+}
+
+fn installed(
+    m: &Manifest,
+    info: GenerationInfo,
+    copied: (u32, u64),
+    events: &mut Events,
+) -> Result<Received> {
     events.send(&AgentEvent::Installed {
-        generation: n,
-        toplevel: top.clone(),
+        generation: info.number,
+        toplevel: m.generation.toplevel.clone(),
         link: info.link.unwrap_or_default(),
         copied_paths: copied.0,
         copied_bytes: copied.1,
     })?;
     Ok(Received {
         manifest: m.clone(),
-        generation: n,
+        generation: info.number,
         changed: true,
     })
 }

@@ -35,6 +35,10 @@ pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
     if let Some(id) = liminix_agent::trial::nor::running_trial(&root)? {
         return nor_trial(g, a, &root, &id);
     }
+    // A trial boot of a generation (`receive --try`) is confirmed by making it current.
+    if let Some(generation) = liminix_agent::closure::trial::booted_trial(&root) {
+        return crate::cmd::trial_good::run(g, &root, generation, a);
+    }
     let mut board = ab::load_slot_layout(&root)?.ok_or_else(|| {
         AgentError::State(StateError::NotAb(liminix_agent::root::SLOT_LAYOUT.into()))
     })?;

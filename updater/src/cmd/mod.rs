@@ -12,5 +12,6 @@ pub mod receive;
 pub mod recover;
 pub mod rollback;
 pub mod status;
+pub mod trial_good;
 pub mod ubi_update;
 pub mod version;

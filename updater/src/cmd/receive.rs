@@ -3,8 +3,9 @@ use std::io::IsTerminal;
 use clap::Args;
 use liminix_agent::closure::activate;
 use liminix_agent::closure::receive::{
-    dry_run, receive, Events, ReceiveOptions, DEFAULT_DELTA_MAX,
+    dry_run, receive, receive_for_trial, Events, ReceiveOptions, DEFAULT_DELTA_MAX,
 };
+use liminix_agent::closure::trial;
 use liminix_agent::error::Result;
 use liminix_agent::error::UsageError;
 use liminix_agent::root::DeviceRoot;
@@ -27,6 +28,16 @@ pub struct ReceiveArgs {
     /// nothing is written (update.sh --dry-run)
     #[arg(long)]
     pub dry_run: bool,
+    /// Install without making the generation current, then boot it once by kexec of the running
+    /// kernel; its health check's `mark-good` makes it current, a reset returns to the old one
+    #[arg(long = "try", conflicts_with_all = ["fast", "no_reboot", "dry_run"])]
+    pub trial: bool,
+    /// With --try: the kernel to boot (default /boot/kernel, the running system's)
+    #[arg(long, value_name = "FILE", requires = "trial")]
+    pub kernel: Option<String>,
+    /// With --try: its initramfs (default /boot/initramfs when present)
+    #[arg(long, value_name = "FILE", requires = "trial")]
+    pub initrd: Option<String>,
 }
 
 pub fn run(g: &Global, a: &ReceiveArgs) -> Result<()> {
@@ -75,7 +86,14 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
         }
         return Ok(());
     }
+    if a.trial {
+        return receive_and_try(root, a, stdin, events, &opts, human);
+    }
     let r = receive(root, stdin, events, &opts)?;
+    if r.changed {
+        // A new current generation supersedes the record of a failed trial.
+        trial::forget(root);
+    }
     let top = &r.manifest.generation.toplevel;
     if !r.changed {
         if human {
@@ -97,4 +115,40 @@ fn receive_and_act(root: &DeviceRoot, a: &ReceiveArgs, events: &mut Events) -> R
         activate::reboot()?;
     }
     Ok(())
+}
+
+/// `--try`: kexec support and the kernel are checked before anything is installed; the new
+/// generation is installed without becoming current and booted once.
+fn receive_and_try(
+    root: &DeviceRoot,
+    a: &ReceiveArgs,
+    stdin: &mut dyn std::io::Read,
+    events: &mut Events,
+    opts: &ReceiveOptions,
+    human: bool,
+) -> Result<()> {
+    if !root.is_live_system() {
+        return Err(UsageError::TryWithRoot.into());
+    }
+    let prepared = trial::prepare(root, a.kernel.as_deref(), a.initrd.as_deref())?;
+    let r = receive_for_trial(root, stdin, events, opts)?;
+    if !r.changed {
+        return Ok(());
+    }
+    trial::forget(root);
+    let current = liminix_agent::closure::generations::Generations::new(root).current();
+    let loaded = trial::load(root, r.generation, &prepared)?;
+    if human {
+        eprintln!(
+            "installed generation {}, not current; booting it once by kexec of {}",
+            r.generation,
+            prepared.kernel_path()
+        );
+    }
+    events.send(&AgentEvent::Trying {
+        generation: r.generation,
+        current,
+        kernel: prepared.kernel_path().to_owned(),
+    })?;
+    Err(trial::start(root, r.generation, loaded))
 }
