@@ -196,7 +196,10 @@ class ActionModule(ActionBase):
             if time.monotonic() > deadline:
                 raise lx.AgentFailed(1, "unhealthy", "the new slot did not confirm in time")
             time.sleep(5)
-            after = lx.wait_for(self, self.agent, 60, "while waiting for the slot to confirm")
+            # The router is down again while the boot loader tries the new slot (and, when
+            # that fails, boots the old one): give it what is left of the confirm deadline.
+            left = max(int(deadline - time.monotonic()), 1)
+            after = lx.wait_for(self, self.agent, left, "while waiting for the slot to confirm")
         if (after.get("ab") or {}).get("trial") == "rolled-back":
             result.update(failed=True, msg="the new slot did not confirm: the boot loader went back "
                           "to slot %s" % after["ab"].get("booted"))

@@ -64,6 +64,8 @@ class CallbackModule(CallbackBase):
         if outcome == "ok":
             if r.get("changed"):
                 outcome = "would update" if result._task.check_mode else "updated"
+                if r.get("strategy") == "ab" and r.get("slot") and not result._task.check_mode:
+                    outcome += ", slot %s" % r["slot"]
             else:
                 outcome = "unchanged"
         elif r.get("rolled_back"):
@@ -80,6 +82,7 @@ class CallbackModule(CallbackBase):
             "would_send_bytes": (r.get("would_send") or {}).get("bytes"),
             "seconds": r.get("seconds"),
             "result": outcome,
+            "slot": r.get("slot"),
             "message": r.get("msg"),
         }
 

@@ -14,6 +14,7 @@
 pub mod arm64;
 pub mod assets;
 pub mod net;
+pub mod ssh;
 mod pflash;
 
 use std::path::{Path, PathBuf};
