@@ -93,8 +93,10 @@ const DROPBEAR_LIBS: &[&str] = &[
     "libgmp.so.10",
     "libz.so.1",
 ];
-/// Network drivers, in load order, after the bed's disk modules.
+/// Network and entropy drivers, in load order, after the bed's disk modules (without an
+/// entropy source dropbear waits for the kernel's random pool).
 const NET_MODULES: &[&str] = &[
+    "kernel/drivers/char/hw_random/virtio-rng.ko",
     "kernel/net/core/failover.ko",
     "kernel/drivers/net/net_failover.ko",
     "kernel/drivers/net/virtio_net.ko",
@@ -313,6 +315,7 @@ impl Guest {
         args.push("-netdev".into());
         args.push(format!("user,id=n,hostfwd=tcp:127.0.0.1:{port}-:22"));
         args.extend(["-device".into(), "virtio-net-device,netdev=n".into()]);
+        args.extend(["-device".into(), "virtio-rng-device".into()]);
         args.push("-drive".into());
         args.push(format!("if=none,id=d0,format=raw,file={}", b.disk.display()));
         args.extend(["-device".into(), "virtio-blk-device,drive=d0".into()]);
