@@ -93,7 +93,10 @@ impl Host {
             .arg(vars.to_string())
             .args(args)
             .env("LIMINIX_FLEET_SUMMARY", &summary)
-            .env("ANSIBLE_CONFIG", collection_dir().join("playbooks/ansible.cfg"))
+            .env(
+                "ANSIBLE_CONFIG",
+                collection_dir().join("playbooks/ansible.cfg"),
+            )
             .env("ANSIBLE_COLLECTIONS_PATH", d.join("collections"))
             .env("ANSIBLE_SSH_CONTROL_PATH_DIR", d.join("cp"))
             .env("ANSIBLE_LOCAL_TEMP", d.join("tmp"))
@@ -143,7 +146,10 @@ fn ansible_ab_update_confirms_and_an_unconfirmed_slot_falls_back() {
         .wait_ready("AB-GUEST serving", 0, BOOT)
         .unwrap_or_else(|e| panic!("first boot: {e}"));
     let st = status(&guest);
-    assert_eq!((ab(&st, "booted"), ab(&st, "trial")), ("a".into(), "none".into()));
+    assert_eq!(
+        (ab(&st, "booted"), ab(&st, "trial")),
+        ("a".into(), "none".into())
+    );
     let b_before = slot_sha(&guest, "/dev/vda3");
 
     // Check mode: the agent's `apply --dry-run` reads the bundle; nothing changes.
@@ -154,8 +160,15 @@ fn ansible_ab_update_confirms_and_an_unconfirmed_slot_falls_back() {
     let size = std::fs::metadata(&good_bundle).unwrap().len();
     assert_eq!(row.would_send_bytes, Some(size), "{row:?}");
     let st = status(&guest);
-    assert_eq!((ab(&st, "booted"), ab(&st, "trial")), ("a".into(), "none".into()));
-    assert_eq!(slot_sha(&guest, "/dev/vda3"), b_before, "check mode wrote slot B");
+    assert_eq!(
+        (ab(&st, "booted"), ab(&st, "trial")),
+        ("a".into(), "none".into())
+    );
+    assert_eq!(
+        slot_sha(&guest, "/dev/vda3"),
+        b_before,
+        "check mode wrote slot B"
+    );
 
     // Scenario 1: A -> B; U-Boot tries B, B's health check passes and it confirms.
     let (o, rows) = host.playbook(&guest, &good_bundle, &[]);
@@ -182,13 +195,20 @@ fn ansible_ab_update_confirms_and_an_unconfirmed_slot_falls_back() {
     // Scenario 2: B installs an A that panics before confirming; U-Boot goes back to B.
     let skip = guest.serial().len();
     let (o, rows) = host.playbook(&guest, &bad_bundle, &[]);
-    assert!(!o.status.success(), "a slot that never confirms: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "a slot that never confirms: {}",
+        text(&o)
+    );
     let row = only_row(&rows, &o);
     assert!(row.result.starts_with("failed"), "{row:?}");
     let msg = row.message.clone().unwrap_or_default();
     assert!(msg.contains("went back to slot b"), "{row:?}");
     let st = status(&guest);
-    assert_eq!((ab(&st, "booted"), ab(&st, "trial")), ("b".into(), "rolled-back".into()));
+    assert_eq!(
+        (ab(&st, "booted"), ab(&st, "trial")),
+        ("b".into(), "rolled-back".into())
+    );
     assert_eq!(st["ab"]["last_rollback"]["failed"], "a", "{st}");
     assert_eq!(slot_sha(&guest, "/dev/vda2"), bad.sha256);
     let con = guest.serial()[skip..].to_owned();

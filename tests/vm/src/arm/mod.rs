@@ -14,8 +14,8 @@
 pub mod arm64;
 pub mod assets;
 pub mod net;
-pub mod ssh;
 mod pflash;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -128,14 +128,19 @@ fn dropbear_root() -> Result<PathBuf, VmError> {
 
 /// `name` under the unpacked root's library directories (symlinks followed on copy).
 fn find_lib(root: &Path, name: &str) -> Result<PathBuf, VmError> {
-    ["lib/arm-linux-gnueabihf", "usr/lib/arm-linux-gnueabihf", "lib", "usr/lib"]
-        .iter()
-        .map(|d| root.join(d).join(name))
-        .find(|p| p.exists())
-        .ok_or_else(|| VmError::Io {
-            path: root.join("lib/arm-linux-gnueabihf").join(name),
-            source: std::io::ErrorKind::NotFound.into(),
-        })
+    [
+        "lib/arm-linux-gnueabihf",
+        "usr/lib/arm-linux-gnueabihf",
+        "lib",
+        "usr/lib",
+    ]
+    .iter()
+    .map(|d| root.join(d).join(name))
+    .find(|p| p.exists())
+    .ok_or_else(|| VmError::Io {
+        path: root.join("lib/arm-linux-gnueabihf").join(name),
+        source: std::io::ErrorKind::NotFound.into(),
+    })
 }
 
 const INIT_NET: &str = r#"i=0
@@ -197,7 +202,14 @@ impl SshAbBed {
 
     fn initrd(&self, health: Health, version: &str) -> Result<PathBuf, VmError> {
         let mut fs = Initramfs::new();
-        for d in ["/bin", "/proc", "/sys", "/dev", "/tmp", "/etc/liminix/trusted-keys"] {
+        for d in [
+            "/bin",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/tmp",
+            "/etc/liminix/trusted-keys",
+        ] {
             fs.dir(d);
         }
         fs.copy(&self.bed.debian.busybox, "/bin/busybox")?;
@@ -211,7 +223,11 @@ impl SshAbBed {
         }
         fs.bytes("/lib/modules/order", order.as_bytes(), 0o644);
         fs.bytes("/version", version.as_bytes(), 0o644);
-        fs.bytes("/etc/liminix/ab.json", ab_json(self.attempts).as_bytes(), 0o644);
+        fs.bytes(
+            "/etc/liminix/ab.json",
+            ab_json(self.attempts).as_bytes(),
+            0o644,
+        );
         fs.bytes("/etc/liminix/board", format!("{BOARD}\n").as_bytes(), 0o644);
         fs.bytes("/etc/liminix/board.toml", BOARD_TOML.as_bytes(), 0o644);
         fs.bytes("/etc/liminix/trusted-keys/lab.pub", &self.trusted, 0o644);
@@ -222,9 +238,17 @@ impl SshAbBed {
             Health::Good => format!("{INIT_NET}{INIT_SERVE}"),
             Health::Panics => format!("{INIT_NET}{INIT_PANIC}"),
         };
-        fs.bytes("/init", format!("{}{body}", super::INIT_HEAD).as_bytes(), 0o755);
+        fs.bytes(
+            "/init",
+            format!("{}{body}", super::INIT_HEAD).as_bytes(),
+            0o755,
+        );
         fs.symlink("/persist", "/boot/persist");
-        let out = self.bed.dir.path().join(format!("ssh-initrd-{version}.cpio"));
+        let out = self
+            .bed
+            .dir
+            .path()
+            .join(format!("ssh-initrd-{version}.cpio"));
         fs.write(&out)?;
         Ok(out)
     }
@@ -238,7 +262,10 @@ impl SshAbBed {
             let host = find_lib(&self.dropbear, lib)?;
             fs.copy(&host, &format!("/lib/arm-linux-gnueabihf/{lib}"))?;
         }
-        fs.symlink("/lib/ld-linux-armhf.so.3", "arm-linux-gnueabihf/ld-linux-armhf.so.3");
+        fs.symlink(
+            "/lib/ld-linux-armhf.so.3",
+            "arm-linux-gnueabihf/ld-linux-armhf.so.3",
+        );
         fs.dir("/etc/dropbear");
         fs.copy(&self.keys.host_key, "/etc/dropbear/host_key")?;
         fs.bytes("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644);
@@ -317,7 +344,10 @@ impl Guest {
         args.extend(["-device".into(), "virtio-net-device,netdev=n".into()]);
         args.extend(["-device".into(), "virtio-rng-device".into()]);
         args.push("-drive".into());
-        args.push(format!("if=none,id=d0,format=raw,file={}", b.disk.display()));
+        args.push(format!(
+            "if=none,id=d0,format=raw,file={}",
+            b.disk.display()
+        ));
         args.extend(["-device".into(), "virtio-blk-device,drive=d0".into()]);
         let mut child = Command::new(QEMU_ARM)
             .args(args)
@@ -364,11 +394,15 @@ impl Guest {
     /// The ssh options that accept only the guest's host key (`-o`, value, ...).
     pub fn ssh_options(&self) -> Vec<String> {
         let known = format!("UserKnownHostsFile={}", self.known_hosts.display());
-        ["StrictHostKeyChecking=yes", &known, "GlobalKnownHostsFile=/dev/null"]
-            .into_iter()
-            .chain(["IdentitiesOnly=yes", "LogLevel=ERROR"])
-            .flat_map(|o| ["-o".to_string(), o.to_string()])
-            .collect()
+        [
+            "StrictHostKeyChecking=yes",
+            &known,
+            "GlobalKnownHostsFile=/dev/null",
+        ]
+        .into_iter()
+        .chain(["IdentitiesOnly=yes", "LogLevel=ERROR"])
+        .flat_map(|o| ["-o".to_string(), o.to_string()])
+        .collect()
     }
 
     /// Runs `command` as root over ssh (strict host key); exit code and stdout.
@@ -409,7 +443,10 @@ impl Guest {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(VmError::Command {
                     command: "qemu-system-arm".into(),
-                    detail: format!("exited with {status} waiting for {text:?}:\n{}", self.serial()),
+                    detail: format!(
+                        "exited with {status} waiting for {text:?}:\n{}",
+                        self.serial()
+                    ),
                 });
             }
             if start.elapsed() > timeout {
