@@ -212,7 +212,12 @@ class ActionModule(ActionBase):
             left = max(int(deadline - time.monotonic()), 1)
             after = lx.wait_for(self.ssh, self.agent, left,
                                  "while waiting for the slot to confirm")
-        if (after.get("ab") or {}).get("trial") == "rolled-back":
+        # The first reader after a fallback settles it (`rolled-back` once, then `none` with
+        # `last_rollback`); the router's own mark-good at boot may be that reader, so the
+        # booted slot decides.
+        ab = after.get("ab") or {}
+        to = ((result.get("apply") or {}).get("ab") or {}).get("to")
+        if ab.get("trial") == "rolled-back" or (to is not None and ab.get("booted") != to):
             result.update(failed=True, msg="the new slot did not confirm: the boot loader went back "
-                          "to slot %s" % after["ab"].get("booted"))
+                          "to slot %s" % ab.get("booted"))
         return after
