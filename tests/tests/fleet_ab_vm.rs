@@ -201,7 +201,7 @@ fn ansible_ab_update_confirms_and_an_unconfirmed_slot_falls_back() {
         text(&o)
     );
     let row = only_row(&rows, &o);
-    assert!(row.result.starts_with("failed"), "{row:?}");
+    assert_eq!(row.result, "failed, back on slot b", "{row:?}");
     let msg = row.message.clone().unwrap_or_default();
     assert!(msg.contains("went back to slot b"), "{row:?}");
     // B's mark-good at boot was the first to read the fallback: it recorded the rollback

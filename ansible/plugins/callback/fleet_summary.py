@@ -70,6 +70,9 @@ class CallbackModule(CallbackBase):
                 outcome = "unchanged"
         elif r.get("rolled_back"):
             outcome = "failed, rolled back"
+        elif r.get("strategy") == "ab" and r.get("slot"):
+            # A/B boards have no generations: the slot they run again is what counts.
+            outcome = "failed, back on slot %s" % r["slot"]
         elif r.get("on_previous_generation"):
             outcome = "failed, on previous generation"
         if outcome.startswith("failed") and r.get("kind"):
