@@ -48,7 +48,9 @@ class ActionModule(ActionBase):
         result["from_generation"] = (before or {}).get("current")
         started = time.monotonic()
         try:
-            with lx.Ssh(self._connection, self._play_context) as ssh:
+            # Kept for the waits after a reboot, which need only its ssh arguments.
+            self.ssh = lx.Ssh(self._connection, self._play_context)
+            with self.ssh as ssh:
                 if strategy == "closure":
                     self._closure(ssh, a, result)
                 else:
@@ -117,7 +119,7 @@ class ActionModule(ActionBase):
         timeout = int(a.get("reboot_timeout", 300))
         if strategy == "levitate":
             lx.run_agent(self, self.agent, ["levitate"])
-            lx.wait_for(self, self.agent, timeout, "after levitate")
+            lx.wait_for(ssh, self.agent, timeout, "after levitate")
         args = ["apply", "--json", "-"]
         if strategy in ("ab", "levitate"):
             args.insert(1, "--reboot")
@@ -161,9 +163,10 @@ class ActionModule(ActionBase):
         if result.get("rebooting") and not self._task.check_mode:
             timeout = int(a.get("reboot_timeout", 300))
             try:
-                after = lx.wait_for(self, self.agent, timeout, "after the reboot")
+                after = lx.wait_for(self.ssh, self.agent, timeout, "after the reboot")
                 if result["strategy"] == "ab":
                     after = self._confirmed(a, after, result)
+                self._drop_connection()
             except lx.AgentFailed as e:
                 result.update(failed=True, msg=e.message, rc=e.rc)
                 return
@@ -189,6 +192,14 @@ class ActionModule(ActionBase):
             result["on_previous_generation"] = after.get("current") == frm
         result["slot"] = (after.get("ab") or {}).get("booted")
 
+    def _drop_connection(self):
+        """Ansible's persistent connection (ControlPersist) still points at the system before
+        the reboot; a later task would wait on it forever."""
+        try:
+            self._connection.reset()
+        except Exception:  # nothing to stop, or a connection that reconnects anyway
+            pass
+
     def _confirmed(self, a, after, result):
         """A/B: waits until the new slot confirms (mark-good) or the boot loader fell back."""
         deadline = time.monotonic() + int(a.get("confirm_timeout", 600))
@@ -196,8 +207,17 @@ class ActionModule(ActionBase):
             if time.monotonic() > deadline:
                 raise lx.AgentFailed(1, "unhealthy", "the new slot did not confirm in time")
             time.sleep(5)
-            after = lx.wait_for(self, self.agent, 60, "while waiting for the slot to confirm")
-        if (after.get("ab") or {}).get("trial") == "rolled-back":
+            # The router is down again while the boot loader tries the new slot (and, when
+            # that fails, boots the old one): give it what is left of the confirm deadline.
+            left = max(int(deadline - time.monotonic()), 1)
+            after = lx.wait_for(self.ssh, self.agent, left,
+                                 "while waiting for the slot to confirm")
+        # The first reader after a fallback settles it (`rolled-back` once, then `none` with
+        # `last_rollback`); the router's own mark-good at boot may be that reader, so the
+        # booted slot decides.
+        ab = after.get("ab") or {}
+        to = ((result.get("apply") or {}).get("ab") or {}).get("to")
+        if ab.get("trial") == "rolled-back" or (to is not None and ab.get("booted") != to):
             result.update(failed=True, msg="the new slot did not confirm: the boot loader went back "
-                          "to slot %s" % after["ab"].get("booted"))
+                          "to slot %s" % ab.get("booted"))
         return after

@@ -64,10 +64,15 @@ class CallbackModule(CallbackBase):
         if outcome == "ok":
             if r.get("changed"):
                 outcome = "would update" if result._task.check_mode else "updated"
+                if r.get("strategy") == "ab" and r.get("slot") and not result._task.check_mode:
+                    outcome += ", slot %s" % r["slot"]
             else:
                 outcome = "unchanged"
         elif r.get("rolled_back"):
             outcome = "failed, rolled back"
+        elif r.get("strategy") == "ab" and r.get("slot"):
+            # A/B boards have no generations: the slot they run again is what counts.
+            outcome = "failed, back on slot %s" % r["slot"]
         elif r.get("on_previous_generation"):
             outcome = "failed, on previous generation"
         if outcome.startswith("failed") and r.get("kind"):
@@ -80,6 +85,7 @@ class CallbackModule(CallbackBase):
             "would_send_bytes": (r.get("would_send") or {}).get("bytes"),
             "seconds": r.get("seconds"),
             "result": outcome,
+            "slot": r.get("slot"),
             "message": r.get("msg"),
         }
 

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -113,18 +114,40 @@ def facts(st):
     }
 
 
-def wait_for(action, agent, timeout, what):
+def probe_status(ssh, agent, timeout):
+    """`status --json` over a connection of its own, given up after TIMEOUT seconds.
+
+    Not Ansible's connection: a session opened just before the router reset (the agent's
+    `apply --reboot` returns a moment before) waits for its answer forever, since the router's
+    new kernel never tells the host the old connection is gone; keepalives and a time limit
+    end such a probe so the next one connects afresh."""
+    cmd = ssh.argv + ["-o", "ControlPath=none", "-o", "ServerAliveInterval=5",
+                      "-o", "ServerAliveCountMax=2", ssh.target,
+                      agent_command(agent, ["status", "--json"])]
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AgentFailed(8, None, "no answer to status within %ds" % timeout)
+    if p.returncode != 0:
+        e = error_event(p.stdout) or {}
+        raise AgentFailed(p.returncode, e.get("kind"), "liminix-agent status (exit %d): %s"
+                          % (p.returncode, e.get("message") or p.stderr.strip()))
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        raise AgentFailed(1, None, "liminix-agent status printed no JSON: %r" % p.stdout[:400])
+
+
+def wait_for(ssh, agent, timeout, what):
     """Polls `status` until the router answers again (after a reboot or levitate)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        left = max(int(deadline - time.monotonic()), 1)
         try:
-            action._connection.reset()
-        except Exception:  # a connection that cannot reset reconnects on the next command
-            pass
-        try:
-            return status(action, agent)
-        except (AgentFailed, AnsibleError) as e:
+            return probe_status(ssh, agent, min(left, 60))
+        except AgentFailed as e:
             last = e
         time.sleep(2)
     raise AgentFailed(8, None, "the router did not answer within %ds %s: %s" % (timeout, what, last))

@@ -15,6 +15,7 @@ pub mod arm64;
 pub mod assets;
 pub mod net;
 mod pflash;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
