@@ -29,9 +29,7 @@ pub enum AgentError {
         trusted: usize,
     },
     #[error("the bundle's signature by trusted key {key} does not verify: the manifest or the signature was altered after signing")]
-    BadSignature {
-        key: String,
-    },
+    BadSignature { key: String },
     #[error("bundle is for board {bundle:?} but this device is {device:?} ({file})")]
     WrongBoard {
         bundle: String,
@@ -39,10 +37,7 @@ pub enum AgentError {
         file: PathBuf,
     },
     #[error("security epoch {bundle} is lower than {installed}, the highest this device has installed: refusing a downgrade")]
-    Epoch {
-        bundle: u64,
-        installed: u64,
-    },
+    Epoch { bundle: u64, installed: u64 },
     #[error("not enough space in {dir}: the update needs {needed} bytes, {available} are free")]
     NoSpace {
         dir: PathBuf,
@@ -56,10 +51,7 @@ pub enum AgentError {
         source: Box<PayloadError>,
     },
     #[error("the bundle stream ended without {missing} wanted store path(s), e.g. {example}")]
-    Incomplete {
-        missing: usize,
-        example: String,
-    },
+    Incomplete { missing: usize, example: String },
     #[error("another liminix-agent is working on {0} (lock held)")]
     Busy(PathBuf),
     #[error(transparent)]

@@ -118,6 +118,10 @@ class ActionModule(ActionBase):
             return
         timeout = int(a.get("reboot_timeout", 300))
         if strategy == "levitate":
+            # The router checks the bundle's header and whether RAM holds the update before it
+            # leaves its flash: a refusal here changes nothing.
+            result["plan"] = self._agent_with_bundle(
+                ssh, ["image-plan", "--json", "--bundle-bytes", str(size)], bundle)
             lx.run_agent(self, self.agent, ["levitate"])
             lx.wait_for(ssh, self.agent, timeout, "after levitate")
         args = ["apply", "--json", "-"]
@@ -140,19 +144,23 @@ class ActionModule(ActionBase):
         if strategy in ("ab", "levitate"):
             result["rebooting"] = True
 
-    def _images_dry_run(self, ssh, bundle, size, result):
-        """Check mode: the agent's `apply --dry-run` checks the bundle against the router and
-        compares every target with its image; an image bundle goes whole, so its size is what
-        an update would send."""
-        cmd = ssh.argv + [ssh.target, lx.agent_command(self.agent, ["apply", "--dry-run", "--json", "-"])]
+    def _agent_with_bundle(self, ssh, args, bundle):
+        """Runs the agent with ARGS over ssh, the bundle on its stdin; returns its JSON answer."""
+        cmd = ssh.argv + [ssh.target, lx.agent_command(self.agent, args)]
         with open(bundle, "rb") as f:
             p = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if p.returncode != 0:
             e = lx.error_event(p.stdout) or {}
-            raise lx.AgentFailed(p.returncode, e.get("kind"), "liminix-agent apply --dry-run: %s (exit %d): %s" % (
-                lx.EXIT_WORDS.get(p.returncode, "failure"), p.returncode,
+            raise lx.AgentFailed(p.returncode, e.get("kind"), "liminix-agent %s: %s (exit %d): %s" % (
+                args[0], lx.EXIT_WORDS.get(p.returncode, "failure"), p.returncode,
                 e.get("message") or p.stderr.strip()))
-        plan = json.loads(p.stdout)
+        return json.loads(p.stdout)
+
+    def _images_dry_run(self, ssh, bundle, size, result):
+        """Check mode: the agent's `apply --dry-run` checks the bundle against the router and
+        compares every target with its image; an image bundle goes whole, so its size is what
+        an update would send."""
+        plan = self._agent_with_bundle(ssh, ["apply", "--dry-run", "--json", "-"], bundle)
         result["apply"] = plan
         changed = bool(plan.get("would_change"))
         result.update(changed=changed, would_send={"paths": 0, "bytes": size})

@@ -1,0 +1,134 @@
+//! The levitate strategy through the real Ansible: the collection's rolling-update playbook
+//! (`liminix_strategy: levitate`) updates the NOR router guest (liminix_vm::router: the root is
+//! the squashfs inside the block2mtd `firmware` partition, s6-svscan is PID 1, dropbear answers
+//! through QEMU's hostfwd with the host key baked into every firmware, checked strictly).
+//!
+//! One guest, two boots: check mode (the agent's `apply --dry-run` names the firmware partition
+//! as in use, nothing changes), then the update: the agent's `image-plan` checks the bundle and
+//! the RAM, `levitate` moves the router onto its maintenance root, `apply --reboot` writes the
+//! firmware from there, and the router comes back on firmware B. What the router runs and what
+//! the flash holds are checked on the guest and on the disk, not taken from Ansible's word.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use liminix_tests::fleet::{collection_dir, Row};
+use liminix_tests::lab::text;
+use liminix_tests::nor_bed::NorBed;
+use liminix_vm::router::Router;
+
+const BOOT: Duration = Duration::from_secs(240);
+const SSH: Duration = Duration::from_secs(60);
+
+/// `ansible-playbook rolling-update.yml` against the router; the output and the summary rows.
+fn playbook(
+    dir: &Path,
+    bed: &NorBed,
+    r: &Router,
+    bundle: &Path,
+    args: &[&str],
+) -> (Output, Vec<Row>) {
+    let known = dir.join("known_hosts");
+    std::fs::write(
+        &known,
+        format!("[127.0.0.1]:{} {}\n", r.port(), bed.keys.host_public),
+    )
+    .unwrap();
+    let options = format!(
+        "-o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
+         -o IdentitiesOnly=yes -o LogLevel=ERROR",
+        known.display()
+    );
+    let inv = serde_json::json!({"routers": {"hosts": {"router": {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": r.port(),
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": bed.keys.client_key,
+        "ansible_ssh_common_args": options,
+    }}}});
+    let inventory = dir.join("inventory.yml");
+    std::fs::write(&inventory, inv.to_string()).unwrap();
+    let summary = dir.join("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let vars = serde_json::json!({
+        "liminix_strategy": "levitate",
+        "liminix_bundle": bundle,
+        "liminix_reboot_timeout": BOOT.as_secs(),
+    });
+    let o = Command::new("ansible-playbook")
+        .arg("-i")
+        .arg(&inventory)
+        .arg(collection_dir().join("playbooks/rolling-update.yml"))
+        .arg("-e")
+        .arg(vars.to_string())
+        .args(args)
+        .env("LIMINIX_FLEET_SUMMARY", &summary)
+        .env(
+            "ANSIBLE_CONFIG",
+            collection_dir().join("playbooks/ansible.cfg"),
+        )
+        .env("ANSIBLE_COLLECTIONS_PATH", dir.join("collections"))
+        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .expect("cannot run ansible-playbook (scripts/setup.sh installs ansible-core)");
+    let rows = std::fs::read(&summary)
+        .map(|b| serde_json::from_slice(&b).expect("summary JSON"))
+        .unwrap_or_default();
+    eprintln!("==== ansible-playbook {args:?} ====\n{}", text(&o));
+    (o, rows)
+}
+
+fn only_row(rows: &[Row], out: &Output) -> Row {
+    assert_eq!(rows.len(), 1, "one summary row: {}", text(out));
+    rows[0].clone()
+}
+
+#[test]
+fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
+    let bed = NorBed::new();
+    let firmware_a = bed.firmware_with("firmware A", None);
+    let firmware_b = bed.firmware_with("firmware B", None);
+    let bundle = bed.bundle(&firmware_b, "firmware-B");
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let disk = bed.disk("fleet-levitate", &firmware_a);
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("collections/ansible_collections/liminix");
+    std::fs::create_dir_all(&link).unwrap();
+    std::os::unix::fs::symlink(collection_dir(), link.join("update")).unwrap();
+
+    let mut r = Router::boot(disk.path(), &bed.layout, &bed.keys).unwrap();
+    r.wait_for_boot(1, BOOT).unwrap();
+    r.wait_for_ssh(SSH).unwrap();
+
+    // Check mode: the router checks the bundle and compares its flash; nothing changes.
+    let (o, rows) = playbook(dir.path(), &bed, &r, &bundle, &["--check"]);
+    assert!(o.status.success(), "check mode: {}", text(&o));
+    let row = only_row(&rows, &o);
+    assert_eq!(row.result, "would update", "{row:?}");
+    assert_eq!(row.would_send_bytes, Some(size), "{row:?}");
+    let untouched = r
+        .ssh_ok("test ! -e /run/maintenance && cat /proc/1/comm /etc/banner")
+        .unwrap();
+    assert_eq!(untouched, "s6-svscan\nfirmware A\n");
+
+    // The update: image-plan, levitate, apply in the maintenance root, reboot into B.
+    let (o, rows) = playbook(dir.path(), &bed, &r, &bundle, &[]);
+    assert!(o.status.success(), "update: {}\n{}", text(&o), r.serial());
+    let row = only_row(&rows, &o);
+    assert_eq!(row.result, "updated", "{row:?}");
+    assert_eq!(row.sent_bytes, size, "{row:?}");
+    r.wait_for_boot(2, BOOT).unwrap();
+    assert_eq!(r.banners(), ["firmware A", "firmware B"], "{}", r.serial());
+    let now = r.ssh_ok("cat /proc/1/comm /etc/banner").unwrap();
+    assert_eq!(now, "s6-svscan\nfirmware B\n");
+    r.power_off(Duration::from_secs(30)).unwrap();
+    let flash = std::fs::read(disk.path()).unwrap();
+    assert!(
+        flash[..firmware_b.len()] == firmware_b,
+        "the firmware partition does not hold firmware B"
+    );
+}
