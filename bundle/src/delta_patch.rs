@@ -314,6 +314,36 @@ impl<R: Read, B: Base> Read for PatchReader<R, B> {
     }
 }
 
+/// Walks the segments after `header` without a base, checking their limits and that they
+/// frame exactly `target_len` bytes and the rest of `r` (a packer cannot do more without the
+/// base, which only the device has).
+pub fn check_segments(r: &mut impl Read, header: &PatchHeader) -> io::Result<()> {
+    let mut produced = 0u64;
+    let mut last = (0u64, 0u64);
+    while produced < header.target_len {
+        let mut seg = [0u8; 20];
+        r.read_exact(&mut seg)?;
+        let word = |at: usize| u32::from_le_bytes([seg[at], seg[at + 1], seg[at + 2], seg[at + 3]]);
+        let off = u64::from_le_bytes(seg[..8].try_into().map_err(|_| invalid("segment"))?);
+        let (ref_len, out_len, frame_len) = (word(8), word(12), word(16));
+        let end = off.saturating_add(u64::from(ref_len));
+        let over = ref_len > MAX_REF || out_len > MAX_SEG || frame_len > MAX_FRAME || out_len == 0;
+        if over || end > header.base_len || off < last.0 || end < last.1 {
+            return Err(invalid("a segment is over the limits or goes backwards"));
+        }
+        last = (off, end);
+        produced += u64::from(out_len);
+        let skipped = io::copy(&mut r.take(u64::from(frame_len)), &mut io::sink())?;
+        if skipped < u64::from(frame_len) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    if produced != header.target_len || r.read(&mut [0u8; 1])? != 0 {
+        return Err(invalid("the segments do not frame the announced length"));
+    }
+    Ok(())
+}
+
 /// Applies a whole patch in memory (tests and the packer's self-check).
 pub fn apply(base: &[u8], patch: &[u8]) -> io::Result<Vec<u8>> {
     let mut r = patch;

@@ -53,6 +53,12 @@ pub enum Encoding {
     /// One zstd frame holding a [`crate::delta`] of the NAR against the NAR of `base` (a store path
     /// the receiver has): a rebuilt package costs only its differences.
     ZstdDelta { base: String },
+    /// A [`crate::delta_patch`] (`LXP1`, zstd frames against windows of the base) of the NAR
+    /// against the NAR of `base`, a store path the receiver offered. Wire only, like 2.
+    Patch { base: String },
+    /// A [`crate::delta_patch`] of an image against the current contents of its target, which
+    /// the manifest's `base` names by sha256 and size.
+    ImagePatch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,8 +98,12 @@ pub enum StreamError {
     Index { index: u32, len: usize },
     #[error("image entry index {index} is outside the manifest ({len} images)")]
     ImageIndex { index: u32, len: usize },
-    #[error("image entry {index} uses a delta encoding (images are raw or zstd)")]
+    #[error("image entry {index} uses a store path delta encoding (images are raw, zstd or image patches)")]
     ImageDelta { index: u32 },
+    #[error("image entry {index} is a patch but the manifest names no base for it")]
+    ImagePatchWithoutBase { index: u32 },
+    #[error("store path entry {index} uses the image patch encoding")]
+    PathImagePatch { index: u32 },
     #[error("delta base name is not valid UTF-8")]
     BaseName,
 }
@@ -204,19 +214,16 @@ impl EntryHeader {
         let encoding = match enc[0] {
             0 => Encoding::Raw,
             1 => Encoding::Zstd,
-            2 => {
-                let mut len = [0u8; 2];
-                read_exact_or(r, &mut len, "an entry's header")?;
-                let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
-                read_exact_or(r, &mut name, "an entry's header")?;
-                let base = String::from_utf8(name).map_err(|_| StreamError::BaseName)?;
-                Encoding::ZstdDelta { base }
-            }
+            2 => Encoding::ZstdDelta {
+                base: read_base_name(r)?,
+            },
+            3 => Encoding::Patch {
+                base: read_base_name(r)?,
+            },
+            4 => Encoding::ImagePatch,
             e => return Err(StreamError::EncodingCode(e)),
         };
-        if kind == EntryKind::Image && matches!(encoding, Encoding::ZstdDelta { .. }) {
-            return Err(StreamError::ImageDelta { index });
-        }
+        check_encoding(kind, index, &encoding, manifest)?;
         Ok(Some(EntryHeader {
             kind,
             index,
@@ -229,16 +236,53 @@ impl EntryHeader {
             Encoding::Raw => 0u8,
             Encoding::Zstd => 1,
             Encoding::ZstdDelta { .. } => 2,
+            Encoding::Patch { .. } => 3,
+            Encoding::ImagePatch => 4,
         };
         w.write_all(&[self.kind.code()])?;
         w.write_all(&self.index.to_le_bytes())?;
         w.write_all(&[code])?;
-        if let Encoding::ZstdDelta { base } = &self.encoding {
+        if let Encoding::ZstdDelta { base } | Encoding::Patch { base } = &self.encoding {
             let len = u16::try_from(base.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
             w.write_all(&len.to_le_bytes())?;
             w.write_all(base.as_bytes())?;
         }
         Ok(())
+    }
+}
+
+fn read_base_name(r: &mut impl Read) -> Result<String, StreamError> {
+    let mut len = [0u8; 2];
+    read_exact_or(r, &mut len, "an entry's header")?;
+    let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
+    read_exact_or(r, &mut name, "an entry's header")?;
+    String::from_utf8(name).map_err(|_| StreamError::BaseName)
+}
+
+/// Store path deltas are for store paths, image patches for images whose manifest entry names
+/// the base.
+fn check_encoding(
+    kind: EntryKind,
+    index: u32,
+    encoding: &Encoding,
+    manifest: &Manifest,
+) -> Result<(), StreamError> {
+    let path_delta = matches!(
+        encoding,
+        Encoding::ZstdDelta { .. } | Encoding::Patch { .. }
+    );
+    match kind {
+        EntryKind::Image if path_delta => Err(StreamError::ImageDelta { index }),
+        EntryKind::Image
+            if *encoding == Encoding::ImagePatch
+                && manifest.images[index as usize].base.is_none() =>
+        {
+            Err(StreamError::ImagePatchWithoutBase { index })
+        }
+        EntryKind::StorePath if *encoding == Encoding::ImagePatch => {
+            Err(StreamError::PathImagePatch { index })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -434,6 +478,7 @@ mod tests {
                 target: "mtd:firmware".into(),
                 sha256: "00".repeat(32),
                 size: 1,
+                base: None,
             }],
         }
     }

@@ -155,6 +155,7 @@ fn bundle(
         images.push(ImageInput {
             name: i.name.clone(),
             file: file.clone(),
+            base: None,
         });
     }
     // A board without images is updated by closure: its bundle carries the system
