@@ -123,7 +123,14 @@ fn run(d: &Device, bytes: &[u8], sim: &mut Sim) -> Result<(), AgentError> {
         staging: Some(d.root.join("/run/liminix/staging")),
         ..ApplyOptions::default()
     };
-    apply_with(&d.root, &mut Cursor::new(bytes), &opts, sim, &mut NoProgress).map(|_| ())
+    apply_with(
+        &d.root,
+        &mut Cursor::new(bytes),
+        &opts,
+        sim,
+        &mut NoProgress,
+    )
+    .map(|_| ())
 }
 
 /// The one image entry's encoding and payload length.
@@ -196,5 +203,8 @@ fn ubi_volume_is_patched_against_the_current_volume() {
     let b = patch_bundle(&d, "vm-nand-ubi", "rootfs", &old, &new);
     run(&d, &b, &mut sim).unwrap();
     let u = sim.ubi.as_mut().unwrap();
-    assert_eq!(read_named(u, "rootfs", new.len() as u64).unwrap().unwrap(), new);
+    assert_eq!(
+        read_named(u, "rootfs", new.len() as u64).unwrap().unwrap(),
+        new
+    );
 }
