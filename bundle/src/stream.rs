@@ -5,16 +5,18 @@
 //! u32le len   manifest JSON (signed bytes)
 //! u32le len   signatures JSON
 //! entries:    u8 kind (0 = end, 1 = store path NAR, 2 = flash image)  u32le manifest index
-//!             u8 encoding  [encoding 2: u16le len, base store path name]
+//!             u8 encoding  [encodings 2, 3: u16le len, base store path name]
 //!             chunks: u32le len, bytes … terminated by a zero length
 //! ```
 //! Chunked entries let a writer stream compressed data of unknown length and let a reader skip an
 //! entry without decoding it. A store path entry's index points into the manifest's `paths`, an
 //! image entry's into its `images`. Encoding 0 is the payload as is, 1 one zstd frame of it, 2 one
 //! zstd frame holding a [`crate::delta`] (`LXD1` copy/add ops) against the NAR of the named base
-//! store path, which the receiver offered and has; images are never deltas. The same framing is
-//! the wire protocol between `update.sh` and the agent: the client sends only the entries the agent
-//! asked for, and only there may an entry be a delta (docs/bundle-format.md, "Deltas").
+//! store path, 3 a [`crate::delta_patch`] (`LXP1`, zstd frames against windows of the base)
+//! against that NAR, 4 an `LXP1` patch of an image against what its target holds, which the
+//! manifest's image `base` names. The same framing is the wire protocol between `update.sh` and
+//! the agent: the client sends only the entries the agent
+//! asked for, and only there may a store path entry be a delta (docs/bundle-format.md, "Deltas").
 
 use std::io::{self, Read, Write};
 
@@ -527,6 +529,60 @@ mod tests {
         .unwrap();
         let err = EntryHeader::read(&mut io::Cursor::new(&bytes), &m).unwrap_err();
         assert!(matches!(err, StreamError::ImageDelta { index: 0 }), "{err}");
+    }
+
+    /// Image patches only for images whose manifest entry names a base; store path deltas never
+    /// for images; patch headers with a base name roundtrip.
+    #[test]
+    fn patch_encodings_are_checked_against_kind_and_manifest() {
+        let read = |h: EntryHeader, m: &Manifest| {
+            let mut bytes = Vec::new();
+            h.write(&mut bytes).unwrap();
+            EntryHeader::read(&mut io::Cursor::new(&bytes), m)
+        };
+        let image = |encoding| EntryHeader {
+            kind: EntryKind::Image,
+            index: 0,
+            encoding,
+        };
+        let mut m = image_manifest();
+        let err = read(image(Encoding::ImagePatch), &m).unwrap_err();
+        assert!(
+            matches!(err, StreamError::ImagePatchWithoutBase { index: 0 }),
+            "{err}"
+        );
+        m.images[0].base = Some(crate::manifest::ImageBase {
+            sha256: "11".repeat(32),
+            size: 5,
+        });
+        assert_eq!(
+            read(image(Encoding::ImagePatch), &m).unwrap(),
+            Some(image(Encoding::ImagePatch))
+        );
+        let err = read(image(Encoding::Patch { base: "x".into() }), &m).unwrap_err();
+        assert!(matches!(err, StreamError::ImageDelta { index: 0 }), "{err}");
+        let paths = Manifest {
+            paths: vec![crate::manifest::PathEntry {
+                path: "/nix/store/00000000000000000000000000000000-x".into(),
+                nar_sha256: "00".repeat(32),
+                nar_size: 1,
+                entries: 1,
+            }],
+            images: Vec::new(),
+            ..image_manifest()
+        };
+        let path = |encoding| EntryHeader {
+            kind: EntryKind::StorePath,
+            index: 0,
+            encoding,
+        };
+        let err = read(path(Encoding::ImagePatch), &paths).unwrap_err();
+        assert!(
+            matches!(err, StreamError::PathImagePatch { index: 0 }),
+            "{err}"
+        );
+        let p = path(Encoding::Patch { base: "b-x".into() });
+        assert_eq!(read(p.clone(), &paths).unwrap(), Some(p));
     }
 
     #[test]
