@@ -168,7 +168,11 @@ fn bundle(
         .iter()
         .find(|b| !images.iter().any(|i| i.name == b.name))
     {
-        return Err(format!("--delta-base {}: the bundle has no image {}", b.name, b.name).into());
+        return Err(format!(
+            "--delta-base {}: the bundle has no image {}",
+            b.name, b.name
+        )
+        .into());
     }
     // A board without images is updated by closure: its bundle carries the system
     // configuration the root was made from.
