@@ -5,7 +5,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   # device side of the closure tests: a chroot reached over a real sshd
-  busybox-static openssh-server openssh-client dropbear-bin rsync cpio zstd
+  busybox-static openssh-server openssh-client dropbear-bin rsync cpio zstd patchelf
   # second opinion on NAR hashes
   nix-bin
   # VM test bed: real kernels with MTD/UBI drivers, real U-Boot

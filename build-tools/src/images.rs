@@ -6,7 +6,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use liminix_boards::Board;
-use liminix_bundle::manifest::ImageEntry;
+use liminix_bundle::manifest::{ImageBase, ImageEntry};
 use liminix_bundle::stream::{ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
 use sha2::{Digest, Sha256};
 
@@ -17,6 +17,9 @@ use crate::pack::PackError;
 pub struct ImageInput {
     pub name: String,
     pub file: PathBuf,
+    /// What the device holds at the image's target now (`--delta-base NAME=FILE`): the entry
+    /// is then a patch against it (encoding 4), and the manifest names it by sha256 and size.
+    pub base: Option<PathBuf>,
 }
 
 impl std::str::FromStr for ImageInput {
@@ -32,6 +35,7 @@ impl std::str::FromStr for ImageInput {
         Ok(ImageInput {
             name: name.to_owned(),
             file: PathBuf::from(file),
+            base: None,
         })
     }
 }
@@ -110,6 +114,22 @@ pub fn entries(board: &Board, images: &[ImageInput]) -> Result<Vec<ImageEntry>, 
             target,
             sha256: hex::encode(sha),
             size,
+            base: match &i.base {
+                Some(file) => {
+                    let (sha, size) = hash_file(file)?;
+                    if size == 0 {
+                        return Err(PackError::Corrupt {
+                            path: file.display().to_string(),
+                            detail: "delta base file is empty".into(),
+                        });
+                    }
+                    Some(ImageBase {
+                        sha256: hex::encode(sha),
+                        size,
+                    })
+                }
+                None => None,
+            },
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -159,8 +179,63 @@ pub fn write_entry(
     Ok(())
 }
 
+/// Writes image `index` as a patch of `file` against `base` (encoding 4), frames at zstd
+/// `level`. Both are read into memory: the packer runs on a build host.
+pub fn write_patch_entry(
+    w: &mut impl Write,
+    index: u32,
+    file: &Path,
+    base: &Path,
+    level: i32,
+) -> Result<(), PackError> {
+    let target = std::fs::read(file).map_err(io_err("reading", file))?;
+    let base_bytes = std::fs::read(base).map_err(io_err("reading", base))?;
+    let patch = liminix_bundle::delta_patch::encode(&base_bytes, &target, level)
+        .map_err(|e| io_err("compressing", file)(io::Error::other(e.to_string())))?;
+    EntryHeader {
+        kind: EntryKind::Image,
+        index,
+        encoding: Encoding::ImagePatch,
+    }
+    .write(w)
+    .map_err(io_err("writing", file))?;
+    let mut framed = ChunkWriter::new(w);
+    framed.write_all(&patch).map_err(io_err("writing", file))?;
+    framed.finish().map_err(io_err("writing", file))?;
+    Ok(())
+}
+
 /// Decodes one image entry's payload into `out`, returning its sha256 and length; reads at most
 /// one byte past `size`, so a padded entry is caught without decoding it all.
+/// Checks an image patch entry without its base: its header must name the manifest's base and
+/// the image's size, and its segments must frame exactly the rest of the entry.
+pub fn check_patch_entry<R: Read>(
+    chunks: &mut ChunkReader<'_, R>,
+    e: &ImageEntry,
+) -> io::Result<()> {
+    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let h = liminix_bundle::delta_patch::PatchHeader::read(chunks)?;
+    let base = e
+        .base
+        .as_ref()
+        .ok_or_else(|| bad("an image patch without a base in the manifest".into()))?;
+    if h.target_len != e.size
+        || h.base_len != base.size
+        || hex::encode(h.base_sha256) != base.sha256
+    {
+        return Err(bad(format!(
+            "the patch makes {} bytes from a base of {} bytes with sha256 {}, the manifest says {} from {} with {}",
+            h.target_len,
+            h.base_len,
+            hex::encode(h.base_sha256),
+            e.size,
+            base.size,
+            base.sha256
+        )));
+    }
+    liminix_bundle::delta_patch::check_segments(chunks, &h)
+}
+
 pub fn decode_entry<R: Read>(
     chunks: &mut ChunkReader<'_, R>,
     encoding: &Encoding,
@@ -175,10 +250,10 @@ pub fn decode_entry<R: Read>(
             let mut dec = zstd::stream::read::Decoder::new(&mut *chunks)?.single_frame();
             io::copy(&mut (&mut dec).take(size.saturating_add(1)), &mut sink)?
         }
-        Encoding::ZstdDelta { .. } => {
+        Encoding::ZstdDelta { .. } | Encoding::Patch { .. } | Encoding::ImagePatch => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "images are never delta-encoded",
+                "an image patch cannot be decoded without its base",
             ))
         }
     };

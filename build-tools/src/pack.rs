@@ -223,8 +223,15 @@ fn write_entries(
             .iter()
             .find(|i| i.name == entry.name)
             .expect("manifest images come from the inputs");
-        let level = (!o.raw_images).then_some(o.level);
-        images::write_entry(&mut w, index as u32, &input.file, level)?;
+        match &input.base {
+            Some(base) => {
+                images::write_patch_entry(&mut w, index as u32, &input.file, base, o.level)?
+            }
+            None => {
+                let level = (!o.raw_images).then_some(o.level);
+                images::write_entry(&mut w, index as u32, &input.file, level)?;
+            }
+        }
     }
     stream::write_end(&mut w).map_err(io_err("writing", tmp))?;
     w.into_inner().map_err(|e| PackError::Io {
@@ -384,11 +391,12 @@ fn verify_path_entry<R: Read>(
             }
             got
         }
-        Encoding::ZstdDelta { base } => {
+        Encoding::ZstdDelta { base } | Encoding::Patch { base } => {
             return Err(format!(
                 "delta entry against {base} cannot be verified standalone"
             ))
         }
+        Encoding::ImagePatch => return Err("an image patch in a store path entry".into()),
     };
     if chunks.drain().map_err(|err| err.to_string())? > 0 {
         return Err(trailing());
@@ -403,6 +411,10 @@ fn verify_image(r: &mut impl Read, m: &Manifest, h: &EntryHeader) -> Result<(), 
         detail,
     };
     let mut chunks = ChunkReader::new(r);
+    if h.encoding == Encoding::ImagePatch {
+        // The base is on the device: here only what the patch claims can be checked.
+        return images::check_patch_entry(&mut chunks, e).map_err(|err| corrupt(err.to_string()));
+    }
     let (sha, len) = images::decode_entry(&mut chunks, &h.encoding, e.size, &mut io::sink())
         .map_err(|err| corrupt(err.to_string()))?;
     if len != e.size || sha != e.sha256_bytes() {

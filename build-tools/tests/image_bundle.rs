@@ -32,6 +32,7 @@ fn image(dir: &Path, name: &str, len: usize) -> ImageInput {
     ImageInput {
         name: name.into(),
         file,
+        base: None,
     }
 }
 

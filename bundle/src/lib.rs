@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod delta;
+pub mod delta_patch;
 pub mod limits;
 pub mod manifest;
 pub mod nar;

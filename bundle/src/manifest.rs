@@ -73,7 +73,24 @@ pub struct ImageEntry {
     pub sha256: String,
     /// Image length in bytes.
     pub size: u64,
+    /// What the device must hold for an entry of this image to be a patch (encoding 4): the
+    /// current contents of the image's target, their first `size` bytes. Left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<ImageBase>,
 }
+
+/// The contents of a target an image patch was made against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBase {
+    /// sha256 of the base bytes, lower-case hex.
+    pub sha256: String,
+    /// Length of the base in bytes.
+    pub size: u64,
+}
+
+/// Largest base an image patch may name (the largest flash partition the format expects).
+pub const MAX_IMAGE_BASE: u64 = 1 << 40;
 
 /// Longest image name or target.
 pub const MAX_IMAGE_NAME: usize = 64;
@@ -109,6 +126,8 @@ pub enum ManifestError {
     BadImageHash(String),
     #[error("image {0:?} is empty")]
     EmptyImage(String),
+    #[error("image {0:?}'s patch base is malformed (a sha256 and a size of 1 to {MAX_IMAGE_BASE} bytes)")]
+    BadImageBase(String),
     #[error(transparent)]
     Limit(#[from] LimitError),
 }
@@ -256,6 +275,11 @@ impl Manifest {
             if image.size == 0 {
                 return Err(ManifestError::EmptyImage(image.name.clone()));
             }
+            if let Some(b) = &image.base {
+                if !is_sha256_hex(&b.sha256) || b.size == 0 || b.size > MAX_IMAGE_BASE {
+                    return Err(ManifestError::BadImageBase(image.name.clone()));
+                }
+            }
         }
         Ok(())
     }
@@ -324,6 +348,7 @@ mod tests {
             name: name.into(),
             target: target.into(),
             sha256: "ab".repeat(32),
+            base: None,
             size: 10,
         }
     }

@@ -5,16 +5,18 @@
 //! u32le len   manifest JSON (signed bytes)
 //! u32le len   signatures JSON
 //! entries:    u8 kind (0 = end, 1 = store path NAR, 2 = flash image)  u32le manifest index
-//!             u8 encoding  [encoding 2: u16le len, base store path name]
+//!             u8 encoding  [encodings 2, 3: u16le len, base store path name]
 //!             chunks: u32le len, bytes … terminated by a zero length
 //! ```
 //! Chunked entries let a writer stream compressed data of unknown length and let a reader skip an
 //! entry without decoding it. A store path entry's index points into the manifest's `paths`, an
 //! image entry's into its `images`. Encoding 0 is the payload as is, 1 one zstd frame of it, 2 one
 //! zstd frame holding a [`crate::delta`] (`LXD1` copy/add ops) against the NAR of the named base
-//! store path, which the receiver offered and has; images are never deltas. The same framing is
-//! the wire protocol between `update.sh` and the agent: the client sends only the entries the agent
-//! asked for, and only there may an entry be a delta (docs/bundle-format.md, "Deltas").
+//! store path, 3 a [`crate::delta_patch`] (`LXP1`, zstd frames against windows of the base)
+//! against that NAR, 4 an `LXP1` patch of an image against what its target holds, which the
+//! manifest's image `base` names. The same framing is the wire protocol between `update.sh` and
+//! the agent: the client sends only the entries the agent
+//! asked for, and only there may a store path entry be a delta (docs/bundle-format.md, "Deltas").
 
 use std::io::{self, Read, Write};
 
@@ -53,6 +55,12 @@ pub enum Encoding {
     /// One zstd frame holding a [`crate::delta`] of the NAR against the NAR of `base` (a store path
     /// the receiver has): a rebuilt package costs only its differences.
     ZstdDelta { base: String },
+    /// A [`crate::delta_patch`] (`LXP1`, zstd frames against windows of the base) of the NAR
+    /// against the NAR of `base`, a store path the receiver offered. Wire only, like 2.
+    Patch { base: String },
+    /// A [`crate::delta_patch`] of an image against the current contents of its target, which
+    /// the manifest's `base` names by sha256 and size.
+    ImagePatch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,8 +100,12 @@ pub enum StreamError {
     Index { index: u32, len: usize },
     #[error("image entry index {index} is outside the manifest ({len} images)")]
     ImageIndex { index: u32, len: usize },
-    #[error("image entry {index} uses a delta encoding (images are raw or zstd)")]
+    #[error("image entry {index} uses a store path delta encoding (images are raw, zstd or image patches)")]
     ImageDelta { index: u32 },
+    #[error("image entry {index} is a patch but the manifest names no base for it")]
+    ImagePatchWithoutBase { index: u32 },
+    #[error("store path entry {index} uses the image patch encoding")]
+    PathImagePatch { index: u32 },
     #[error("delta base name is not valid UTF-8")]
     BaseName,
 }
@@ -204,19 +216,16 @@ impl EntryHeader {
         let encoding = match enc[0] {
             0 => Encoding::Raw,
             1 => Encoding::Zstd,
-            2 => {
-                let mut len = [0u8; 2];
-                read_exact_or(r, &mut len, "an entry's header")?;
-                let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
-                read_exact_or(r, &mut name, "an entry's header")?;
-                let base = String::from_utf8(name).map_err(|_| StreamError::BaseName)?;
-                Encoding::ZstdDelta { base }
-            }
+            2 => Encoding::ZstdDelta {
+                base: read_base_name(r)?,
+            },
+            3 => Encoding::Patch {
+                base: read_base_name(r)?,
+            },
+            4 => Encoding::ImagePatch,
             e => return Err(StreamError::EncodingCode(e)),
         };
-        if kind == EntryKind::Image && matches!(encoding, Encoding::ZstdDelta { .. }) {
-            return Err(StreamError::ImageDelta { index });
-        }
+        check_encoding(kind, index, &encoding, manifest)?;
         Ok(Some(EntryHeader {
             kind,
             index,
@@ -229,16 +238,53 @@ impl EntryHeader {
             Encoding::Raw => 0u8,
             Encoding::Zstd => 1,
             Encoding::ZstdDelta { .. } => 2,
+            Encoding::Patch { .. } => 3,
+            Encoding::ImagePatch => 4,
         };
         w.write_all(&[self.kind.code()])?;
         w.write_all(&self.index.to_le_bytes())?;
         w.write_all(&[code])?;
-        if let Encoding::ZstdDelta { base } = &self.encoding {
+        if let Encoding::ZstdDelta { base } | Encoding::Patch { base } = &self.encoding {
             let len = u16::try_from(base.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
             w.write_all(&len.to_le_bytes())?;
             w.write_all(base.as_bytes())?;
         }
         Ok(())
+    }
+}
+
+fn read_base_name(r: &mut impl Read) -> Result<String, StreamError> {
+    let mut len = [0u8; 2];
+    read_exact_or(r, &mut len, "an entry's header")?;
+    let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
+    read_exact_or(r, &mut name, "an entry's header")?;
+    String::from_utf8(name).map_err(|_| StreamError::BaseName)
+}
+
+/// Store path deltas are for store paths, image patches for images whose manifest entry names
+/// the base.
+fn check_encoding(
+    kind: EntryKind,
+    index: u32,
+    encoding: &Encoding,
+    manifest: &Manifest,
+) -> Result<(), StreamError> {
+    let path_delta = matches!(
+        encoding,
+        Encoding::ZstdDelta { .. } | Encoding::Patch { .. }
+    );
+    match kind {
+        EntryKind::Image if path_delta => Err(StreamError::ImageDelta { index }),
+        EntryKind::Image
+            if *encoding == Encoding::ImagePatch
+                && manifest.images[index as usize].base.is_none() =>
+        {
+            Err(StreamError::ImagePatchWithoutBase { index })
+        }
+        EntryKind::StorePath if *encoding == Encoding::ImagePatch => {
+            Err(StreamError::PathImagePatch { index })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -434,6 +480,7 @@ mod tests {
                 target: "mtd:firmware".into(),
                 sha256: "00".repeat(32),
                 size: 1,
+                base: None,
             }],
         }
     }
@@ -482,6 +529,60 @@ mod tests {
         .unwrap();
         let err = EntryHeader::read(&mut io::Cursor::new(&bytes), &m).unwrap_err();
         assert!(matches!(err, StreamError::ImageDelta { index: 0 }), "{err}");
+    }
+
+    /// Image patches only for images whose manifest entry names a base; store path deltas never
+    /// for images; patch headers with a base name roundtrip.
+    #[test]
+    fn patch_encodings_are_checked_against_kind_and_manifest() {
+        let read = |h: EntryHeader, m: &Manifest| {
+            let mut bytes = Vec::new();
+            h.write(&mut bytes).unwrap();
+            EntryHeader::read(&mut io::Cursor::new(&bytes), m)
+        };
+        let image = |encoding| EntryHeader {
+            kind: EntryKind::Image,
+            index: 0,
+            encoding,
+        };
+        let mut m = image_manifest();
+        let err = read(image(Encoding::ImagePatch), &m).unwrap_err();
+        assert!(
+            matches!(err, StreamError::ImagePatchWithoutBase { index: 0 }),
+            "{err}"
+        );
+        m.images[0].base = Some(crate::manifest::ImageBase {
+            sha256: "11".repeat(32),
+            size: 5,
+        });
+        assert_eq!(
+            read(image(Encoding::ImagePatch), &m).unwrap(),
+            Some(image(Encoding::ImagePatch))
+        );
+        let err = read(image(Encoding::Patch { base: "x".into() }), &m).unwrap_err();
+        assert!(matches!(err, StreamError::ImageDelta { index: 0 }), "{err}");
+        let paths = Manifest {
+            paths: vec![crate::manifest::PathEntry {
+                path: "/nix/store/00000000000000000000000000000000-x".into(),
+                nar_sha256: "00".repeat(32),
+                nar_size: 1,
+                entries: 1,
+            }],
+            images: Vec::new(),
+            ..image_manifest()
+        };
+        let path = |encoding| EntryHeader {
+            kind: EntryKind::StorePath,
+            index: 0,
+            encoding,
+        };
+        let err = read(path(Encoding::ImagePatch), &paths).unwrap_err();
+        assert!(
+            matches!(err, StreamError::PathImagePatch { index: 0 }),
+            "{err}"
+        );
+        let p = path(Encoding::Patch { base: "b-x".into() });
+        assert_eq!(read(p.clone(), &paths).unwrap(), Some(p));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Protocol revision; the agent announces it in `Hello`.
-pub const PROTOCOL: u32 = 1;
+/// Protocol revision; the agent announces it in `Hello`. 2: the agent decodes `LXP1` patches
+/// (encoding 3); a client sends them only to agents of protocol 2 or later.
+pub const PROTOCOL: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -105,12 +106,15 @@ pub enum ErrorKind {
     Key,
     /// Another I/O failure.
     Io,
+    /// An image patch was made against other contents than the device holds: the sender
+    /// should send the whole image. Nothing was written.
+    BaseMismatch,
     /// A kind this build does not know, as sent.
     Other(String),
 }
 
 /// Every known kind with its wire name, the one table the conversions read.
-const KINDS: [(ErrorKind, &str); 23] = [
+const KINDS: [(ErrorKind, &str); 24] = [
     (ErrorKind::Usage, "usage"),
     (ErrorKind::Corrupt, "corrupt"),
     (ErrorKind::Untrusted, "untrusted"),
@@ -134,6 +138,7 @@ const KINDS: [(ErrorKind, &str); 23] = [
     (ErrorKind::Flash, "flash"),
     (ErrorKind::Key, "key"),
     (ErrorKind::Io, "io"),
+    (ErrorKind::BaseMismatch, "base_mismatch"),
 ];
 
 /// Exit codes of the agent and of the client where the agent decided (docs/errors.md).
@@ -153,6 +158,8 @@ pub mod exit {
     pub const BUSY: i32 = 6;
     /// Installed, but activating the new generation (`--fast`) or rebooting failed.
     pub const ACTIVATION: i32 = 7;
+    /// An image patch's base is not what the device holds: resend the whole image.
+    pub const BASE_MISMATCH: i32 = 10;
 }
 
 impl ErrorKind {
@@ -194,6 +201,7 @@ impl ErrorKind {
             ErrorKind::NoSpace => exit::NO_SPACE,
             ErrorKind::Busy => exit::BUSY,
             ErrorKind::Activation => exit::ACTIVATION,
+            ErrorKind::BaseMismatch => exit::BASE_MISMATCH,
             ErrorKind::State
             | ErrorKind::Config
             | ErrorKind::BootLoader

@@ -54,7 +54,6 @@ fn playbook(
     let vars = serde_json::json!({
         "liminix_strategy": "levitate",
         "liminix_bundle": bundle,
-        "liminix_reboot_timeout": BOOT.as_secs(),
     });
     let o = Command::new("ansible-playbook")
         .arg("-i")

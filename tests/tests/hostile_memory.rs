@@ -85,6 +85,7 @@ fn cases(key: &SecretKey) -> Vec<Case> {
         target: "mtd:firmware".into(),
         sha256: "ab".repeat(32),
         size: u64::MAX,
+        base: None,
     });
     let mut late = closure(vec![path(0, 100, 1)]);
     late.generation.build_time = u64::MAX;

@@ -98,6 +98,7 @@ impl Bed {
         let images = [ImageInput {
             name: "firmware".into(),
             file,
+            base: None,
         }];
         let opts = PackOptions {
             store_root: Path::new("/nonexistent"),

@@ -124,6 +124,7 @@ fn bundle(dir: &Path, key: &SecretKey, image: &Path) -> PathBuf {
     let inputs = [ImageInput {
         name: "firmware".into(),
         file: image.to_path_buf(),
+        base: None,
     }];
     let opts = PackOptions {
         store_root: Path::new("/nonexistent"),

@@ -44,6 +44,7 @@ impl Host {
             .map(|(name, file)| ImageInput {
                 name: (*name).into(),
                 file: self.dir.path().join(file),
+                base: None,
             })
             .collect();
         let opts = PackOptions {

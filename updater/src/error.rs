@@ -124,7 +124,7 @@ pub enum PayloadError {
         want_sha256: String,
         want_size: u64,
     },
-    #[error("images are never sent as deltas")]
+    #[error("store path deltas are never images, nor image patches store paths")]
     ImageDelta,
     #[error("{got_size} bytes with sha256 {}, the signed manifest says {want_size} bytes with {want_sha256}", hex::encode(got_sha256))]
     ImageMismatch {

@@ -213,7 +213,7 @@ fn keep_through(
     let header = Header::read(&mut tee)?;
     let (board, from_epoch) = check(root, &header)?;
     let m = &header.manifest;
-    crate::staging::images::stage_images(&mut tee, m, scratch)?;
+    crate::apply::bases::stage_on_device(root, &board, &mut tee, m, scratch)?;
     // Whatever follows the end marker goes into the file too: `apply` refuses it there.
     io::copy(&mut tee, &mut io::sink()).map_err(AgentError::io("reading", "stdin"))?;
     if let Some(e) = tee.failed.take() {

@@ -93,6 +93,7 @@ fn pack(dir: &Path, key: &SecretKey, images: &[(&str, &[u8])]) -> Vec<u8> {
             ImageInput {
                 name: (*name).into(),
                 file,
+                base: None,
             }
         })
         .collect();

@@ -127,6 +127,7 @@ fn bundle(d: &Device, board: &str, epoch: u64, images: &[(&str, &[u8])]) -> Vec<
             ImageInput {
                 name: (*name).into(),
                 file,
+                base: None,
             }
         })
         .collect();

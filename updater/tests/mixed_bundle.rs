@@ -48,6 +48,7 @@ fn pack(build: &Path, key: &SecretKey, toplevel: Option<&str>) -> Vec<u8> {
     let images = [ImageInput {
         name: "firmware".into(),
         file: fw,
+        base: None,
     }];
     let board = liminix_boards::builtin("vm-nor").unwrap();
     let opts = PackOptions {
@@ -98,7 +99,7 @@ fn receive_installs_the_closure_of_a_mixed_bundle_and_refuses_an_image_only_one(
     let mut events = Vec::new();
     let opts = ReceiveOptions {
         now: 1,
-        delta_max: 0,
+        delta_max: Some(0),
     };
     let r = receive(
         &root,

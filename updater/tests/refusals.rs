@@ -131,7 +131,7 @@ impl Bench {
             &mut Events { out: &mut sink },
             &ReceiveOptions {
                 now: 1_800_000_000,
-                delta_max: 0,
+                delta_max: Some(0),
             },
         )
     }

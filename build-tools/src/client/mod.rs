@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use liminix_bundle::storepath::StorePath;
 use liminix_bundle::stream::{self, ChunkReader, ChunkWriter, Encoding, EntryHeader, EntryKind};
 use liminix_bundle::wire::{AgentEvent, DeltaBase};
-use liminix_bundle::{delta, nar};
+use liminix_bundle::{delta, delta_patch, nar};
 
 use crate::agents::{self, Carried};
 use crate::bootstrap;
@@ -219,8 +219,11 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         Some(_) => None,
         None => Some(agent.bootstrap(o, &carried, report)?),
     };
-    match agent.next_event()? {
-        Some(e @ AgentEvent::Hello { .. }) => report.event(&e),
+    let protocol = match agent.next_event()? {
+        Some(e @ AgentEvent::Hello { protocol, .. }) => {
+            report.event(&e);
+            protocol
+        }
         Some(other) => {
             return Err(UpdateError::Unexpected {
                 expected: "hello",
@@ -228,7 +231,7 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
             })
         }
         None => return Err(agent.failed_before_answer(o)),
-    }
+    };
     let mut header_bytes = Vec::new();
     header.write(&mut header_bytes)?;
     let _ = agent.stdin.as_mut().expect("open").write_all(&header_bytes);
@@ -245,7 +248,7 @@ pub fn update(o: &UpdateOptions, report: &mut dyn Report) -> Result<Outcome, Upd
         }
         None => return Err(agent.failed_before_answer(o)),
     };
-    let plan = plan_entries(o, &entries, &want, &bases)?;
+    let plan = plan_entries(o, &entries, &want, &bases, protocol)?;
     if o.dry_run {
         let names = &header.manifest.paths;
         return finish_dry_run(agent, o, choice, planned(&plan, names), report);
@@ -357,8 +360,10 @@ fn finish_dry_run(
     })
 }
 
-/// zstd level for deltas made at send time.
+/// zstd level for `LXD1` deltas made at send time.
 const DELTA_LEVEL: i32 = 9;
+/// zstd level of `LXP1` patch frames: what `zstd -19 --patch-from` uses.
+const PATCH_LEVEL: i32 = 19;
 
 /// What goes on the wire for one wanted path.
 enum Outgoing<'a> {
@@ -391,6 +396,7 @@ fn plan_entries<'a>(
     entries: &'a [EntryLocation],
     want: &[u32],
     bases: &[DeltaBase],
+    protocol: u32,
 ) -> Result<Vec<Outgoing<'a>>, UpdateError> {
     let want: BTreeSet<u32> = want.iter().copied().collect();
     let wanted = |e: &&EntryLocation| {
@@ -406,7 +412,7 @@ fn plan_entries<'a>(
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|e| plan_one(o, e, bases))
+                        .map(|e| plan_one(o, e, bases, protocol))
                         .collect::<Vec<_>>()
                 })
             })
@@ -424,10 +430,11 @@ fn plan_one<'a>(
     o: &UpdateOptions,
     e: &'a EntryLocation,
     bases: &[DeltaBase],
+    protocol: u32,
 ) -> Result<Outgoing<'a>, UpdateError> {
     let base = bases.iter().find(|b| b.index == e.header.index);
     let delta = match (base, &o.store_root) {
-        (Some(b), Some(root)) => delta_entry(&o.bundle, e, root, &b.base)?,
+        (Some(b), Some(root)) => delta_entry(&o.bundle, e, root, &b.base, protocol)?,
         _ => None,
     };
     Ok(match delta {
@@ -439,12 +446,14 @@ fn plan_one<'a>(
     })
 }
 
-/// A delta entry against `base`, if this machine has that base in its store.
+/// The smallest delta entry against `base`, if this machine has that base in its store: the
+/// `LXD1` copy/add delta (every agent reads it) or, for agents of protocol 2, the `LXP1` patch.
 fn delta_entry(
     bundle: &Path,
     e: &EntryLocation,
     store_root: &Path,
     base: &str,
+    protocol: u32,
 ) -> Result<Option<Vec<u8>>, UpdateError> {
     let Ok(base_path) = StorePath::from_base_name(base) else {
         return Ok(None);
@@ -459,19 +468,33 @@ fn delta_entry(
     }
     let target = read_entry_nar(bundle, e)?;
     let ops = delta::encode(&base_nar, &target);
+    let mut best = delta_frame(e.header.index, Encoding::ZstdDelta { base: base.into() })?;
+    // The ops are small and mostly literal edits: a fast level costs little ratio here.
+    zstd::stream::copy_encode(&ops[..], &mut best, DELTA_LEVEL)?;
+    let mut best = best.finish()?;
+    if protocol >= 2 {
+        let mut patch = delta_frame(e.header.index, Encoding::Patch { base: base.into() })?;
+        let bytes = delta_patch::encode(&base_nar, &target, PATCH_LEVEL)
+            .map_err(|err| io::Error::other(err.to_string()))?;
+        patch.write_all(&bytes)?;
+        let patch = patch.finish()?;
+        if patch.len() < best.len() {
+            best = patch;
+        }
+    }
+    Ok(Some(best))
+}
+
+/// An entry header for path `index` in `encoding`, ready for its chunks.
+fn delta_frame(index: u32, encoding: Encoding) -> io::Result<ChunkWriter<Vec<u8>>> {
     let mut framed = Vec::new();
     EntryHeader {
         kind: EntryKind::StorePath,
-        index: e.header.index,
-        encoding: Encoding::ZstdDelta {
-            base: base.to_owned(),
-        },
+        index,
+        encoding,
     }
     .write(&mut framed)?;
-    let mut chunks = ChunkWriter::new(framed);
-    // The ops are small and mostly literal edits: a fast level costs little ratio here.
-    zstd::stream::copy_encode(&ops[..], &mut chunks, DELTA_LEVEL)?;
-    Ok(Some(chunks.finish()?))
+    Ok(ChunkWriter::new(framed))
 }
 
 /// Decodes one entry of the bundle file back to its NAR.
@@ -490,7 +513,9 @@ fn read_entry_nar(bundle: &Path, e: &EntryLocation) -> Result<Vec<u8>, UpdateErr
         Encoding::Zstd => {
             zstd::stream::copy_decode(&mut chunks, &mut nar)?;
         }
-        Encoding::ZstdDelta { .. } => return Err(UpdateError::DeltaInBundle(e.header.index)),
+        Encoding::ZstdDelta { .. } | Encoding::Patch { .. } | Encoding::ImagePatch => {
+            return Err(UpdateError::DeltaInBundle(e.header.index))
+        }
     }
     Ok(nar)
 }

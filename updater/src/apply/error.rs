@@ -71,6 +71,15 @@ pub enum ApplyError {
     },
     #[error(transparent)]
     Ab(#[from] crate::ab::AbError),
+    #[error("image {image} is a patch against contents {target} does not hold: {source}; send the whole image (nothing was written)")]
+    BaseMismatch {
+        image: String,
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image {image} is a patch, but {target} has no contents to patch; send the whole image (nothing was written)")]
+    NoBase { image: String, target: String },
 }
 
 impl ApplyError {
@@ -97,6 +106,7 @@ impl ApplyError {
             ApplyError::Mounted { .. } | ApplyError::InUse { .. } => ErrorKind::Mounted,
             ApplyError::Tx { .. } => ErrorKind::Flash,
             ApplyError::Ab(e) => e.kind(),
+            ApplyError::BaseMismatch { .. } | ApplyError::NoBase { .. } => ErrorKind::BaseMismatch,
         }
     }
 }

@@ -11,10 +11,12 @@
 //! running ([`ab`]). See docs/apply.md.
 
 pub mod ab;
+pub mod bases;
 pub mod checks;
 pub mod dry_run;
 mod error;
 pub mod image;
+pub mod patch;
 pub mod targets;
 
 use std::io::{BufReader, Read};
@@ -146,7 +148,11 @@ fn stage(
         image::precheck(board, devices, &jobs(board, &planned)?, opts.in_place)?;
     }
     let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
-    crate::staging::images::stage_images(input, m, &staging)
+    if board.strategy.is_ab() {
+        return crate::staging::images::stage_images(input, m, &staging, &mut bases::NoBases);
+    }
+    let mut bases = bases::DeviceBases { board, devices };
+    crate::staging::images::stage_images(input, m, &staging, &mut bases)
 }
 
 fn jobs<'a>(

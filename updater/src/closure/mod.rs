@@ -3,8 +3,10 @@
 //! s6-rc), rolled back and garbage-collected. See docs/closure-updates.md.
 
 pub mod activate;
+pub mod bases;
 pub mod gc;
 pub mod generations;
+pub mod patch;
 pub mod receive;
 pub mod rollback;
 pub mod store;

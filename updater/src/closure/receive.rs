@@ -24,6 +24,7 @@ use liminix_bundle::Manifest;
 
 use crate::closure::generations::{GenerationInfo, Generations, NewGeneration, Record};
 use crate::closure::store::Store;
+use crate::closure::{bases, patch};
 use crate::error::{truncation_or, AgentError, ErrorKind, PayloadError, Result, UsageError};
 use crate::root::DeviceRoot;
 use crate::staging::free_space;
@@ -32,9 +33,9 @@ use crate::staging::free_space;
 const BATCH_BYTES: u64 = 4 << 20;
 /// Room for generation records and directory growth on top of the payload.
 const SPACE_MARGIN: u64 = 1 << 20;
-/// Largest store path offered as a delta base by default: its NAR is held in memory while the
-/// new path is decoded against it.
-pub const DEFAULT_DELTA_MAX: u64 = 8 << 20;
+/// Largest base NAR an `LXD1` delta (encoding 2) may use: the decoder holds all of it in
+/// memory. `LXP1` patches (encoding 3) read any base in bounded windows.
+pub const LXD1_BASE_MAX: u64 = 8 << 20;
 
 pub struct Received {
     pub manifest: Manifest,
@@ -59,8 +60,8 @@ impl Events<'_> {
 
 pub struct ReceiveOptions {
     pub now: u64,
-    /// Offer delta bases up to this size (0: never).
-    pub delta_max: u64,
+    /// Offer delta bases up to this size (`Some(0)`: never; `None`: any size).
+    pub delta_max: Option<u64>,
 }
 
 pub fn receive(
@@ -150,7 +151,7 @@ fn receive_or_plan(
     let bytes = want.iter().fold(0u64, |sum, &i| {
         sum.saturating_add(m.paths[i as usize].nar_size)
     });
-    let bases = delta_bases(&store, m, &want, o.delta_max)?;
+    let bases = delta_bases(root, &store, &gens, m, &want, o.delta_max)?;
     events.send(&AgentEvent::Want {
         paths: want.clone(),
         bytes,
@@ -313,25 +314,29 @@ fn space_needed(m: &Manifest, want: &[u32], block: u64) -> (u64, u64) {
         })
 }
 
-/// For each wanted path, an older build of the same package that is here and small enough.
+/// For each wanted path, an older build of the same package that is here
+/// ([`crate::closure::bases`]), within `--delta-max` when one is given.
 fn delta_bases(
+    root: &DeviceRoot,
     store: &Store,
+    gens: &Generations,
     m: &Manifest,
     want: &[u32],
-    delta_max: u64,
+    delta_max: Option<u64>,
 ) -> Result<Vec<DeltaBase>> {
-    if delta_max == 0 {
+    if delta_max == Some(0) || want.is_empty() {
         return Ok(Vec::new());
     }
     let present = store.list()?;
+    let ctx = bases::Context::load(root, gens);
     Ok(want
         .iter()
         .filter_map(|&i| {
             let sp = m.paths[i as usize].store_path();
-            let base = present
-                .iter()
-                .find(|q| q.name() == sp.name() && **q != sp)?;
-            (crate::closure::gc::disk_usage(&store.path_of(base)) <= delta_max).then(|| DeltaBase {
+            let base = bases::choose(&ctx, &sp, &present)?;
+            let fits = delta_max
+                .is_none_or(|max| crate::closure::gc::disk_usage(&store.path_of(base)) <= max);
+            fits.then(|| DeltaBase {
                 index: i,
                 base: base.base_name(),
             })
@@ -427,18 +432,8 @@ fn restore_entry(
             h
         }
         Encoding::ZstdDelta { base } => {
-            if offered != Some(base.as_str()) {
-                return Err(bad(PayloadError::NotOffered(base.clone())));
-            }
-            let base_path =
-                store.path_of(&StorePath::from_base_name(base).map_err(|e| bad(e.into()))?);
-            let mut base_nar = Vec::new();
-            nar::dump(&base_path, &mut base_nar).map_err(|source| {
-                bad(PayloadError::Base {
-                    base: base.clone(),
-                    source,
-                })
-            })?;
+            let base_path = offered_base(store, offered, base).map_err(&bad)?;
+            let base_nar = load_small_nar(&base_path, base).map_err(&bad)?;
             let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut *chunks)
                 .map_err(|e| bad(PayloadError::Zstd(e)))?;
             let h = {
@@ -453,6 +448,20 @@ fn restore_entry(
             expect_end(chunks).map_err(bad)?;
             h
         }
+        Encoding::Patch { base } => {
+            let base_path = offered_base(store, offered, base).map_err(&bad)?;
+            let h = {
+                let mut patched = patch::reader(&base_path, &mut *chunks)
+                    .map_err(|e| bad(PayloadError::Delta(e)))?;
+                let h = nar::restore(&mut patched, dest, &opts).map_err(|e| bad(e.into()))?;
+                expect_end(&mut patched).map_err(&bad)?;
+                h
+            };
+            expect_end(chunks).map_err(bad)?;
+            h
+        }
+        // The stream refuses image patches in store path entries when it reads the header.
+        Encoding::ImagePatch => return Err(bad(PayloadError::ImageDelta)),
     };
     if got.sha256 != pe.sha256() || got.size != pe.nar_size {
         return Err(bad(PayloadError::NarMismatch {
@@ -463,6 +472,40 @@ fn restore_entry(
         }));
     }
     Ok(())
+}
+
+/// The store path of the base a delta names, which must be the one offered for its index.
+fn offered_base(
+    store: &Store,
+    offered: Option<&str>,
+    base: &str,
+) -> std::result::Result<PathBuf, PayloadError> {
+    if offered != Some(base) {
+        return Err(PayloadError::NotOffered(base.to_owned()));
+    }
+    Ok(store.path_of(&StorePath::from_base_name(base)?))
+}
+
+/// The base NAR of an `LXD1` delta, which its decoder holds whole: refused over
+/// [`LXD1_BASE_MAX`] before it is read into memory.
+fn load_small_nar(
+    path: &std::path::Path,
+    base: &str,
+) -> std::result::Result<Vec<u8>, PayloadError> {
+    let failed = |source| PayloadError::Base {
+        base: base.to_owned(),
+        source,
+    };
+    let size = nar::hash_path(path).map_err(failed)?.size;
+    if size > LXD1_BASE_MAX {
+        return Err(PayloadError::Delta(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("an LXD1 delta against a base NAR of {size} bytes, over the {LXD1_BASE_MAX}-byte limit of that encoding"),
+        )));
+    }
+    let mut nar = Vec::new();
+    nar::dump(path, &mut nar).map_err(failed)?;
+    Ok(nar)
 }
 
 /// The entry must hold exactly one NAR: trailing bytes mean a corrupt or crafted stream.

@@ -3,7 +3,7 @@ use std::io::IsTerminal;
 use clap::Args;
 use liminix_agent::closure::activate;
 use liminix_agent::closure::receive::{
-    dry_run, receive, receive_for_trial, Events, ReceiveOptions, DEFAULT_DELTA_MAX,
+    dry_run, receive, receive_for_trial, Events, ReceiveOptions,
 };
 use liminix_agent::closure::trial;
 use liminix_agent::error::Result;
@@ -21,9 +21,10 @@ pub struct ReceiveArgs {
     /// After installing, do nothing more (the new generation runs from the next boot)
     #[arg(long)]
     pub no_reboot: bool,
-    /// Offer older builds up to this many bytes as delta bases (held in memory; 0 disables deltas)
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_DELTA_MAX)]
-    pub delta_max: u64,
+    /// Offer older builds only up to this many bytes as delta bases (default: any size, as
+    /// patches read their base in bounded windows; 0 disables deltas)
+    #[arg(long, value_name = "BYTES")]
+    pub delta_max: Option<u64>,
     /// Answer which store paths are wanted, then stop: nothing is read past the manifest and
     /// nothing is written (update.sh --dry-run)
     #[arg(long)]

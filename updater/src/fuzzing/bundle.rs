@@ -120,6 +120,7 @@ fn manifest(input: &mut Input, fx: &Fixture) -> Manifest {
             target: format!("mtd:{IMAGE}"),
             sha256: hex::encode(Sha256::digest(&fx.image)),
             size: input.number(fx.image.len() as u64),
+            base: None,
         });
     }
     let toplevel = match input.byte() % 4 {

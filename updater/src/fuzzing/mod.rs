@@ -70,7 +70,7 @@ fn run_receive(fx: &Fixture, bundle: &[u8]) -> Result<(), (ErrorKind, String)> {
     let mut events = Vec::new();
     let opts = ReceiveOptions {
         now: 1_700_000_000,
-        delta_max: 0,
+        delta_max: Some(0),
     };
     receive(
         &root,

@@ -10,6 +10,7 @@ use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, EntryKind};
 use liminix_bundle::{ImageEntry, Manifest};
 use sha2::{Digest, Sha256};
 
+use crate::apply::bases::ImageBases;
 use crate::apply::ApplyError;
 use crate::error::{AgentError, PayloadError, Result};
 use crate::staging::free_space;
@@ -28,10 +29,16 @@ pub struct StagedFile {
 
 /// Reads the entries after the header and stages every image of `m` in `dir`. When an image is
 /// refused, every file staged so far and the directories made for them are removed again.
-pub fn stage_images(input: &mut impl Read, m: &Manifest, dir: &Path) -> Result<Vec<StagedFile>> {
+/// Image patches are decoded against what `bases` opens.
+pub fn stage_images(
+    input: &mut impl Read,
+    m: &Manifest,
+    dir: &Path,
+    bases: &mut dyn ImageBases,
+) -> Result<Vec<StagedFile>> {
     let made = super::create_dirs(dir)?;
     let mut written = Vec::new();
-    let staged = stage_all(input, m, dir, &mut written);
+    let staged = stage_all(input, m, dir, &mut written, bases);
     if staged.is_err() {
         for p in &written {
             let _ = std::fs::remove_file(p);
@@ -46,6 +53,7 @@ fn stage_all(
     m: &Manifest,
     dir: &Path,
     written: &mut Vec<PathBuf>,
+    bases: &mut dyn ImageBases,
 ) -> Result<Vec<StagedFile>> {
     let (available, _, _) = free_space(dir)?;
     let needed = m.total_image_size().saturating_add(STAGING_MARGIN);
@@ -72,7 +80,7 @@ fn stage_all(
         let image = &m.images[h.index as usize];
         let path = dir.join(format!("{}.img", image.name));
         written.push(path.clone());
-        let result = stage_one(&mut chunks, &h.encoding, image, &path)
+        let result = stage_one(&mut chunks, &h.encoding, image, &path, bases)
             .map_err(|e| crate::error::truncation_or(&chunks, e));
         *slot = Some(result?);
     }
@@ -88,6 +96,7 @@ fn stage_one<R: Read>(
     encoding: &Encoding,
     image: &ImageEntry,
     path: &Path,
+    bases: &mut dyn ImageBases,
 ) -> Result<StagedFile> {
     let bad = |source: PayloadError| ApplyError::Payload {
         image: image.name.clone(),
@@ -106,7 +115,13 @@ fn stage_one<R: Read>(
                 .map_err(|e| bad(PayloadError::Zstd(e)))?;
             io::copy(&mut (&mut dec).take(limit), &mut out)
         }
-        Encoding::ZstdDelta { .. } => return Err(bad(PayloadError::ImageDelta).into()),
+        Encoding::ImagePatch => {
+            let mut patched = crate::apply::patch::reader(image, &mut *chunks, bases)?;
+            io::copy(&mut (&mut patched).take(limit), &mut out)
+        }
+        Encoding::ZstdDelta { .. } | Encoding::Patch { .. } => {
+            return Err(bad(PayloadError::ImageDelta).into())
+        }
     }
     .map_err(|e| bad(PayloadError::Read(e)))?;
     let trailing = chunks.drain().map_err(|e| bad(PayloadError::Read(e)))?;

@@ -89,7 +89,7 @@ pub fn load(root: &DeviceRoot, input: &mut dyn Read, busybox: &Path) -> Result<T
     };
     let erase = precheck(root, &board, &planned)?;
     let staging = root.image_staging();
-    let staged = crate::staging::images::stage_images(&mut input, m, &staging)?;
+    let staged = crate::apply::bases::stage_on_device(root, &board, &mut input, m, &staging)?;
     let staged = staged
         .into_iter()
         .next()

@@ -31,6 +31,39 @@ pub struct ImageArgs {
     /// Store images uncompressed
     #[arg(long)]
     pub raw_images: bool,
+    /// What the device holds now at image NAME's target (its current firmware partition, UBI
+    /// volume): the image is sent as a patch against it (repeatable)
+    #[arg(long = "delta-base", value_name = "NAME=FILE")]
+    pub delta_bases: Vec<ImageInput>,
+}
+
+impl ImageArgs {
+    /// The images, each with its `--delta-base` if one names it; a base for an image that is
+    /// not given is an error.
+    pub fn with_bases(&self) -> Result<Vec<ImageInput>, String> {
+        if let Some(b) = self
+            .delta_bases
+            .iter()
+            .find(|b| !self.images.iter().any(|i| i.name == b.name))
+        {
+            return Err(format!(
+                "--delta-base {}: no --image {} to patch",
+                b.name, b.name
+            ));
+        }
+        Ok(self
+            .images
+            .iter()
+            .map(|i| ImageInput {
+                base: self
+                    .delta_bases
+                    .iter()
+                    .find(|b| b.name == i.name)
+                    .map(|b| b.file.clone()),
+                ..i.clone()
+            })
+            .collect())
+    }
 }
 
 /// Options shared by `bundle` and `updater`.
@@ -112,6 +145,7 @@ pub fn pack(c: &Common, img: &ImageArgs, out: &Path, shown: &Path) -> super::Res
             .into());
         }
     }
+    let images = img.with_bases()?;
     let opts = PackOptions {
         store_root: &c.store_root,
         toplevel: c.toplevel.as_deref(),
@@ -119,7 +153,7 @@ pub fn pack(c: &Common, img: &ImageArgs, out: &Path, shown: &Path) -> super::Res
         epoch: c.epoch,
         build_time: build_time(),
         level: c.level,
-        images: &img.images,
+        images: &images,
         board_def: board_def.as_ref(),
         raw_images: img.raw_images,
     };

@@ -49,6 +49,10 @@ pub struct Args {
     /// Security epoch of the bundle
     #[arg(long, value_name = "N", default_value_t = 0)]
     epoch: u64,
+    /// For --bundle: what the device holds now at image NAME's target; that image goes into the
+    /// bundle as a patch against it (repeatable)
+    #[arg(long = "delta-base", value_name = "NAME=FILE", requires = "bundle")]
+    delta_bases: Vec<ImageInput>,
     /// Print a JSON summary (outputs, files, sizes, sha256) on stdout
     #[arg(long)]
     json: bool,
@@ -152,10 +156,23 @@ fn bundle(
                 board.name, i.name
             )
         })?;
+        let base = a.delta_bases.iter().find(|b| b.name == i.name);
         images.push(ImageInput {
             name: i.name.clone(),
             file: file.clone(),
+            base: base.map(|b| b.file.clone()),
         });
+    }
+    if let Some(b) = a
+        .delta_bases
+        .iter()
+        .find(|b| !images.iter().any(|i| i.name == b.name))
+    {
+        return Err(format!(
+            "--delta-base {}: the bundle has no image {}",
+            b.name, b.name
+        )
+        .into());
     }
     // A board without images is updated by closure: its bundle carries the system
     // configuration the root was made from.
