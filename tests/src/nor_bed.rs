@@ -168,6 +168,34 @@ impl NorBed {
         out
     }
 
+    /// `liminix-pack bundle --delta-base` of `firmware` for the board: its image is a patch
+    /// against `base` (what the router must hold in its `firmware` partition to take it).
+    ///
+    /// # Panics
+    /// If the packer fails.
+    pub fn patch_bundle(&self, firmware: &[u8], base: &[u8], name: &str) -> PathBuf {
+        let base_file = self.build_file(&format!("{name}.base.bin"));
+        std::fs::write(&base_file, base).expect("base file");
+        let image = self.build_file(&format!("{name}.firmware.bin"));
+        std::fs::write(&image, firmware).expect("image file");
+        let out = self.build_file(&format!("{name}.bundle"));
+        run_ok(
+            Command::new(pack_binary())
+                .args(["bundle", "--board", BOARD, "--epoch", "1"])
+                .arg("--key")
+                .arg(self.build_file("build.sec"))
+                .arg("--board-file")
+                .arg(self.build_file("board.toml"))
+                .arg("--image")
+                .arg(format!("firmware={}", image.display()))
+                .arg("--delta-base")
+                .arg(format!("firmware={}", base_file.display()))
+                .arg("--out")
+                .arg(&out),
+        );
+        out
+    }
+
     /// The ssh command a user of this router would put in `SSH_COMMAND`: the client key and
     /// a known_hosts (written at `known`) that holds only the router's host key.
     ///

@@ -343,8 +343,22 @@ fn update_sh_refuses_what_ram_cannot_hold_then_updates_firmware_b_through_ram() 
     assert_eq!(untouched, "s6-svscan\nfirmware A\n");
     r.ssh_ok("rm /tmp/ballast").unwrap();
 
-    let out = bed.update_sh(&r, &bundle, &["--json"]);
+    // A patch made against firmware that is not on the router: refused from the header, before
+    // anything is sent (exit 10); with the whole bundle named, that one goes instead.
+    let firmware_c = bed.firmware_with("firmware C", None);
+    let patch = bed.patch_bundle(&firmware_b, &firmware_c, "firmware-B-from-C");
+    let refused = bed.update_sh(&r, &patch, &["--json"]);
+    assert_eq!(refused.status.code(), Some(10));
+    let failed = events(&refused, "failed");
+    assert_eq!(failed[0]["kind"], "base_mismatch", "{failed:?}");
+    let untouched = r
+        .ssh_ok("test ! -e /run/liminix/update.bundle && cat /proc/1/comm /etc/banner")
+        .unwrap();
+    assert_eq!(untouched, "s6-svscan\nfirmware A\n");
+    let full = bundle.display().to_string();
+    let out = bed.update_sh(&r, &patch, &["--json", "--full-bundle", &full]);
     assert!(out.status.success());
+    assert_eq!(events(&out, "fallback").len(), 1);
     let plan = events(&out, "image_plan");
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0]["levitate"], true, "{plan:?}");

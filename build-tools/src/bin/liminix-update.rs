@@ -68,6 +68,11 @@ struct Args {
     /// installed (the device's agent must know `receive --dry-run`)
     #[arg(long)]
     dry_run: bool,
+    /// Image bundles: the same images without patches (`liminix-pack bundle` without
+    /// --delta-base), sent instead when the device does not hold what the patches of --bundle
+    /// were made against; without it such a device refuses the update with exit 10
+    #[arg(long, value_name = "FILE")]
+    full_bundle: Option<PathBuf>,
 }
 
 struct Human {
@@ -295,6 +300,7 @@ fn main() -> ExitCode {
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
         store_root: (!a.no_delta).then_some(a.store_root),
         dry_run: a.dry_run,
+        full_bundle: a.full_bundle,
     };
     let mut report: Box<dyn Report> = if a.json {
         Box::new(Json)

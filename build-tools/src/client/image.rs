@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use liminix_bundle::stream::Header;
-use liminix_bundle::wire::AgentEvent;
+use liminix_bundle::wire::{AgentEvent, ErrorKind};
 use liminix_bundle::Manifest;
 use serde::Deserialize;
 
@@ -113,6 +113,11 @@ pub enum ImageStep<'a> {
     },
     Applied(&'a [Applied]),
     Rebooting,
+    /// The device does not hold the bases of the bundle's image patches: the whole images
+    /// (`--full-bundle`) are sent instead.
+    Fallback {
+        why: &'a str,
+    },
 }
 
 impl ImageStep<'_> {
@@ -130,6 +135,7 @@ impl ImageStep<'_> {
             }
             ImageStep::Applied(images) => json!({"event": "applied", "images": images}),
             ImageStep::Rebooting => json!({"event": "rebooting"}),
+            ImageStep::Fallback { why } => json!({"event": "fallback", "reason": why}),
         }
     }
 
@@ -159,6 +165,9 @@ impl ImageStep<'_> {
                 .collect::<Vec<_>>()
                 .join("\n"),
             ImageStep::Rebooting => "device is rebooting".into(),
+            ImageStep::Fallback { why } => {
+                format!("{why}\nsending the whole images of --full-bundle instead")
+            }
         }
     }
 }
@@ -188,7 +197,13 @@ pub fn update(
         return Err(UpdateError::ImageFast);
     }
     let bundle_bytes = std::fs::metadata(&o.bundle)?.len();
-    let (choice, plan) = ask_plan(o, header, bundle_bytes, report)?;
+    let (choice, plan) = match ask_plan(o, header, bundle_bytes, report) {
+        Err(UpdateError::Agent {
+            kind: ErrorKind::BaseMismatch,
+            message,
+        }) if o.full_bundle.is_some() => return fall_back(o, &message, report),
+        r => r?,
+    };
     report.image(&ImageStep::Planned(&plan));
     let agent = agent_path(o, choice.as_ref());
     let mut outcome = ImageOutcome {
@@ -224,6 +239,31 @@ pub fn update(
         would_install: o.dry_run.then_some(true),
         image: Some(outcome),
     })
+}
+
+/// The device does not hold what `o.bundle`'s image patches were made against (it said so
+/// from the header alone, before anything was sent): the whole images of `o.full_bundle` go
+/// instead.
+fn fall_back(
+    o: &UpdateOptions,
+    why: &str,
+    report: &mut dyn Report,
+) -> Result<Outcome, UpdateError> {
+    let full = o.full_bundle.clone().expect("checked by the caller");
+    report.image(&ImageStep::Fallback { why });
+    let whole = UpdateOptions {
+        bundle: full,
+        full_bundle: None,
+        host: o.host.clone(),
+        after: o.after,
+        root: o.root.clone(),
+        agent: o.agent.clone(),
+        agents_dir: o.agents_dir.clone(),
+        ssh_command: o.ssh_command.clone(),
+        store_root: o.store_root.clone(),
+        dry_run: o.dry_run,
+    };
+    super::update(&whole, report)
 }
 
 /// `image-plan` from the header, through the bootstrap unless `--agent` names the agent.

@@ -48,6 +48,9 @@ pub struct UpdateOptions {
     pub store_root: Option<PathBuf>,
     /// Ask what the device lacks, report what would be sent, send nothing ([`Planned`]).
     pub dry_run: bool,
+    /// An image bundle without patches, sent instead of `bundle` when the device does not hold
+    /// the bases of `bundle`'s image patches ([`image`]).
+    pub full_bundle: Option<PathBuf>,
 }
 
 /// What the user sees as the update proceeds.

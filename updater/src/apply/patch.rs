@@ -47,3 +47,43 @@ pub fn reader<'b, R: Read>(
     let reread: Box<dyn Read + 'b> = Box::new(reread);
     Ok(PatchReader::new(header, patch, SequentialBase::new(reread)).map_err(bad)?)
 }
+
+/// Checks, from the signed manifest alone, that the device holds the base of `image`'s patch
+/// (its target's first `size` bytes hash as the manifest says): what `image-plan` asks before
+/// anything is sent, so that a sender can pick the whole image instead. Images without a base
+/// pass.
+pub fn check_manifest_base(image: &ImageEntry, bases: &mut dyn ImageBases) -> Result<()> {
+    let Some(base) = &image.base else {
+        return Ok(());
+    };
+    let mismatch = |source| ApplyError::BaseMismatch {
+        image: image.name.clone(),
+        target: image.target.clone(),
+        source,
+    };
+    let mut hash = HashSink::default();
+    let copied =
+        std::io::copy(&mut bases.open(image)?.take(base.size), &mut hash).map_err(&mismatch)?;
+    let sha256 = hex::encode(sha2::Digest::finalize(hash.0));
+    if copied != base.size || sha256 != base.sha256 {
+        let what = format!(
+            "its first {} bytes hash {sha256}, not the base's {}",
+            base.size, base.sha256
+        );
+        return Err(mismatch(std::io::Error::other(what)).into());
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct HashSink(sha2::Sha256);
+
+impl std::io::Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
