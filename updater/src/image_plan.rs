@@ -84,7 +84,9 @@ pub fn plan(root: &DeviceRoot, input: &mut dyn Read, bundle_bytes: u64) -> Resul
         .iter()
         .map(|i| planned(root, &board, i))
         .collect::<Result<Vec<_>>>()?;
-    check_bases(root, &board, m)?;
+    // A patch whose base the flash does not hold is refused before anything is sent, so that
+    // the sender can send the whole image instead.
+    crate::apply::patch::check_bases(&board, m, &mut crate::apply::RealDevices::new(root))?;
     let levitate = images.iter().any(|i| i.in_use_by.is_some());
     let needs = match levitate {
         true => ram_needs(root, m, bundle_bytes)?,
@@ -105,27 +107,6 @@ pub fn plan(root: &DeviceRoot, input: &mut dyn Read, bundle_bytes: u64) -> Resul
     };
     refuse_unless_it_fits(&plan)?;
     Ok(plan)
-}
-
-/// Every image patch's base is what its target holds now; otherwise refused (`base_mismatch`,
-/// exit 10) before anything is sent, so that the sender can send the whole image instead.
-fn check_bases(root: &DeviceRoot, board: &Board, m: &Manifest) -> Result<()> {
-    if m.images.iter().all(|i| i.base.is_none()) {
-        return Ok(());
-    }
-    let mut devices = crate::apply::RealDevices::new(root);
-    let mut device_bases = crate::apply::bases::DeviceBases {
-        board,
-        devices: &mut devices,
-    };
-    let bases: &mut dyn crate::apply::bases::ImageBases = match board.strategy.is_ab() {
-        true => &mut crate::apply::bases::NoBases,
-        false => &mut device_bases,
-    };
-    for image in &m.images {
-        crate::apply::patch::check_manifest_base(image, bases)?;
-    }
-    Ok(())
 }
 
 /// The checks `apply` makes before it opens a target; the device's highest epoch.

@@ -74,6 +74,7 @@ pub fn dry_run(
             size: i.size,
         })
         .collect();
+    super::patch::check_bases(&board, m, devices)?;
     let images = if board.strategy.is_ab() {
         planned.iter().map(other_slot).collect()
     } else {
@@ -188,23 +189,12 @@ fn raw_hash(
 }
 
 fn prefix_hash(r: &mut dyn Read, size: u64) -> std::io::Result<[u8; 32]> {
-    let mut hash = Sha256::new();
-    let copied = std::io::copy(&mut r.take(size), &mut HashSink(&mut hash))?;
+    let mut sink = super::patch::HashSink::default();
+    let copied = std::io::copy(&mut r.take(size), &mut sink)?;
+    let mut hash = sink.0;
     if copied != size {
         // A volume that holds fewer bytes than the image cannot hold the image.
         hash.update(b"short");
     }
     Ok(hash.finalize().into())
-}
-
-struct HashSink<'a>(&'a mut Sha256);
-
-impl std::io::Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

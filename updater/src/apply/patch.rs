@@ -75,8 +75,9 @@ pub fn check_manifest_base(image: &ImageEntry, bases: &mut dyn ImageBases) -> Re
     Ok(())
 }
 
+/// sha256 of what is written to it.
 #[derive(Default)]
-struct HashSink(sha2::Sha256);
+pub(super) struct HashSink(pub(super) sha2::Sha256);
 
 impl std::io::Write for HashSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -86,4 +87,22 @@ impl std::io::Write for HashSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Every image patch of `m` has its base on the device: else refused as `apply` would refuse it
+/// (`base_mismatch`), from the manifest alone.
+pub fn check_bases(
+    board: &liminix_boards::Board,
+    m: &liminix_bundle::Manifest,
+    devices: &mut dyn super::targets::Devices,
+) -> Result<()> {
+    let mut device_bases = super::bases::DeviceBases { board, devices };
+    let bases: &mut dyn super::bases::ImageBases = match board.strategy.is_ab() {
+        true => &mut super::bases::NoBases,
+        false => &mut device_bases,
+    };
+    for image in m.images.iter().filter(|i| i.base.is_some()) {
+        check_manifest_base(image, bases)?;
+    }
+    Ok(())
 }
