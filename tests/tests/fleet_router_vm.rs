@@ -15,18 +15,19 @@ use std::time::Duration;
 
 use liminix_tests::fleet::{collection_dir, Row};
 use liminix_tests::lab::text;
-use liminix_tests::nor_bed::NorBed;
+use liminix_tests::nor_bed::{NorBed, BOARD_TOML};
 use liminix_vm::router::Router;
 
 const BOOT: Duration = Duration::from_secs(240);
 const SSH: Duration = Duration::from_secs(60);
 
-/// `ansible-playbook rolling-update.yml` against the router; the output and the summary rows.
+/// `ansible-playbook rolling-update.yml` with `strategy` and `bundle` against the router; the
+/// output and the summary rows.
 fn playbook(
     dir: &Path,
     bed: &NorBed,
     r: &Router,
-    bundle: &Path,
+    (strategy, bundle): (&str, &Path),
     args: &[&str],
 ) -> (Output, Vec<Row>) {
     let known = dir.join("known_hosts");
@@ -52,7 +53,7 @@ fn playbook(
     let summary = dir.join("summary.json");
     let _ = std::fs::remove_file(&summary);
     let vars = serde_json::json!({
-        "liminix_strategy": "levitate",
+        "liminix_strategy": strategy,
         "liminix_bundle": bundle,
     });
     let o = Command::new("ansible-playbook")
@@ -103,8 +104,31 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
     r.wait_for_boot(1, BOOT).unwrap();
     r.wait_for_ssh(SSH).unwrap();
 
+    // The apply strategy, for a partition the running system does not read (`persist`, named
+    // as an image target by a board file bind-mounted over the built-in one).
+    let data = liminix_testdata::pattern(23, 200_000);
+    let board = format!("{BOARD_TOML}\n[[image]]\nname = \"data\"\ntarget = \"mtd:persist\"\n");
+    let data_bundle = bed.bundle_for(&board, &[("data", &data)], "data");
+    r.ssh_with_input(
+        "cat > /tmp/board.toml && mount --bind /tmp/board.toml /etc/liminix/board.toml",
+        board.as_bytes(),
+    )
+    .unwrap();
+    let (o, rows) = playbook(dir.path(), &bed, &r, ("apply", &data_bundle), &[]);
+    assert!(o.status.success(), "apply: {}", text(&o));
+    let row = only_row(&rows, &o);
+    assert_eq!(row.result, "updated", "{row:?}");
+    let (o, rows) = playbook(dir.path(), &bed, &r, ("apply", &data_bundle), &["--check"]);
+    assert!(o.status.success(), "apply --check: {}", text(&o));
+    let row = only_row(&rows, &o);
+    assert_eq!(
+        row.result, "unchanged",
+        "the partition holds the image now: {row:?}"
+    );
+    r.ssh_ok("umount /etc/liminix/board.toml").unwrap();
+
     // Check mode: the router checks the bundle and compares its flash; nothing changes.
-    let (o, rows) = playbook(dir.path(), &bed, &r, &bundle, &["--check"]);
+    let (o, rows) = playbook(dir.path(), &bed, &r, ("levitate", &bundle), &["--check"]);
     assert!(o.status.success(), "check mode: {}", text(&o));
     let row = only_row(&rows, &o);
     assert_eq!(row.result, "would update", "{row:?}");
@@ -115,7 +139,7 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
     assert_eq!(untouched, "s6-svscan\nfirmware A\n");
 
     // The update: image-plan, levitate, apply in the maintenance root, reboot into B.
-    let (o, rows) = playbook(dir.path(), &bed, &r, &bundle, &[]);
+    let (o, rows) = playbook(dir.path(), &bed, &r, ("levitate", &bundle), &[]);
     assert!(o.status.success(), "update: {}\n{}", text(&o), r.serial());
     let row = only_row(&rows, &o);
     assert_eq!(row.result, "updated", "{row:?}");
@@ -129,5 +153,10 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
     assert!(
         flash[..firmware_b.len()] == firmware_b,
         "the firmware partition does not hold firmware B"
+    );
+    let persist = bed.layout.firmware as usize;
+    assert!(
+        flash[persist..persist + data.len()] == data,
+        "persist does not hold what the apply strategy wrote"
     );
 }

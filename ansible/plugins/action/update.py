@@ -125,22 +125,22 @@ class ActionModule(ActionBase):
             lx.run_agent(self, self.agent, ["levitate"])
             lx.wait_for(ssh, self.agent, timeout, "after levitate")
         args = ["apply", "--json", "-"]
-        if strategy in ("ab", "levitate"):
+        if strategy == "ab":
+            # The A/B strategy arms the other slot and reboots into it in one step.
             args.insert(1, "--reboot")
-        cmd = ssh.argv + [ssh.target, lx.agent_command(self.agent, args)]
-        with open(bundle, "rb") as f:
-            p = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        result.update(rc=p.returncode, sent_bytes=size, sent_paths=0)
-        if p.returncode != 0:
-            e = lx.error_event(p.stdout) or {}
-            raise lx.AgentFailed(p.returncode, e.get("kind"), "liminix-agent apply: %s (exit %d): %s" % (
-                lx.EXIT_WORDS.get(p.returncode, "failure"), p.returncode,
-                e.get("message") or p.stderr.strip()))
-        report = json.loads(p.stdout)
-        result["apply"] = report
+        if strategy in ("ab", "levitate"):
+            # After the reboot, only an answer from a new boot counts.
+            result["boot_id"] = lx.boot_id(ssh)
+        result.update(sent_bytes=size, sent_paths=0)
+        report = self._agent_with_bundle(ssh, args, bundle)
+        result.update(rc=0, apply=report)
         images = report.get("images") or []
         written = any(i.get("method") != "raw" or i.get("rewritten_blocks", 0) > 0 for i in images)
         result["changed"] = written or report.get("ab") is not None
+        if strategy == "levitate":
+            # Asked once apply's answer is read: the maintenance root's reboot may cut the
+            # session it runs in.
+            lx.reboot(ssh)
         if strategy in ("ab", "levitate"):
             result["rebooting"] = True
 
@@ -171,7 +171,8 @@ class ActionModule(ActionBase):
         if result.get("rebooting") and not self._task.check_mode:
             timeout = int(a.get("reboot_timeout", 300))
             try:
-                after = lx.wait_for(self.ssh, self.agent, timeout, "after the reboot")
+                after = lx.wait_for(self.ssh, self.agent, timeout, "after the reboot",
+                                    not_boot=result.get("boot_id"))
                 if result["strategy"] == "ab":
                     after = self._confirmed(a, after, result)
                 self._drop_connection()

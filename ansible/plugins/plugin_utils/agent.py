@@ -139,13 +139,42 @@ def probe_status(ssh, agent, timeout):
         raise AgentFailed(1, None, "liminix-agent status printed no JSON: %r" % p.stdout[:400])
 
 
-def wait_for(ssh, agent, timeout, what):
-    """Polls `status` until the router answers again (after a reboot or levitate)."""
+def boot_id(ssh, timeout=60):
+    """The running kernel's boot id (a new one on every boot), or None when the router does not
+    answer; over a connection of its own, as `probe_status`."""
+    cmd = ssh.argv + ["-o", "ControlPath=none", "-o", "ServerAliveInterval=5",
+                      "-o", "ServerAliveCountMax=2", ssh.target,
+                      "cat /proc/sys/kernel/random/boot_id"]
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return p.stdout.strip() or None if p.returncode == 0 else None
+
+
+def reboot(ssh, timeout=60):
+    """Asks the router to reboot, over a connection of its own; the answer, if any, is not
+    waited for (the reboot ends the session): `wait_for` with the boot id tells it happened."""
+    cmd = ssh.argv + ["-o", "ControlPath=none", ssh.target, "reboot"]
+    try:
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def wait_for(ssh, agent, timeout, what, not_boot=None):
+    """Polls `status` until the router answers again (after a reboot or levitate). With
+    NOT_BOOT, a boot id taken before a reboot, an answer from that same boot does not count:
+    the system that was asked to reboot may still answer for a moment."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         left = max(int(deadline - time.monotonic()), 1)
         try:
+            if not_boot is not None and boot_id(ssh, min(left, 60)) in (None, not_boot):
+                raise AgentFailed(8, None, "still the boot that was asked to reboot")
             return probe_status(ssh, agent, min(left, 60))
         except AgentFailed as e:
             last = e
