@@ -72,6 +72,8 @@ pub enum AgentError {
     Levitate(#[from] crate::levitate::LevitateError),
     #[error(transparent)]
     Kexec(#[from] liminix_kexec::KexecError),
+    #[error(transparent)]
+    BtrfsRoot(#[from] crate::btrfs_root::BtrfsRootError),
 }
 
 /// A command that makes no sense on this device or with this bundle.
@@ -228,6 +230,7 @@ impl AgentError {
             AgentError::Ab(e) => e.kind(),
             AgentError::Levitate(e) => e.kind(),
             AgentError::Kexec(e) => kexec_kind(e),
+            AgentError::BtrfsRoot(e) => e.kind(),
         }
     }
 }
