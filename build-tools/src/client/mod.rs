@@ -20,6 +20,7 @@ pub use crate::bootstrap::AgentChoice;
 use crate::pack::{index, EntryLocation};
 
 mod error;
+pub mod install;
 pub use error::{exit, UpdateError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub enum After {
     NoReboot,
 }
 
+#[derive(Clone)]
 pub struct UpdateOptions {
     pub bundle: PathBuf,
     pub host: String,
