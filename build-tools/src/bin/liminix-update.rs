@@ -44,7 +44,12 @@ struct Args {
     #[arg(long, conflicts_with_all = ["root", "fast", "dry_run"])]
     install: bool,
     /// With --install: why the snapshot of `@` is taken, part of its name
-    #[arg(long, default_value = "pre-liminix", value_name = "TEXT", requires = "install")]
+    #[arg(
+        long,
+        default_value = "pre-liminix",
+        value_name = "TEXT",
+        requires = "install"
+    )]
     reason: String,
     /// The agent program on the device (no version check, nothing sent); default: the device's
     /// liminix-agent if it is new enough, else the carried one for its CPU
