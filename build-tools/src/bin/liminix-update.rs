@@ -51,6 +51,10 @@ struct Args {
         requires = "install"
     )]
     reason: String,
+    /// With --install: the U-Boot boot_targets to set afterwards (default: the agent's, the
+    /// eMMC first)
+    #[arg(long, value_name = "LIST", requires = "install")]
+    boot_targets: Option<String>,
     /// The agent program on the device (no version check, nothing sent); default: the device's
     /// liminix-agent if it is new enough, else the carried one for its CPU
     #[arg(long, value_name = "PATH")]
@@ -224,11 +228,12 @@ fn done(o: &Outcome, json: bool) {
 
 fn install(
     opts: &UpdateOptions,
-    reason: &str,
+    a: &Args,
     report: &mut dyn Report,
-    json: bool,
 ) -> Result<(), liminix_build_tools::client::UpdateError> {
-    let i = liminix_build_tools::client::install::install(opts, reason, report)?;
+    let json = a.json;
+    let targets = a.boot_targets.as_deref();
+    let i = liminix_build_tools::client::install::install(opts, &a.reason, targets, report)?;
     if let Some(o) = &i.transfer {
         done(o, json);
     }
@@ -250,8 +255,8 @@ fn install(
 fn main() -> ExitCode {
     let a = Args::parse();
     let opts = UpdateOptions {
-        bundle: a.bundle,
-        host: a.host,
+        bundle: a.bundle.clone(),
+        host: a.host.clone(),
         after: if a.fast {
             After::Fast
         } else if a.no_reboot {
@@ -259,11 +264,11 @@ fn main() -> ExitCode {
         } else {
             After::Reboot
         },
-        root: a.root,
-        agent: a.agent,
-        agents_dir: a.agents_dir,
+        root: a.root.clone(),
+        agent: a.agent.clone(),
+        agents_dir: a.agents_dir.clone(),
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
-        store_root: (!a.no_delta).then_some(a.store_root),
+        store_root: (!a.no_delta).then_some(a.store_root.clone()),
         dry_run: a.dry_run,
     };
     let mut report: Box<dyn Report> = if a.json {
@@ -272,7 +277,7 @@ fn main() -> ExitCode {
         Box::new(Human { bar: None })
     };
     let result = match a.install {
-        true => install(&opts, &a.reason, report.as_mut(), a.json),
+        true => install(&opts, &a, report.as_mut()),
         false => update(&opts, report.as_mut()).map(|o| done(&o, a.json)),
     };
     match result {

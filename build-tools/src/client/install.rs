@@ -51,9 +51,11 @@ fn agent_json(o: &UpdateOptions, args: &str) -> Result<serde_json::Value, Update
 }
 
 /// Prepares, sends the generation into the new root, finishes.
+/// `boot_targets`: what U-Boot tries afterwards (`None`: the agent's default, the eMMC first).
 pub fn install(
     o: &UpdateOptions,
     reason: &str,
+    boot_targets: Option<&str>,
     report: &mut dyn Report,
 ) -> Result<Installed, UpdateError> {
     let prepared = agent_json(
@@ -81,7 +83,11 @@ pub fn install(
         }
         _ => None,
     };
-    let finish = agent_json(o, "btrfs-install finish")?;
+    let finish = match boot_targets {
+        Some(t) => format!("btrfs-install finish --boot-targets {}", shell_quote(t)),
+        None => "btrfs-install finish".to_owned(),
+    };
+    let finish = agent_json(o, &finish)?;
     Ok(Installed {
         snapshot,
         transfer,

@@ -89,7 +89,7 @@ pub fn prepare(
             let j = Journal {
                 purpose: Purpose::Install,
                 step: Step::Filling,
-                snapshot: snapshot_name(now, reason),
+                snapshot: free_name(&top.dir, &snapshot_name(now, reason))?,
             };
             // Before the snapshot: a run cut right after it still knows its name.
             journal::write(&top.dir, &j)?;
@@ -106,6 +106,19 @@ pub fn prepare(
     }
     prepared.snapshot = j.snapshot;
     Ok(prepared)
+}
+
+/// `name`, or `name-2`, `name-3`, … when a subvolume has that name already (two installs in
+/// one second): a fresh install must never take an older snapshot for its own.
+fn free_name(top: &Path, name: &str) -> Result<String> {
+    let mut candidate = name.to_owned();
+    for n in 2.. {
+        if !top.join(&candidate).exists() {
+            break;
+        }
+        candidate = format!("{name}-{n}");
+    }
+    Ok(candidate)
 }
 
 /// What `finish` did.

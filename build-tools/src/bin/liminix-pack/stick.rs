@@ -100,6 +100,8 @@ impl StickArgs {
         };
         // The kernel unpacks concatenated archives one after the other.
         for extra in &self.extra {
+            // Each archive starts on a 4-byte boundary, as the kernel's unpacker wants.
+            archive.resize(archive.len().div_ceil(4) * 4, 0);
             archive.extend(read(extra)?);
         }
         let kernel = read(kernel)?;
