@@ -466,7 +466,8 @@ fn the_stick_boots_in_u_boot_installs_into_a_btrfs_snapshot_and_restores_it() {
 fn scenario(bed: &Bed) {
     // The variables file stands in for the Omnia's NOR environment: reached as a file here.
     bed.ok("mkdir -p /env && mount -t vfat /dev/vda2 /env");
-    bed.vendor_intact("before");
+    let env = bed.ok("fw_printenv boot_targets");
+    assert!(env.contains("boot_targets=usb0 virtio0"), "{env}");
 
     // Cut 1: only `prepare` ran (snapshot taken, new root empty).
     let p = bed.ok("liminix-agent btrfs-install prepare --json");
