@@ -229,6 +229,8 @@ fn stick(
         "virtio_mmio",
         "virtio_blk",
         "virtio_net",
+        // libcrc32c (a btrfs dependency) asks the crypto API for crc32c, a module here.
+        "crc32c_generic",
         "btrfs",
         "vfat",
         "nls_cp437",
