@@ -480,7 +480,10 @@ fn scenario(bed: &Bed) {
 
     // Cut 2: the transfer's connection ends after 64 KiB of the bundle.
     let cut = bed.dir.path().join("cut-ssh");
-    std::fs::write(&cut, "#!/bin/sh\nhead -c 65536 | ssh \"$@\"\n").unwrap();
+    // The shell must not keep the client's pipe open itself, or the client's writes would
+    // block once head has stopped reading instead of failing.
+    let script = "#!/bin/sh\nexec 3<&0 </dev/null\nhead -c 65536 <&3 3<&- | ssh \"$@\" 3<&- &\nexec 3<&-\nwait\n";
+    std::fs::write(&cut, script).unwrap();
     run(Command::new("chmod").arg("755").arg(&cut));
     let o = bed.install(&cut.display().to_string());
     assert!(
