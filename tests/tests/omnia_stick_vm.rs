@@ -540,7 +540,10 @@ fn scenario(bed: &Bed) {
 
 fn snapshot_of(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().find(|l| l.contains("\"installed\"")).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("\"install_finished\""))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     v["snapshot"].as_str().unwrap().to_owned()
 }

@@ -240,7 +240,7 @@ fn install(
     if json {
         println!(
             "{}",
-            serde_json::json!({"event": "installed", "snapshot": i.snapshot, "finish": i.finish})
+            serde_json::json!({"event": "install_finished", "snapshot": i.snapshot, "finish": i.finish})
         );
     } else {
         eprintln!("installed: @ is the new Liminix root; reboot to start it");
