@@ -481,8 +481,10 @@ fn scenario(bed: &Bed) {
     // Cut 2: the transfer's connection ends after 64 KiB of the bundle.
     let cut = bed.dir.path().join("cut-ssh");
     // The shell must not keep the client's pipe open itself, or the client's writes would
-    // block once head has stopped reading instead of failing.
-    let script = "#!/bin/sh\nexec 3<&0 </dev/null\nhead -c 65536 <&3 3<&- | ssh \"$@\" 3<&- &\nexec 3<&-\nwait\n";
+    // block once head has stopped reading instead of failing; and head must pass on what it
+    // reads at once (its stdout is a pipe, which stdio buffers), or the agent never sees the
+    // header and the conversation stalls.
+    let script = "#!/bin/sh\nexec 3<&0 </dev/null\nstdbuf -o0 head -c 65536 <&3 3<&- | ssh \"$@\" 3<&- &\nexec 3<&-\nwait\n";
     std::fs::write(&cut, script).unwrap();
     run(Command::new("chmod").arg("755").arg(&cut));
     let o = bed.install(&cut.display().to_string());
