@@ -10,7 +10,7 @@ APT_PACKAGES=(
   nix-bin
   # VM test bed: real kernels with MTD/UBI drivers, real U-Boot
   qemu-system-x86 qemu-system-arm qemu-system-mips qemu-user-static u-boot-qemu u-boot-tools
-  libubootenv-tool mtd-utils squashfs-tools dosfstools mtools fdisk
+  libubootenv-tool mtd-utils squashfs-tools dosfstools mtools fdisk btrfs-progs
   linux-image-amd64 device-tree-compiler strace
   # lzma oracle of the uImage tests (build-tools/tests/uboot_images.rs)
   xz-utils

@@ -21,6 +21,8 @@ pub struct Network {
     /// Bridges and their member interfaces (a router's LAN address sits on one), made again
     /// after a kexec; on the s6 path the kernel still has them.
     pub bridges: Vec<(String, Vec<String>)>,
+    /// Interfaces that get their address by DHCP (a recovery stick on the LAN port).
+    pub dhcp: Vec<String>,
 }
 
 /// Where the kernel lists network interfaces; a bridge has `bridge/` and `brif/` below its own.
@@ -98,6 +100,15 @@ impl Network {
                 value: route.to_string(),
             }),
         }
+    }
+
+    /// An interface whose address and default route come from a DHCP server (`--dhcp IF`).
+    pub fn add_dhcp(&mut self, dev: &str) -> Result<(), RecoveryError> {
+        check_name(dev)?;
+        if !self.dhcp.iter().any(|d| d == dev) {
+            self.dhcp.push(dev.to_string());
+        }
+        Ok(())
     }
 
     /// The interfaces that carry an address, each once, in order.

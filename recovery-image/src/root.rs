@@ -33,6 +33,9 @@ pub const NEEDED_APPLETS: &[&str] = &[
     "sh", "mount", "mkdir", "cat", "ip", "kill", "sleep", "sync", "reboot", "chroot", "env",
 ];
 
+/// Applets a root with DHCP interfaces needs besides [`NEEDED_APPLETS`].
+pub const DHCP_APPLETS: &[&str] = &["udhcpc"];
+
 /// The links made when the busybox cannot be asked (built for another CPU): the needed
 /// applets and the usual tools of a maintenance session.
 pub const COMMON_APPLETS: &[&str] = &[
@@ -46,16 +49,20 @@ pub const COMMON_APPLETS: &[&str] = &[
     "grep",
     "halt",
     "hexdump",
+    "insmod",
     "ls",
     "md5sum",
+    "modprobe",
     "mv",
     "poweroff",
     "ps",
+    "readlink",
     "rm",
     "sed",
     "setsid",
     "sha256sum",
     "tftp",
+    "umount",
     "uname",
     "vi",
     "wget",
@@ -83,6 +90,13 @@ impl Maintenance {
             0o755,
         )?;
         t.bytes("/exec", scripts::hook().into_bytes(), 0o755)?;
+        if !parts.network.dhcp.is_empty() {
+            t.bytes(
+                scripts::UDHCPC_SCRIPT,
+                scripts::UDHCPC.as_bytes().to_vec(),
+                0o755,
+            )?;
+        }
         t.bytes("/etc/banner", scripts::BANNER.as_bytes().to_vec(), 0o644)?;
         t.bytes("/etc/passwd", scripts::PASSWD.as_bytes().to_vec(), 0o644)?;
         t.bytes("/etc/group", scripts::GROUP.as_bytes().to_vec(), 0o644)?;
@@ -113,6 +127,7 @@ fn programs(t: &mut Tree, parts: &Parts) -> Result<(), RecoveryError> {
         None => NEEDED_APPLETS
             .iter()
             .chain(COMMON_APPLETS)
+            .chain(DHCP_APPLETS)
             .map(|a| a.to_string())
             .collect(),
     };

@@ -66,6 +66,12 @@ pub fn init(net: &Network, dropbear_args: &str) -> String {
     for route in &net.routes {
         s.push_str(&format!("ip route add {route} 2>/dev/null\n"));
     }
+    for dev in &net.dhcp {
+        s.push_str(&format!("ip link set {dev} up\n"));
+        s.push_str(&format!(
+            "respawn udhcpc-{dev} udhcpc -f -i {dev} -s {UDHCPC_SCRIPT} &\n"
+        ));
+    }
     s.push_str(&format!(
         "respawn dropbear /bin/dropbear -F -E -s -b /etc/banner -P /run/dropbear.pid {dropbear_args} &\n"
     ));
@@ -139,6 +145,29 @@ while :; do
 done
 "#;
 
+/// Where the lease script lives; written only when an interface uses DHCP.
+pub const UDHCPC_SCRIPT: &str = "/etc/udhcpc.script";
+
+/// busybox udhcpc's lease script: it gets the lease in the environment (`mask` is the prefix
+/// length) and must set the address and default route itself.
+pub const UDHCPC: &str = r#"#!/bin/sh
+case "$1" in
+deconfig)
+    ip addr flush dev "$interface"
+    ;;
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    for r in $router; do
+        ip route replace default via "$r" dev "$interface"
+        break
+    done
+    echo "maintenance: $interface has $ip/$mask by DHCP" >/dev/console
+    ;;
+esac
+exit 0
+"#;
+
 pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n";
 pub const GROUP: &str = "root:x:0:\n";
 pub const SHELLS: &str = "/bin/sh\n/bin/ash\n";
@@ -159,11 +188,13 @@ mod tests {
         .unwrap();
         let mut net = net;
         net.bridges = vec![("br0".into(), vec!["eth1".into()])];
+        net.add_dhcp("lan2").unwrap();
         let init = init(&net, "-r /etc/dropbear/dropbear_ed25519_host_key");
         assert!(init.contains("ip link set eth1 master br0"));
         assert!(init.contains("ip addr add 10.0.2.15/24 dev eth0"));
         assert!(init.contains("ip route add default via 10.0.2.2 dev eth0"));
-        for script in [init, hook()] {
+        assert!(init.contains("udhcpc -f -i lan2 -s /etc/udhcpc.script"));
+        for script in [init, hook(), UDHCPC.to_owned()] {
             let out = Command::new("busybox")
                 .args(["sh", "-n", "-c", &script])
                 .output()

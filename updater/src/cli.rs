@@ -73,6 +73,10 @@ pub enum Command {
     Kexec(cmd::kexec::KexecArgs),
     /// Print the agent's version and wire protocol revision (--json: what update.sh reads)
     Version,
+    /// Install into a btrfs `@` from a recovery system: `prepare` before the transfer, `finish` after
+    BtrfsInstall(cmd::btrfs_install::BtrfsInstallArgs),
+    /// Make a btrfs snapshot `@` again (without NAME: list the snapshots)
+    RestoreSnapshot(cmd::restore_snapshot::RestoreSnapshotArgs),
     /// Run once early at boot: move the previous boot's pstore records to /run/log/previous-boot
     BootLog,
 }
@@ -104,6 +108,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Kexec(a) => cmd::kexec::run(&cli.global, a),
         Command::Version => cmd::version::run(&cli.global),
         Command::BootLog => cmd::boot_log::run(&cli.global),
+        Command::BtrfsInstall(a) => cmd::btrfs_install::run(&cli.global, a),
+        Command::RestoreSnapshot(a) => cmd::restore_snapshot::run(&cli.global, a),
     };
     match result {
         Ok(()) => exit::OK,

@@ -76,6 +76,8 @@ pub enum AgentError {
     Trial(#[from] crate::trial::TrialError),
     #[error(transparent)]
     GenerationTrial(#[from] crate::closure::trial::TrialError),
+    #[error(transparent)]
+    BtrfsRoot(#[from] crate::btrfs_root::BtrfsRootError),
 }
 
 /// A command that makes no sense on this device or with this bundle.
@@ -238,6 +240,7 @@ impl AgentError {
             AgentError::Kexec(e) => kexec_kind(e),
             AgentError::Trial(e) => e.kind(),
             AgentError::GenerationTrial(e) => e.kind(),
+            AgentError::BtrfsRoot(e) => e.kind(),
         }
     }
 }

@@ -11,12 +11,14 @@
 //!   `apply` entry and the image write for `raw`/`ubi` boards), [`ab`] (A/B slots: install,
 //!   status, mark-good, rollback), [`flashops`] (the `flashcp`, `ubi-update` and `recover`
 //!   commands on the flash journal), [`levitate`] (the maintenance root in RAM and the
-//!   hand-over to it).
+//!   hand-over to it), [`btrfs_root`] (installing into a btrfs `@` from a recovery system,
+//!   snapshots and `restore-snapshot`).
 //! - [`steplog`] logs each transaction step where a crash leaves it; [`pstore`] reads the
 //!   previous boot's logs back (`boot-log`, `status`, the A/B rollback report).
 
 pub mod ab;
 pub mod apply;
+pub mod btrfs_root;
 pub mod closure;
 pub mod error;
 pub mod flashops;

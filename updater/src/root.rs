@@ -18,6 +18,8 @@
 //! | trusted keys, board name | `/etc/liminix/trusted-keys/`, `/etc/liminix/board` |
 //! | s6-rc databases | `/run/s6-rc/compiled` (live), `/etc/s6-rc/compiled` (the configuration's) |
 //! | run directory | `/run/liminix` |
+//! | btrfs top level while installing into `@`, block devices | `/dest`, `/sys/class/block` |
+//! | U-Boot environment location | `/etc/fw_env.config` |
 //! | maintenance root (levitate), s6 scan directory | `/run/maintenance`, `/run/service` |
 //! | kernel views | `/proc/cmdline`, `/proc/meminfo`, `/sys/fs/pstore`, `/dev/mtdN`, `/dev/pmsg0`, `/dev/kmsg` |
 //! | the previous boot's pstore records | `/run/log/previous-boot/` |
@@ -199,6 +201,21 @@ impl DeviceRoot {
 
     pub fn run_dir(&self) -> PathBuf {
         self.join("/run/liminix")
+    }
+
+    /// Where a recovery system mounts the top level of the board's btrfs to install into it.
+    pub fn install_mount(&self) -> PathBuf {
+        self.join("/dest")
+    }
+
+    /// The kernel's list of block devices (one entry per disk and partition).
+    pub fn block_class(&self) -> PathBuf {
+        self.join("/sys/class/block")
+    }
+
+    /// Where the U-Boot environment is, for `fw_setenv` and the install's `boot_targets`.
+    pub fn fw_env_config(&self) -> PathBuf {
+        self.join("/etc/fw_env.config")
     }
 
     /// The kernel command line (the U-Boot flow reads the booted slot from it).

@@ -24,7 +24,7 @@ use liminix_bundle::wire::AgentEvent;
         A device without an agent, or with an older one, first gets the agent for its CPU over the\n\
         same connection, into /run/liminix/ (docs/agents.md); --agent PATH names one instead.\n\n\
         SSH_COMMAND replaces `ssh` and may carry options, e.g. SSH_COMMAND=\"ssh -p 2222\".",
-    after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --try root@router      boot it once by kexec; mark-good keeps it\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n\n\
+    after_help = "Examples:\n  update.sh root@router            install, then reboot\n  update.sh root@router --fast     install, restart changed services\n  update.sh --no-reboot root@router\n  update.sh --try root@router      boot it once by kexec; mark-good keeps it\n  update.sh --root /dest/@ root@liminix-recovery   install from a recovery system\n  update.sh --install root@liminix-recovery        first install onto the Omnia's btrfs @\n\n\
         Exit codes: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 refused (board, epoch, layout),\n  5 no space on the device, 6 device busy, 7 activation or reboot failed, 8 ssh or agent\n  unreachable, 9 no agent carried for the device's CPU (docs/errors.md)."
 )]
 struct Args {
@@ -43,6 +43,22 @@ struct Args {
     /// Root of the target system on the device (e.g. /dest/@ from a recovery system)
     #[arg(long, value_name = "DIR")]
     root: Option<String>,
+    /// First install from a recovery stick onto the board's btrfs `@` (Turris Omnia): snapshot
+    /// `@`, send into a new root, switch, point U-Boot at the eMMC (docs/recovery-stick.md)
+    #[arg(long, conflicts_with_all = ["root", "fast", "dry_run"])]
+    install: bool,
+    /// With --install: why the snapshot of `@` is taken, part of its name
+    #[arg(
+        long,
+        default_value = "pre-liminix",
+        value_name = "TEXT",
+        requires = "install"
+    )]
+    reason: String,
+    /// With --install: the U-Boot boot_targets to set afterwards (default: the agent's, the
+    /// eMMC first)
+    #[arg(long, value_name = "LIST", requires = "install")]
+    boot_targets: Option<String>,
     /// The agent program on the device (no version check, nothing sent); default: the device's
     /// liminix-agent if it is new enough, else the carried one for its CPU
     #[arg(long, value_name = "PATH")]
@@ -280,11 +296,37 @@ fn done(o: &Outcome, json: bool) {
     }
 }
 
+fn install(
+    opts: &UpdateOptions,
+    a: &Args,
+    report: &mut dyn Report,
+) -> Result<(), liminix_build_tools::client::UpdateError> {
+    let json = a.json;
+    let targets = a.boot_targets.as_deref();
+    let i = liminix_build_tools::client::install::install(opts, &a.reason, targets, report)?;
+    if let Some(o) = &i.transfer {
+        done(o, json);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "install_finished", "snapshot": i.snapshot, "finish": i.finish})
+        );
+    } else {
+        eprintln!("installed: @ is the new Liminix root; reboot to start it");
+        eprintln!(
+            "the previous system is snapshot {0}; to go back: ssh to the device and run\n  liminix-agent restore-snapshot {0} && reboot",
+            i.snapshot
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
     let opts = UpdateOptions {
-        bundle: a.bundle,
-        host: a.host,
+        bundle: a.bundle.clone(),
+        host: a.host.clone(),
         after: if a.trial {
             After::Try
         } else if a.fast {
@@ -294,24 +336,25 @@ fn main() -> ExitCode {
         } else {
             After::Reboot
         },
-        root: a.root,
-        agent: a.agent,
-        agents_dir: a.agents_dir,
+        root: a.root.clone(),
+        agent: a.agent.clone(),
+        agents_dir: a.agents_dir.clone(),
         ssh_command: std::env::var("SSH_COMMAND").unwrap_or_else(|_| "ssh".into()),
-        store_root: (!a.no_delta).then_some(a.store_root),
+        store_root: (!a.no_delta).then_some(a.store_root.clone()),
         dry_run: a.dry_run,
-        full_bundle: a.full_bundle,
+        full_bundle: a.full_bundle.clone(),
     };
     let mut report: Box<dyn Report> = if a.json {
         Box::new(Json)
     } else {
         Box::new(Human { bar: None })
     };
-    match update(&opts, report.as_mut()) {
-        Ok(o) => {
-            done(&o, a.json);
-            ExitCode::SUCCESS
-        }
+    let result = match a.install {
+        true => install(&opts, &a, report.as_mut()),
+        false => update(&opts, report.as_mut()).map(|o| done(&o, a.json)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = liminix_bundle::wire::report("update.sh", &e);
             if a.json {

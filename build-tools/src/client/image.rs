@@ -254,14 +254,7 @@ fn fall_back(
     let whole = UpdateOptions {
         bundle: full,
         full_bundle: None,
-        host: o.host.clone(),
-        after: o.after,
-        root: o.root.clone(),
-        agent: o.agent.clone(),
-        agents_dir: o.agents_dir.clone(),
-        ssh_command: o.ssh_command.clone(),
-        store_root: o.store_root.clone(),
-        dry_run: o.dry_run,
+        ..o.clone()
     };
     super::update(&whole, report)
 }

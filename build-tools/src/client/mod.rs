@@ -21,6 +21,7 @@ use crate::pack::{index, EntryLocation};
 
 mod error;
 pub mod image;
+pub mod install;
 pub use error::{exit, UpdateError};
 pub use image::{ImageOutcome, ImageStep};
 
@@ -33,6 +34,7 @@ pub enum After {
     Try,
 }
 
+#[derive(Clone)]
 pub struct UpdateOptions {
     pub bundle: PathBuf,
     pub host: String,

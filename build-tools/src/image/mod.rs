@@ -14,6 +14,7 @@ pub mod fit;
 pub mod mbr;
 pub mod script;
 pub mod squashfs;
+pub mod stick;
 pub mod tftpboot;
 pub mod ubifs;
 pub mod uimage;

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod boot_log;
+pub mod btrfs_install;
 pub mod flashcp;
 pub mod gc;
 pub mod image_plan;
@@ -10,6 +11,7 @@ pub mod levitate;
 pub mod mark_good;
 pub mod receive;
 pub mod recover;
+pub mod restore_snapshot;
 pub mod rollback;
 pub mod status;
 pub mod trial_good;

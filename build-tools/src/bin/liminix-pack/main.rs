@@ -5,6 +5,7 @@ mod image;
 mod inspect;
 mod keygen;
 mod recovery;
+mod stick;
 mod updater;
 mod verify;
 

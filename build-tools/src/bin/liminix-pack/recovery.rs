@@ -41,15 +41,23 @@ pub struct Args {
     /// Where dropbear's shared libraries are found (a sysroot of the device's CPU)
     #[arg(long, value_name = "DIR", default_value = "/")]
     lib_root: PathBuf,
+    /// An interface that gets its address by DHCP (repeatable), e.g. the stick's LAN port
+    #[arg(long = "dhcp", value_name = "IF")]
+    dhcp: Vec<String>,
     /// The archive to write (maintenance.cpio.gz)
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "stick")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    stick: super::stick::StickArgs,
 }
 
 pub fn run(a: Args) -> super::Result {
     let mut network = Network::default();
     for cidr in &a.addresses {
         network.add_address(&a.dev, cidr)?;
+    }
+    for dev in &a.dhcp {
+        network.add_dhcp(dev)?;
     }
     if let Some(gw) = &a.gateway {
         check_ip(gw)?;
@@ -74,21 +82,26 @@ pub fn run(a: Args) -> super::Result {
     {
         inputs.file(f);
     }
-    output::check_file(&a.out, &inputs)?;
-    let root = Maintenance::build(&parts)?;
+    a.stick.inputs(&mut inputs);
+    for out in a.out.iter().chain(&a.stick.stick) {
+        output::check_file(out, &inputs)?;
+    }
+    let mut root = Maintenance::build(&parts)?;
+    a.stick.add_to(&mut root.tree)?;
     let mut archive = Vec::new();
     cpio::write_gz(&root.tree, timestamp()?, &mut archive)?;
-    output::write_file(&a.out, 0o644, |f, tmp| {
-        f.write_all(&archive).map_err(io("writing", tmp))
-    })?;
+    if let Some(out) = &a.out {
+        output::write_file(out, 0o644, |f, tmp| {
+            f.write_all(&archive).map_err(io("writing", tmp))
+        })?;
+    }
     eprintln!(
-        "{}: {} entries, {} bytes compressed, {} KiB in RAM once unpacked",
-        a.out.display(),
+        "maintenance root: {} entries, {} bytes compressed, {} KiB in RAM once unpacked",
         root.tree.len(),
         archive.len(),
         root.ram_bytes() / 1024
     );
-    Ok(())
+    a.stick.write(archive)
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PackError + 'a {

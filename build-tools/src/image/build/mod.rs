@@ -4,7 +4,7 @@
 //! (extlinux, fit-boot) add their files to it, then each filesystem image an output needs is
 //! made once and shared. Every image is checked against the partition or volume it is for.
 
-mod ext4;
+pub(crate) mod ext4;
 mod flash;
 pub mod inspect;
 pub mod kernel;
