@@ -111,11 +111,7 @@ pub fn plan(root: &DeviceRoot, input: &mut dyn Read, bundle_bytes: u64) -> Resul
 
 /// The checks `apply` makes before it opens a target; the device's highest epoch.
 fn check(root: &DeviceRoot, header: &Header) -> Result<(Board, u64)> {
-    crate::verify::check_trust(root, header)?;
-    let m = &header.manifest;
-    let board = checks::device_board(root, m)?;
-    checks::check_images(&board, m)?;
-    checks::check_epoch(root, m)?;
+    let board = checks::check_header(root, header)?;
     Ok((board, checks::highest_epoch(root)?))
 }
 

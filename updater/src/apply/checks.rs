@@ -16,6 +16,18 @@ use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
 use crate::staging::write_atomic;
 
+/// Every check an image bundle's header must pass before a target is opened: a trusted
+/// signature, the device's board, every image known to it, the security epoch. `apply`, its
+/// dry run and trial, and `image-plan` all start here.
+pub fn check_header(root: &DeviceRoot, header: &liminix_bundle::stream::Header) -> Result<Board> {
+    crate::verify::check_trust(root, header)?;
+    let m = &header.manifest;
+    let board = device_board(root, m)?;
+    check_images(&board, m)?;
+    check_epoch(root, m)?;
+    Ok(board)
+}
+
 /// The device's board name must be the bundle's, and its board definition must exist and load.
 pub fn device_board(root: &DeviceRoot, m: &Manifest) -> Result<Board> {
     crate::verify::check_board(root, m)?;

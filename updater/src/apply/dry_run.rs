@@ -7,7 +7,6 @@
 //! on a NOR board that is what `levitate` (or `update.sh`'s one-command path) is for.
 
 use std::io::{BufReader, Read};
-use std::path::PathBuf;
 
 use liminix_boards::{Board, Place};
 use liminix_bundle::stream::Header;
@@ -59,21 +58,9 @@ pub fn dry_run(
 ) -> Result<DryRunReport> {
     let mut input = BufReader::new(input);
     let header = Header::read(&mut input)?;
-    crate::verify::check_trust(root, &header)?;
+    let board = checks::check_header(root, &header)?;
     let m = &header.manifest;
-    let board = checks::device_board(root, m)?;
-    checks::check_images(&board, m)?;
-    checks::check_epoch(root, m)?;
-    let planned: Vec<StagedFile> = m
-        .images
-        .iter()
-        .map(|i| StagedFile {
-            name: i.name.clone(),
-            path: PathBuf::new(),
-            sha256: i.sha256_bytes(),
-            size: i.size,
-        })
-        .collect();
+    let planned = super::planned(m);
     super::patch::check_bases(&board, m, devices)?;
     let images = if board.strategy.is_ab() {
         planned.iter().map(other_slot).collect()

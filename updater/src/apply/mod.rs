@@ -81,11 +81,8 @@ pub fn apply_with(
 ) -> Result<ApplyReport> {
     let mut input = BufReader::with_capacity(128 << 10, input);
     let header = Header::read(&mut input)?;
-    crate::verify::check_trust(root, &header)?;
+    let board = checks::check_header(root, &header)?;
     let m = &header.manifest;
-    let board = checks::device_board(root, m)?;
-    checks::check_images(&board, m)?;
-    checks::check_epoch(root, m)?;
     crate::steplog::log(root, &format!("apply: bundle for {} verified", board.name));
     let loc = JournalLocation::locate(root, opts.journal.as_deref());
     let made = crate::staging::missing_dirs(&loc.staging());
@@ -135,17 +132,7 @@ fn stage(
 ) -> Result<Vec<StagedFile>> {
     if !board.strategy.is_ab() {
         // Check the targets with the manifest's sizes before a payload byte is read.
-        let planned: Vec<StagedFile> = m
-            .images
-            .iter()
-            .map(|i| StagedFile {
-                name: i.name.clone(),
-                path: PathBuf::new(),
-                sha256: i.sha256_bytes(),
-                size: i.size,
-            })
-            .collect();
-        image::precheck(board, devices, &jobs(board, &planned)?, opts.in_place)?;
+        image::precheck(board, devices, &jobs(board, &planned(m))?, opts.in_place)?;
     }
     let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
     if board.strategy.is_ab() {
@@ -153,6 +140,20 @@ fn stage(
     }
     let mut bases = bases::DeviceBases { board, devices };
     crate::staging::images::stage_images(input, m, &staging, &mut bases)
+}
+
+/// The images of `m` as they will be staged, before anything is: for the checks that need only
+/// their names, sizes and hashes.
+pub fn planned(m: &liminix_bundle::Manifest) -> Vec<StagedFile> {
+    m.images
+        .iter()
+        .map(|i| StagedFile {
+            name: i.name.clone(),
+            path: PathBuf::new(),
+            sha256: i.sha256_bytes(),
+            size: i.size,
+        })
+        .collect()
 }
 
 fn jobs<'a>(

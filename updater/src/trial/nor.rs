@@ -63,11 +63,8 @@ pub fn load(root: &DeviceRoot, input: &mut dyn Read, busybox: &Path) -> Result<T
     }
     let mut input = BufReader::with_capacity(128 << 10, input);
     let header = Header::read(&mut input)?;
-    crate::verify::check_trust(root, &header)?;
+    let board = checks::check_header(root, &header)?;
     let m = &header.manifest;
-    let board = checks::device_board(root, m)?;
-    checks::check_images(&board, m)?;
-    checks::check_epoch(root, m)?;
     if board.strategy != Strategy::Raw {
         return Err(TrialError::Strategy {
             board: board.name.clone(),
