@@ -27,7 +27,7 @@ fn playbook(
     dir: &Path,
     bed: &NorBed,
     r: &Router,
-    (strategy, bundle): (&str, &Path),
+    (strategy, bundle, full): (&str, &Path, Option<&Path>),
     args: &[&str],
 ) -> (Output, Vec<Row>) {
     let known = dir.join("known_hosts");
@@ -52,10 +52,13 @@ fn playbook(
     std::fs::write(&inventory, inv.to_string()).unwrap();
     let summary = dir.join("summary.json");
     let _ = std::fs::remove_file(&summary);
-    let vars = serde_json::json!({
+    let mut vars = serde_json::json!({
         "liminix_strategy": strategy,
         "liminix_bundle": bundle,
     });
+    if let Some(full) = full {
+        vars["liminix_full_bundle"] = full.display().to_string().into();
+    }
     let o = Command::new("ansible-playbook")
         .arg("-i")
         .arg(&inventory)
@@ -114,11 +117,17 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
         board.as_bytes(),
     )
     .unwrap();
-    let (o, rows) = playbook(dir.path(), &bed, &r, ("apply", &data_bundle), &[]);
+    let (o, rows) = playbook(dir.path(), &bed, &r, ("apply", &data_bundle, None), &[]);
     assert!(o.status.success(), "apply: {}", text(&o));
     let row = only_row(&rows, &o);
     assert_eq!(row.result, "updated", "{row:?}");
-    let (o, rows) = playbook(dir.path(), &bed, &r, ("apply", &data_bundle), &["--check"]);
+    let (o, rows) = playbook(
+        dir.path(),
+        &bed,
+        &r,
+        ("apply", &data_bundle, None),
+        &["--check"],
+    );
     assert!(o.status.success(), "apply --check: {}", text(&o));
     let row = only_row(&rows, &o);
     assert_eq!(
@@ -128,7 +137,13 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
     r.ssh_ok("umount /etc/liminix/board.toml").unwrap();
 
     // Check mode: the router checks the bundle and compares its flash; nothing changes.
-    let (o, rows) = playbook(dir.path(), &bed, &r, ("levitate", &bundle), &["--check"]);
+    let (o, rows) = playbook(
+        dir.path(),
+        &bed,
+        &r,
+        ("levitate", &bundle, None),
+        &["--check"],
+    );
     assert!(o.status.success(), "check mode: {}", text(&o));
     let row = only_row(&rows, &o);
     assert_eq!(row.result, "would update", "{row:?}");
@@ -138,8 +153,32 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
         .unwrap();
     assert_eq!(untouched, "s6-svscan\nfirmware A\n");
 
-    // The update: image-plan, levitate, apply in the maintenance root, reboot into B.
-    let (o, rows) = playbook(dir.path(), &bed, &r, ("levitate", &bundle), &[]);
+    // A patch made against a firmware the router does not hold: refused from its header
+    // (base_mismatch), before the router leaves its flash.
+    let firmware_c = bed.firmware_with("firmware C", None);
+    let patch = bed.patch_bundle(&firmware_b, &firmware_c, "firmware-B-from-C");
+    let (o, rows) = playbook(dir.path(), &bed, &r, ("levitate", &patch, None), &[]);
+    assert!(
+        !o.status.success(),
+        "a patch against another base: {}",
+        text(&o)
+    );
+    let row = only_row(&rows, &o);
+    assert!(row.result.contains("base_mismatch"), "{row:?}");
+    let untouched = r
+        .ssh_ok("test ! -e /run/maintenance && cat /proc/1/comm /etc/banner")
+        .unwrap();
+    assert_eq!(untouched, "s6-svscan\nfirmware A\n");
+
+    // The update, the same patch with the whole bundle to fall back to: image-plan, levitate,
+    // apply in the maintenance root, reboot into B.
+    let (o, rows) = playbook(
+        dir.path(),
+        &bed,
+        &r,
+        ("levitate", &patch, Some(&bundle)),
+        &[],
+    );
     assert!(o.status.success(), "update: {}\n{}", text(&o), r.serial());
     let row = only_row(&rows, &o);
     assert_eq!(row.result, "updated", "{row:?}");

@@ -111,7 +111,18 @@ class ActionModule(ActionBase):
         bundle = a.get("bundle")
         if not bundle:
             raise AnsibleError("the %s strategy needs bundle: (a liminix-pack bundle with images)" % strategy)
-        bundle = os.path.expanduser(bundle)
+        try:
+            self._images_with(ssh, a, strategy, result, os.path.expanduser(bundle))
+        except lx.AgentFailed as e:
+            # The router does not hold what the bundle's image patches were made against; it
+            # said so before anything was written. The whole images go instead, when given.
+            full = a.get("full_bundle")
+            if e.kind != "base_mismatch" or not full:
+                raise
+            result["fallback"] = e.message
+            self._images_with(ssh, a, strategy, result, os.path.expanduser(full))
+
+    def _images_with(self, ssh, a, strategy, result, bundle):
         size = os.path.getsize(bundle)
         if self._task.check_mode:
             self._images_dry_run(ssh, bundle, size, result)

@@ -24,6 +24,12 @@ options:
   bundle:
     description: A liminix-pack bundle with images (other strategies).
     type: path
+  full_bundle:
+    description: >-
+      The same images without patches (liminix-pack bundle without --delta-base), sent instead
+      when the router does not hold what the patches of C(bundle) were made against (the agent
+      refuses with base_mismatch before it writes anything).
+    type: path
   activate:
     description: After a closure install, reboot, activate now (fast) or neither (none).
     type: str
