@@ -253,8 +253,13 @@ fn root_offset(name: &str, data: &[u8], erase: u64) -> Result<u64> {
     .into())
 }
 
-/// The trial this system runs, from the kernel's command line.
+/// The image trial this system runs: the trial `/init` kept its description in RAM, and the
+/// kernel's command line names it. A generation trial (`receive --try`) carries the same
+/// command-line word but no description, and is not one.
 pub fn running_trial(root: &DeviceRoot) -> Result<Option<String>> {
+    if !root.join(TRIAL_DIR).join(DESCRIPTION).exists() {
+        return Ok(None);
+    }
     let cmdline = liminix_kexec::running_command_line(root.dir())?;
     Ok(marker(&cmdline).map(str::to_owned))
 }
