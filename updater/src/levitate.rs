@@ -9,6 +9,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use liminix_recovery::system::{self, Choices};
@@ -191,9 +192,10 @@ pub fn carry_config(root: &DeviceRoot, m: &mut Maintenance) -> Result<()> {
             // Links followed: Liminix's /etc entries point into the store.
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_dir() => todo.push((path, at)),
+                // Modes kept: `flash-setup` there is a program the maintenance /init runs.
                 Ok(meta) if meta.is_file() => m
                     .tree
-                    .copy(&at, &path, 0o644)
+                    .copy(&at, &path, meta.permissions().mode() & 0o755)
                     .map_err(LevitateError::from)?,
                 _ => {}
             }
