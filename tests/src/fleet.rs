@@ -99,9 +99,7 @@ impl Fleet {
             left -= wave;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let link = dir.path().join("collections/ansible_collections/liminix");
-        std::fs::create_dir_all(&link).expect("collections path");
-        std::os::unix::fs::symlink(collection_dir(), link.join("update")).expect("collection link");
+        link_collection(dir.path());
         Fleet {
             lab,
             more,
@@ -217,19 +215,7 @@ impl Fleet {
     }
 
     fn ansible_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env(
-            "ANSIBLE_CONFIG",
-            collection_dir().join("playbooks/ansible.cfg"),
-        )
-        .env(
-            "ANSIBLE_COLLECTIONS_PATH",
-            self.dir.path().join("collections"),
-        )
-        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.dir.path().join("cp"))
-        .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        // Ansible refuses a locale whose encoding is not UTF-8.
-        .env("LC_ALL", "C.UTF-8")
+        ansible_env(cmd, self.dir.path())
     }
 
     /// Runs `ansible-playbook` on one of the collection's playbooks with `vars` as extra
@@ -269,4 +255,65 @@ pub fn status(sshd: &SshServer) -> serde_json::Value {
     let o = sshd.ssh_run("liminix-agent status --json");
     assert!(o.status.success(), "status: {}", text(&o));
     serde_json::from_slice(&o.stdout).expect("status JSON")
+}
+
+/// The environment every Ansible run here has: the collection's `ansible.cfg`, the collection
+/// linked below `dir/collections` (see [`link_collection`]), control sockets and temporary files
+/// in `dir`, no colours, a UTF-8 locale (Ansible refuses others).
+pub fn ansible_env<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
+    cmd.env(
+        "ANSIBLE_CONFIG",
+        collection_dir().join("playbooks/ansible.cfg"),
+    )
+    .env("ANSIBLE_COLLECTIONS_PATH", dir.join("collections"))
+    .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
+    .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
+    .env("ANSIBLE_NOCOLOR", "1")
+    .env("LC_ALL", "C.UTF-8")
+}
+
+/// Links the collection into `dir/collections` as `liminix.update`.
+///
+/// # Panics
+/// If the link cannot be made.
+pub fn link_collection(dir: &Path) {
+    let link = dir.join("collections/ansible_collections/liminix");
+    std::fs::create_dir_all(&link).expect("collections path");
+    std::os::unix::fs::symlink(collection_dir(), link.join("update")).expect("collection link");
+}
+
+/// Runs the rolling-update playbook against one router, `router` in group `routers` with the
+/// inventory variables `host`, with `vars` as extra variables and `args` added; `dir` holds the
+/// inventory, the summary and what [`ansible_env`] puts there ([`link_collection`] first).
+/// Returns the output (also printed) and the summary rows.
+///
+/// # Panics
+/// If `ansible-playbook` cannot be started or its summary is not JSON.
+pub fn rolling_update_of_one(
+    dir: &Path,
+    host: serde_json::Value,
+    vars: &serde_json::Value,
+    args: &[&str],
+) -> (Output, Vec<Row>) {
+    let inventory = dir.join("inventory.yml");
+    let inv = serde_json::json!({"routers": {"hosts": {"router": host}}});
+    std::fs::write(&inventory, inv.to_string()).expect("inventory");
+    let summary = dir.join("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let mut cmd = Command::new("ansible-playbook");
+    cmd.arg("-i")
+        .arg(&inventory)
+        .arg(collection_dir().join("playbooks/rolling-update.yml"))
+        .arg("-e")
+        .arg(vars.to_string())
+        .args(args)
+        .env("LIMINIX_FLEET_SUMMARY", &summary);
+    let o = ansible_env(&mut cmd, dir)
+        .output()
+        .expect("cannot run ansible-playbook (scripts/setup.sh installs ansible-core)");
+    let rows = std::fs::read(&summary)
+        .map(|b| serde_json::from_slice(&b).expect("summary JSON"))
+        .unwrap_or_default();
+    eprintln!("==== ansible-playbook {args:?} ====\n{}", text(&o));
+    (o, rows)
 }

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use liminix_tests::device::pack_binary;
-use liminix_tests::fleet::{collection_dir, Row};
+use liminix_tests::fleet::{self, Row};
 use liminix_tests::lab::text;
 use liminix_vm::arm::ssh::{Guest, Health, SshAbBed, BOARD, BOARD_TOML};
 
@@ -41,9 +41,7 @@ impl Host {
             .arg(dir.path().join("build.pub")));
         assert!(o.status.success(), "keygen: {}", text(&o));
         std::fs::write(dir.path().join("board.toml"), BOARD_TOML).unwrap();
-        let link = dir.path().join("collections/ansible_collections/liminix");
-        std::fs::create_dir_all(&link).unwrap();
-        std::os::unix::fs::symlink(collection_dir(), link.join("update")).unwrap();
+        fleet::link_collection(dir.path());
         Host { dir }
     }
 
@@ -72,41 +70,15 @@ impl Host {
 
     /// `ansible-playbook rolling-update.yml` against the guest; the output and the summary.
     fn playbook(&self, guest: &Guest, bundle: &Path, args: &[&str]) -> (Output, Vec<Row>) {
-        let inv = serde_json::json!({"routers": {"hosts": {"router": {
+        let host = serde_json::json!({
             "ansible_host": "127.0.0.1",
             "ansible_port": guest.port(),
             "ansible_user": "root",
             "ansible_ssh_private_key_file": guest.client_key(),
             "ansible_ssh_common_args": guest.ssh_options().join(" "),
-        }}}});
-        let inventory = self.dir.path().join("inventory.yml");
-        std::fs::write(&inventory, inv.to_string()).unwrap();
-        let summary = self.dir.path().join("summary.json");
-        let _ = std::fs::remove_file(&summary);
+        });
         let vars = serde_json::json!({"liminix_strategy": "ab", "liminix_bundle": bundle});
-        let d = self.dir.path();
-        let o = run(Command::new("ansible-playbook")
-            .arg("-i")
-            .arg(&inventory)
-            .arg(collection_dir().join("playbooks/rolling-update.yml"))
-            .arg("-e")
-            .arg(vars.to_string())
-            .args(args)
-            .env("LIMINIX_FLEET_SUMMARY", &summary)
-            .env(
-                "ANSIBLE_CONFIG",
-                collection_dir().join("playbooks/ansible.cfg"),
-            )
-            .env("ANSIBLE_COLLECTIONS_PATH", d.join("collections"))
-            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", d.join("cp"))
-            .env("ANSIBLE_LOCAL_TEMP", d.join("tmp"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("LC_ALL", "C.UTF-8"));
-        let rows = std::fs::read(&summary)
-            .map(|b| serde_json::from_slice(&b).expect("summary JSON"))
-            .unwrap_or_default();
-        eprintln!("==== ansible-playbook {args:?} ====\n{}", text(&o));
-        (o, rows)
+        fleet::rolling_update_of_one(self.dir.path(), host, &vars, args)
     }
 }
 

@@ -10,10 +10,10 @@
 //! the flash holds are checked on the guest and on the disk, not taken from Ansible's word.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use liminix_tests::fleet::{collection_dir, Row};
+use liminix_tests::fleet::{self, Row};
 use liminix_tests::lab::text;
 use liminix_tests::nor_bed::{NorBed, BOARD_TOML};
 use liminix_vm::router::Router;
@@ -41,17 +41,13 @@ fn playbook(
          -o IdentitiesOnly=yes -o LogLevel=ERROR",
         known.display()
     );
-    let inv = serde_json::json!({"routers": {"hosts": {"router": {
+    let host = serde_json::json!({
         "ansible_host": "127.0.0.1",
         "ansible_port": r.port(),
         "ansible_user": "root",
         "ansible_ssh_private_key_file": bed.keys.client_key,
         "ansible_ssh_common_args": options,
-    }}}});
-    let inventory = dir.join("inventory.yml");
-    std::fs::write(&inventory, inv.to_string()).unwrap();
-    let summary = dir.join("summary.json");
-    let _ = std::fs::remove_file(&summary);
+    });
     let mut vars = serde_json::json!({
         "liminix_strategy": strategy,
         "liminix_bundle": bundle,
@@ -59,30 +55,7 @@ fn playbook(
     if let Some(full) = full {
         vars["liminix_full_bundle"] = full.display().to_string().into();
     }
-    let o = Command::new("ansible-playbook")
-        .arg("-i")
-        .arg(&inventory)
-        .arg(collection_dir().join("playbooks/rolling-update.yml"))
-        .arg("-e")
-        .arg(vars.to_string())
-        .args(args)
-        .env("LIMINIX_FLEET_SUMMARY", &summary)
-        .env(
-            "ANSIBLE_CONFIG",
-            collection_dir().join("playbooks/ansible.cfg"),
-        )
-        .env("ANSIBLE_COLLECTIONS_PATH", dir.join("collections"))
-        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", dir.join("cp"))
-        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("LC_ALL", "C.UTF-8")
-        .output()
-        .expect("cannot run ansible-playbook (scripts/setup.sh installs ansible-core)");
-    let rows = std::fs::read(&summary)
-        .map(|b| serde_json::from_slice(&b).expect("summary JSON"))
-        .unwrap_or_default();
-    eprintln!("==== ansible-playbook {args:?} ====\n{}", text(&o));
-    (o, rows)
+    fleet::rolling_update_of_one(dir, host, &vars, args)
 }
 
 fn only_row(rows: &[Row], out: &Output) -> Row {
@@ -99,9 +72,7 @@ fn ansible_levitates_a_nor_router_and_flashes_firmware_b() {
     let size = std::fs::metadata(&bundle).unwrap().len();
     let disk = bed.disk("fleet-levitate", &firmware_a);
     let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("collections/ansible_collections/liminix");
-    std::fs::create_dir_all(&link).unwrap();
-    std::os::unix::fs::symlink(collection_dir(), link.join("update")).unwrap();
+    fleet::link_collection(dir.path());
 
     let mut r = Router::boot(disk.path(), &bed.layout, &bed.keys).unwrap();
     r.wait_for_boot(1, BOOT).unwrap();
