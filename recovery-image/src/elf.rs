@@ -1,20 +1,18 @@
 //! What a dynamically linked program asks of the loader: its interpreter (`PT_INTERP`), the
 //! libraries it names (`DT_NEEDED`) and where it says to look (`DT_RUNPATH`, `DT_RPATH`). Read
-//! from the file itself, for every byte order and word size, so that a MIPS router's dropbear is
-//! read the same on the router and on an x86_64 build host (where `ldd` could not run it).
+//! from the program headers of the file itself (the `object` crate's ELF reader), for every
+//! byte order and word size, so that a MIPS router's dropbear is read the same on the router
+//! and on an x86_64 build host (where `ldd` could not run it). Section headers are not used:
+//! stripped programs may lack them, the loader never reads them.
 
 use std::path::Path;
 
-use crate::RecoveryError;
+use object::elf::{FileHeader32, FileHeader64, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH};
+use object::elf::{DT_STRTAB, PT_LOAD};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::{Endianness, FileKind};
 
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
-const DT_NULL: u64 = 0;
-const DT_NEEDED: u64 = 1;
-const DT_STRTAB: u64 = 5;
-const DT_RPATH: u64 = 15;
-const DT_RUNPATH: u64 = 29;
+use crate::RecoveryError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dynamic {
@@ -26,173 +24,94 @@ pub struct Dynamic {
     pub search: Vec<String>,
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    big: bool,
-    wide: bool,
-}
-
-impl Reader<'_> {
-    fn bytes(&self, off: u64, len: u64) -> Option<&[u8]> {
-        let start = usize::try_from(off).ok()?;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        self.data.get(start..end)
-    }
-
-    fn u16(&self, off: u64) -> Option<u16> {
-        let b: [u8; 2] = self.bytes(off, 2)?.try_into().ok()?;
-        Some(if self.big {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        })
-    }
-
-    fn u32(&self, off: u64) -> Option<u32> {
-        let b: [u8; 4] = self.bytes(off, 4)?.try_into().ok()?;
-        Some(if self.big {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
-    }
-
-    fn u64(&self, off: u64) -> Option<u64> {
-        let b: [u8; 8] = self.bytes(off, 8)?.try_into().ok()?;
-        Some(if self.big {
-            u64::from_be_bytes(b)
-        } else {
-            u64::from_le_bytes(b)
-        })
-    }
-
-    /// An address-sized field.
-    fn word(&self, off: u64) -> Option<u64> {
-        match self.wide {
-            true => self.u64(off),
-            false => self.u32(off).map(u64::from),
-        }
-    }
-
-    fn cstr(&self, off: u64) -> Option<String> {
-        let start = usize::try_from(off).ok()?;
-        let rest = self.data.get(start..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        String::from_utf8(rest[..end].to_vec()).ok()
-    }
-}
-
-/// One program header: type, file offset, virtual address, size in the file.
-struct Segment {
-    kind: u32,
-    offset: u64,
-    vaddr: u64,
-    filesz: u64,
-}
-
 /// Reads the dynamic-linking needs of the ELF file `path`; a static program has none.
 pub fn read(path: &Path) -> Result<Dynamic, RecoveryError> {
     let data = std::fs::read(path).map_err(RecoveryError::io("reading", path))?;
     parse(&data).map_err(|reason| RecoveryError::Elf {
         path: path.to_path_buf(),
-        reason: reason.to_string(),
+        reason,
     })
 }
 
 /// [`read`] on bytes; the error says what is wrong.
-pub fn parse(data: &[u8]) -> Result<Dynamic, &'static str> {
-    if data.get(..4) != Some(b"\x7fELF") {
-        return Err("no ELF magic");
+pub fn parse(data: &[u8]) -> Result<Dynamic, String> {
+    match FileKind::parse(data) {
+        Ok(FileKind::Elf32) => needs::<FileHeader32<Endianness>>(data),
+        Ok(FileKind::Elf64) => needs::<FileHeader64<Endianness>>(data),
+        _ => Err("not an ELF file".into()),
     }
-    let (wide, big) = match (data.get(4), data.get(5)) {
-        (Some(1), Some(1)) => (false, false),
-        (Some(1), Some(2)) => (false, true),
-        (Some(2), Some(1)) => (true, false),
-        (Some(2), Some(2)) => (true, true),
-        _ => return Err("unknown ELF class or byte order"),
-    };
-    let r = Reader { data, big, wide };
-    let machine = r.u16(18).ok_or("header cut short")?;
-    let segments = segments(&r).ok_or("program headers cut short")?;
+}
+
+fn needs<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Dynamic, String> {
+    let header = H::parse(data).map_err(|e| e.to_string())?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    let segments = header
+        .program_headers(endian, data)
+        .map_err(|e| e.to_string())?;
     let mut out = Dynamic {
-        machine,
+        machine: header.e_machine(endian),
         ..Dynamic::default()
     };
-    for s in &segments {
-        if s.kind == PT_INTERP {
-            out.interpreter = Some(r.cstr(s.offset).ok_or("bad PT_INTERP")?);
+    for s in segments {
+        if let Some(interp) = s.interpreter(endian, data).map_err(|e| e.to_string())? {
+            out.interpreter = Some(utf8(interp)?);
         }
-    }
-    if let Some(dynamic) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
-        dynamic_section(&r, dynamic, &segments, &mut out).ok_or("bad dynamic section")?;
+        if let Some(entries) = s.dynamic(endian, data).map_err(|e| e.to_string())? {
+            let tags: Vec<(u64, u64)> = entries
+                .iter()
+                .map(|d| (d.d_tag(endian).into(), d.d_val(endian).into()))
+                .take_while(|&(tag, _)| tag != u64::from(DT_NULL))
+                .collect();
+            libraries::<H>(endian, data, segments, &tags, &mut out)?;
+        }
     }
     Ok(out)
 }
 
-fn segments(r: &Reader) -> Option<Vec<Segment>> {
-    let (phoff, phentsize, phnum) = match r.wide {
-        true => (r.u64(32)?, r.u16(54)?, r.u16(56)?),
-        false => (u64::from(r.u32(28)?), r.u16(42)?, r.u16(44)?),
-    };
-    (0..u64::from(phnum))
-        .map(|i| {
-            let at = phoff.checked_add(i.checked_mul(u64::from(phentsize))?)?;
-            let kind = r.u32(at)?;
-            Some(match r.wide {
-                true => Segment {
-                    kind,
-                    offset: r.u64(at + 8)?,
-                    vaddr: r.u64(at + 16)?,
-                    filesz: r.u64(at + 32)?,
-                },
-                false => Segment {
-                    kind,
-                    offset: u64::from(r.u32(at + 4)?),
-                    vaddr: u64::from(r.u32(at + 8)?),
-                    filesz: u64::from(r.u32(at + 16)?),
-                },
-            })
-        })
-        .collect()
+fn utf8(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| "a name is not UTF-8".into())
 }
 
-/// The file offset of the virtual address `vaddr`, through the load segment holding it.
-fn file_offset(segments: &[Segment], vaddr: u64) -> Option<u64> {
-    let s = segments
-        .iter()
-        .find(|s| s.kind == PT_LOAD && vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)?;
-    (vaddr - s.vaddr).checked_add(s.offset)
-}
-
-fn dynamic_section(
-    r: &Reader,
-    dynamic: &Segment,
-    segments: &[Segment],
+/// DT_NEEDED and the search path, their strings found through the load segment holding
+/// DT_STRTAB's address.
+fn libraries<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &[u8],
+    segments: &[H::ProgramHeader],
+    tags: &[(u64, u64)],
     out: &mut Dynamic,
-) -> Option<()> {
-    let entry = if r.wide { 16 } else { 8 };
-    let half = entry / 2;
-    let mut tags = Vec::new();
-    let mut at = dynamic.offset;
-    let end = dynamic.offset.checked_add(dynamic.filesz)?;
-    while at.checked_add(entry)? <= end {
-        let (tag, val) = (r.word(at)?, r.word(at + half)?);
-        if tag == DT_NULL {
-            break;
-        }
-        tags.push((tag, val));
-        at += entry;
-    }
-    let strtab = tags.iter().find(|(t, _)| *t == DT_STRTAB)?.1;
-    let strtab = file_offset(segments, strtab)?;
-    let string = |off: u64| r.cstr(strtab.checked_add(off)?);
+) -> Result<(), String> {
+    let bad = || "bad dynamic section".to_owned();
+    let strtab = tags
+        .iter()
+        .find(|(t, _)| *t == u64::from(DT_STRTAB))
+        .ok_or_else(bad)?
+        .1;
+    let table = segments
+        .iter()
+        .filter(|s| s.p_type(endian) == PT_LOAD)
+        .find_map(|s| {
+            s.data_range(endian, data, strtab, 1)
+                .ok()
+                .flatten()
+                .map(|_| s)
+        })
+        .ok_or_else(bad)?;
+    let file = table.data(endian, data).map_err(|_| bad())?;
+    let start = strtab - table.p_vaddr(endian).into();
+    let string = |off: u64| -> Result<String, String> {
+        let at = start.checked_add(off).and_then(|a| usize::try_from(a).ok());
+        let rest = at.and_then(|a| file.get(a..)).ok_or_else(bad)?;
+        let end = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
+        utf8(&rest[..end])
+    };
     let mut rpath = Vec::new();
     let mut runpath = Vec::new();
-    for &(tag, val) in &tags {
-        match tag {
-            DT_NEEDED => out.needed.push(string(val)?),
-            DT_RPATH => rpath.push(string(val)?),
-            DT_RUNPATH => runpath.push(string(val)?),
+    for &(tag, val) in tags {
+        match u32::try_from(tag) {
+            Ok(DT_NEEDED) => out.needed.push(string(val)?),
+            Ok(DT_RPATH) => rpath.push(string(val)?),
+            Ok(DT_RUNPATH) => runpath.push(string(val)?),
             _ => {}
         }
     }
@@ -203,7 +122,7 @@ fn dynamic_section(
         .filter(|p| !p.is_empty())
         .map(str::to_owned)
         .collect();
-    Some(())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,7 +162,11 @@ mod tests {
         let busybox = read(Path::new("/usr/bin/busybox")).expect("busybox-static is installed");
         assert_eq!(busybox.interpreter, None);
         assert!(busybox.needed.is_empty());
-        assert_eq!(parse(b"\x7fELF\x02\x01"), Err("header cut short"));
-        assert_eq!(parse(b"#!/bin/sh\n"), Err("no ELF magic"));
+        assert!(parse(b"\x7fELF\x02\x01").is_err());
+        assert_eq!(parse(b"#!/bin/sh\n"), Err("not an ELF file".into()));
+        // A 64-bit header whose program headers lie past the end.
+        let mut cut = std::fs::read("/usr/bin/busybox").unwrap()[..64].to_vec();
+        cut[32..40].copy_from_slice(&0x7fff_ffffu64.to_le_bytes());
+        assert!(parse(&cut).is_err());
     }
 }
