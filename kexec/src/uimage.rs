@@ -1,14 +1,14 @@
-//! The legacy U-Boot image header (64 bytes, big-endian) and its single payload. A small
-//! reader of our own: the build side's uImage code writes these and lives in the build tools,
-//! which the device does not carry.
+//! The kernel payload of a legacy U-Boot image, for kexec: the header and its CRCs are
+//! `liminix_uimage`'s (the packer writes with the same crate); this module accepts kernels
+//! only and decompresses their payload within a bound.
 
 use std::io::Read;
 
+use liminix_uimage::TYPE_KERNEL;
+pub use liminix_uimage::{is_uimage, MAGIC};
+
 use crate::KexecError;
 
-pub const MAGIC: u32 = 0x2705_1956;
-const HEADER_LEN: usize = 64;
-const TYPE_KERNEL: u8 = 2;
 /// Larger payloads are refused rather than decompressed without end.
 const MAX_PAYLOAD: u64 = 128 << 20;
 
@@ -20,51 +20,22 @@ pub struct UImage<'a> {
     pub data: &'a [u8],
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-pub fn is_uimage(kernel: &[u8]) -> bool {
-    kernel.len() >= 4 && be32(kernel, 0) == MAGIC
-}
-
 /// Checks header and data checksums and that this is a kernel image.
 pub fn parse(image: &[u8]) -> Result<UImage<'_>, KexecError> {
     let bad = |m: String| KexecError::Malformed(format!("uImage: {m}"));
-    let header = image
-        .get(..HEADER_LEN)
-        .ok_or_else(|| bad(format!("{} bytes, shorter than its header", image.len())))?;
-    let mut zeroed = header.to_vec();
-    zeroed[4..8].fill(0);
-    if crc32(&zeroed) != be32(header, 4) {
-        return Err(bad("header checksum mismatch".into()));
-    }
-    let size = be32(header, 12) as usize;
-    let data = image
-        .get(HEADER_LEN..)
-        .and_then(|d| d.get(..size))
-        .ok_or_else(|| bad(format!("payload of {size} bytes runs past the end")))?;
-    if crc32(data) != be32(header, 24) {
-        return Err(bad("payload checksum mismatch".into()));
-    }
-    if header[30] != TYPE_KERNEL {
+    let (header, data) = liminix_uimage::read(image).map_err(|e| bad(e.to_string()))?;
+    if header.kind != TYPE_KERNEL {
         return Err(bad(format!(
-            "image type {} is not a kernel (2)",
-            header[30]
+            "image type {} is not a kernel ({TYPE_KERNEL})",
+            header.kind
         )));
     }
     Ok(UImage {
-        load: be32(header, 16),
-        entry: be32(header, 20),
-        compression: header[31],
+        load: header.load,
+        entry: header.entry,
+        compression: header.compression,
         data,
     })
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = flate2::Crc::new();
-    c.update(data);
-    c.sum()
 }
 
 impl UImage<'_> {
