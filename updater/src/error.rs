@@ -75,8 +75,6 @@ pub enum AgentError {
     #[error(transparent)]
     Trial(#[from] crate::trial::TrialError),
     #[error(transparent)]
-    GenerationTrial(#[from] crate::closure::trial::TrialError),
-    #[error(transparent)]
     BtrfsRoot(#[from] crate::btrfs_root::BtrfsRootError),
 }
 
@@ -239,7 +237,6 @@ impl AgentError {
             AgentError::Levitate(e) => e.kind(),
             AgentError::Kexec(e) => kexec_kind(e),
             AgentError::Trial(e) => e.kind(),
-            AgentError::GenerationTrial(e) => e.kind(),
             AgentError::BtrfsRoot(e) => e.kind(),
         }
     }

@@ -27,7 +27,7 @@ pub struct Status {
     pub ab: Option<crate::ab::AbSection>,
     /// Writable-root boards: a generation running on trial, or one whose trial failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trial: Option<crate::closure::trial::TrialState>,
+    pub trial: Option<crate::trial::generation::TrialState>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,7 +74,7 @@ pub fn status(root: &DeviceRoot) -> Result<Status> {
         },
         previous_boot,
         ab: crate::ab::AbSection::read(root),
-        trial: crate::closure::trial::state(root),
+        trial: crate::trial::generation::state(root),
     })
 }
 
@@ -135,7 +135,7 @@ pub fn render(s: &Status) -> String {
         out.push_str(&ab.render());
     }
     if let Some(t) = &s.trial {
-        out.push_str(&crate::closure::trial::render(t));
+        out.push_str(&crate::trial::generation::render(t));
     }
     out
 }

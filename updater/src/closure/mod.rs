@@ -10,7 +10,6 @@ pub mod patch;
 pub mod receive;
 pub mod rollback;
 pub mod store;
-pub mod trial;
 
 #[cfg(test)]
 mod tests;

@@ -74,7 +74,7 @@ pub fn receive(
 }
 
 /// [`receive`] for `--try`: the generation is installed and recorded but not made current; the
-/// caller boots it once ([`crate::closure::trial`]).
+/// caller boots it once ([`crate::trial::generation`]).
 pub fn receive_for_trial(
     root: &DeviceRoot,
     input: &mut dyn Read,

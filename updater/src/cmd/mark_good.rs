@@ -36,7 +36,7 @@ pub fn run(g: &Global, a: &MarkGoodArgs) -> Result<()> {
         return nor_trial(g, a, &root, &id);
     }
     // A trial boot of a generation (`receive --try`) is confirmed by making it current.
-    if let Some(generation) = liminix_agent::closure::trial::booted_trial(&root) {
+    if let Some(generation) = liminix_agent::trial::generation::booted_trial(&root) {
         return crate::cmd::trial_good::run(g, &root, generation, a);
     }
     let mut board = ab::load_slot_layout(&root)?.ok_or_else(|| {

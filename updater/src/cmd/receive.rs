@@ -5,10 +5,10 @@ use liminix_agent::closure::activate;
 use liminix_agent::closure::receive::{
     dry_run, receive, receive_for_trial, Events, ReceiveOptions,
 };
-use liminix_agent::closure::trial;
 use liminix_agent::error::Result;
 use liminix_agent::error::UsageError;
 use liminix_agent::root::DeviceRoot;
+use liminix_agent::trial::generation as trial;
 use liminix_bundle::wire::{AgentEvent, PROTOCOL};
 
 use crate::cli::Global;

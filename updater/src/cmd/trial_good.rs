@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use liminix_agent::ab::{health, HealthConfig};
-use liminix_agent::closure::trial;
 use liminix_agent::error::Result;
 use liminix_agent::root::DeviceRoot;
+use liminix_agent::trial::generation as trial;
 
 use crate::cli::Global;
 use crate::cmd::mark_good::MarkGoodArgs;

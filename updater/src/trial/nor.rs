@@ -21,7 +21,7 @@ use liminix_recovery::trial::{self as initramfs, TrialParts, DESCRIPTION, IMAGE,
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{marker, TrialError, ID_LEN, MARKER};
+use super::{marker, with_marker, TrialError, ID_LEN};
 use crate::apply::image::{self, ImageReport, Job};
 use crate::apply::{checks, ApplyError, RealDevices, StagedFile};
 use crate::error::{AgentError, Result};
@@ -171,7 +171,7 @@ fn load_staged(
     // The archive in the kernel's hands, then unpacked, then moved to the trial's tmpfs.
     let needed = (archive.len() as u64).saturating_mul(3);
     crate::levitate::check_ram(root, needed)?;
-    let command_line = format!("{cmdline} {MARKER}{id}").trim().to_owned();
+    let command_line = with_marker(cmdline, &id);
     let spec = liminix_kexec::BootSpec {
         kernel,
         initramfs: Some(archive.clone()),

@@ -8,7 +8,6 @@
 //! boot after a failed trial can say which generation did not come up.
 
 use std::fs;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -18,8 +17,8 @@ use crate::error::{AgentError, Result};
 use crate::root::DeviceRoot;
 use crate::staging::{sync_dir, write_atomic};
 
-/// The command-line word that marks a trial boot of a generation.
-pub const MARKER: &str = "liminix.trial";
+use super::{marker, with_marker, TrialError};
+
 /// The kernel the trial boots by default: the running system's, where Liminix's extlinux boot
 /// files put it.
 pub const DEFAULT_KERNEL: &str = "/boot/kernel";
@@ -30,41 +29,6 @@ const KEXEC_LOADED: &str = "/sys/kernel/kexec_loaded";
 const KEXEC_DISABLED: &str = "/proc/sys/kernel/kexec_load_disabled";
 /// The record of a trial under way, in the generations directory.
 const RECORD: &str = "trial";
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrialError {
-    #[error("--try needs kexec, and this kernel has none ({0} is missing): install without --try")]
-    NoKexec(PathBuf),
-    #[error("--try needs kexec, and it is disabled ({0} reads 1 until the next boot)")]
-    KexecDisabled(PathBuf),
-    #[error(
-        "--try boots the running kernel again, and {path} cannot be read (give --kernel FILE)"
-    )]
-    NoKernel {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("--try: {0}")]
-    Kernel(#[source] liminix_kexec::KexecError),
-    #[error("generation {booted} is on trial, but {record} names generation {recorded}")]
-    Mismatch {
-        booted: u32,
-        recorded: String,
-        record: PathBuf,
-    },
-}
-
-impl TrialError {
-    pub fn kind(&self) -> liminix_bundle::wire::ErrorKind {
-        use liminix_bundle::wire::ErrorKind;
-        match self {
-            TrialError::NoKexec(_) | TrialError::KexecDisabled(_) => ErrorKind::Device,
-            TrialError::NoKernel { .. } | TrialError::Kernel(_) => ErrorKind::Usage,
-            TrialError::Mismatch { .. } => ErrorKind::State,
-        }
-    }
-}
 
 /// The kernel and initramfs a trial boots, read and checked before anything is installed.
 pub struct Prepared {
@@ -95,10 +59,11 @@ pub fn prepare(
         return Err(TrialError::KexecDisabled(disabled).into());
     }
     let kernel_path = kernel.unwrap_or(DEFAULT_KERNEL).to_owned();
-    let bytes = read_device_file(root, &kernel_path).map_err(|source| TrialError::NoKernel {
-        path: kernel_path.clone(),
-        source,
-    })?;
+    let bytes =
+        read_device_file(root, &kernel_path).map_err(|source| TrialError::KernelUnreadable {
+            path: kernel_path.clone(),
+            source,
+        })?;
     liminix_kexec::detect(&bytes).map_err(TrialError::Kernel)?;
     let initramfs = match initramfs {
         Some(p) => Some(read_device_file(root, p).map_err(AgentError::io("reading", p))?),
@@ -115,21 +80,6 @@ fn read_device_file(root: &DeviceRoot, path: &str) -> std::io::Result<Vec<u8>> {
     fs::read(root.resolve(path)?)
 }
 
-/// The running command line without any trial marker, then the marker for `generation`.
-pub fn command_line(running: &str, generation: u32) -> String {
-    let mut words: Vec<&str> = running
-        .split_whitespace()
-        .filter(|w| marker_value(w).is_none())
-        .collect();
-    let marker = format!("{MARKER}={generation}");
-    words.push(&marker);
-    words.join(" ")
-}
-
-fn marker_value(word: &str) -> Option<&str> {
-    word.strip_prefix(MARKER)?.strip_prefix('=')
-}
-
 /// Records the trial of `generation` and loads the kernel for it; the caller starts it with
 /// [`start`] once the client has been told. A kernel that refuses the image leaves no record.
 pub fn load(root: &DeviceRoot, generation: u32, p: &Prepared) -> Result<liminix_kexec::Loaded> {
@@ -137,7 +87,7 @@ pub fn load(root: &DeviceRoot, generation: u32, p: &Prepared) -> Result<liminix_
     let spec = liminix_kexec::BootSpec {
         kernel: p.kernel.clone(),
         initramfs: p.initramfs.clone(),
-        command_line: command_line(&running, generation),
+        command_line: with_marker(&running, &generation.to_string()),
     };
     let gens = Generations::new(root);
     let record = gens.dir().join(RECORD);
@@ -168,10 +118,7 @@ pub fn start(root: &DeviceRoot, generation: u32, loaded: liminix_kexec::Loaded) 
 /// The generation this boot is a trial of (`liminix.trial=N` on `ROOT/proc/cmdline`).
 pub fn booted_trial(root: &DeviceRoot) -> Option<u32> {
     let cmdline = fs::read_to_string(root.cmdline()).ok()?;
-    cmdline
-        .split_whitespace()
-        .find_map(marker_value)
-        .and_then(|v| v.parse().ok())
+    marker(&cmdline)?.parse().ok()
 }
 
 /// What `mark-good` did on a trial boot.
@@ -268,15 +215,6 @@ pub fn render(t: &TrialState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_marker_replaces_an_earlier_one() {
-        assert_eq!(
-            command_line("console=ttyS0 liminix.trial=3 quiet", 4),
-            "console=ttyS0 quiet liminix.trial=4"
-        );
-        assert_eq!(command_line("", 1), "liminix.trial=1");
-    }
 
     #[test]
     fn trial_boot_failed_trial_and_confirmation() {
