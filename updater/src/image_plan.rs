@@ -86,7 +86,7 @@ pub fn plan(root: &DeviceRoot, input: &mut dyn Read, bundle_bytes: u64) -> Resul
         .collect::<Result<Vec<_>>>()?;
     // A patch whose base the flash does not hold is refused before anything is sent, so that
     // the sender can send the whole image instead.
-    crate::apply::patch::check_bases(&board, m, &mut crate::apply::RealDevices::new(root))?;
+    crate::apply::patch::check_bases(root, &board, m, &mut crate::apply::RealDevices::new(root))?;
     let levitate = images.iter().any(|i| i.in_use_by.is_some());
     let needs = match levitate {
         true => ram_needs(root, m, bundle_bytes)?,
