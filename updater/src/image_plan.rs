@@ -120,6 +120,16 @@ fn planned(
     board: &Board,
     image: &liminix_bundle::ImageEntry,
 ) -> Result<PlannedImage> {
+    let image_words = |in_use_by| PlannedImage {
+        image: image.name.clone(),
+        target: image.target.clone(),
+        bytes: image.size,
+        in_use_by,
+    };
+    // A/B boards write the slot that is not running: nothing reads it.
+    if board.strategy.is_ab() {
+        return Ok(image_words(None));
+    }
     let resolved = board
         .resolve(&image.name, None)
         .map_err(crate::apply::ApplyError::from)?;
@@ -133,12 +143,7 @@ fn planned(
         // A UBI volume is swapped in by a rename: never written under its reader.
         Place::Ubi { .. } => None,
     };
-    Ok(PlannedImage {
-        image: image.name.clone(),
-        target: image.target.clone(),
-        bytes: image.size,
-        in_use_by,
-    })
+    Ok(image_words(in_use_by))
 }
 
 /// The bundle, the staged images and the maintenance root as `levitate` would make it now.

@@ -16,6 +16,10 @@ use crate::error::{AgentError, Result};
 /// Opens the current contents of an image's target, front to back.
 pub trait ImageBases {
     fn open(&mut self, image: &ImageEntry) -> Result<Box<dyn Read + '_>>;
+    /// Where `image`'s base is read, in words for errors.
+    fn place(&mut self, image: &ImageEntry) -> String {
+        image.target.clone()
+    }
 }
 
 /// The targets of a `raw` or `ubi` board, through [`Devices`].

@@ -36,7 +36,7 @@ pub fn reader<'b, R: Read>(
         let e = "the patch's header differs from the signed manifest";
         return Err(bad(std::io::Error::other(e)).into());
     }
-    let target = image.target.clone();
+    let target = bases.place(image);
     let mismatch = |source| ApplyError::BaseMismatch {
         image: image.name.clone(),
         target: target.clone(),
@@ -56,9 +56,10 @@ pub fn check_manifest_base(image: &ImageEntry, bases: &mut dyn ImageBases) -> Re
     let Some(base) = &image.base else {
         return Ok(());
     };
+    let target = bases.place(image);
     let mismatch = |source| ApplyError::BaseMismatch {
         image: image.name.clone(),
-        target: image.target.clone(),
+        target: target.clone(),
         source,
     };
     let mut hash = HashSink::default();

@@ -94,6 +94,13 @@ impl<D: SlotDevices> SlotBases<'_, D> {
 }
 
 impl<D: SlotDevices> ImageBases for SlotBases<'_, D> {
+    fn place(&mut self, image: &ImageEntry) -> String {
+        match self.target(image) {
+            Ok((target, booted)) => describe(&target, booted),
+            Err(_) => image.target.clone(),
+        }
+    }
+
     fn open(&mut self, image: &ImageEntry) -> Result<Box<dyn Read + '_>> {
         let (target, booted) = self.target(image)?;
         let words = describe(&target, booted);
