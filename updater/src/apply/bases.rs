@@ -95,7 +95,7 @@ impl<'a> FlashReader<'a> {
         if self.skip == 0 {
             return Ok(self.end);
         }
-        while self.at < self.end && self.at % self.skip == 0 {
+        while self.at < self.end && self.at.is_multiple_of(self.skip) {
             if !self.flash.is_bad(self.at).map_err(io::Error::other)? {
                 break;
             }

@@ -48,7 +48,7 @@ enum Running<'a> {
         root: &'a DeviceRoot,
         board: &'a Board,
     },
-    Known(SlotLayout, Slot),
+    Known(Box<SlotLayout>, Slot),
 }
 
 impl<'a> SlotBases<'a, RealSlotDevices<'a>> {
@@ -65,7 +65,7 @@ impl<D: SlotDevices> SlotBases<'_, D> {
     /// `booted` of `layout`, opened through `devices`.
     pub fn new(layout: SlotLayout, booted: Slot, devices: D) -> Self {
         SlotBases {
-            running: Running::Known(layout, booted),
+            running: Running::Known(Box::new(layout), booted),
             devices,
         }
     }
@@ -75,7 +75,7 @@ impl<D: SlotDevices> SlotBases<'_, D> {
         if let Running::Unread { root, board } = self.running {
             let l = layout(root, board)?;
             let booted = booted_slot(root, &l).map_err(ApplyError::from)?;
-            self.running = Running::Known(l, booted);
+            self.running = Running::Known(Box::new(l), booted);
         }
         let Running::Known(l, booted) = &self.running else {
             unreachable!("read above")
