@@ -32,7 +32,8 @@ pub enum BaseDev<'a> {
 
 /// Opens the targets of the running slot (the real devices, or simulators in tests).
 pub trait SlotDevices {
-    fn open(&mut self, target: &Target) -> Result<BaseDev<'_>>;
+    /// `None`: the target holds nothing to patch (a UBI partition nobody attached).
+    fn open(&mut self, target: &Target) -> Result<Option<BaseDev<'_>>>;
 }
 
 /// The running slot's images as the bases of image patches.
@@ -104,17 +105,18 @@ impl<D: SlotDevices> ImageBases for SlotBases<'_, D> {
     fn open(&mut self, image: &ImageEntry) -> Result<Box<dyn Read + '_>> {
         let (target, booted) = self.target(image)?;
         let words = describe(&target, booted);
-        match self.devices.open(&target)? {
+        let no_base = || ApplyError::NoBase {
+            image: image.name.clone(),
+            target: words.clone(),
+        };
+        match self.devices.open(&target)?.ok_or_else(no_base)? {
             BaseDev::Flash(flash) => Ok(Box::new(FlashReader::new(flash))),
             BaseDev::File(file) => Ok(Box::new(file)),
             BaseDev::Volume { ubi, name } => {
                 let vol = ubi
                     .volume_by_name(&name)
                     .map_err(|e| device(&words, e))?
-                    .ok_or_else(|| ApplyError::NoBase {
-                        image: image.name.clone(),
-                        target: words.clone(),
-                    })?;
+                    .ok_or_else(no_base)?;
                 Ok(ubi.open_read(vol.id).map_err(|e| device(&words, e))?)
             }
         }
@@ -161,10 +163,10 @@ impl<'a> RealSlotDevices<'a> {
         RealSlotDevices { root, open: None }
     }
 
-    fn opened(&self, t: &Target) -> Result<Opened, ApplyError> {
+    fn opened(&self, t: &Target) -> Result<Option<Opened>, ApplyError> {
         let root = self.root;
         let words = at(t);
-        Ok(match t {
+        Ok(Some(match t {
             Target::Mtd { name } => {
                 let path = crate::ab::devices::device_path(root, &format!("mtd:{name}"))?;
                 Opened::Flash(MtdFlash::open(&path, false).map_err(|e| device(&words, e))?)
@@ -183,32 +185,35 @@ impl<'a> RealSlotDevices<'a> {
                 let mtd = liminix_mtd::sysfs::find_by_name(root.dir(), partition)
                     .map_err(|e| device(&spec, e))?
                     .index;
-                let num = super::targets::attached_ubi(root, mtd)
-                    .map_err(|e| device(&spec, e))?
-                    .ok_or_else(|| ApplyError::NotAttached {
-                        partition: partition.clone(),
-                        mtd,
-                    })?;
+                // The kernel attaches the UBI partition it booted from; unattached, the slot
+                // was not booted from it and holds no base.
+                let found = super::targets::attached_ubi(root, mtd);
+                let Some(num) = found.map_err(|e| device(&spec, e))? else {
+                    return Ok(None);
+                };
                 let dev = UbiDev::open(root.dir(), num).map_err(|e| device(&spec, e))?;
                 Opened::Ubi(dev, volume.clone())
             }
-        })
+        }))
     }
 }
 
 impl SlotDevices for RealSlotDevices<'_> {
-    fn open(&mut self, target: &Target) -> Result<BaseDev<'_>> {
+    fn open(&mut self, target: &Target) -> Result<Option<BaseDev<'_>>> {
         // One target at a time: the previous one is closed first.
         self.open = None;
-        let opened = self.open.insert(self.opened(target)?);
-        Ok(match opened {
+        let Some(opened) = self.opened(target)? else {
+            return Ok(None);
+        };
+        let opened = self.open.insert(opened);
+        Ok(Some(match opened {
             Opened::Flash(f) => BaseDev::Flash(f),
             Opened::File(f) => BaseDev::File(f),
             Opened::Ubi(dev, name) => BaseDev::Volume {
                 ubi: dev,
                 name: name.clone(),
             },
-        })
+        }))
     }
 }
 

@@ -24,21 +24,25 @@ struct Sims {
 }
 
 impl SlotDevices for &mut Sims {
-    fn open(&mut self, target: &Target) -> Result<BaseDev<'_>> {
+    fn open(&mut self, target: &Target) -> Result<Option<BaseDev<'_>>> {
         let gone = || ApplyError::Device {
             target: format!("{target:?}"),
             source: "not simulated".into(),
         };
-        Ok(match target {
+        Ok(Some(match target {
             Target::Mtd { name } => BaseDev::Flash(self.flash.get_mut(name).ok_or_else(gone)?),
             Target::UbiPartition {
                 partition, volume, ..
-            } => BaseDev::Volume {
-                ubi: self.ubi.get_mut(partition).ok_or_else(gone)?,
-                name: volume.clone(),
+            } => match self.ubi.get_mut(partition) {
+                // As on the device: a partition nobody attached has no volumes to read.
+                None => return Ok(None),
+                Some(ubi) => BaseDev::Volume {
+                    ubi,
+                    name: volume.clone(),
+                },
             },
             _ => return Err(gone().into()),
-        })
+        }))
     }
 }
 
@@ -189,4 +193,8 @@ fn a_changed_running_slot_or_missing_volume_refuses_the_patch() {
         matches!(e, AgentError::Apply(ApplyError::NotSlotImage(_))),
         "{e}"
     );
+    s.ubi.remove("ubi_a");
+    let mut bases = SlotBases::new(layout(), Slot::A, &mut s);
+    let e = check_manifest_base(&entry("rootfs", &r), &mut bases).unwrap_err();
+    assert_eq!(e.exit_code(), 10, "unattached: no base, {e}");
 }
