@@ -7,11 +7,18 @@
 //! One run, seven boots, attempt budget 2:
 //! 1. A installs a good B.  2. U-Boot tries B; B passes its health check and runs
 //!    `mark-good`.  3. B again (confirmed, no trial).  4. B installs an A that never
-//!    confirms.  5., 6. U-Boot tries A twice: it panics, then powers off.  7. U-Boot falls back to B,
-//!    whose agent reports the rollback in `status`.
+//!    confirms, from a signed bundle that carries it as an image patch against the image B
+//!    runs (`liminix-pack bundle --delta-base`); a patch against what slot A held is refused
+//!    first (`base_mismatch`, exit 10).  5., 6. U-Boot tries A twice: it panics, then powers
+//!    off.  7. U-Boot falls back to B, whose agent reports the rollback in `status`.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
+use liminix_tests::device::pack_binary;
+use liminix_tests::lab::text;
+use liminix_vm::arm::ssh::{BOARD, BOARD_TOML};
 use liminix_vm::arm::{ArmBed, Variant};
 
 const ATTEMPTS: u8 = 2;
@@ -78,6 +85,64 @@ fn install_step(sha: &str) -> String {
     )
 }
 
+/// The build host's side of step 4: a signing key, the board file and patch bundles.
+struct Packer {
+    dir: tempfile::TempDir,
+}
+
+impl Packer {
+    fn new() -> Packer {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(pack_binary())
+            .args(["keygen", "--secret"])
+            .arg(dir.path().join("build.sec"))
+            .arg("--public")
+            .arg(dir.path().join("build.pub"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "keygen: {}", text(&o));
+        std::fs::write(dir.path().join("board.toml"), BOARD_TOML).unwrap();
+        Packer { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `liminix-pack bundle` of `image` as a patch against `base`.
+    fn patch(&self, image: &Path, base: &Path, name: &str) -> PathBuf {
+        let out = self.path(name);
+        let o = Command::new(pack_binary())
+            .arg("bundle")
+            .arg("--key")
+            .arg(self.path("build.sec"))
+            .args(["--board", BOARD, "--epoch", "2", "--board-file"])
+            .arg(self.path("board.toml"))
+            .arg("--image")
+            .arg(format!("kernel={}", image.display()))
+            .arg("--delta-base")
+            .arg(format!("kernel={}", base.display()))
+            .arg("--out")
+            .arg(&out)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "liminix-pack bundle: {}", text(&o));
+        out
+    }
+}
+
+/// Step 4's guest side: the board files `apply` checks a bundle against (this bed's slots
+/// have only ab.json), the patch against slot A's old image refused, the one against B's
+/// applied.
+const PATCH_STEP: &str = "mkdir -p /etc/liminix/trusted-keys\n\
+cp /boot/board.toml /etc/liminix/board.toml\n\
+cp /boot/build.pub /etc/liminix/trusted-keys/build.pub\n\
+echo qemu-arm-ab > /etc/liminix/board\n\
+liminix-agent apply /boot/wrong.bnd; echo \"AB-WRONG-BASE rc=$?\"\n\
+liminix-agent apply /boot/patch.bnd && echo AB-APPLIED\n\
+rm -f /boot/patch.bnd /boot/wrong.bnd\n";
+
 const STATUS_STEP: &str = "echo \"AB-STATUS $(liminix-agent --json status | tr -d '\\n ')\"\n";
 
 #[test]
@@ -128,14 +193,33 @@ fn uboot_ab_good_update_stays_and_unconfirmed_update_rolls_back() {
         ],
     );
 
-    // 4. B installs an A that never confirms.
+    // 4. B installs an A that never confirms, as a patch against the image B runs; a
+    // patch against slot A's old image (the slot written, not the one running) is refused.
     let bad = bed.slot_image(Variant::Bad, "a-bad", ATTEMPTS).unwrap();
-    bed.put_boot_file(&bad.path, "new.img").unwrap();
-    boot(
+    let packer = Packer::new();
+    let old_a = packer.path("a-1.img");
+    std::fs::write(&old_a, bed.slot_bytes(0).unwrap()).unwrap();
+    let patch = packer.patch(&bad.path, &b.path, "patch.bnd");
+    let wrong = packer.patch(&bad.path, &old_a, "wrong.bnd");
+    for (host, name) in [
+        (&patch, "patch.bnd"),
+        (&wrong, "wrong.bnd"),
+        (&packer.path("board.toml"), "board.toml"),
+        (&packer.path("build.pub"), "build.pub"),
+    ] {
+        bed.put_boot_file(host, name).unwrap();
+    }
+    let con = boot(
         &bed,
-        &install_step(&bad.sha256),
-        &["AB-GUEST version=b-2", "AB-APPLIED"],
+        PATCH_STEP,
+        &[
+            "AB-GUEST version=b-2",
+            "AB-WRONG-BASE rc=10",
+            "running slot b",
+            "AB-APPLIED",
+        ],
     );
+    assert!(con.contains("does not hold"), "{con}");
     assert_eq!(
         bed.slot_bytes(0).unwrap(),
         std::fs::read(&bad.path).unwrap()

@@ -86,7 +86,7 @@ pub fn plan(root: &DeviceRoot, input: &mut dyn Read, bundle_bytes: u64) -> Resul
         .collect::<Result<Vec<_>>>()?;
     // A patch whose base the flash does not hold is refused before anything is sent, so that
     // the sender can send the whole image instead.
-    crate::apply::patch::check_bases(&board, m, &mut crate::apply::RealDevices::new(root))?;
+    crate::apply::patch::check_bases(root, &board, m, &mut crate::apply::RealDevices::new(root))?;
     let levitate = images.iter().any(|i| i.in_use_by.is_some());
     let needs = match levitate {
         true => ram_needs(root, m, bundle_bytes)?,
@@ -120,6 +120,16 @@ fn planned(
     board: &Board,
     image: &liminix_bundle::ImageEntry,
 ) -> Result<PlannedImage> {
+    let image_words = |in_use_by| PlannedImage {
+        image: image.name.clone(),
+        target: image.target.clone(),
+        bytes: image.size,
+        in_use_by,
+    };
+    // A/B boards write the slot that is not running: nothing reads it.
+    if board.strategy.is_ab() {
+        return Ok(image_words(None));
+    }
     let resolved = board
         .resolve(&image.name, None)
         .map_err(crate::apply::ApplyError::from)?;
@@ -133,12 +143,7 @@ fn planned(
         // A UBI volume is swapped in by a rename: never written under its reader.
         Place::Ubi { .. } => None,
     };
-    Ok(PlannedImage {
-        image: image.name.clone(),
-        target: image.target.clone(),
-        bytes: image.size,
-        in_use_by,
-    })
+    Ok(image_words(in_use_by))
 }
 
 /// The bundle, the staged images and the maintenance root as `levitate` would make it now.

@@ -102,7 +102,7 @@ impl Flash for BlockFlash {
 }
 
 /// Resolves `mtd:NAME` (sysfs below the root) or a device path.
-fn device_path(root: &DeviceRoot, spec: &str) -> Result<PathBuf, AbError> {
+pub(crate) fn device_path(root: &DeviceRoot, spec: &str) -> Result<PathBuf, AbError> {
     if spec.starts_with("mtd:") {
         liminix_mtd::sysfs::resolve_device(root.dir(), spec).map_err(|source| {
             super::ConfigError::Partition {

@@ -14,7 +14,7 @@ use crate::staging::images::StagedFile;
 /// Attempts U-Boot gives a new slot when the board definition does not say.
 const UBOOT_ATTEMPTS: u8 = 3;
 
-fn role(name: &str) -> Result<ImageRole, ApplyError> {
+pub(super) fn role(name: &str) -> Result<ImageRole, ApplyError> {
     match name {
         "kernel" => Ok(ImageRole::Kernel),
         "rootfs" => Ok(ImageRole::Rootfs),
@@ -95,6 +95,14 @@ pub fn ab_board(root: &DeviceRoot, b: &Board) -> Result<SlotLayout, ApplyError> 
     })
 }
 
+/// The slot layout of the device: its `ab.json` if it has one, else derived from `b`.
+pub fn layout(root: &DeviceRoot, b: &Board) -> Result<SlotLayout, ApplyError> {
+    match ab::load_slot_layout(root)? {
+        Some(l) => Ok(l),
+        None => ab_board(root, b),
+    }
+}
+
 /// Installs the staged images into the other slot.
 pub fn install(
     root: &DeviceRoot,
@@ -102,10 +110,7 @@ pub fn install(
     staged: &[StagedFile],
     reboot: bool,
 ) -> Result<ab::InstallSummary, ApplyError> {
-    let board = match ab::load_slot_layout(root)? {
-        Some(board) => board,
-        None => ab_board(root, b)?,
-    };
+    let board = layout(root, b)?;
     let images = staged
         .iter()
         .map(|s| {

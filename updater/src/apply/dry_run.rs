@@ -61,7 +61,7 @@ pub fn dry_run(
     let board = checks::check_header(root, &header)?;
     let m = &header.manifest;
     let planned = super::planned(m);
-    super::patch::check_bases(&board, m, devices)?;
+    super::patch::check_bases(root, &board, m, devices)?;
     let images = if board.strategy.is_ab() {
         planned.iter().map(other_slot).collect()
     } else {

@@ -17,6 +17,7 @@ pub mod dry_run;
 mod error;
 pub mod image;
 pub mod patch;
+pub mod slot_bases;
 pub mod targets;
 
 use std::io::{BufReader, Read};
@@ -136,7 +137,8 @@ fn stage(
     }
     let staging = opts.staging.clone().unwrap_or_else(|| root.image_staging());
     if board.strategy.is_ab() {
-        return crate::staging::images::stage_images(input, m, &staging, &mut bases::NoBases);
+        let mut bases = slot_bases::SlotBases::on_device(root, board);
+        return crate::staging::images::stage_images(input, m, &staging, &mut bases);
     }
     let mut bases = bases::DeviceBases { board, devices };
     crate::staging::images::stage_images(input, m, &staging, &mut bases)

@@ -36,7 +36,7 @@ pub fn reader<'b, R: Read>(
         let e = "the patch's header differs from the signed manifest";
         return Err(bad(std::io::Error::other(e)).into());
     }
-    let target = image.target.clone();
+    let target = bases.place(image);
     let mismatch = |source| ApplyError::BaseMismatch {
         image: image.name.clone(),
         target: target.clone(),
@@ -56,9 +56,10 @@ pub fn check_manifest_base(image: &ImageEntry, bases: &mut dyn ImageBases) -> Re
     let Some(base) = &image.base else {
         return Ok(());
     };
+    let target = bases.place(image);
     let mismatch = |source| ApplyError::BaseMismatch {
         image: image.name.clone(),
-        target: image.target.clone(),
+        target: target.clone(),
         source,
     };
     let mut hash = HashSink::default();
@@ -92,13 +93,15 @@ impl std::io::Write for HashSink {
 /// Every image patch of `m` has its base on the device: else refused as `apply` would refuse it
 /// (`base_mismatch`), from the manifest alone.
 pub fn check_bases(
+    root: &crate::root::DeviceRoot,
     board: &liminix_boards::Board,
     m: &liminix_bundle::Manifest,
     devices: &mut dyn super::targets::Devices,
 ) -> Result<()> {
     let mut device_bases = super::bases::DeviceBases { board, devices };
+    let mut slot_bases = super::slot_bases::SlotBases::on_device(root, board);
     let bases: &mut dyn super::bases::ImageBases = match board.strategy.is_ab() {
-        true => &mut super::bases::NoBases,
+        true => &mut slot_bases,
         false => &mut device_bases,
     };
     for image in m.images.iter().filter(|i| i.base.is_some()) {

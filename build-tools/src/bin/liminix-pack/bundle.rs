@@ -32,7 +32,8 @@ pub struct ImageArgs {
     #[arg(long)]
     pub raw_images: bool,
     /// What the device holds now at image NAME's target (its current firmware partition, UBI
-    /// volume): the image is sent as a patch against it (repeatable)
+    /// volume; on A/B boards image NAME of the slot it runs): the image is sent as a patch
+    /// against it (repeatable)
     #[arg(long = "delta-base", value_name = "NAME=FILE")]
     pub delta_bases: Vec<ImageInput>,
 }
