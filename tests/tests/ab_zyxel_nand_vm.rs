@@ -16,6 +16,9 @@
 //!   before the attach, a volume too small on a partition someone else attached is
 //!   made again, and a partition holding other data is refused with the `ubiformat`
 //!   advice, which then works. Slot A's kernel and volume stay as they were throughout.
+//! * Image patches: with slot A running (its kernel on a partition with a bad block), the real
+//!   `liminix-agent apply` of a signed bundle patched against A's images writes slot B; one
+//!   patched against other images is refused (exit 10) with slot B untouched.
 
 use liminix_tests::ab_layout::zyxel_nandsim_ab_json;
 use liminix_tests::data::pattern;
@@ -290,4 +293,168 @@ echo "check3 rootfs=$(head -c {rl} /dev/ubi1_0 | sha) kernel=$(head -c {k2l} /de
     assert_eq!(field("check3", "rootfs"), sha(img("r")));
     assert_eq!(field("check3", "kernel"), sha(img("k2")));
     assert_eq!(field("check3", "slota_same"), "1");
+}
+
+/// Slot A's kernel partition with its third erase block bad (chip block 2): the raw writer
+/// passes over it, so the running kernel is not the partition's first bytes.
+const NANDSIM_AB_BAD: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=8,64,8,64,1 badblocks=2";
+
+/// `data` with a few bytes changed every 64 KiB: a rebuild that differs a little.
+fn edited(data: &[u8], salt: u8) -> Vec<u8> {
+    let mut d = data.to_vec();
+    for at in (1000..d.len()).step_by(64 << 10) {
+        d[at] ^= salt;
+    }
+    d
+}
+
+/// A signed bundle for `vm-ab-zyxel` of kernel and rootfs, each a patch against its base.
+fn patch_bundle(
+    dir: &std::path::Path,
+    key: &liminix_bundle::SecretKey,
+    out: &str,
+    images: [(&str, &str); 2],
+    bases: [&str; 2],
+) -> std::path::PathBuf {
+    use liminix_build_tools::images::ImageInput;
+    use liminix_build_tools::pack::{write_bundle, PackOptions};
+    let def = liminix_build_tools::liminix_boards::builtin("vm-ab-zyxel").unwrap();
+    let inputs: Vec<ImageInput> = images
+        .iter()
+        .zip(bases)
+        .map(|((name, file), base)| ImageInput {
+            name: (*name).into(),
+            file: dir.join(file),
+            base: Some(dir.join(base)),
+        })
+        .collect();
+    let opts = PackOptions {
+        store_root: std::path::Path::new("/nonexistent"),
+        toplevel: None,
+        board: "vm-ab-zyxel",
+        epoch: 0,
+        build_time: 1,
+        level: 19,
+        images: &inputs,
+        board_def: Some(&def),
+        raw_images: false,
+    };
+    let path = dir.join(out);
+    write_bundle(&opts, key, &path, &|_, _| {}).unwrap();
+    path
+}
+
+/// Image patches on the Zyxel layout, on real NAND and UBI drivers: slot A runs (kernel on a
+/// partition with a bad block, rootfs in its attached UBI volume); a signed bundle of patches
+/// against those two images is applied by `liminix-agent apply`, which reads the bases from
+/// slot A (passing over the bad block as the writer did) and writes slot B. A bundle patched
+/// against other images is refused first with exit 10, nothing written.
+#[test]
+fn zyxel_patch_bundle_is_applied_against_the_running_slot_on_nand() {
+    let (agent, _) = static_agent_with_ab_apply().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let key = liminix_bundle::SecretKey::generate();
+    let ka = pattern(20, 600 * 1024 + 5);
+    let ra = pattern(21, 1_000_000);
+    let (kb, rb) = (edited(&ka, 0x5a), edited(&ra, 0xa5));
+    let other = pattern(22, 600 * 1024 + 5);
+    for (name, data) in [
+        ("ka", &ka),
+        ("ra", &ra),
+        ("kb", &kb),
+        ("rb", &rb),
+        ("other", &other),
+    ] {
+        std::fs::write(dir.path().join(name), data).unwrap();
+    }
+    let patch = patch_bundle(
+        dir.path(),
+        &key,
+        "patch.bnd",
+        [("kernel", "kb"), ("rootfs", "rb")],
+        ["ka", "ra"],
+    );
+    let wrong = patch_bundle(
+        dir.path(),
+        &key,
+        "wrong.bnd",
+        [("kernel", "kb"), ("rootfs", "rb")],
+        ["other", "ra"],
+    );
+    let whole = (kb.len() + rb.len()) as u64;
+    let sent = std::fs::metadata(&patch).unwrap().len();
+    assert!(sent * 4 < whole, "patch bundle {sent} bytes for {whole}");
+    std::fs::write(dir.path().join("build.pub"), key.public().to_file_text()).unwrap();
+    let script = format!(
+        r#"
+exec 2>&1
+{NANDSIM_AB_BAD}
+modprobe ubi
+ln -s /bin/liminix-agent /bin/zyxel-bootconfig
+mkdir -p /etc/liminix/trusted-keys
+echo vm-ab-zyxel > /etc/liminix/board
+cp /img/board.toml /etc/liminix/board.toml
+cp /img/build.pub /etc/liminix/trusted-keys/
+zyxel-bootconfig /dev/mtd4 set-image-status 0 valid
+zyxel-bootconfig /dev/mtd4 set-active-image 0
+liminix-agent flashcp /img/ka /dev/mtd0
+ubiattach -m 1 -d 0 >/dev/null
+ubimkvol /dev/ubi0 -N rootfs -m >/dev/null
+ubiupdatevol /dev/ubi0_0 /img/ra
+sha() {{ sha256sum | cut -c1-64; }}
+slotb() {{ cat /dev/mtd2 /dev/mtd3 /dev/mtd4 | sha; }}
+echo "bed bad=$(cat /sys/class/mtd/mtd0/bad_blocks) straight=$(head -c {kal} /dev/mtd0 | sha)"
+b0=$(slotb)
+r=0; liminix-agent apply /img/wrong.bnd > /tmp/w 2>&1 || r=$?
+echo "wrong rc=$r slotb_same=$([ "$(slotb)" = "$b0" ] && echo 1 || echo 0)"
+echo "wrong-error $(tr '\n' ' ' < /tmp/w)"
+liminix-agent --json apply /img/patch.bnd > /tmp/p
+echo "applied $(tr -d '\n ' < /tmp/p)"
+ubiattach -m 3 -d 1 >/dev/null
+echo "slotb kernel=$(head -c {kbl} /dev/mtd2 | sha) rootfs=$(head -c {rbl} /dev/ubi1_0 | sha) bc=$(od -An -tx1 -N2 /dev/mtd4 | tr -d ' \n')"
+"#,
+        kal = ka.len(),
+        kbl = kb.len(),
+        rbl = rb.len(),
+    );
+    let out = VmBuilder::new()
+        .module("nandsim")
+        .module("ubi")
+        .file(&agent, "/bin/liminix-agent")
+        .host_tool("ubiattach")
+        .host_tool("ubimkvol")
+        .host_tool("ubiupdatevol")
+        .file(dir.path().join("ka"), "/img/ka")
+        .file(dir.path().join("ra"), "/img/ra")
+        .file(&patch, "/img/patch.bnd")
+        .file(&wrong, "/img/wrong.bnd")
+        .file(dir.path().join("build.pub"), "/img/build.pub")
+        .file(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../boards/devices/vm-ab-zyxel.toml"
+            ),
+            "/img/board.toml",
+        )
+        .append("bootImage=0")
+        .timeout(600)
+        .script(&script)
+        .run()
+        .unwrap();
+    out.assert_success();
+    let field = |p: &str, k: &str| out.require_field(p, k).to_owned();
+    // The bad block is real, and it is why the base must be read as the writer wrote it.
+    assert_eq!(field("bed", "bad"), "1");
+    assert_ne!(field("bed", "straight"), sha(&ka));
+    // Patched against a kernel slot A does not hold: exit 10, slot B and bootconfig as before.
+    assert_eq!(field("wrong", "rc"), "10", "{}", out.serial);
+    assert_eq!(field("wrong", "slotb_same"), "1");
+    let e = out.lines_starting("wrong-error").join("\n");
+    assert!(e.contains("running slot a"), "{e}");
+    let applied = doc(&out, "applied");
+    assert_eq!(applied["ab"]["from"], "a", "{applied}");
+    assert_eq!(applied["ab"]["to"], "b", "{applied}");
+    assert_eq!(field("slotb", "kernel"), sha(&kb));
+    assert_eq!(field("slotb", "rootfs"), sha(&rb));
+    assert_eq!(field("slotb", "bc"), "4800");
 }
