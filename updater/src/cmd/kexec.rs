@@ -123,7 +123,10 @@ fn report(g: &Global, loaded: &Loaded, load_only: bool) {
             );
         }
         eprintln!("  command line: {}", loaded.command_line);
-        if method == "kexec_load" && !segments.iter().any(|s| s.what == "device tree") {
+        let carried = |s: &liminix_kexec::Segment| {
+            s.what == "device tree" || s.what == liminix_kexec::mips_boot::WHAT
+        };
+        if method == "kexec_load" && !segments.iter().any(carried) {
             eprintln!(
                 "liminix-agent: warning: no ROOT/sys/firmware/fdt: the new kernel gets no command \
                  line or initramfs location from us (docs/kexec.md)"
