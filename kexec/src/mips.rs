@@ -174,7 +174,15 @@ pub fn finish(
         next = s.end()?;
         layout.segments.push(s);
     }
-    let boot = boot_arguments(ram, initrd, command_line, big_endian, next, layout.entry, page)?;
+    let boot = boot_arguments(
+        ram,
+        initrd,
+        command_line,
+        big_endian,
+        next,
+        layout.entry,
+        page,
+    )?;
     layout.entry = boot.address;
     layout.segments.push(boot);
     layout.check(ram)?;
@@ -194,7 +202,11 @@ fn boot_arguments(
 ) -> Result<Segment, KexecError> {
     let mut line = mips_boot::without_initrd_words(command_line);
     if let Some((start, end)) = initrd {
-        let words = format!("rd_start={:#x} rd_size={}", mips_boot::kseg0(start)?, end - start);
+        let words = format!(
+            "rd_start={:#x} rd_size={}",
+            mips_boot::kseg0(start)?,
+            end - start
+        );
         line = format!("{line} {words}").trim_start().to_owned();
     }
     let environment: Vec<String> = ram

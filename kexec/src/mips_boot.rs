@@ -105,10 +105,16 @@ pub fn segment(
         pointers.push(base.checked_add(offset).ok_or_else(too_long)?);
         strings.extend_from_slice(text.as_bytes());
         strings.push(0);
-        strings_at = strings_at.checked_add(text.len() + 1).ok_or_else(too_long)?;
+        strings_at = strings_at
+            .checked_add(text.len() + 1)
+            .ok_or_else(too_long)?;
     }
     let (argv, envp) = pointers.split_at(2);
-    let code = stub(kseg0(kernel_entry)?, base + argv_at as u32, base + envp_at as u32);
+    let code = stub(
+        kseg0(kernel_entry)?,
+        base + argv_at as u32,
+        base + envp_at as u32,
+    );
     let mut words: Vec<u32> = code;
     words.resize(VECTORS / 4, 0);
     words.extend(argv);

@@ -24,7 +24,16 @@ fn disassemble(dir: &Path, code: &[u8], big: bool) -> Vec<String> {
     };
     text(
         Command::new(tool)
-            .args(["-D", "-b", "binary", "-m", "mips:isa32r2", endian, "-M", "no-aliases"])
+            .args([
+                "-D",
+                "-b",
+                "binary",
+                "-m",
+                "mips:isa32r2",
+                endian,
+                "-M",
+                "no-aliases",
+            ])
             .arg(&path),
     )
     .lines()

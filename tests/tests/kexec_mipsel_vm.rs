@@ -41,14 +41,23 @@ fn mipsel_kexec_load_boots_the_vmlinux_with_a_new_initramfs_and_command_line() {
     assert_eq!(report["method"], "kexec_load", "{report}");
     assert_eq!(report["format"], "ELF", "{report}");
     let segments = report["segments"].as_array().unwrap();
-    let what: Vec<&str> = segments.iter().map(|s| s["what"].as_str().unwrap()).collect();
+    let what: Vec<&str> = segments
+        .iter()
+        .map(|s| s["what"].as_str().unwrap())
+        .collect();
     assert_eq!(what.last(), Some(&"boot arguments"), "{report}");
     assert!(what.contains(&"initramfs"), "{report}");
     let stub = segments.last().unwrap();
-    assert_eq!(report["entry"], stub["address"], "the stub is the entry: {report}");
+    assert_eq!(
+        report["entry"], stub["address"],
+        "the stub is the entry: {report}"
+    );
     let initramfs = segments.iter().find(|s| s["what"] == "initramfs").unwrap();
     let start = u64::from_str_radix(
-        initramfs["address"].as_str().unwrap().trim_start_matches("0x"),
+        initramfs["address"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
         16,
     )
     .unwrap();
