@@ -81,7 +81,7 @@ measured() {
   "$@" > /tmp/$tag.out & pid=$!
   hwm=0
   while kill -0 $pid 2>/dev/null; do
-    h=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' /proc/$pid/status 2>/dev/null || true)
+    h=$(awk '/^VmHWM:/ { print $2 }' /proc/$pid/status 2>/dev/null || true)
     [ -n "$h" ] && hwm=$h
     sleep 0.05
   done
@@ -210,10 +210,15 @@ fn image_patches(vm: VmBuilder, agent: &Path, label: &str) {
         out.elapsed.as_secs_f64()
     );
     for tag in ["nor-patch-cost", "ubi-patch-cost"] {
+        let hwm = out.require_field(tag, "vmhwm_kb");
         eprintln!(
-            "vm_apply_patch ({label}): {tag}: {} s, VmHWM {} kB",
+            "vm_apply_patch ({label}): {tag}: {} s, VmHWM {hwm} kB",
             out.require_field(tag, "seconds"),
-            out.require_field(tag, "vmhwm_kb")
+        );
+        assert!(
+            hwm.parse::<u64>().is_ok_and(|k| k > 0),
+            "{tag}: no VmHWM seen\n{}",
+            out.serial
         );
     }
     out.assert_success();
