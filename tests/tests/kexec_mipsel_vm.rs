@@ -3,7 +3,7 @@
 //! A uniprocessor Malta kernel built from Debian's source (`liminix_vm::malta`): the static
 //! mipsel agent lays out the same vmlinux, a new initramfs and its boot-argument stub for
 //! kexec_load, the second kernel boots, and its userland prints the command line it got — the
-//! agent's, with the initramfs words the stub added. Debian's own 4kc-malta kernel is an SMP
+//! agent's, with the initramfs words the stub added — and the RAM size the stub passed. Debian's own 4kc-malta kernel is an SMP
 //! build and refuses every kexec image in machine_kexec_prepare (docs/kexec.md): what a user of
 //! that kernel sees is asserted too. Real: QEMU (TCG), the kernels' kexec_load, Debian's kprobes.
 
@@ -24,6 +24,7 @@ fn mipsel_kexec_load_boots_the_vmlinux_with_a_new_initramfs_and_command_line() {
     let agent = built_agent("mipsel-unknown-linux-gnu").unwrap_or_else(|e| panic!("{e}"));
     let out = VmBuilder::mipsel()
         .kernel(kernel.clone())
+        .memory_mb(256)
         .file(agent, "/bin/liminix-agent")
         .file(&kernel.image, "/k/vmlinux")
         .file(second_initramfs(&debian.busybox, dir.path()), "/k/second.cpio")
@@ -67,6 +68,16 @@ fn mipsel_kexec_load_boots_the_vmlinux_with_a_new_initramfs_and_command_line() {
         initramfs["bytes"]
     );
     assert_eq!(second_cmdline(&out), expected, "{}", out.serial);
+    // The memsize the stub passed: the second kernel sees the guest's 256 MiB, not Malta's
+    // 32 MiB default for a firmware that names none.
+    let second = out.serial.split("KEXEC-BEGIN").nth(1).unwrap_or_default();
+    assert!(
+        second
+            .lines()
+            .any(|l| l.starts_with("Memory: ") && l.contains("/262144K available")),
+        "{}",
+        out.serial
+    );
 }
 
 #[test]
