@@ -29,6 +29,9 @@ APT_PACKAGES=(
   # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)
   bison flex bc make libssl-dev libgnutls28-dev uuid-dev dpkg-dev
+  # Debian's kernel source, from which tests/vm/build-malta-kernel.sh builds the uniprocessor
+  # Malta kernel of the mipsel kexec test (with gcc-mipsel-linux-gnu, bison, flex, bc from above)
+  linux-source-6.1
   # ubi_reader (below) comes from PyPI
   python3-pip
   # misc

@@ -12,6 +12,7 @@ mod chosen;
 mod error;
 pub mod iomem;
 pub mod mips;
+pub mod mips_boot;
 pub mod segments;
 pub mod syscalls;
 pub mod uimage;
@@ -157,6 +158,7 @@ pub fn plan(root: &Path, spec: &BootSpec, format: KernelFormat) -> Result<Layout
                 initramfs,
                 dtb.as_deref(),
                 &spec.command_line,
+                cfg!(target_endian = "big"),
                 page,
             )
         }

@@ -1,12 +1,13 @@
 //! MIPS kernels for `kexec_load`: an ELF vmlinux (32-bit, either endian) whose PT_LOAD
 //! segments go to their physical addresses, or the legacy uImage a router's firmware
 //! partition starts with (one payload at its load address). The command line and initramfs
-//! travel in a device tree segment, which kernels built with UHI boot support receive as
-//! a0 = -2, a1 = the tree (docs/kexec.md: which kernels read it).
+//! travel twice: in a device tree segment, which kernels built with UHI boot support receive as
+//! a0 = -2, a1 = the tree, and as firmware-style argc/argv/envp that [`mips_boot`]'s stub hands
+//! to every other kernel (docs/kexec.md: which kernels read which).
 
 use crate::iomem::Ram;
 use crate::segments::{align_up, Layout, Segment};
-use crate::{chosen, uimage, KexecError};
+use crate::{chosen, mips_boot, uimage, KexecError};
 
 const PT_LOAD: u32 = 1;
 const EM_MIPS: u16 = 8;
@@ -136,14 +137,17 @@ pub fn uimage_segments(kernel: &[u8], page: u64) -> Result<Layout, KexecError> {
     })
 }
 
-/// Adds the initramfs and, with the running device tree, a tree carrying the command line and
-/// the initramfs, above the kernel's highest segment; checks the whole against `ram`.
+/// Adds the initramfs, with the running device tree a tree carrying the command line and the
+/// initramfs (for UHI kernels), and the firmware-style boot arguments with the stub that passes
+/// them (for the others), above the kernel's highest segment; checks the whole against `ram`.
+/// The stub becomes the entry point; it is written in the byte order `big_endian` says.
 pub fn finish(
     mut layout: Layout,
     ram: &[Ram],
     initramfs: Option<&[u8]>,
     dtb: Option<&[u8]>,
     command_line: &str,
+    big_endian: bool,
     page: u64,
 ) -> Result<Layout, KexecError> {
     let mut next = 0;
@@ -166,10 +170,56 @@ pub fn finish(
     if let Some(blob) = dtb {
         let blob = chosen::edit(blob, command_line, initrd)?;
         let len = blob.len() as u64;
-        layout
-            .segments
-            .push(Segment::new("device tree", blob, next, len, page)?);
+        let s = Segment::new("device tree", blob, next, len, page)?;
+        next = s.end()?;
+        layout.segments.push(s);
     }
+    let boot = boot_arguments(
+        ram,
+        initrd,
+        command_line,
+        big_endian,
+        next,
+        layout.entry,
+        page,
+    )?;
+    layout.entry = boot.address;
+    layout.segments.push(boot);
     layout.check(ram)?;
     Ok(layout)
+}
+
+/// The command line with the initramfs as `rd_start=`/`rd_size=` (how Malta's and other
+/// firmware-argument kernels find it), and `memsize` from the RAM's extent.
+fn boot_arguments(
+    ram: &[Ram],
+    initrd: Option<(u64, u64)>,
+    command_line: &str,
+    big_endian: bool,
+    address: u64,
+    kernel_entry: u64,
+    page: u64,
+) -> Result<Segment, KexecError> {
+    let mut line = mips_boot::without_initrd_words(command_line);
+    if let Some((start, end)) = initrd {
+        let words = format!(
+            "rd_start={:#x} rd_size={}",
+            mips_boot::kseg0(start)?,
+            end - start
+        );
+        line = format!("{line} {words}").trim_start().to_owned();
+    }
+    let environment: Vec<String> = ram
+        .iter()
+        .map(|r| r.end)
+        .max()
+        .map(|top| format!("memsize={top}"))
+        .into_iter()
+        .collect();
+    let args = mips_boot::BootArgs {
+        command_line: &line,
+        environment: &environment,
+        big_endian,
+    };
+    mips_boot::segment(&args, address, kernel_entry, page)
 }

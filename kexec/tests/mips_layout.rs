@@ -163,11 +163,12 @@ fn the_command_line_tree_and_initramfs_go_above_the_kernel() {
         Some(&initrd),
         Some(&dtb),
         "console=ttyS0 m=1",
+        false,
         PAGE,
     )
     .unwrap();
     let n = layout.segments.len();
-    let (rd, tree) = (&layout.segments[n - 2], &layout.segments[n - 1]);
+    let (rd, tree) = (&layout.segments[n - 3], &layout.segments[n - 2]);
     assert!(
         rd.address >= top && tree.address >= rd.address + rd.size,
         "{layout:?}"
@@ -181,7 +182,7 @@ fn the_command_line_tree_and_initramfs_go_above_the_kernel() {
     assert_eq!(u64::from_str_radix(&start, 16).unwrap(), rd.address);
     let small = [liminix_kexec::iomem::Ram { start: 0, end: top }];
     let layout = mips::elf_segments(&elf, PAGE).unwrap();
-    let e = mips::finish(layout, &small, Some(&initrd), None, "", PAGE).unwrap_err();
+    let e = mips::finish(layout, &small, Some(&initrd), None, "", false, PAGE).unwrap_err();
     assert!(matches!(e, KexecError::OutsideRam { .. }), "{e}");
 }
 

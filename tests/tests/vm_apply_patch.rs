@@ -1,8 +1,11 @@
-//! Image patches (`liminix-pack bundle --delta-base`, encoding 4) applied by the static musl
+//! Image patches (`liminix-pack bundle --delta-base`, encoding 4) applied by the static
 //! `liminix-agent apply` in a QEMU guest (TCG) on real kernel drivers: a NOR firmware on mtdram
 //! patched against what `flashcp` put there, a UBI volume on nandsim patched against the volume
 //! the previous bundle wrote, and a patch made against other contents refused with exit 10
-//! (`base_mismatch`) leaving the flash byte for byte as it was. One boot.
+//! (`base_mismatch`) leaving the flash byte for byte as it was. One boot per guest, the same
+//! scenarios on two: the musl x86_64 agent on the host's kernel, and the static mipsel agent
+//! (scripts/build-agents.sh) on Debian's 4kc-malta kernel, the CPU of the MT76xx routers, where
+//! the guest also prints the patch's decode time and the agent's peak resident memory.
 
 use liminix_tests::data::pattern;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::liminix_boards;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
-use liminix_vm::{build_static, StaticTarget, VmBuilder};
+use liminix_vm::{build_static, built_agent, StaticTarget, VmBuilder};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,128";
 
@@ -70,6 +73,23 @@ mkroot() {
   cp /img/$2.toml $1/etc/liminix/board.toml
   cp /img/build.pub $1/etc/liminix/trusted-keys/
 }
+# measured TAG CMD...: like json, and "TAG-cost seconds=S vmhwm_kb=K": the wall time from
+# /proc/uptime and the largest VmHWM seen while polling CMD's /proc/PID/status (the peak of its
+# resident memory, read at most 20 times a second: a lower bound).
+measured() {
+  tag=$1; shift; t0=$(cut -d' ' -f1 /proc/uptime)
+  "$@" > /tmp/$tag.out & pid=$!
+  hwm=0
+  while kill -0 $pid 2>/dev/null; do
+    h=$(awk '/^VmHWM:/ { print $2 }' /proc/$pid/status 2>/dev/null || true)
+    [ -n "$h" ] && hwm=$h
+    sleep 0.05
+  done
+  r=0; wait $pid || r=$?
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  echo "$tag rc=$r $(tr -d '\n' < /tmp/$tag.out)"
+  echo "$tag-cost seconds=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}') vmhwm_kb=$hwm"
+}
 vol_id() { for v in /sys/class/ubi/ubi0_*; do if [ "$(cat $v/name)" = "$1" ]; then basename $v | sed 's/ubi0_//'; fi; done; }
 
 modprobe mtdram total_size=4096 erase_size=64
@@ -79,7 +99,7 @@ liminix-agent --root /nor flashcp /img/fw0 $nor
 rc nor-other-base liminix-agent --root /nor apply /img/nor-other.bundle
 same 600000 $nor /img/fw0 nor-untouched
 echo "nor-staging count=$(ls /nor/run/liminix/staging 2>/dev/null | wc -l)"
-json nor-patch liminix-agent --root /nor --json apply /img/nor-patch.bundle
+measured nor-patch liminix-agent --root /nor --json apply /img/nor-patch.bundle
 same 600000 $nor /img/fw1 nor-patched
 
 $NANDSIM
@@ -87,7 +107,7 @@ mkroot /nand vm-nand-ubi
 ubinum=$(mtd_named "NAND simulator partition 1" | sed 's/mtd//')
 modprobe ubi mtd=$ubinum
 json ubi-whole liminix-agent --root /nand --json apply /img/ubi-whole.bundle
-json ubi-patch liminix-agent --root /nand --json apply /img/ubi-patch.bundle
+measured ubi-patch liminix-agent --root /nand --json apply /img/ubi-patch.bundle
 rid=$(vol_id rootfs)
 same 900000 /dev/ubi0_$rid /img/r2 ubi-patched
 "#;
@@ -104,6 +124,19 @@ fn tenth_changed(base: &[u8], seed: u64) -> Vec<u8> {
 #[test]
 fn image_patches_on_real_nor_and_ubi() {
     let agent = build_static("liminix-agent", StaticTarget::Bin("liminix-agent")).unwrap();
+    let vm = VmBuilder::new().memory_mb(768).timeout(400);
+    image_patches(vm, &agent, "x86_64");
+}
+
+#[test]
+fn image_patches_on_real_nor_and_ubi_decoded_by_the_mipsel_agent() {
+    let agent = built_agent("mipsel-unknown-linux-gnu").unwrap_or_else(|e| panic!("{e}"));
+    let vm = VmBuilder::mipsel().timeout(1200);
+    image_patches(vm, &agent, "mipsel");
+}
+
+/// The scenarios of this file on guest `vm` with `agent`.
+fn image_patches(vm: VmBuilder, agent: &Path, label: &str) {
     let host = Host {
         dir: tempfile::tempdir().unwrap(),
         key: SecretKey::generate(),
@@ -117,10 +150,8 @@ fn image_patches_on_real_nor_and_ubi() {
         ("fw0", fw0),
         ("r1", r1),
     ];
-    let mut vm = VmBuilder::new()
-        .memory_mb(768)
-        .timeout(400)
-        .file(&agent, "/bin/liminix-agent")
+    let mut vm = vm
+        .file(agent, "/bin/liminix-agent")
         .module("mtdram")
         .module("nandsim")
         .module("ubi");
@@ -175,9 +206,21 @@ fn image_patches_on_real_nor_and_ubi() {
         .run()
         .unwrap();
     eprintln!(
-        "vm_apply_patch: guest ran {:.1} s",
+        "vm_apply_patch ({label}): guest ran {:.1} s",
         out.elapsed.as_secs_f64()
     );
+    for tag in ["nor-patch-cost", "ubi-patch-cost"] {
+        let hwm = out.require_field(tag, "vmhwm_kb");
+        eprintln!(
+            "vm_apply_patch ({label}): {tag}: {} s, VmHWM {hwm} kB",
+            out.require_field(tag, "seconds"),
+        );
+        assert!(
+            hwm.parse::<u64>().is_ok_and(|k| k > 0),
+            "{tag}: no VmHWM seen\n{}",
+            out.serial
+        );
+    }
     out.assert_success();
     assert_eq!(out.require_field("nor-other-base", "rc"), "10");
     assert_eq!(out.require_field("nor-untouched", "equal"), "1");

@@ -23,6 +23,7 @@ pub mod debian;
 mod disk;
 pub mod initramfs;
 pub mod kernel;
+pub mod malta;
 pub mod qemu;
 pub mod router;
 mod scripted;

@@ -181,6 +181,8 @@ pub struct VmBuilder {
     machine: Machine,
     /// Host executables shipped with their shared libraries: (host path, guest path).
     executables: Vec<(PathBuf, String)>,
+    /// Boots this kernel instead of the machine's usual one.
+    kernel: Option<Kernel>,
 }
 
 impl Default for VmBuilder {
@@ -208,6 +210,7 @@ impl VmBuilder {
             reboot: false,
             machine: Machine::X86_64,
             executables: Vec::new(),
+            kernel: None,
         }
     }
 
@@ -229,6 +232,13 @@ impl VmBuilder {
             machine: Machine::ArmVirt,
             ..Self::new()
         }
+    }
+
+    /// Boots `kernel` (e.g. [`crate::malta::uniprocessor_kernel`]) instead of the machine's
+    /// usual one; modules come from its module tree, so a kernel without one takes none.
+    pub fn kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = Some(kernel);
+        self
     }
 
     /// The machine this guest boots on.
@@ -331,7 +341,8 @@ impl VmBuilder {
     /// Builds the initramfs, boots, and waits for the guest to finish.
     pub fn run(self) -> Result<VmOutput, VmError> {
         self.check_machine()?;
-        let (kernel, busybox) = self.machine.system()?;
+        let (usual, busybox) = self.machine.system()?;
+        let kernel = self.kernel.clone().unwrap_or(usual);
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
         let end_marker = format!("LIMINIX-VM-END-{tag}");
@@ -374,6 +385,16 @@ impl VmBuilder {
         if self.machine == Machine::ArmVirt && !self.disks.is_empty() {
             return Err(VmError::Unsupported(
                 "ArmVirt guests take no disks (use arm::ArmBed)".into(),
+            ));
+        }
+        let moduleless = self
+            .kernel
+            .as_ref()
+            .is_some_and(|k| k.modules_dir.as_os_str().is_empty());
+        if moduleless && !(self.modules.is_empty() && self.disks.is_empty()) {
+            return Err(VmError::Unsupported(
+                "a kernel without modules takes no modules and no disks (virtio is a module)"
+                    .into(),
             ));
         }
         Ok(())

@@ -17,8 +17,8 @@ use crate::cli::Global;
         MIPS have only kexec_load: the agent lays out the segments itself from ROOT/proc/iomem \
         and the running device tree ROOT/sys/firmware/fdt (ARMv7 zImage; MIPS ELF vmlinux or a \
         legacy uImage, the start of a router's firmware partition). The command line and \
-        initramfs reach ARM kernels through /chosen of that device tree (docs/kexec.md says \
-        which MIPS kernels read it).\n\n\
+        initramfs reach ARM kernels through /chosen of that device tree, MIPS kernels through \
+        firmware-style arguments a stub of the agent's passes (docs/kexec.md).\n\n\
         File systems are synced first; nothing is unmounted and no service is stopped.",
     after_help = "Examples:\n  \
         liminix-agent kexec --kernel /boot/zImage --initrd /run/maintenance.cpio --append 'single'\n  \
@@ -123,7 +123,10 @@ fn report(g: &Global, loaded: &Loaded, load_only: bool) {
             );
         }
         eprintln!("  command line: {}", loaded.command_line);
-        if method == "kexec_load" && !segments.iter().any(|s| s.what == "device tree") {
+        let carried = |s: &liminix_kexec::Segment| {
+            s.what == "device tree" || s.what == liminix_kexec::mips_boot::WHAT
+        };
+        if method == "kexec_load" && !segments.iter().any(carried) {
             eprintln!(
                 "liminix-agent: warning: no ROOT/sys/firmware/fdt: the new kernel gets no command \
                  line or initramfs location from us (docs/kexec.md)"
