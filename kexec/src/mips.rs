@@ -5,12 +5,13 @@
 //! a0 = -2, a1 = the tree, and as firmware-style argc/argv/envp that [`mips_boot`]'s stub hands
 //! to every other kernel (docs/kexec.md: which kernels read which).
 
+use object::elf::{FileHeader32, EM_MIPS, PT_LOAD};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::Endianness;
+
 use crate::iomem::Ram;
 use crate::segments::{align_up, Layout, Segment};
 use crate::{chosen, mips_boot, uimage, KexecError};
-
-const PT_LOAD: u32 = 1;
-const EM_MIPS: u16 = 8;
 
 /// KSEG0 and KSEG1 (0x80000000..0xc0000000) map the low 512 MiB of physical memory
 /// unmapped; anything else is taken as physical already.
@@ -21,90 +22,54 @@ pub fn physical(address: u32) -> u64 {
     }
 }
 
-struct Elf<'a> {
-    data: &'a [u8],
-    big: bool,
-}
-
-impl Elf<'_> {
-    fn u16(&self, at: usize) -> Result<u16, KexecError> {
-        let b = self.bytes(at, 2)?;
-        let b = [b[0], b[1]];
-        Ok(if self.big {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        })
-    }
-
-    fn u32(&self, at: usize) -> Result<u32, KexecError> {
-        let b = self.bytes(at, 4)?;
-        let b = [b[0], b[1], b[2], b[3]];
-        Ok(if self.big {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
-    }
-
-    fn bytes(&self, at: usize, len: usize) -> Result<&[u8], KexecError> {
-        at.checked_add(len)
-            .and_then(|end| self.data.get(at..end))
-            .ok_or_else(|| {
-                KexecError::Malformed(format!("ELF: {len} bytes at {at:#x} run past the end"))
-            })
-    }
-}
-
 pub fn is_elf(kernel: &[u8]) -> bool {
     kernel.starts_with(b"\x7fELF")
 }
 
 /// The PT_LOAD segments of a 32-bit MIPS ELF and its physical entry point.
 pub fn elf_segments(kernel: &[u8], page: u64) -> Result<Layout, KexecError> {
-    let bad = |m: &str| KexecError::Malformed(format!("ELF: {m}"));
-    let big = match kernel.get(4..6) {
-        Some([1, 1]) => false,
-        Some([1, 2]) => true,
-        Some([2, _]) => return Err(bad("64-bit ELF; only 32-bit MIPS kernels are loaded")),
-        _ => return Err(bad("no 32-bit ELF identification")),
-    };
-    let elf = Elf { data: kernel, big };
-    if elf.u16(18)? != EM_MIPS {
-        return Err(bad(&format!("machine {} is not MIPS", elf.u16(18)?)));
+    let bad = |m: &dyn std::fmt::Display| KexecError::Malformed(format!("ELF: {m}"));
+    match kernel.get(4) {
+        Some(1) => {}
+        Some(2) => return Err(bad(&"64-bit ELF; only 32-bit MIPS kernels are loaded")),
+        _ => return Err(bad(&"no 32-bit ELF identification")),
     }
-    let entry = physical(elf.u32(24)?);
-    let (phoff, phentsize, phnum) = (elf.u32(28)? as usize, elf.u16(42)?, elf.u16(44)?);
-    if phentsize != 32 {
-        return Err(bad(&format!("program header size {phentsize}")));
+    let header = FileHeader32::<Endianness>::parse(kernel).map_err(|e| bad(&e))?;
+    let endian = header.endian().map_err(|e| bad(&e))?;
+    let machine = header.e_machine(endian);
+    if machine != EM_MIPS {
+        return Err(bad(&format!("machine {machine} is not MIPS")));
     }
+    let entry = physical(header.e_entry(endian));
+    let headers = header
+        .program_headers(endian, kernel)
+        .map_err(|e| bad(&e))?;
     let mut segments = Vec::new();
-    for i in 0..usize::from(phnum) {
-        let ph = phoff
-            .checked_add(i * 32)
-            .ok_or_else(|| bad("program header offset overflows"))?;
-        if elf.u32(ph)? != PT_LOAD {
+    for (i, ph) in headers.iter().enumerate() {
+        let memsz = ph.p_memsz(endian);
+        if ph.p_type(endian) != PT_LOAD || memsz == 0 {
             continue;
         }
-        let (offset, paddr) = (elf.u32(ph + 4)? as usize, elf.u32(ph + 12)?);
-        let (filesz, memsz) = (elf.u32(ph + 16)? as usize, elf.u32(ph + 20)?);
-        if memsz == 0 {
-            continue;
-        }
-        if (filesz as u64) > u64::from(memsz) {
+        let filesz = ph.p_filesz(endian);
+        if filesz > memsz {
             return Err(bad(&format!("segment {i} has more file than memory")));
         }
-        let data = elf.bytes(offset, filesz)?;
+        let data = ph.data(endian, kernel).map_err(|()| {
+            bad(&format!(
+                "segment {i}: {filesz} bytes at {:#x} run past the end",
+                ph.p_offset(endian)
+            ))
+        })?;
         segments.push(paged(
             &format!("ELF segment {i}"),
             data,
-            physical(paddr),
+            physical(ph.p_paddr(endian)),
             u64::from(memsz),
             page,
         )?);
     }
     if segments.is_empty() {
-        return Err(bad("no PT_LOAD segment"));
+        return Err(bad(&"no PT_LOAD segment"));
     }
     Ok(Layout { entry, segments })
 }
