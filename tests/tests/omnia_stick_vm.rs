@@ -128,14 +128,20 @@ impl Bed {
     fn login(&self, on: &PowerOn, what: &str) {
         let login = loop {
             let o = self.ssh("cat /etc/banner; ip -o addr show dev eth0; cat /proc/cmdline");
-            if o.status.success() || on.start.elapsed() > Duration::from_secs(900) || on.is_off()
-            {
+            if o.status.success() || on.start.elapsed() > Duration::from_secs(900) || on.is_off() {
                 break o;
             }
             std::thread::sleep(Duration::from_secs(2));
         };
-        assert!(login.status.success(), "{what}: no ssh login: {}", text(&login));
-        eprintln!("{what}: ssh answered {:?} after power-on", on.start.elapsed());
+        assert!(
+            login.status.success(),
+            "{what}: no ssh login: {}",
+            text(&login)
+        );
+        eprintln!(
+            "{what}: ssh answered {:?} after power-on",
+            on.start.elapsed()
+        );
         let out = String::from_utf8_lossy(&login.stdout).into_owned();
         assert!(out.contains("inet 10.0.2.15/24"), "DHCP lease: {out}");
         // The variables file stands in for the Omnia's NOR environment: reached as a file.
@@ -225,7 +231,10 @@ fn with_stick<T>(bed: &Bed, what: &str, f: impl FnOnce(&Bed) -> T) -> (T, String
 fn assert_probe(s: &str, name: &str, marker: &str, generation: &str) {
     assert!(s.contains("Scanning virtio 0:1..."), "{s}");
     assert!(s.contains("Found /boot/extlinux/extlinux.conf"), "{s}");
-    assert!(!s.contains("Scanning usb 0:1..."), "the stick was not booted: {s}");
+    assert!(
+        !s.contains("Scanning usb 0:1..."),
+        "the stick was not booted: {s}"
+    );
     let line = s
         .lines()
         .find(|l| l.starts_with("probe "))
@@ -235,33 +244,36 @@ fn assert_probe(s: &str, name: &str, marker: &str, generation: &str) {
     eprintln!("{line}");
 }
 
-/// Power cut 1, in the middle of the transfer: the connection passes the first MiB of the
-/// bundle and then holds, so the agent is inside `receive` with part of the closure
-/// written when the power goes. Returns the client, to be reaped after the cut.
+/// Power cut 1, in the middle of the transfer: the bundle is in the guest's RAM, `prepare`
+/// has run, and `receive` runs in the background while a loop in the guest watches the new
+/// root; the power goes the moment it reports the first file restored there (an ssh event),
+/// before the generation is written. Returns the ssh session, to be reaped after the cut.
 fn stall_transfer(bed: &Bed) -> std::process::Child {
-    let stall = bed.m.dir.join("stall-ssh");
-    let script = "#!/bin/sh\nexec 3<&0 </dev/null\n{ stdbuf -o0 head -c 1048576 <&3; sleep 120; } 3<&- | ssh \"$@\" 3<&- &\nexec 3<&-\nwait\n";
-    std::fs::write(&stall, script).unwrap();
-    run(Command::new("chmod").arg("755").arg(&stall));
-    let mut client = bed
-        .install_command(&stall.display().to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let o = Command::new("ssh")
+        .args(bed.ssh_options())
+        .args(["root@127.0.0.1", "cat > /tmp/b"])
+        .stdin(std::fs::File::open(&bed.bundle).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let cmd = "liminix-agent btrfs-install prepare --json >/dev/null || exit 1; \
+               liminix-agent --root /dest/@.liminix-new receive --no-reboot < /tmp/b >/dev/null 2>&1 & \
+               until find /dest/@.liminix-new -type f | grep -q .; do :; done; \
+               echo STAGED $(find /dest/@.liminix-new -type f); sleep 600";
+    let mut session = Command::new("ssh")
+        .args(bed.ssh_options())
+        .args(["root@127.0.0.1", cmd])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let o = bed.ok("find /dest/@.liminix-new -type f 2>/dev/null | wc -l; cat /dest/.liminix-install.json 2>/dev/null; true");
-        let files: u32 = o.lines().next().unwrap_or("0").trim().parse().unwrap_or(0);
-        if files > 0 {
-            eprintln!("power cut mid-transfer, {files} files in the new root: {o}");
-            break;
-        }
-        assert!(client.try_wait().unwrap().is_none(), "the stalled client ended");
-        assert!(start.elapsed() < Duration::from_secs(120), "nothing received: {o}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    client
+    let out = session.stdout.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(out))
+        .map_while(|l| l.ok())
+        .find(|l| l.starts_with("STAGED"));
+    assert!(line.is_some(), "the watcher never saw a restored file");
+    eprintln!("power cut mid-transfer: {line:?}");
+    session
 }
 
 /// The boots after the first: each power cut is followed by a power-on that shows the
@@ -284,7 +296,11 @@ fn power_cuts(bed: &Bed) {
             .output()
             .unwrap();
         assert!(text(&o).contains("RECEIVED"), "{}", text(&o));
-        assert!(text(&o).contains("\"snapshot_taken\":false"), "{}", text(&o));
+        assert!(
+            text(&o).contains("\"snapshot_taken\":false"),
+            "{}",
+            text(&o)
+        );
     });
 
     // Power cut 3: right after the install reported success (environment written).

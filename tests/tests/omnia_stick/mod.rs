@@ -103,15 +103,30 @@ impl Machine {
 
     fn args(&self, with_stick: bool, pidfile: &Path) -> Vec<String> {
         let mut args: Vec<String> = [
-            "-M", "virt", "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot", "-monitor",
-            "none", "-serial", "stdio", "-device", "usb-ehci",
+            "-M",
+            "virt",
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-device",
+            "usb-ehci",
         ]
         .map(String::from)
         .to_vec();
         let mut add = |a: &str, b: String| args.extend([a.to_string(), b]);
         add("-pidfile", pidfile.display().to_string());
         for bank in [&self.flash0, &self.flash1] {
-            add("-drive", format!("if=pflash,format=raw,file={}", bank.display()));
+            add(
+                "-drive",
+                format!("if=pflash,format=raw,file={}", bank.display()),
+            );
         }
         if with_stick {
             let f = self.stick.display();
