@@ -25,8 +25,8 @@ APT_PACKAGES=(
   # levitate: a real s6-svscan as PID 1 (tests/tests/levitate_s6.rs), readelf and ip as
   # oracles of recovery-image's ELF reader and address parser
   s6 binutils iproute2
-  # U-Boot with a redundant environment, built from Debian's source package by
-  # bootloader-envs/uboot/build-redundant.sh (also uses gcc-arm-linux-gnueabihf and
+  # U-Boot with a redundant environment or btrfs, built from Debian's source package by
+  # bootloader-envs/uboot/build-qemu-arm.sh (also uses gcc-arm-linux-gnueabihf and
   # device-tree-compiler from above; the deb-src entry is added below)
   bison flex bc make libssl-dev libgnutls28-dev uuid-dev dpkg-dev
   # Debian's kernel source, from which tests/vm/build-malta-kernel.sh builds the uniprocessor
@@ -94,7 +94,7 @@ for arch in armhf arm64 mipsel; do
   fi
 done
 
-# bootloader-envs/uboot/build-redundant.sh fetches U-Boot's source with `apt-get source`,
+# bootloader-envs/uboot/build-qemu-arm.sh fetches U-Boot's source with `apt-get source`,
 # which needs a deb-src entry for bookworm main. Added only if none exists (one-line
 # sources.list or deb822 .sources).
 has_bookworm_src() {

@@ -2,7 +2,7 @@
 //! crate from the second pflash bank (CONFIG_ENV_ADDR=0x4000000, CONFIG_ENV_SIZE=0x40000,
 //! single copy: Debian builds it without CONFIG_SYS_REDUNDAND_ENVIRONMENT). The redundant
 //! layout is proven in `uboot_qemu_redundant.rs` on U-Boot built from Debian's source with
-//! it enabled (`uboot/build-redundant.sh`). Each boot takes about a second under TCG.
+//! it enabled (`uboot/build-qemu-arm.sh redundant`). Each boot takes about a second under TCG.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Real U-Boot with a redundant environment: Debian's u-boot 2023.01 source built for
-//! qemu_arm with CONFIG_SYS_REDUNDAND_ENVIRONMENT by `uboot/build-redundant.sh` (copy 0
+//! qemu_arm with CONFIG_SYS_REDUNDAND_ENVIRONMENT by `uboot/build-qemu-arm.sh redundant` (copy 0
 //! at offset 0 of the second pflash bank, copy 1 at 0x40000, 256 KiB each).
 //!
 //! We write through the bank as NOR flash (`MtdCopy`, boolean flags: what `/dev/mtdN`
@@ -41,11 +41,12 @@ fn build() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| crate_dir.parent().unwrap().join("target"));
     let out = target.join("u-boot-redund");
-    let script = crate_dir.join("uboot/build-redundant.sh");
+    let script = crate_dir.join("uboot/build-qemu-arm.sh");
     let o = Command::new(&script)
+        .arg("redundant")
         .arg(&out)
         .output()
-        .expect("run build-redundant.sh");
+        .expect("run build-qemu-arm.sh");
     assert!(
         o.status.success(),
         "{} failed:\n{}{}",

@@ -43,7 +43,9 @@ pub fn install(root: &DeviceRoot) -> Result<String> {
     copy_tree(&root.join(&source), &tmp)?;
     remove_tree(&boot)?;
     fs::rename(&tmp, &boot).map_err(AgentError::io("renaming", &tmp))?;
-    crate::staging::sync_dir(root.dir())?;
+    // A commit, not only fsync: the boot loader reads the filesystem as last committed and
+    // does not replay btrfs's fsync log.
+    crate::staging::sync_fs(root.dir())?;
     Ok(source)
 }
 

@@ -21,7 +21,9 @@ fn exists(top: &Path, name: &str) -> Result<bool> {
 fn rename(top: &Path, from: &str, to: &str) -> Result<()> {
     std::fs::rename(top.join(from), top.join(to))
         .map_err(AgentError::io("renaming", top.join(from)))?;
-    crate::staging::sync_dir(top)
+    // syncfs commits the transaction: U-Boot reads btrfs as last committed, without the
+    // fsync log Linux would replay, so a power cut after a rename must find it committed.
+    crate::staging::sync_fs(top)
 }
 
 /// Brings `top` from any state of a switch to `@` being the staging subvolume.

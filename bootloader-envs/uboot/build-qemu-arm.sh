@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds U-Boot for QEMU's ARM virt machine (qemu_arm_defconfig) from Debian's own
-# source package with a redundant environment in the second pflash bank, and leaves
-# OUTDIR/u-boot.bin. Debian's packaged build has a single copy only, so this is how
-# tests/uboot_qemu_redundant.rs gets a real U-Boot that reads the two-copy layout.
+# source package with what Debian's packaged build leaves out, and leaves
+# OUTDIR/u-boot.bin. VARIANT is one of
+#   redundant  a redundant environment in the second pflash bank (Debian's build has a
+#              single copy): tests/uboot_qemu_redundant.rs;
+#   btrfs      btrfs support (CONFIG_FS_BTRFS, the `btrfs` command), so that distro boot
+#              reads extlinux.conf from a btrfs as the Turris Omnia's U-Boot does:
+#              tests/tests/omnia_stick_vm.rs.
 #
 # Cached: OUTDIR/u-boot.bin is rebuilt only when the source package apt would fetch or
 # the configuration below changes (OUTDIR/stamp records both); a cached run prints
@@ -12,23 +16,47 @@
 # gcc-arm-linux-gnueabihf. The only network access is apt fetching the source package.
 set -euo pipefail
 
-usage="usage: $0 OUTDIR"
-[ $# -eq 1 ] || { echo "$usage" >&2; exit 2; }
-mkdir -p "$1"
-out=$(cd "$1" && pwd)
+usage="usage: $0 redundant|btrfs OUTDIR"
+[ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
+variant=$1
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
 cross=arm-linux-gnueabihf-
-# Copy 0 at CONFIG_ENV_ADDR (0x4000000, offset 0 of the second bank, kept from the
-# defconfig), copy 1 one 256 KiB sector (CONFIG_ENV_SECT_SIZE) further. Word writes
-# instead of CFI buffer writes: Debian 12's QEMU 7.2 pflash refuses U-Boot's buffer
-# writes ("Write to buffer emulation is flawed", QEMU issue 2343), so with them saveenv
-# fails in both Debian's build and ours.
-config="qemu_arm_defconfig SYS_REDUNDAND_ENVIRONMENT=y ENV_ADDR_REDUND=0x4040000"
-config+=" SYS_FLASH_USE_BUFFER_WRITE=n"
 
 fail() {
-    echo "build-redundant.sh: $*" >&2
+    echo "build-qemu-arm.sh: $*" >&2
     exit 1
 }
+
+# Each variant: the scripts/config arguments applied to qemu_arm_defconfig, and the
+# .config lines that must hold after olddefconfig (which silently drops options whose
+# dependencies are unmet).
+case $variant in
+redundant)
+    # Copy 0 at CONFIG_ENV_ADDR (0x4000000, offset 0 of the second bank, kept from the
+    # defconfig), copy 1 one 256 KiB sector (CONFIG_ENV_SECT_SIZE) further. Word writes
+    # instead of CFI buffer writes: Debian 12's QEMU 7.2 pflash refuses U-Boot's buffer
+    # writes ("Write to buffer emulation is flawed", QEMU issue 2343), so with them
+    # saveenv fails in both Debian's build and ours.
+    options=(--enable SYS_REDUNDAND_ENVIRONMENT --set-val ENV_ADDR_REDUND 0x4040000
+        --disable SYS_FLASH_USE_BUFFER_WRITE)
+    expect=(CONFIG_SYS_REDUNDAND_ENVIRONMENT=y CONFIG_ENV_ADDR_REDUND=0x4040000
+        CONFIG_ENV_IS_IN_FLASH=y CONFIG_ENV_ADDR=0x4000000 CONFIG_ENV_SIZE=0x40000
+        CONFIG_ENV_SECT_SIZE=0x40000 "# CONFIG_SYS_FLASH_USE_BUFFER_WRITE is not set")
+    ;;
+btrfs)
+    # FS_BTRFS puts btrfs into the generic filesystem layer (`fstype`, `test -e`,
+    # `load`, `sysboot`), which is all distro boot uses; CMD_BTRFS adds `btrsubvol`.
+    options=(--enable FS_BTRFS --enable CMD_BTRFS)
+    expect=(CONFIG_FS_BTRFS=y CONFIG_CMD_BTRFS=y CONFIG_DISTRO_DEFAULTS=y
+        CONFIG_CMD_PART=y CONFIG_CMD_FS_GENERIC=y)
+    ;;
+*)
+    echo "$usage" >&2
+    exit 2
+    ;;
+esac
+config="qemu_arm_defconfig ${options[*]}"
 
 exec 9>"$out/.lock"
 flock 9
@@ -60,7 +88,7 @@ rm -f "$out/u-boot.bin" "$out/stamp"
 mkdir -p "$out/dl"
 log="$out/build.log"
 : >"$log"
-echo "build-redundant.sh: building U-Boot from $dsc (log: $log)" >&2
+echo "build-qemu-arm.sh: building $variant U-Boot from $dsc (log: $log)" >&2
 (cd "$out/dl" && apt-get source --download-only u-boot) >>"$log" 2>&1 \
     || fail "apt-get source --download-only u-boot failed; see $log"
 
@@ -71,9 +99,7 @@ dpkg-source --no-copy -x "$out/dl/$dsc" "$src" >>"$log" 2>&1 \
 
 build() {
     make -C "$src" CROSS_COMPILE="$cross" qemu_arm_defconfig
-    "$src/scripts/config" --file "$src/.config" \
-        --enable SYS_REDUNDAND_ENVIRONMENT --set-val ENV_ADDR_REDUND 0x4040000 \
-        --disable SYS_FLASH_USE_BUFFER_WRITE
+    "$src/scripts/config" --file "$src/.config" "${options[@]}"
     make -C "$src" CROSS_COMPILE="$cross" olddefconfig
     make -C "$src" CROSS_COMPILE="$cross" -j"$(nproc)"
 }
@@ -81,9 +107,7 @@ build >>"$log" 2>&1 || fail "U-Boot build failed; last lines of $log:
 $(tail -n 20 "$log")"
 
 # olddefconfig silently drops options whose dependencies are unmet: check they stuck.
-for want in CONFIG_SYS_REDUNDAND_ENVIRONMENT=y CONFIG_ENV_ADDR_REDUND=0x4040000 \
-    CONFIG_ENV_IS_IN_FLASH=y CONFIG_ENV_ADDR=0x4000000 CONFIG_ENV_SIZE=0x40000 \
-    CONFIG_ENV_SECT_SIZE=0x40000 "# CONFIG_SYS_FLASH_USE_BUFFER_WRITE is not set"; do
+for want in "${expect[@]}"; do
     grep -qx "$want" "$src/.config" || fail "$want missing from $src/.config"
 done
 
