@@ -14,6 +14,7 @@ use liminix_build_tools::images::ImageInput;
 use liminix_build_tools::liminix_boards;
 use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
+use liminix_testdata::tenth_changed;
 use liminix_vm::{build_static, built_agent, StaticTarget, VmBuilder};
 
 const NANDSIM: &str = "modprobe nandsim first_id_byte=0x20 second_id_byte=0xaa third_id_byte=0x00 fourth_id_byte=0x15 parts=16,128";
@@ -111,15 +112,6 @@ measured ubi-patch liminix-agent --root /nand --json apply /img/ubi-patch.bundle
 rid=$(vol_id rootfs)
 same 900000 /dev/ubi0_$rid /img/r2 ubi-patched
 "#;
-
-/// Bytes with a tenth rewritten in scattered 4 KiB pieces.
-fn tenth_changed(base: &[u8], seed: u64) -> Vec<u8> {
-    let mut t = base.to_vec();
-    for at in (0..t.len() - 4096).step_by(40960) {
-        t[at..at + 4096].copy_from_slice(&pattern(seed + at as u64, 4096));
-    }
-    t
-}
 
 #[test]
 fn image_patches_on_real_nor_and_ubi() {

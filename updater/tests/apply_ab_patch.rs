@@ -18,6 +18,7 @@ use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::stream::{ChunkReader, Encoding, EntryHeader, Header};
 use liminix_bundle::SecretKey;
 use liminix_flash::{Flash, NoProgress, Ubi};
+use liminix_testdata::{code_like, tenth_changed};
 
 const PART: usize = 512 * 1024;
 
@@ -31,32 +32,6 @@ impl Devices for NoDevices {
     fn ubi(&mut self, p: &Partition) -> Result<(String, &mut dyn Ubi), ApplyError> {
         panic!("UBI device {} opened for an A/B board", p.name)
     }
-}
-
-/// Bytes like an executable's: repeated structure with scattered values.
-fn pseudo(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 8 < 3 {
-                (x % 251) as u8
-            } else {
-                (i / 64) as u8
-            }
-        })
-        .collect()
-}
-
-/// `base` with a tenth of it rewritten in scattered 4 KiB pieces.
-fn tenth_changed(base: &[u8]) -> Vec<u8> {
-    let mut t = base.to_vec();
-    for (k, at) in (0..t.len().saturating_sub(4096)).step_by(40960).enumerate() {
-        t[at..at + 4096].copy_from_slice(&pseudo(4096, k as u64 + 100));
-    }
-    t
 }
 
 fn partition(content: &[u8]) -> Vec<u8> {
@@ -186,9 +161,9 @@ struct Case {
 fn case() -> Case {
     let (dev, build) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let key = SecretKey::generate();
-    let (kernel, rootfs) = (pseudo(150_000, 1), pseudo(300_000, 2));
+    let (kernel, rootfs) = (code_like(1, 150_000), code_like(2, 300_000));
     let root = device(dev.path(), &key, &kernel, &rootfs);
-    let new = [tenth_changed(&kernel), tenth_changed(&rootfs)];
+    let new = [tenth_changed(&kernel, 100), tenth_changed(&rootfs, 100)];
     let bundle = pack(
         build.path(),
         &key,

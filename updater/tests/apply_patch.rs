@@ -17,6 +17,7 @@ use liminix_bundle::wire::{exit, ErrorKind};
 use liminix_bundle::SecretKey;
 use liminix_flash::ubi_update::read_named;
 use liminix_flash::{Flash, NoProgress, SimFlash, SimUbi, Ubi};
+use liminix_testdata::{code_like, tenth_changed};
 
 struct Sim {
     raw: Option<SimFlash>,
@@ -39,32 +40,6 @@ impl Devices for Sim {
         let u = self.ubi.as_mut().ok_or_else(|| missing(p))?;
         Ok(("ubi0".into(), u))
     }
-}
-
-/// Bytes like an executable's: runs of repeated structure with scattered values.
-fn pseudo(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 8 < 3 {
-                (x % 251) as u8
-            } else {
-                (i / 64) as u8
-            }
-        })
-        .collect()
-}
-
-/// `base` with a tenth of it rewritten in scattered 4 KiB pieces.
-fn tenth_changed(base: &[u8]) -> Vec<u8> {
-    let mut t = base.to_vec();
-    for (k, at) in (0..t.len().saturating_sub(4096)).step_by(40960).enumerate() {
-        t[at..at + 4096].copy_from_slice(&pseudo(4096, k as u64 + 100));
-    }
-    t
 }
 
 struct Device {
@@ -145,8 +120,8 @@ fn entry(bytes: &[u8]) -> (Encoding, u64) {
 #[test]
 fn nor_firmware_is_patched_against_the_partition() {
     let d = device("vm-nor");
-    let old = pseudo(1 << 20, 1);
-    let new = tenth_changed(&old);
+    let old = code_like(1, 1 << 20);
+    let new = tenth_changed(&old, 100);
     let mut f = SimFlash::nor(64, 0x10000);
     f.load(0, &old);
     let mut sim = Sim {
@@ -165,8 +140,8 @@ fn nor_firmware_is_patched_against_the_partition() {
 #[test]
 fn a_changed_base_is_refused_before_any_flash_operation() {
     let d = device("vm-nor");
-    let old = pseudo(1 << 20, 1);
-    let new = tenth_changed(&old);
+    let old = code_like(1, 1 << 20);
+    let new = tenth_changed(&old, 100);
     let b = patch_bundle(&d, "vm-nor", "firmware", &old, &new);
     let mut f = SimFlash::nor(64, 0x10000);
     let mut other = old.clone();
@@ -191,8 +166,8 @@ fn a_changed_base_is_refused_before_any_flash_operation() {
 #[test]
 fn ubi_volume_is_patched_against_the_current_volume() {
     let d = device("vm-nand-ubi");
-    let old = pseudo(600_000, 7);
-    let new = tenth_changed(&old);
+    let old = code_like(7, 600_000);
+    let new = tenth_changed(&old, 100);
     let mut ubi = SimUbi::new(84, 129024);
     ubi.load_volume("rootfs", 20 * 129024, &old);
     let mut sim = Sim {

@@ -14,6 +14,7 @@ use liminix_build_tools::pack::{index, write_bundle, PackOptions};
 use liminix_bundle::stream::{write_end, ChunkWriter, Encoding, EntryHeader, EntryKind};
 use liminix_bundle::wire::AgentEvent;
 use liminix_bundle::{delta_patch, nar, SecretKey};
+use liminix_testdata::{code_like, tenth_changed};
 
 const TOP: &str = "/nix/store/3wlx5g1j0cgw2bq9hbs3wbkzrk8x6ph5-system-configuration-x86_64";
 const NEW: &str = "0c4ky3v7n7yrm8p3pg9hfw1mbsx8jxjz-libfoo-1.1";
@@ -21,30 +22,12 @@ const OLD: &str = "1d5lz4w8p8zsn9q4qh0ig2ncsy9kyk0a-libfoo-1.0";
 const OLDER: &str = "2f6m05x9q90vp0r5ri1jh3pdvz0lzl1b-libfoo-0.9";
 const OTHER_OUTPUT: &str = "3g7n16y0r01wq1s6sj2kj4qfw01m0m2c-libfoo-1.0-dev";
 
-fn pseudo(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 8 < 3 {
-                (x % 251) as u8
-            } else {
-                (i / 97) as u8
-            }
-        })
-        .collect()
-}
-
 /// A library at two releases: the same bytes with a tenth rewritten and 20 KiB inserted.
 fn library(release: u64) -> Vec<u8> {
-    let mut lib = pseudo(3 << 20, 42);
+    let mut lib = code_like(42, 3 << 20);
     if release > 0 {
-        for at in (0..lib.len() - 4096).step_by(40960) {
-            lib[at..at + 4096].copy_from_slice(&pseudo(4096, at as u64 + release));
-        }
-        lib.splice(100_000..100_000, pseudo(20_000, release));
+        lib = tenth_changed(&lib, release);
+        lib.splice(100_000..100_000, code_like(release, 20_000));
     }
     lib
 }
@@ -80,7 +63,7 @@ fn device(dir: &Path, key: &SecretKey) -> DeviceRoot {
     std::fs::write(public, key.public().to_file_text()).unwrap();
     let store = root.store();
     store_path(&store, OLD, &library(0));
-    store_path(&store, OLDER, &pseudo(1000, 1));
+    store_path(&store, OLDER, &code_like(1, 1000));
     store_path(&store, OTHER_OUTPUT, &library(0)[..50_000]);
     root
 }

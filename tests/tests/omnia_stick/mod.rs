@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use liminix_tests::lab::text;
 use liminix_vm::arm::assets;
 use liminix_vm::qemu::{Launch, Run};
 use liminix_vm::VmError;
@@ -19,14 +20,6 @@ pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?}: {}", text(&out));
     out
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 pub fn free_port() -> u16 {
