@@ -20,8 +20,10 @@
 //!   `liminix-agent apply` of a signed bundle patched against A's images writes slot B; one
 //!   patched against other images is refused (exit 10) with slot B untouched.
 
+use liminix_build_tools::images::ImageInput;
 use liminix_tests::ab_layout::zyxel_nandsim_ab_json;
 use liminix_tests::data::pattern;
+use liminix_tests::images::image_bundle;
 use liminix_vm::{static_agent_with_ab_apply, VmBuilder, VmOutput};
 use sha2::{Digest, Sha256};
 
@@ -316,9 +318,6 @@ fn patch_bundle(
     images: [(&str, &str); 2],
     bases: [&str; 2],
 ) -> std::path::PathBuf {
-    use liminix_build_tools::images::ImageInput;
-    use liminix_build_tools::pack::{write_bundle, PackOptions};
-    let def = liminix_build_tools::liminix_boards::builtin("vm-ab-zyxel").unwrap();
     let inputs: Vec<ImageInput> = images
         .iter()
         .zip(bases)
@@ -328,19 +327,8 @@ fn patch_bundle(
             base: Some(dir.join(base)),
         })
         .collect();
-    let opts = PackOptions {
-        store_root: std::path::Path::new("/nonexistent"),
-        toplevel: None,
-        board: "vm-ab-zyxel",
-        epoch: 0,
-        build_time: 1,
-        level: 19,
-        images: &inputs,
-        board_def: Some(&def),
-        raw_images: false,
-    };
     let path = dir.join(out);
-    write_bundle(&opts, key, &path, &|_, _| {}).unwrap();
+    image_bundle(key, "vm-ab-zyxel", &inputs, &path);
     path
 }
 

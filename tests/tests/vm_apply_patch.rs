@@ -8,11 +8,10 @@
 //! the guest also prints the patch's decode time and the agent's peak resident memory.
 
 use liminix_tests::data::pattern;
+use liminix_tests::images::image_bundle;
 use std::path::{Path, PathBuf};
 
 use liminix_build_tools::images::ImageInput;
-use liminix_build_tools::liminix_boards;
-use liminix_build_tools::pack::{write_bundle, PackOptions};
 use liminix_bundle::SecretKey;
 use liminix_testdata::tenth_changed;
 use liminix_vm::{build_static, built_agent, StaticTarget, VmBuilder};
@@ -40,25 +39,13 @@ impl Host {
         file: &str,
         base: Option<&str>,
     ) -> PathBuf {
-        let def = liminix_boards::builtin(board).unwrap();
         let inputs = [ImageInput {
             name: name.into(),
             file: self.dir.path().join(file),
             base: base.map(|b| self.dir.path().join(b)),
         }];
-        let opts = PackOptions {
-            store_root: Path::new("/nonexistent"),
-            toplevel: None,
-            board,
-            epoch: 0,
-            build_time: 1,
-            level: 19,
-            images: &inputs,
-            board_def: Some(&def),
-            raw_images: false,
-        };
         let path = self.dir.path().join(out);
-        write_bundle(&opts, &self.key, &path, &|_, _| {}).unwrap();
+        image_bundle(&self.key, board, &inputs, &path);
         path
     }
 }
