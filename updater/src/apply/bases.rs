@@ -7,11 +7,11 @@ use std::io::{self, Read};
 
 use liminix_boards::{Board, Place};
 use liminix_bundle::ImageEntry;
-use liminix_flash::Flash;
+use liminix_flash::{Flash, Ubi};
 
 use super::error::ApplyError;
 use super::targets::Devices;
-use crate::error::{AgentError, Result};
+use crate::error::Result;
 
 /// Opens the current contents of an image's target, front to back.
 pub trait ImageBases {
@@ -43,25 +43,40 @@ impl ImageBases for DeviceBases<'_> {
                 partition, volume, ..
             } => {
                 let (target, ubi) = self.devices.ubi(partition)?;
-                let vol = ubi
-                    .volume_by_name(&volume.name)
-                    .map_err(|e| device(&target, e))?
-                    .ok_or_else(|| ApplyError::NoBase {
-                        image: image.name.clone(),
-                        target: format!("{target}:{}", volume.name),
-                    })?;
-                Ok(ubi.open_read(vol.id).map_err(|e| device(&target, e))?)
+                let place = format!("{target}:{}", volume.name);
+                volume_reader(ubi, &volume.name, &target, &image.name, &place)
             }
         }
     }
 }
 
-fn device(target: &str, e: impl std::error::Error + Send + Sync + 'static) -> AgentError {
+/// Volume `name` of `ubi` (on `target`), read front to back; a missing volume holds no base for
+/// `image` at `place`.
+pub(super) fn volume_reader<'a>(
+    ubi: &'a mut dyn Ubi,
+    name: &str,
+    target: &str,
+    image: &str,
+    place: &str,
+) -> Result<Box<dyn Read + 'a>> {
+    let vol = ubi
+        .volume_by_name(name)
+        .map_err(|e| device(target, e))?
+        .ok_or_else(|| ApplyError::NoBase {
+            image: image.to_owned(),
+            target: place.to_owned(),
+        })?;
+    Ok(ubi.open_read(vol.id).map_err(|e| device(target, e))?)
+}
+
+pub(super) fn device(
+    target: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ApplyError {
     ApplyError::Device {
         target: target.to_owned(),
         source: Box::new(e),
     }
-    .into()
 }
 
 /// A raw partition read front to back as the raw writer filled it: on NAND, bad erase blocks

@@ -13,7 +13,7 @@ use liminix_bundle::ImageEntry;
 use liminix_flash::{Flash, MtdFlash, Ubi, UbiDev};
 
 use super::ab::{layout, role};
-use super::bases::{FlashReader, ImageBases};
+use super::bases::{device, volume_reader, FlashReader, ImageBases};
 use super::error::ApplyError;
 use crate::ab::{booted_slot, ImageRole, Slot, SlotLayout, Target};
 use crate::error::Result;
@@ -112,13 +112,7 @@ impl<D: SlotDevices> ImageBases for SlotBases<'_, D> {
         match self.devices.open(&target)?.ok_or_else(no_base)? {
             BaseDev::Flash(flash) => Ok(Box::new(FlashReader::new(flash))),
             BaseDev::File(file) => Ok(Box::new(file)),
-            BaseDev::Volume { ubi, name } => {
-                let vol = ubi
-                    .volume_by_name(&name)
-                    .map_err(|e| device(&words, e))?
-                    .ok_or_else(no_base)?;
-                Ok(ubi.open_read(vol.id).map_err(|e| device(&words, e))?)
-            }
+            BaseDev::Volume { ubi, name } => volume_reader(ubi, &name, &words, &image.name, &words),
         }
     }
 }
@@ -136,13 +130,6 @@ fn at(t: &Target) -> String {
         Target::UbiPartition {
             partition, volume, ..
         } => format!("mtd:{partition}:{volume}"),
-    }
-}
-
-fn device(target: &str, e: impl std::error::Error + Send + Sync + 'static) -> ApplyError {
-    ApplyError::Device {
-        target: target.to_owned(),
-        source: Box::new(e),
     }
 }
 
